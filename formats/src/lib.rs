@@ -1,0 +1,2 @@
+//! The `.ember` flat model format (see docs/FORMAT.md).
+#![no_std]

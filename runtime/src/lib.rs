@@ -1,0 +1,3 @@
+//! Ember's inference core: `no_std` + `alloc`.
+#![no_std]
+extern crate alloc;

@@ -1,0 +1,9 @@
+//! `ember chat` (being built).
+use super::CmdResult;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> CmdResult {
+    Err("`ember chat` is not built yet".into())
+}

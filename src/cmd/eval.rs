@@ -1,0 +1,9 @@
+//! `ember eval` (being built).
+use super::CmdResult;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> CmdResult {
+    Err("`ember eval` is not built yet".into())
+}

@@ -1,0 +1,9 @@
+//! `ember inspect` (being built).
+use super::CmdResult;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> CmdResult {
+    Err("`ember inspect` is not built yet".into())
+}

@@ -1,0 +1,9 @@
+//! `ember train` (being built).
+use super::CmdResult;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> CmdResult {
+    Err("`ember train` is not built yet".into())
+}
