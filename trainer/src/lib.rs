@@ -1,1 +1,10 @@
-//! The ember trainer.
+//! ember-train: a dependency-light trainer for Llama-style decoders.
+//!
+//! Text → [`data`] (normalize, clean, dedup, split) → [`bpe`] tokenizer → [`model`]
+//! (hand-written forward/backward) → [`optim`] AdamW → [`checkpoint`] in Hugging Face layout.
+pub mod error;
+pub mod float;
+pub mod model;
+pub mod rng;
+
+pub use error::{Result, TrainError};
