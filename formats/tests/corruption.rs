@@ -1,0 +1,189 @@
+//! A hostile-input suite: every truncation, random byte flips, absurd dimensions, overlapping
+//! and misaligned offsets. Each must give an `Err`, never a panic.
+mod common;
+
+use common::{sample_writer, Rng};
+use ember_format::{layout, AlignedBytes, EmberFile, Error};
+
+fn sample() -> Vec<u8> {
+    sample_writer().to_vec()
+}
+
+/// Parse, then exercise every accessor, as `ember inspect --verify` does.
+fn parse_and_walk(bytes: &[u8]) -> Result<(), Error> {
+    let buf = AlignedBytes::from(bytes);
+    let file = EmberFile::parse(&buf)?;
+    for (_, v) in file.metadata() {
+        if let Some(arr) = v.as_bytes_array() {
+            for i in 0..=arr.len() {
+                let _ = arr.get(i);
+            }
+        }
+    }
+    for t in file.tensors() {
+        let _ = (t.shape(), t.as_f32(), t.data.len());
+    }
+    file.verify_checksum()
+}
+
+fn put_u64(bytes: &mut [u8], at: usize, v: u64) {
+    bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+fn get_u64(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+}
+
+/// Rewrites the checksum so a structural error is reached rather than a checksum error.
+fn reseal(bytes: &mut [u8]) {
+    let sum = ember_format::checksum(bytes);
+    put_u64(bytes, layout::CHECKSUM_AT, sum);
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    let full = sample();
+    assert!(parse_and_walk(&full).is_ok());
+    for len in 0..full.len() {
+        let err = parse_and_walk(&full[..len]).expect_err("truncated file accepted");
+        let _ = err.to_string();
+    }
+}
+
+#[test]
+fn every_single_byte_flip_is_detected() {
+    let full = sample();
+    let mut rng = Rng::new(7);
+    for at in 0..full.len() {
+        let mut bytes = full.clone();
+        bytes[at] ^= 1 << rng.below(8);
+        assert!(parse_and_walk(&bytes).is_err(), "flip at {at} not detected");
+    }
+}
+
+#[test]
+fn random_multi_byte_corruption_never_panics() {
+    let full = sample();
+    let mut rng = Rng::new(99);
+    for _ in 0..3000 {
+        let mut bytes = full.clone();
+        for _ in 0..1 + rng.below(8) {
+            let at = rng.below(bytes.len() as u64) as usize;
+            bytes[at] = rng.next_u64() as u8;
+        }
+        // Also reseal half of them so the structural checks, not the checksum, must catch it.
+        if rng.below(2) == 0 {
+            reseal(&mut bytes);
+        }
+        let _ = parse_and_walk(&bytes);
+    }
+}
+
+fn dir_offset(bytes: &[u8]) -> usize {
+    get_u64(bytes, 56) as usize
+}
+
+#[test]
+fn absurd_dimensions_are_rejected() {
+    let full = sample();
+    let first_dims = dir_offset(&full) + 16;
+    for v in [0u64, 1 << 41, u64::MAX, 1 << 32] {
+        let mut bytes = full.clone();
+        put_u64(&mut bytes, first_dims, v);
+        reseal(&mut bytes);
+        assert!(parse_and_walk(&bytes).is_err(), "dim {v} accepted");
+    }
+    // ndim 0 and 9
+    for ndim in [0u32, 9] {
+        let mut bytes = full.clone();
+        let at = dir_offset(&full) + 12;
+        bytes[at..at + 4].copy_from_slice(&ndim.to_le_bytes());
+        reseal(&mut bytes);
+        assert!(matches!(
+            parse_and_walk(&bytes),
+            Err(Error::BadShape { .. })
+        ));
+    }
+}
+
+#[test]
+fn overlapping_and_misaligned_offsets_are_rejected() {
+    let full = sample();
+    let buf = AlignedBytes::from(full.as_slice());
+    let file = EmberFile::parse(&buf).unwrap();
+    let first = file.tensors().next().unwrap();
+    // Entry 0 is "a.weight" (name 8 bytes): entry 1 starts 64 + 8 bytes later.
+    let e0 = dir_offset(&full);
+    let e1 = e0 + 64 + 8;
+    for (entry, offset) in [
+        (e1, first.offset),      // tensor 1 overlaps tensor 0
+        (e0, first.offset + 8),  // misaligned
+        (e0, 0),                 // inside the header
+        (e0, full.len() as u64), // past the end
+        (e0, u64::MAX - 63),     // overflow
+    ] {
+        let mut bytes = full.clone();
+        put_u64(&mut bytes, entry + 48, offset);
+        reseal(&mut bytes);
+        assert!(
+            matches!(parse_and_walk(&bytes), Err(Error::BadTensorOffset { .. })),
+            "offset {offset} at entry {entry}"
+        );
+    }
+}
+
+#[test]
+fn header_section_lengths_are_checked() {
+    let full = sample();
+    for field in [32usize, 40, 48, 56, 64, 72, 80, 88] {
+        let original = get_u64(&full, field);
+        for v in [
+            u64::MAX,
+            full.len() as u64 + 1,
+            original + 1,
+            original.wrapping_sub(8),
+        ] {
+            let mut bytes = full.clone();
+            put_u64(&mut bytes, field, v);
+            reseal(&mut bytes);
+            assert!(parse_and_walk(&bytes).is_err(), "field {field} = {v}");
+        }
+    }
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let mut bytes = sample();
+    bytes[0] = b'X';
+    assert_eq!(parse_and_walk(&bytes), Err(Error::BadMagic));
+    let mut bytes = sample();
+    let n = bytes.len();
+    bytes[n - 1] ^= 0xFF;
+    let msg = parse_and_walk(&bytes).unwrap_err().to_string();
+    assert!(msg.contains("checksum"), "{msg}");
+    let bytes = sample();
+    let msg = parse_and_walk(&bytes[..bytes.len() / 2])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("truncated"), "{msg}");
+}
+
+#[test]
+fn unknown_dtype_and_layout_are_rejected() {
+    let full = sample();
+    let e0 = dir_offset(&full);
+    let mut bytes = full.clone();
+    bytes[e0 + 4..e0 + 8].copy_from_slice(&77u32.to_le_bytes());
+    reseal(&mut bytes);
+    assert!(matches!(
+        parse_and_walk(&bytes),
+        Err(Error::UnknownDtype { dtype: 77, .. })
+    ));
+    let mut bytes = full.clone();
+    bytes[e0 + 8..e0 + 12].copy_from_slice(&5u32.to_le_bytes());
+    reseal(&mut bytes);
+    assert!(matches!(
+        parse_and_walk(&bytes),
+        Err(Error::UnknownLayout { layout: 5, .. })
+    ));
+}
