@@ -1,5 +1,6 @@
 //! Opening a `.ember` file from disk by mmap (std only).
 
+use std::format;
 use std::fs::File;
 use std::path::Path;
 
@@ -20,9 +21,12 @@ impl MappedFile {
         // truncated by another process while mapped (the OS would deliver SIGBUS).
         let map = unsafe { memmap2::Mmap::map(&file) }?;
         let mapped = MappedFile { map };
-        mapped
-            .parse()
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+        mapped.parse().map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
         Ok(mapped)
     }
 
