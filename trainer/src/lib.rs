@@ -8,3 +8,5 @@ pub mod model;
 pub mod rng;
 
 pub use error::{Result, TrainError};
+pub mod checkpoint;
+pub mod optim;
