@@ -9,4 +9,5 @@ pub mod rng;
 
 pub use error::{Result, TrainError};
 pub mod checkpoint;
+pub mod data;
 pub mod optim;
