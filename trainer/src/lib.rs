@@ -8,6 +8,7 @@ pub mod model;
 pub mod rng;
 
 pub use error::{Result, TrainError};
+pub mod bpe;
 pub mod checkpoint;
 pub mod data;
 pub mod optim;
