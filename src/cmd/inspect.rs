@@ -1,9 +1,197 @@
-//! `ember inspect` (being built).
+//! `ember inspect FILE [--json] [--verify]`: what a `.ember` file holds.
+
+use std::path::PathBuf;
+
+use ember_format::{EmberFile, Value};
+use ember_runtime::MappedFile;
+use serde_json::json;
+
 use super::CmdResult;
 
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(after_help = "Examples:\n  ember inspect smollm2.ember\n  ember inspect smollm2.ember --verify\n  ember inspect smollm2.ember --json | jq .tensors[0]")]
+pub struct Args {
+    /// The .ember file.
+    pub file: PathBuf,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Also check the checksum (reads every byte).
+    #[arg(long)]
+    pub verify: bool,
+}
 
-pub fn run(_args: Args) -> CmdResult {
-    Err("`ember inspect` is not built yet".into())
+pub fn run(args: Args) -> CmdResult {
+    let mapped = MappedFile::open(&args.file)?;
+    let file = mapped.parse()?;
+    if args.verify {
+        file.verify_checksum()
+            .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    }
+    let stats = Stats::of(&file);
+    if args.json {
+        print_json(&file, &stats, args.verify);
+    } else {
+        print_text(&args.file, &file, &stats, args.verify);
+    }
+    Ok(())
+}
+
+struct Stats {
+    file_bytes: u64,
+    tensor_bytes: u64,
+    weights: u64,
+}
+
+impl Stats {
+    fn of(file: &EmberFile) -> Stats {
+        let (mut tensor_bytes, mut weights) = (0u64, 0u64);
+        for t in file.tensors() {
+            tensor_bytes += t.data.len() as u64;
+            weights += t.elements() as u64;
+        }
+        Stats {
+            file_bytes: file.bytes().len() as u64,
+            tensor_bytes,
+            weights,
+        }
+    }
+
+    fn bits_per_weight(&self) -> f64 {
+        if self.weights == 0 {
+            0.0
+        } else {
+            self.tensor_bytes as f64 * 8.0 / self.weights as f64
+        }
+    }
+}
+
+/// A one-line rendering of a metadata value; long arrays are summarized.
+fn short_value(v: &Value) -> String {
+    fn list<T: std::fmt::Debug>(v: &[T]) -> String {
+        match v {
+            [one] => format!("{one:?}"),
+            _ if v.len() <= 8 => format!("{v:?}"),
+            _ => format!("[{:?}, {:?}, {:?}, ... {} values]", v[0], v[1], v[2], v.len()),
+        }
+    }
+    match v {
+        Value::U8(x) => list(x),
+        Value::I32(x) => list(x),
+        Value::U32(x) => list(x),
+        Value::F32(x) => list(x),
+        Value::U64(x) => list(x),
+        Value::I64(x) => list(x),
+        Value::F64(x) => list(x),
+        Value::Str(s) => {
+            let one_line: String = s.chars().take(80).collect::<String>().replace('\n', "\\n");
+            if s.chars().count() > 80 {
+                format!("{one_line:?}... ({} bytes)", s.len())
+            } else {
+                format!("{one_line:?}")
+            }
+        }
+        Value::BytesArray(a) => {
+            let items: Vec<String> = a
+                .iter()
+                .take(4)
+                .map(|b| format!("{:?}", String::from_utf8_lossy(b)))
+                .collect();
+            format!("[{}{}] ({} items)", items.join(", "), if a.len() > 4 { ", ..." } else { "" }, a.len())
+        }
+    }
+}
+
+fn json_value(v: &Value) -> serde_json::Value {
+    match v {
+        Value::U8(x) if x.len() == 1 => json!(x[0]),
+        Value::U32(x) if x.len() == 1 => json!(x[0]),
+        Value::I32(x) if x.len() == 1 => json!(x[0]),
+        Value::F32(x) if x.len() == 1 => json!(x[0]),
+        Value::U64(x) if x.len() == 1 => json!(x[0]),
+        Value::I64(x) if x.len() == 1 => json!(x[0]),
+        Value::F64(x) if x.len() == 1 => json!(x[0]),
+        Value::Str(s) => json!(s),
+        other => json!({ "type": other.type_name(), "len": array_len(other) }),
+    }
+}
+
+fn array_len(v: &Value) -> usize {
+    match v {
+        Value::U8(x) => x.len(),
+        Value::I32(x) => x.len(),
+        Value::U32(x) => x.len(),
+        Value::F32(x) => x.len(),
+        Value::U64(x) => x.len(),
+        Value::I64(x) => x.len(),
+        Value::F64(x) => x.len(),
+        Value::Str(s) => s.len(),
+        Value::BytesArray(a) => a.len(),
+    }
+}
+
+fn print_json(file: &EmberFile, stats: &Stats, verified: bool) {
+    let h = file.header();
+    let metadata: serde_json::Map<String, serde_json::Value> = file
+        .metadata()
+        .map(|(k, v)| (k.to_string(), json_value(&v)))
+        .collect();
+    let tensors: Vec<serde_json::Value> = file
+        .tensors()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "dtype": t.dtype.name(),
+                "layout": t.layout.name(),
+                "shape": t.shape(),
+                "offset": t.offset,
+                "bytes": t.data.len(),
+            })
+        })
+        .collect();
+    let out = json!({
+        "format_version": format!("{}.{}", h.major, h.minor),
+        "file_bytes": stats.file_bytes,
+        "tensor_bytes": stats.tensor_bytes,
+        "weights": stats.weights,
+        "bits_per_weight": stats.bits_per_weight(),
+        "checksum": format!("{:016x}", h.checksum),
+        "checksum_verified": verified,
+        "metadata": metadata,
+        "tensors": tensors,
+    });
+    println!("{out}");
+}
+
+fn print_text(path: &std::path::Path, file: &EmberFile, stats: &Stats, verified: bool) {
+    let h = file.header();
+    println!(
+        "{}: .ember v{}.{}, {} tensors, {} metadata keys",
+        path.display(),
+        h.major,
+        h.minor,
+        file.tensor_count(),
+        h.meta_count
+    );
+    println!("\nmetadata:");
+    for (k, v) in file.metadata() {
+        println!("  {k:<32} {}", short_value(&v));
+    }
+    println!("\ntensors:");
+    let width = file.tensors().map(|t| t.name.len()).max().unwrap_or(4).max(4);
+    println!("  {:<width$}  {:<6} {:<16} {:>12}", "name", "dtype", "shape", "bytes");
+    for t in file.tensors() {
+        let shape = format!("{:?}", t.shape());
+        println!("  {:<width$}  {:<6} {:<16} {:>12}", t.name, t.dtype.name(), shape, t.data.len());
+    }
+    println!(
+        "\ntotal: {} bytes ({:.1} MiB), {} weights, {:.2} bits per weight",
+        stats.file_bytes,
+        stats.file_bytes as f64 / (1 << 20) as f64,
+        stats.weights,
+        stats.bits_per_weight()
+    );
+    if verified {
+        println!("checksum {:016x}: ok; every tensor within bounds", h.checksum);
+    }
 }
