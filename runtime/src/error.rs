@@ -1,0 +1,74 @@
+//! The runtime's error type: no heap data, `Display`, usable without std.
+
+use core::fmt;
+
+use ember_format::{DType, ShortName};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file itself is malformed.
+    Format(ember_format::Error),
+    /// A required metadata key is absent or has the wrong type.
+    MissingKey(&'static str),
+    /// Hyperparameters that cannot describe a model (zero sizes, heads not dividing).
+    BadConfig(&'static str),
+    UnsupportedArchitecture,
+    MissingTensor(ShortName),
+    /// A tensor's shape differs from what the config implies.
+    TensorShape(ShortName),
+    /// Norms, biases and positions must be f32; matrices any supported dtype.
+    TensorDtype(ShortName, DType),
+    /// The tokenizer data is missing or corrupt.
+    Tokenizer,
+    EmptyPrompt,
+    /// A token id at or beyond the vocabulary size.
+    TokenOutOfRange(u32),
+    /// The prompt plus generation needs more positions than the KV cache holds.
+    ContextFull {
+        needed: usize,
+        capacity: usize,
+    },
+    /// Caller-supplied buffers are smaller than `memory_required`.
+    BufferTooSmall {
+        needed: usize,
+        got: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Format(e) => write!(f, "{e}"),
+            Error::MissingKey(k) => {
+                write!(f, "model metadata lacks '{k}' (or it has the wrong type)")
+            }
+            Error::BadConfig(what) => write!(f, "invalid model configuration: {what}"),
+            Error::UnsupportedArchitecture => f.write_str(
+                "unsupported general.architecture (this runtime runs llama, qwen2 and gpt2)",
+            ),
+            Error::MissingTensor(n) => write!(f, "model lacks tensor '{n}'"),
+            Error::TensorShape(n) => write!(f, "tensor '{n}' has the wrong shape for this config"),
+            Error::TensorDtype(n, d) => write!(f, "tensor '{n}' has unsupported dtype {d} here"),
+            Error::Tokenizer => f.write_str("the model's tokenizer data is missing or corrupt"),
+            Error::EmptyPrompt => f.write_str("the prompt is empty (no tokens)"),
+            Error::TokenOutOfRange(id) => write!(f, "token id {id} is outside the vocabulary"),
+            Error::ContextFull { needed, capacity } => write!(
+                f,
+                "prompt plus generation needs {needed} positions but the context holds {capacity} \
+                 (shorten the prompt, lower -n, or raise --ctx up to the model's context length)"
+            ),
+            Error::BufferTooSmall { needed, got } => {
+                write!(f, "buffer too small: need {needed} bytes, got {got}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl From<ember_format::Error> for Error {
+    fn from(e: ember_format::Error) -> Self {
+        Error::Format(e)
+    }
+}

@@ -1,0 +1,161 @@
+//! Reference kernels: plain loops, shape comments, no unsafe. The specification that
+//! optimized kernels are tested against.
+
+use ember_format::{blocks, DType};
+
+use crate::math::{expf, sincos64, sqrt64, tanhf};
+use crate::model::Matrix;
+
+/// Dot product with eight partial sums (the order SIMD kernels use, and fast when
+/// auto-vectorized).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = a.len() / 8;
+    for i in 0..chunks {
+        for l in 0..8 {
+            acc[l] += a[8 * i + l] * b[8 * i + l];
+        }
+    }
+    let mut tail = 0f32;
+    for i in chunks * 8..a.len() {
+        tail += a[i] * b[i];
+    }
+    let s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    s + tail
+}
+
+/// One row of `w` as f32 into `out` (cols).
+pub fn dequantize_row(w: &Matrix, r: usize, out: &mut [f32]) {
+    blocks::dequantize_row_ref(w.dtype, w.row(r), &mut out[..w.cols]);
+}
+
+/// out (T, rows) = x (T, cols) · wᵀ, optionally + bias (rows). `row_buf` (cols) holds one
+/// dequantized row, reused for all T tokens.
+pub fn matmul(
+    w: &Matrix,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    t: usize,
+    out: &mut [f32],
+    row_buf: &mut [f32],
+) {
+    let (rows, cols) = (w.rows, w.cols);
+    debug_assert!(x.len() >= t * cols && out.len() >= t * rows);
+    for r in 0..rows {
+        let row: &[f32] = if w.dtype == DType::F32 {
+            bytemuck::cast_slice(w.row(r))
+        } else {
+            dequantize_row(w, r, row_buf);
+            &row_buf[..cols]
+        };
+        let b = bias.map_or(0.0, |b| b[r]);
+        for i in 0..t {
+            out[i * rows + r] = dot(row, &x[i * cols..(i + 1) * cols]) + b;
+        }
+    }
+}
+
+/// out = x / rms(x) * w, over one row of C (mean of squares in f64 for accuracy).
+pub fn rmsnorm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+    let ss: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len() as f64;
+    let scale = (1.0 / sqrt64((ss as f32 + eps) as f64)) as f32;
+    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
+        *o = g * (v * scale);
+    }
+}
+
+/// out = (x - mean) / sqrt(var + eps) * w + b, over one row of C.
+pub fn layernorm(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], eps: f32) {
+    let n = x.len() as f64;
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = x
+        .iter()
+        .map(|&v| (v as f64 - mean) * (v as f64 - mean))
+        .sum::<f64>()
+        / n;
+    let inv = 1.0 / sqrt64(var + eps as f64);
+    for (((o, &v), &g), &s) in out.iter_mut().zip(x).zip(w).zip(b) {
+        *o = ((v as f64 - mean) * inv) as f32 * g + s;
+    }
+}
+
+/// Rotates each head of `x` (heads · HS) in Hugging Face's rotate-half convention:
+/// dimension i pairs with i + HS/2, angle = pos · theta^(-2i/HS), computed in f32 as HF does.
+pub fn rope(x: &mut [f32], head_dim: usize, pos: usize, inv_freq: &[f32]) {
+    let half = head_dim / 2;
+    for head in x.chunks_exact_mut(head_dim) {
+        for i in 0..half {
+            let angle = pos as f32 * inv_freq[i];
+            let (s, c) = sincos64(angle as f64);
+            let (s, c) = (s as f32, c as f32);
+            let (a, b) = (head[i], head[i + half]);
+            head[i] = a * c - b * s;
+            head[i + half] = b * c + a * s;
+        }
+    }
+}
+
+/// In-place softmax over `x`.
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0f64;
+    for v in x.iter_mut() {
+        *v = expf(*v - max);
+        sum += *v as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// One query head against cached keys and values of positions 0..n.
+/// q (HS); keys, values: (n, stride) with this head's vector at `offset`; scores (n) scratch.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_head(
+    out: &mut [f32],
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    stride: usize,
+    offset: usize,
+    n: usize,
+    scores: &mut [f32],
+) {
+    let hs = q.len();
+    let scale = 1.0 / sqrt64(hs as f64) as f32;
+    for (p, s) in scores[..n].iter_mut().enumerate() {
+        let k = &keys[p * stride + offset..p * stride + offset + hs];
+        *s = dot(q, k) * scale;
+    }
+    softmax(&mut scores[..n]);
+    out[..hs].fill(0.0);
+    for (p, &w) in scores[..n].iter().enumerate() {
+        let v = &values[p * stride + offset..p * stride + offset + hs];
+        for (o, &x) in out[..hs].iter_mut().zip(v) {
+            *o += w * x;
+        }
+    }
+}
+
+/// gate = silu(gate) * up, elementwise.
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + expf(-*g)) * u;
+    }
+}
+
+/// GELU with the tanh approximation (GPT-2's `gelu_new`).
+pub fn gelu_tanh(x: &mut [f32]) {
+    const K: f32 = 0.797_884_6; // sqrt(2 / pi)
+    for v in x.iter_mut() {
+        let u = *v;
+        *v = 0.5 * u * (1.0 + tanhf(K * (u + 0.044_715 * u * u * u)));
+    }
+}
+
+pub fn add_in_place(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}

@@ -1,0 +1,202 @@
+//! Elementary functions in plain Rust, used by every build (std or not) so a microcontroller
+//! and a laptop compute bit-identical results. Evaluated in f64, so the f32 results are
+//! within an ulp of the correctly rounded value.
+
+use core::f64::consts::{FRAC_PI_2, LN_2};
+
+/// `e^x` in f64: x = k ln2 + r with |r| <= ln2 / 2, a Taylor polynomial for e^r, then 2^k.
+pub fn exp64(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    if x > 709.7 {
+        return f64::INFINITY;
+    }
+    if x < -745.2 {
+        return 0.0;
+    }
+    let k = round64(x / LN_2);
+    // ln2 split so k * LN2_HI is exact for |k| < 2^11.
+    const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let mut term = 1.0;
+    let mut sum = 1.0;
+    for i in 1..=14 {
+        term *= r / i as f64;
+        sum += term;
+    }
+    scale2(sum, k as i32)
+}
+
+/// `x * 2^k` for results that may be subnormal or overflow.
+fn scale2(x: f64, mut k: i32) -> f64 {
+    let mut y = x;
+    while k > 1000 {
+        y *= f64::from_bits(((1023 + 1000) as u64) << 52);
+        k -= 1000;
+    }
+    while k < -1000 {
+        y *= f64::from_bits(((1023 - 1000) as u64) << 52);
+        k += 1000;
+    }
+    y * f64::from_bits(((1023 + k) as u64) << 52)
+}
+
+/// Round half away from zero.
+fn round64(x: f64) -> f64 {
+    let t = trunc64(x);
+    if (x - t).abs() >= 0.5 {
+        t + x.signum()
+    } else {
+        t
+    }
+}
+
+fn trunc64(x: f64) -> f64 {
+    if x.abs() >= 4_503_599_627_370_496.0 {
+        x
+    } else {
+        x as i64 as f64
+    }
+}
+
+/// Natural logarithm in f64: x = m 2^e with m in [sqrt(1/2), sqrt(2)), then the atanh series.
+pub fn ln64(x: f64) -> f64 {
+    if x.is_nan() || x < 0.0 {
+        return f64::NAN;
+    }
+    if x == 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if x.is_infinite() {
+        return x;
+    }
+    let (mut m, mut e) = if x < f64::MIN_POSITIVE {
+        (x * (1u64 << 54) as f64, -54i32)
+    } else {
+        (x, 0)
+    };
+    let bits = m.to_bits();
+    e += ((bits >> 52) & 0x7FF) as i32 - 1023;
+    m = f64::from_bits((bits & !(0x7FFu64 << 52)) | (1023u64 << 52));
+    if m > core::f64::consts::SQRT_2 {
+        m *= 0.5;
+        e += 1;
+    }
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let mut term = s;
+    let mut sum = 0.0;
+    let mut n = 1.0;
+    while n < 40.0 {
+        sum += term / n;
+        term *= s2;
+        n += 2.0;
+    }
+    2.0 * sum + e as f64 * LN_2
+}
+
+/// sin and cos of x in f64 (accurate for |x| up to ~1e6, far beyond any RoPE angle).
+pub fn sincos64(x: f64) -> (f64, f64) {
+    let k = round64(x / FRAC_PI_2);
+    // pi/2 split in three parts (Cody-Waite).
+    const P1: f64 = 1.570_796_326_734_125_614_17;
+    const P2: f64 = 6.077_100_506_506_192_249_85e-11;
+    const P3: f64 = 2.022_266_248_795_950_732_4e-21;
+    let r = ((x - k * P1) - k * P2) - k * P3;
+    let r2 = r * r;
+    // Taylor series to r^19 / r^18: error below 1e-17 for |r| <= pi/4.
+    let (mut s, mut c) = (r, 1.0);
+    let (mut ts, mut tc) = (r, 1.0);
+    for i in 1..10 {
+        let n = 2 * i;
+        ts *= -r2 / ((n * (n + 1)) as f64);
+        tc *= -r2 / (((n - 1) * n) as f64);
+        s += ts;
+        c += tc;
+    }
+    match (k as i64).rem_euclid(4) {
+        0 => (s, c),
+        1 => (c, -s),
+        2 => (-s, -c),
+        _ => (-c, s),
+    }
+}
+
+pub fn expf(x: f32) -> f32 {
+    exp64(x as f64) as f32
+}
+
+pub fn lnf(x: f32) -> f32 {
+    ln64(x as f64) as f32
+}
+
+/// Square root: Newton's method in f64 from a bit-level first guess.
+pub fn sqrt64(x: f64) -> f64 {
+    if x.is_nan() || x < 0.0 {
+        return f64::NAN;
+    }
+    if x == 0.0 || x.is_infinite() {
+        return x;
+    }
+    let mut y = f64::from_bits((x.to_bits() >> 1) + (1023u64 << 51));
+    for _ in 0..6 {
+        y = 0.5 * (y + x / y);
+    }
+    y
+}
+
+pub fn sqrtf(x: f32) -> f32 {
+    sqrt64(x as f64) as f32
+}
+
+pub fn tanhf(x: f32) -> f32 {
+    let x = x as f64;
+    if x.abs() > 20.0 {
+        return x.signum() as f32;
+    }
+    if x.abs() < 1e-4 {
+        return (x - x * x * x / 3.0) as f32;
+    }
+    let e = exp64(2.0 * x);
+    ((e - 1.0) / (e + 1.0)) as f32
+}
+
+pub fn powf(base: f32, e: f32) -> f32 {
+    exp64(e as f64 * ln64(base as f64)) as f32
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+
+    fn ulps(a: f32, b: f32) -> u32 {
+        (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs() as u32
+    }
+
+    #[test]
+    fn matches_std_to_an_ulp() {
+        let mut x = -80.0f32;
+        while x < 80.0 {
+            assert!(ulps(expf(x), x.exp()) <= 1, "exp {x}");
+            assert!(ulps(tanhf(x), x.tanh()) <= 2, "tanh {x}");
+            let a = x.abs() + 1e-3;
+            assert!(ulps(lnf(a), a.ln()) <= 1, "ln {a}");
+            assert!(ulps(sqrtf(a), a.sqrt()) <= 1, "sqrt {a}");
+            x += 0.0137;
+        }
+        for i in 0..20000 {
+            let x = i as f64 * 0.731;
+            let (s, c) = sincos64(x);
+            assert!(
+                (s - x.sin()).abs() < 1e-12 && (c - x.cos()).abs() < 1e-12,
+                "{x}"
+            );
+        }
+        assert!(ulps(powf(10000.0, 0.375), 10000f32.powf(0.375)) <= 1);
+        assert_eq!(expf(-1000.0), 0.0);
+        assert_eq!(expf(f32::NEG_INFINITY), 0.0);
+        assert!(lnf(0.0).is_infinite());
+    }
+}

@@ -1,0 +1,137 @@
+//! A generation session: one model, its KV cache and scratch, and the position reached.
+
+use crate::kv_cache::KvCache;
+use crate::model::{Logits, Model, Scratch};
+use crate::Error;
+
+/// Tokens processed per forward call during prefill: big enough to reuse each dequantized
+/// weight row across many tokens, small enough to keep activations in cache.
+pub const DEFAULT_BATCH: usize = 32;
+
+pub struct Session<'m, 'a> {
+    model: &'m Model<'a>,
+    cache: KvCache,
+    scratch: Scratch,
+    mode: Logits,
+    pos: usize,
+}
+
+impl<'m, 'a> Session<'m, 'a> {
+    /// A session holding up to `capacity` positions (at most the model's context length).
+    pub fn new(model: &'m Model<'a>, capacity: usize) -> Result<Self, Error> {
+        Self::with_options(model, capacity, DEFAULT_BATCH, Logits::Last)
+    }
+
+    /// `logits = All` keeps every position's logits (for evaluation); batch bounds the
+    /// tokens per forward call.
+    pub fn with_options(
+        model: &'m Model<'a>,
+        capacity: usize,
+        batch: usize,
+        logits: Logits,
+    ) -> Result<Self, Error> {
+        let cfg = &model.config;
+        if capacity == 0 || capacity > cfg.context_length {
+            return Err(Error::ContextFull {
+                needed: capacity,
+                capacity: cfg.context_length,
+            });
+        }
+        let batch = batch.clamp(1, capacity);
+        Ok(Session {
+            model,
+            cache: KvCache::new(cfg, capacity),
+            scratch: Scratch::new(cfg, batch, capacity, logits),
+            mode: logits,
+            pos: 0,
+        })
+    }
+
+    /// Bytes of KV cache and scratch a session with these settings allocates.
+    pub fn memory_required(model: &Model, capacity: usize, batch: usize, logits: Logits) -> usize {
+        KvCache::bytes_required(&model.config, capacity)
+            + Scratch::bytes_required(
+                &model.config,
+                batch.clamp(1, capacity.max(1)),
+                capacity,
+                logits,
+            )
+    }
+
+    pub fn model(&self) -> &'m Model<'a> {
+        self.model
+    }
+
+    /// Positions already in the cache.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.cache.capacity()
+    }
+
+    /// Forgets every position (the cache is reused).
+    pub fn reset(&mut self) {
+        self.pos = 0;
+    }
+
+    fn check(&self, tokens: &[u32]) -> Result<(), Error> {
+        if tokens.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        let v = self.model.config.vocab_size;
+        if let Some(&bad) = tokens.iter().find(|&&id| id as usize >= v) {
+            return Err(Error::TokenOutOfRange(bad));
+        }
+        let needed = self.pos + tokens.len();
+        if needed > self.capacity() {
+            return Err(Error::ContextFull {
+                needed,
+                capacity: self.capacity(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Feeds `tokens` and returns the logits (V) after the last one.
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<&[f32], Error> {
+        self.check(tokens)?;
+        for chunk in tokens.chunks(self.scratch.max_batch) {
+            self.model.forward(
+                chunk,
+                self.pos,
+                &mut self.cache,
+                &mut self.scratch,
+                Logits::Last,
+            );
+            self.pos += chunk.len();
+        }
+        Ok(&self.scratch.logits[..self.model.config.vocab_size])
+    }
+
+    /// Feeds one token and returns the next logits (V).
+    pub fn step(&mut self, token: u32) -> Result<&[f32], Error> {
+        self.prefill(core::slice::from_ref(&token))
+    }
+
+    /// Feeds `tokens` (at most the batch size) and returns every position's logits (T, V).
+    /// Needs a session made with `Logits::All`.
+    pub fn forward_all(&mut self, tokens: &[u32]) -> Result<&[f32], Error> {
+        self.check(tokens)?;
+        if self.mode != Logits::All || tokens.len() > self.scratch.max_batch {
+            return Err(Error::BadConfig(
+                "forward_all needs Logits::All and at most `batch` tokens",
+            ));
+        }
+        self.model.forward(
+            tokens,
+            self.pos,
+            &mut self.cache,
+            &mut self.scratch,
+            Logits::All,
+        );
+        self.pos += tokens.len();
+        Ok(&self.scratch.logits[..tokens.len() * self.model.config.vocab_size])
+    }
+}
