@@ -1,6 +1,29 @@
 //! ember-convert: reads Hugging Face checkpoints, GGUF files and ember-train output, and
 //! writes one `.ember` file (docs/FORMAT.md) with config, tokenizer, chat template, tensors.
+//!
+//! ```no_run
+//! use ember_convert::{convert, Options, Recipe};
+//! let summary = convert(&Options {
+//!     input: "models/SmolLM2-135M-Instruct.Q4_1.gguf".into(),
+//!     output: "smollm2.ember".into(),
+//!     quant: Some(Recipe::Same),
+//!     force: false,
+//!     progress: true,
+//! })?;
+//! println!("{} tensors, {:.2} bits/weight", summary.tensors, summary.bits_per_weight());
+//! # Ok::<(), ember_convert::Error>(())
+//! ```
 
+pub mod convert;
 pub mod error;
+pub mod gguf;
+pub mod import;
+pub mod model;
+pub mod plan;
+pub mod quant;
+pub mod rope;
+mod tok;
 
+pub use convert::{build, convert, detect, InputKind, Options, Summary};
 pub use error::{Error, Result};
+pub use quant::Recipe;

@@ -1,0 +1,254 @@
+//! The top level: detect the input, plan, convert tensor by tensor, write the `.ember` file.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ember_format::{DType, Writer};
+
+use crate::error::{Context, Result};
+use crate::import::{gguf::GgufSource, hf::HfSource};
+use crate::plan::Plan;
+use crate::quant::{self, Recipe};
+
+/// What an input path turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    /// A Hugging Face checkpoint directory (also the trainer's output).
+    HfDir,
+    Gguf,
+}
+
+impl InputKind {
+    /// The recipe used when `--quant` is not given: GGUF blocks are kept as they are; HF
+    /// checkpoints (usually f32 or bf16) become f16, which the runtime multiplies directly.
+    pub fn default_recipe(self) -> Recipe {
+        match self {
+            InputKind::HfDir => Recipe::F16,
+            InputKind::Gguf => Recipe::Same,
+        }
+    }
+}
+
+/// Classifies `input`; a `config.json` or `*.safetensors` file stands for its directory.
+pub fn detect(input: &Path) -> Result<(InputKind, PathBuf)> {
+    let meta = std::fs::metadata(input).context(format!("{}", input.display()))?;
+    if meta.is_dir() {
+        return Ok((InputKind::HfDir, input.to_path_buf()));
+    }
+    let mut magic = [0u8; 4];
+    let n = {
+        use std::io::Read;
+        let mut f = std::fs::File::open(input).context(format!("opening {}", input.display()))?;
+        f.read(&mut magic)
+            .context(format!("reading {}", input.display()))?
+    };
+    if n == 4 && &magic == crate::gguf::MAGIC {
+        return Ok((InputKind::Gguf, input.to_path_buf()));
+    }
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name == "config.json" || name.ends_with(".safetensors") {
+        let dir = match input.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        return Ok((InputKind::HfDir, dir));
+    }
+    crate::bail!(
+        "{}: not a GGUF file (bad magic) and not a Hugging Face checkpoint directory",
+        input.display()
+    )
+}
+
+/// What was converted.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub recipe: Recipe,
+    pub tensors: usize,
+    /// Elements of all tensors.
+    pub params: u64,
+    /// Bytes of tensor data (without padding).
+    pub tensor_bytes: u64,
+    /// Bytes of the whole file (0 until written).
+    pub file_bytes: u64,
+    pub seconds: f64,
+    /// Matrices that could not take the recipe's block type and were written as f16.
+    pub fallbacks: Vec<String>,
+}
+
+impl Summary {
+    pub fn bits_per_weight(&self) -> f64 {
+        if self.params == 0 {
+            0.0
+        } else {
+            self.tensor_bytes as f64 * 8.0 / self.params as f64
+        }
+    }
+}
+
+/// Progress on stderr: a rewritten line on a terminal, a few lines otherwise.
+struct Progress {
+    on: bool,
+    tty: bool,
+    total: usize,
+    last_pct: usize,
+}
+
+impl Progress {
+    fn step(&mut self, n: usize, name: &str) {
+        if !self.on {
+            return;
+        }
+        let mut e = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(e, "\r\x1b[2K  [{n}/{}] {name}", self.total);
+            if n == self.total {
+                let _ = writeln!(e);
+            }
+        } else {
+            let pct = n * 100 / self.total.max(1);
+            if pct / 25 > self.last_pct / 25 || n == self.total {
+                let _ = writeln!(e, "  [{n}/{}]", self.total);
+                self.last_pct = pct;
+            }
+        }
+    }
+}
+
+/// Builds the `.ember` contents of `input` in memory. `recipe` `None` means the input
+/// kind's default. `progress` prints to stderr.
+pub fn build(input: &Path, recipe: Option<Recipe>, progress: bool) -> Result<(Writer, Summary)> {
+    let start = Instant::now();
+    let (kind, path) = detect(input)?;
+    let recipe = recipe.unwrap_or(kind.default_recipe());
+    match kind {
+        InputKind::HfDir => {
+            let src = HfSource::open(&path)?;
+            let plan = src.plan()?;
+            write_plan(plan, input, recipe, progress, start)
+        }
+        InputKind::Gguf => {
+            let src = GgufSource::open(&path)?;
+            let plan = src.plan()?;
+            write_plan(plan, input, recipe, progress, start)
+        }
+    }
+}
+
+fn write_plan(
+    plan: Plan<'_>,
+    input: &Path,
+    recipe: Recipe,
+    progress: bool,
+    start: Instant,
+) -> Result<(Writer, Summary)> {
+    plan.check_against_config()?;
+    if let Some(tv) = plan.tokenizer.vocab_size() {
+        if tv > plan.config.vocab_size {
+            crate::bail!(
+                "the tokenizer has {tv} tokens but the model's vocabulary is {}",
+                plan.config.vocab_size
+            );
+        }
+    }
+
+    let mut w = Writer::new();
+    plan.config.write(&mut w)?;
+    let source = input
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| input.display().to_string());
+    w.set_str("general.source", &source);
+    w.set_str(
+        "general.converter",
+        &format!("ember-convert {}", env!("CARGO_PKG_VERSION")),
+    );
+    w.set_str("general.quantization", recipe.name());
+    plan.tokenizer.write(&mut w);
+
+    let total = plan.tensors.len();
+    let mut prog = Progress {
+        on: progress,
+        tty: std::io::stderr().is_terminal(),
+        total,
+        last_pct: 0,
+    };
+    if progress {
+        eprintln!(
+            "converting {total} tensors from {} ({}, --quant {recipe}) ...",
+            input.display(),
+            plan.config.arch.name()
+        );
+    }
+    let mut summary = Summary {
+        recipe,
+        tensors: total,
+        params: 0,
+        tensor_bytes: 0,
+        file_bytes: 0,
+        seconds: 0.0,
+        fallbacks: Vec::new(),
+    };
+    for (i, t) in plan.tensors.iter().enumerate() {
+        let (dst, fallback) = quant::target_dtype(recipe, t.dtype, &t.shape);
+        if fallback {
+            summary.fallbacks.push(t.name.clone());
+        }
+        let data = t.materialize()?;
+        let data = quant::convert(data, t.dtype, dst, &t.shape)
+            .map_err(|e| crate::Error(format!("tensor {}: {e}", t.name)))?;
+        summary.params += t.elements() as u64;
+        summary.tensor_bytes += data.len() as u64;
+        w.add_tensor(&t.name, dst, &t.shape, data)
+            .map_err(|e| crate::Error(format!("tensor {}: {e}", t.name)))?;
+        prog.step(i + 1, &t.name);
+    }
+    if progress && !summary.fallbacks.is_empty() {
+        eprintln!(
+            "note: {} matrices have rows that are not whole {} blocks and were written as {}: {}",
+            summary.fallbacks.len(),
+            recipe,
+            DType::F16,
+            summary.fallbacks.join(", ")
+        );
+    }
+    summary.seconds = start.elapsed().as_secs_f64();
+    Ok((w, summary))
+}
+
+/// Options of `ember convert`.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    /// `None`: the input kind's default ([`InputKind::default_recipe`]).
+    pub quant: Option<Recipe>,
+    /// Replace an existing output file.
+    pub force: bool,
+    /// Progress and notes on stderr.
+    pub progress: bool,
+}
+
+/// Converts `opts.input` and writes `opts.output` (via a temporary file renamed into place).
+pub fn convert(opts: &Options) -> Result<Summary> {
+    let start = Instant::now();
+    if opts.output.exists() && !opts.force {
+        crate::bail!(
+            "{} already exists (use --force to overwrite)",
+            opts.output.display()
+        );
+    }
+    if opts.output.is_dir() {
+        crate::bail!("{} is a directory", opts.output.display());
+    }
+    let (w, mut summary) = build(&opts.input, opts.quant, opts.progress)?;
+    summary.file_bytes = w
+        .write_file(&opts.output)
+        .context(format!("writing {}", opts.output.display()))?;
+    summary.seconds = start.elapsed().as_secs_f64();
+    Ok(summary)
+}

@@ -1,0 +1,138 @@
+//! A conversion plan: each output tensor names its source bytes and one layout operation.
+//! Plans are built (and every shape checked) before any data is touched; the data is then
+//! produced one tensor at a time, so peak memory is the output plus one tensor.
+
+use std::ops::Range;
+
+use ember_format::DType;
+
+use crate::error::Result;
+use crate::model::ModelConfig;
+use crate::rope;
+
+/// How an output tensor is made from its source bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Byte-for-byte.
+    Copy,
+    /// Source is a (rows, cols) float matrix stored (in, out) like HF's Conv1D; the output is
+    /// the transpose of its columns `cols`: shape (cols.len(), rows).
+    TransposeCols { rows: usize, cols: Range<usize> },
+    /// Elements `range` of a 1-D float tensor (a slice of a fused bias).
+    Slice(Range<usize>),
+    /// GGUF's interleaved RoPE rows back to HF's rotate-half order, `heads` heads.
+    UnpermuteRope { heads: usize },
+}
+
+/// One output tensor.
+#[derive(Clone, Debug)]
+pub struct Planned<'a> {
+    pub name: String,
+    /// Output shape, row-major.
+    pub shape: Vec<usize>,
+    /// Element type of `src` (and of the output before quantization).
+    pub dtype: DType,
+    /// The source tensor's name, for error messages.
+    pub src_name: String,
+    pub src: &'a [u8],
+    pub op: Op,
+}
+
+impl Planned<'_> {
+    pub fn elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The output bytes in `self.dtype`.
+    pub fn materialize(&self) -> Result<Vec<u8>> {
+        let want = self.dtype.tensor_bytes(&self.shape);
+        let out = match &self.op {
+            Op::Copy => self.src.to_vec(),
+            Op::TransposeCols { rows, cols } => {
+                let es = self.dtype.block_bytes();
+                let n_cols = self.src.len() / es / rows;
+                transpose_cols(self.src, es, *rows, n_cols, cols.clone())
+            }
+            Op::Slice(r) => {
+                let es = self.dtype.block_bytes();
+                self.src[r.start * es..r.end * es].to_vec()
+            }
+            Op::UnpermuteRope { heads } => {
+                let row_bytes = self.src.len() / self.shape[0];
+                rope::unpermute_rows(self.src, row_bytes, self.shape[0], *heads)
+            }
+        };
+        if Some(out.len()) != want {
+            crate::bail!(
+                "tensor {} (from {}): produced {} bytes, expected {:?} for {} {:?}",
+                self.name,
+                self.src_name,
+                out.len(),
+                want,
+                self.dtype,
+                self.shape
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// `src`: (rows, n_cols) of `es`-byte elements; returns the transpose of columns `cols`:
+/// (cols.len(), rows).
+pub fn transpose_cols(
+    src: &[u8],
+    es: usize,
+    rows: usize,
+    n_cols: usize,
+    cols: Range<usize>,
+) -> Vec<u8> {
+    let mut out = vec![0u8; cols.len() * rows * es];
+    for (oc, c) in cols.enumerate() {
+        for r in 0..rows {
+            let s = (r * n_cols + c) * es;
+            let d = (oc * rows + r) * es;
+            out[d..d + es].copy_from_slice(&src[s..s + es]);
+        }
+    }
+    out
+}
+
+/// Everything needed to write one `.ember` file.
+pub struct Plan<'a> {
+    pub config: ModelConfig,
+    pub tensors: Vec<Planned<'a>>,
+    pub tokenizer: crate::tok::Tokenizer,
+}
+
+impl Plan<'_> {
+    /// Checks that the planned tensors are exactly the ones the runtime expects (required
+    /// ones present, optional ones allowed), with the expected shapes.
+    pub fn check_against_config(&self) -> Result<()> {
+        let expected = self.config.expected_tensors();
+        for (name, shape, required) in &expected {
+            match self.tensors.iter().find(|t| &t.name == name) {
+                Some(t) if &t.shape != shape => crate::bail!(
+                    "tensor {} (from {}) has shape {:?}, expected {:?} from the model config",
+                    name,
+                    t.src_name,
+                    t.shape,
+                    shape
+                ),
+                Some(_) => {}
+                None if *required => crate::bail!("missing tensor {name}"),
+                None => {}
+            }
+        }
+        for t in &self.tensors {
+            if !expected.iter().any(|(n, _, _)| n == &t.name) {
+                crate::bail!(
+                    "unexpected tensor {} (from {}): not part of a {} model with this config",
+                    t.name,
+                    t.src_name,
+                    self.config.arch.name()
+                );
+            }
+        }
+        Ok(())
+    }
+}
