@@ -24,13 +24,16 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod chat;
 mod error;
+pub mod generate;
 pub mod kernels;
 pub mod kv_cache;
 pub mod math;
 pub mod model;
 pub mod sampler;
 pub mod session;
+pub mod tokenizer;
 
 #[cfg(feature = "std")]
 pub mod mapped;

@@ -1,0 +1,61 @@
+//! Helpers for end-to-end tests: locating ../shared fixtures and converting them in memory.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use ember_format::AlignedBytes;
+
+/// `../shared/fixtures/NAME` relative to the repository, or `None` (with a loud SKIPPED line)
+/// when the shared fixtures are absent, as on a user's fresh clone.
+pub fn shared_fixture(name: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures")
+        .join(name);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "SKIPPED: {} not found (../shared is absent)",
+            path.display()
+        );
+        None
+    }
+}
+
+/// The SmolLM2 GGUF fetched by scripts/fetch-models.sh, if present.
+pub fn smollm2_gguf() -> Option<PathBuf> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "SKIPPED: {} not found: run scripts/fetch-models.sh",
+            path.display()
+        );
+        None
+    }
+}
+
+/// Converts `input` with `recipe` into an in-memory, aligned `.ember` file.
+pub fn convert(input: &Path, recipe: ember_convert::Recipe) -> AlignedBytes {
+    let (writer, _) = ember_convert::build(input, Some(recipe), false).expect("convert");
+    AlignedBytes::from(writer.to_vec())
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+pub fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+/// The `ember` binary built for this test run.
+pub fn ember() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+}

@@ -1,0 +1,73 @@
+//! First light on the tiny Hugging Face fixtures: after `--quant f32`, every logit within
+//! 1e-4 of transformers (relative to the row's largest |logit|) and the 16-token greedy
+//! continuation identical.
+mod common;
+
+use common::{convert, ids, read_json, shared_fixture};
+use ember_convert::Recipe;
+use ember_format::EmberFile;
+use ember_runtime::sampler::argmax;
+use ember_runtime::{Logits, Model, Session};
+
+fn check_fixture(name: &str) {
+    let Some(dir) = shared_fixture(name) else {
+        return;
+    };
+    let reference = read_json(&dir.join("reference.json"));
+    let bytes = convert(&dir, Recipe::F32);
+    let file = EmberFile::parse(&bytes).unwrap();
+    let model = Model::load(&file).unwrap();
+    let v = model.config.vocab_size;
+
+    let input = ids(&reference["input_ids"]);
+    let expected: Vec<Vec<f64>> = reference["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect();
+    let mut session = Session::with_options(&model, input.len(), input.len(), Logits::All).unwrap();
+    let logits = session.forward_all(&input).unwrap();
+    let mut worst = 0f64;
+    for (t, row) in expected.iter().enumerate() {
+        let scale = row.iter().fold(0f64, |m, x| m.max(x.abs()));
+        for (j, &e) in row.iter().enumerate() {
+            let err = (logits[t * v + j] as f64 - e).abs() / scale;
+            worst = worst.max(err);
+        }
+    }
+    eprintln!("{name}: worst relative logit error {worst:.2e}");
+    assert!(worst <= 1e-4, "{name}: logits differ by {worst:.2e}");
+
+    // Greedy continuation, token by token through the KV cache.
+    let greedy = ids(&reference["greedy_ids"]);
+    let mut session = Session::new(&model, input.len() + greedy.len()).unwrap();
+    let mut next = argmax(session.prefill(&input).unwrap());
+    let mut got = Vec::new();
+    for _ in 0..greedy.len() {
+        got.push(next);
+        next = argmax(session.step(next).unwrap());
+    }
+    assert_eq!(got, greedy, "{name}: greedy continuation differs");
+}
+
+#[test]
+fn tiny_llama_matches_transformers() {
+    check_fixture("tiny-llama");
+}
+
+#[test]
+fn tiny_qwen2_matches_transformers() {
+    check_fixture("tiny-qwen2");
+}
+
+#[test]
+fn tiny_gpt2_matches_transformers() {
+    check_fixture("tiny-gpt2");
+}
