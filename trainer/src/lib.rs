@@ -11,4 +11,8 @@ pub use error::{Result, TrainError};
 pub mod bpe;
 pub mod checkpoint;
 pub mod data;
+pub mod ngram;
 pub mod optim;
+pub mod plot;
+pub mod progress;
+pub mod train;

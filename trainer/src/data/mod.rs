@@ -38,6 +38,7 @@ impl Default for PrepareOptions {
 #[derive(Clone, Debug, Default)]
 pub struct PrepareReport {
     pub docs_read: usize,
+    pub docs_kept: usize,
     pub docs_empty: usize,
     pub docs_exact_dup: usize,
     pub docs_near_dup: usize,
@@ -55,7 +56,7 @@ impl PrepareReport {
     pub fn to_json(&self) -> Value {
         json!({
             "docs_read": self.docs_read,
-            "docs_kept": self.docs_train + self.docs_val,
+            "docs_kept": self.docs_kept,
             "docs_dropped_empty": self.docs_empty,
             "docs_dropped_exact_duplicate": self.docs_exact_dup,
             "docs_dropped_near_duplicate": self.docs_near_dup,
@@ -68,7 +69,7 @@ impl PrepareReport {
 
     /// A few lines for the terminal.
     pub fn summary(&self) -> String {
-        let kept = self.docs_train + self.docs_val;
+        let kept = self.docs_kept;
         let mut s = format!(
             "documents: {} read, {kept} kept, {} dropped (empty {}, exact dup {}, near dup {})",
             self.docs_read,
@@ -178,6 +179,7 @@ pub fn prepare_documents(
     if kept.is_empty() {
         return Err(TrainError::Data("the corpus is empty after cleanup".into()));
     }
+    report.docs_kept = kept.len();
     let (train, val) = split::split(kept, opts.val_fraction, opts.seed);
     report.docs_train = train.len();
     report.docs_val = val.len();
@@ -224,7 +226,7 @@ mod tests {
         };
         let (p, r) = prepare_documents(docs, &opts).unwrap();
         assert_eq!((r.docs_read, r.docs_empty, r.docs_exact_dup), (5, 1, 1));
-        assert_eq!(p.train.len() + p.val.len(), 3);
+        assert_eq!((p.train.len() + p.val.len(), r.docs_kept), (3, 3));
         assert_eq!(p.val.len(), 1);
         assert!(prepare_documents(vec!["\n \n".into()], &opts).is_err());
         assert!(prepare_documents(
