@@ -39,7 +39,7 @@ impl Rng {
 
     /// Uniform in [0, n); n must be > 0. Multiply-shift, bias below 2^-32 for our sizes.
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 
     /// Uniform in [0, 1).

@@ -121,8 +121,10 @@ impl TrainOptions {
         if !(self.beta2 > 0.0 && self.beta2 < 1.0) {
             return bad("--beta2 must be in (0, 1)");
         }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite())
-            || !(self.grad_clip >= 0.0 && self.grad_clip.is_finite())
+        if !(self.weight_decay >= 0.0
+            && self.weight_decay.is_finite()
+            && self.grad_clip >= 0.0
+            && self.grad_clip.is_finite())
         {
             return bad("--weight-decay and --grad-clip must be >= 0 (0 disables clipping)");
         }

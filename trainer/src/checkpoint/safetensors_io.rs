@@ -52,8 +52,11 @@ pub fn save_params(path: &Path, layout: &Layout, params: &[f32]) -> Result<()> {
     write_atomic(path, &to_bytes(&tensors, &meta))
 }
 
-/// All tensors of a safetensors file as f32 (F32, F16 or BF16 on disk), by name.
-pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>> {
+/// Tensors by name: (shape, values).
+pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// All tensors of a safetensors file as f32 (F32 or BF16 on disk), by name.
+pub fn read_tensors(path: &Path) -> Result<Tensors> {
     let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| TrainError::Format(format!("{}: {e}", path.display())))?;
