@@ -124,23 +124,41 @@ pub fn build(input: &Path, recipe: Option<Recipe>, progress: bool) -> Result<(Wr
     let start = Instant::now();
     let (kind, path) = detect(input)?;
     let recipe = recipe.unwrap_or(kind.default_recipe());
+    // `general.source`: the file name of the input as given (a directory's own name).
+    let source = input
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| input.display().to_string());
+    let label = input.display().to_string();
     match kind {
         InputKind::HfDir => {
             let src = HfSource::open(&path)?;
             let plan = src.plan()?;
-            write_plan(plan, input, recipe, progress, start)
+            write_plan(plan, &source, &label, recipe, progress, start)
         }
         InputKind::Gguf => {
             let src = GgufSource::open(&path)?;
             let plan = src.plan()?;
-            write_plan(plan, input, recipe, progress, start)
+            write_plan(plan, &source, &label, recipe, progress, start)
         }
     }
 }
 
+/// [`build`] for a GGUF file already in memory (tests, fuzzing); `name` stands for the file
+/// name in `general.source` and messages.
+pub fn build_gguf_bytes(bytes: &[u8], name: &str, recipe: Recipe) -> Result<(Writer, Summary)> {
+    let start = Instant::now();
+    let g = crate::gguf::GgufFile::parse(bytes)?;
+    let stem = name.strip_suffix(".gguf").unwrap_or(name);
+    let plan = crate::import::gguf::plan(g, stem)?;
+    write_plan(plan, name, name, recipe, false, start)
+}
+
 fn write_plan(
     plan: Plan<'_>,
-    input: &Path,
+    source: &str,
+    label: &str,
     recipe: Recipe,
     progress: bool,
     start: Instant,
@@ -157,12 +175,7 @@ fn write_plan(
 
     let mut w = Writer::new();
     plan.config.write(&mut w)?;
-    let source = input
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| input.display().to_string());
-    w.set_str("general.source", &source);
+    w.set_str("general.source", source);
     w.set_str(
         "general.converter",
         &format!("ember-convert {}", env!("CARGO_PKG_VERSION")),
@@ -179,8 +192,7 @@ fn write_plan(
     };
     if progress {
         eprintln!(
-            "converting {total} tensors from {} ({}, --quant {recipe}) ...",
-            input.display(),
+            "converting {total} tensors from {label} ({}, --quant {recipe}) ...",
             plan.config.arch.name()
         );
     }

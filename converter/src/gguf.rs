@@ -610,13 +610,26 @@ impl<'a> GgufFile<'a> {
     }
 }
 
-/// A minimal GGUF writer for tests and fuzz seeds (not used for conversion).
+/// A minimal GGUF writer for tests and fuzz seeds (not used for conversion). The `raw_*`
+/// methods and the `*_override` fields write fields unchecked, to build corrupt files.
 #[derive(Debug, Default)]
 pub struct GgufBuilder {
     kv: Vec<(String, u32, Vec<u8>)>,
-    tensors: Vec<(String, DType, Vec<usize>, Vec<u8>)>,
+    tensors: Vec<RawTensor>,
     pub alignment: u64,
     pub version: u32,
+    pub tensor_count_override: Option<u64>,
+    pub kv_count_override: Option<u64>,
+}
+
+#[derive(Debug)]
+struct RawTensor {
+    name: String,
+    type_id: u32,
+    /// Innermost first, as stored.
+    dims: Vec<u64>,
+    offset: Option<u64>,
+    data: Vec<u8>,
 }
 
 impl GgufBuilder {
@@ -633,64 +646,63 @@ impl GgufBuilder {
         out.extend_from_slice(s);
     }
 
-    pub fn u32(&mut self, key: &str, v: u32) -> &mut Self {
-        self.kv.push((key.into(), T_U32, v.to_le_bytes().to_vec()));
+    /// A key with a value of type id `ty` encoded as `bytes`, unchecked.
+    pub fn raw_kv(&mut self, key: &str, ty: u32, bytes: Vec<u8>) -> &mut Self {
+        self.kv.push((key.into(), ty, bytes));
         self
+    }
+
+    pub fn u32(&mut self, key: &str, v: u32) -> &mut Self {
+        self.raw_kv(key, T_U32, v.to_le_bytes().to_vec())
     }
 
     pub fn i32(&mut self, key: &str, v: i32) -> &mut Self {
-        self.kv.push((key.into(), T_I32, v.to_le_bytes().to_vec()));
-        self
+        self.raw_kv(key, T_I32, v.to_le_bytes().to_vec())
     }
 
     pub fn f32(&mut self, key: &str, v: f32) -> &mut Self {
-        self.kv.push((key.into(), T_F32, v.to_le_bytes().to_vec()));
-        self
+        self.raw_kv(key, T_F32, v.to_le_bytes().to_vec())
     }
 
     pub fn bool(&mut self, key: &str, v: bool) -> &mut Self {
-        self.kv.push((key.into(), T_BOOL, vec![v as u8]));
-        self
+        self.raw_kv(key, T_BOOL, vec![v as u8])
     }
 
     pub fn str(&mut self, key: &str, v: &str) -> &mut Self {
         let mut b = Vec::new();
         Self::enc_str(&mut b, v.as_bytes());
-        self.kv.push((key.into(), T_STR, b));
-        self
+        self.raw_kv(key, T_STR, b)
+    }
+
+    fn array_header(elem: u32, n: usize) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&elem.to_le_bytes());
+        b.extend_from_slice(&(n as u64).to_le_bytes());
+        b
     }
 
     pub fn str_array<S: AsRef<[u8]>>(&mut self, key: &str, items: &[S]) -> &mut Self {
-        let mut b = Vec::new();
-        b.extend_from_slice(&T_STR.to_le_bytes());
-        b.extend_from_slice(&(items.len() as u64).to_le_bytes());
+        let mut b = Self::array_header(T_STR, items.len());
         for s in items {
             Self::enc_str(&mut b, s.as_ref());
         }
-        self.kv.push((key.into(), T_ARRAY, b));
-        self
+        self.raw_kv(key, T_ARRAY, b)
     }
 
     pub fn f32_array(&mut self, key: &str, items: &[f32]) -> &mut Self {
-        let mut b = Vec::new();
-        b.extend_from_slice(&T_F32.to_le_bytes());
-        b.extend_from_slice(&(items.len() as u64).to_le_bytes());
+        let mut b = Self::array_header(T_F32, items.len());
         for x in items {
             b.extend_from_slice(&x.to_le_bytes());
         }
-        self.kv.push((key.into(), T_ARRAY, b));
-        self
+        self.raw_kv(key, T_ARRAY, b)
     }
 
     pub fn i32_array(&mut self, key: &str, items: &[i32]) -> &mut Self {
-        let mut b = Vec::new();
-        b.extend_from_slice(&T_I32.to_le_bytes());
-        b.extend_from_slice(&(items.len() as u64).to_le_bytes());
+        let mut b = Self::array_header(T_I32, items.len());
         for x in items {
             b.extend_from_slice(&x.to_le_bytes());
         }
-        self.kv.push((key.into(), T_ARRAY, b));
-        self
+        self.raw_kv(key, T_ARRAY, b)
     }
 
     /// Adds a tensor with a row-major `shape`; `data` must be `dtype.tensor_bytes(shape)`.
@@ -702,37 +714,60 @@ impl GgufBuilder {
         data: Vec<u8>,
     ) -> &mut Self {
         assert_eq!(dtype.tensor_bytes(shape), Some(data.len()), "{name}");
-        self.tensors
-            .push((name.into(), dtype, shape.to_vec(), data));
+        let dims = shape.iter().rev().map(|&d| d as u64).collect();
+        self.raw_tensor(name, dtype.id(), dims, None, data)
+    }
+
+    /// A tensor info written as given (`dims` innermost first); `offset` `None` places the
+    /// data after the previous tensor.
+    pub fn raw_tensor(
+        &mut self,
+        name: &str,
+        type_id: u32,
+        dims: Vec<u64>,
+        offset: Option<u64>,
+        data: Vec<u8>,
+    ) -> &mut Self {
+        self.tensors.push(RawTensor {
+            name: name.into(),
+            type_id,
+            dims,
+            offset,
+            data,
+        });
         self
     }
 
     pub fn build(&self) -> Vec<u8> {
-        let align = self.alignment as usize;
+        let align = self.alignment.max(1) as usize;
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.version.to_le_bytes());
-        out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
-        out.extend_from_slice(&(self.kv.len() as u64).to_le_bytes());
+        let tc = self
+            .tensor_count_override
+            .unwrap_or(self.tensors.len() as u64);
+        let kc = self.kv_count_override.unwrap_or(self.kv.len() as u64);
+        out.extend_from_slice(&tc.to_le_bytes());
+        out.extend_from_slice(&kc.to_le_bytes());
         for (k, t, v) in &self.kv {
             Self::enc_str(&mut out, k.as_bytes());
             out.extend_from_slice(&t.to_le_bytes());
             out.extend_from_slice(v);
         }
         let mut offset = 0usize;
-        for (name, dtype, shape, data) in &self.tensors {
-            Self::enc_str(&mut out, name.as_bytes());
-            out.extend_from_slice(&(shape.len() as u32).to_le_bytes());
-            for d in shape.iter().rev() {
-                out.extend_from_slice(&(*d as u64).to_le_bytes());
+        for t in &self.tensors {
+            Self::enc_str(&mut out, t.name.as_bytes());
+            out.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
+            for d in &t.dims {
+                out.extend_from_slice(&d.to_le_bytes());
             }
-            out.extend_from_slice(&dtype.id().to_le_bytes());
-            out.extend_from_slice(&(offset as u64).to_le_bytes());
-            offset = (offset + data.len()).next_multiple_of(align);
+            out.extend_from_slice(&t.type_id.to_le_bytes());
+            out.extend_from_slice(&t.offset.unwrap_or(offset as u64).to_le_bytes());
+            offset = (offset + t.data.len()).next_multiple_of(align);
         }
         out.resize(out.len().next_multiple_of(align), 0);
-        for (_, _, _, data) in &self.tensors {
-            out.extend_from_slice(data);
+        for t in &self.tensors {
+            out.extend_from_slice(&t.data);
             out.resize(out.len().next_multiple_of(align), 0);
         }
         out
