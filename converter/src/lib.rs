@@ -22,8 +22,9 @@ pub mod model;
 pub mod plan;
 pub mod quant;
 pub mod rope;
+pub mod tokenizer;
 mod tok;
 
-pub use convert::{build, convert, detect, InputKind, Options, Summary};
+pub use convert::{build, build_gguf_bytes, convert, detect, InputKind, Options, Summary};
 pub use error::{Error, Result};
 pub use quant::Recipe;

@@ -4,29 +4,87 @@ use std::path::Path;
 
 use ember_format::Writer;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
+use crate::tokenizer::{GgufTokenizerFields, TokenizerSpec};
 
 /// A model's tokenizer, ready to be written into the `.ember` file.
-pub struct Tokenizer {
-    _private: (),
-}
+pub struct Tokenizer(TokenizerSpec);
 
 impl Tokenizer {
     /// Number of tokens, to check against the model's vocabulary.
     pub fn vocab_size(&self) -> Option<usize> {
-        None
+        Some(self.0.vocab_size())
     }
 
-    pub fn write(&self, _w: &mut Writer) {}
+    pub fn write(&self, w: &mut Writer) {
+        self.0.write(w)
+    }
 }
 
 /// Reads tokenizer.json, tokenizer_config.json and the chat template from an HF directory.
-pub fn from_hf_dir(_dir: &Path) -> Result<Tokenizer> {
-    Ok(Tokenizer { _private: () })
+pub fn from_hf_dir(dir: &Path) -> Result<Tokenizer> {
+    crate::tokenizer::from_hf_dir(dir).map(Tokenizer)
 }
 
 /// Reads the `tokenizer.*` keys of a GGUF file.
-pub fn from_gguf(_g: &GgufFile<'_>) -> Result<Tokenizer> {
-    Ok(Tokenizer { _private: () })
+pub fn from_gguf(g: &GgufFile<'_>) -> Result<Tokenizer> {
+    let owned_str = |key: &str| -> Result<Option<String>> {
+        match g.get(key) {
+            None => Ok(None),
+            Some(v) => v.as_str().map(|s| Some(s.to_string())).ok_or_else(|| {
+                Error(format!(
+                    "GGUF metadata '{key}' should be a UTF-8 string, not {}",
+                    v.type_name()
+                ))
+            }),
+        }
+    };
+    let strings = |key: &str| -> Result<Option<Vec<Vec<u8>>>> {
+        match g.opt_array(key)? {
+            None => Ok(None),
+            Some(a) => a
+                .strings()
+                .map(|v| Some(v.into_iter().map(<[u8]>::to_vec).collect()))
+                .ok_or_else(|| {
+                    Error(format!(
+                        "GGUF metadata '{key}' should be an array of strings"
+                    ))
+                }),
+        }
+    };
+    let Some(model) = owned_str("tokenizer.ggml.model")? else {
+        crate::bail!("GGUF metadata 'tokenizer.ggml.model' is missing: the file has no tokenizer");
+    };
+    let Some(tokens) = strings("tokenizer.ggml.tokens")? else {
+        crate::bail!("GGUF metadata 'tokenizer.ggml.tokens' is missing");
+    };
+    let scores = match g.opt_array("tokenizer.ggml.scores")? {
+        None => None,
+        Some(a) => Some(a.f32s().ok_or_else(|| {
+            Error("GGUF metadata 'tokenizer.ggml.scores' should be an array of f32".into())
+        })?),
+    };
+    let token_types = match g.opt_array("tokenizer.ggml.token_type")? {
+        None => None,
+        Some(a) => Some(a.i32s().ok_or_else(|| {
+            Error("GGUF metadata 'tokenizer.ggml.token_type' should be an array of i32".into())
+        })?),
+    };
+    let fields = GgufTokenizerFields {
+        model,
+        pre: owned_str("tokenizer.ggml.pre")?,
+        tokens,
+        merges: strings("tokenizer.ggml.merges")?.unwrap_or_default(),
+        scores,
+        token_types,
+        bos_id: g.opt_u32("tokenizer.ggml.bos_token_id")?,
+        eos_id: g.opt_u32("tokenizer.ggml.eos_token_id")?,
+        unk_id: g.opt_u32("tokenizer.ggml.unknown_token_id")?,
+        pad_id: g.opt_u32("tokenizer.ggml.padding_token_id")?,
+        add_bos: g.opt_bool("tokenizer.ggml.add_bos_token")?,
+        add_eos: g.opt_bool("tokenizer.ggml.add_eos_token")?,
+        chat_template: owned_str("tokenizer.chat_template")?,
+    };
+    crate::tokenizer::from_gguf(fields).map(Tokenizer)
 }
