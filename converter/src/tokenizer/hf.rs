@@ -37,6 +37,17 @@ pub fn from_hf_dir(dir: &Path) -> Result<TokenizerSpec> {
         .map_err(|e| Error(format!("{}: {e}", path.display())))
 }
 
+/// The same from strings: `tokenizer.json` and optionally `tokenizer_config.json` (for tests,
+/// fuzzing, or files held in memory).
+pub fn from_hf_str(tokenizer_json: &str, config_json: Option<&str>) -> Result<TokenizerSpec> {
+    let json: Value = serde_json::from_str(tokenizer_json).context("tokenizer.json")?;
+    let config: Option<Value> = match config_json {
+        Some(c) => Some(serde_json::from_str(c).context("tokenizer_config.json")?),
+        None => None,
+    };
+    from_hf_json(&json, config.as_ref(), None, None).map_err(|e| Error(format!("tokenizer.json: {e}")))
+}
+
 fn read_json_opt(path: &Path) -> Result<Option<Value>> {
     if !path.is_file() {
         return Ok(None);
@@ -258,7 +269,7 @@ fn template_tokens(pp: &Value) -> Result<(Vec<String>, Vec<String>)> {
     }
 }
 
-pub(crate) fn from_hf_json(
+fn from_hf_json(
     json: &Value,
     config: Option<&Value>,
     generation: Option<&Value>,

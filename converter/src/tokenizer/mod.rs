@@ -19,7 +19,7 @@ use ember_format::{OwnedValue, Writer};
 
 
 pub use gguf::{from_gguf, GgufTokenizerFields};
-pub use hf::from_hf_dir;
+pub use hf::{from_hf_dir, from_hf_str};
 
 /// Token types, numbered as GGUF's `tokenizer.ggml.token_type` (the runtime's
 /// `ember_runtime::tokenizer::token_type`).
