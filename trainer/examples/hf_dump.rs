@@ -25,6 +25,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut acts = Acts::new(&cfg, 1, t);
     model.forward(&params, &mut acts, &ids[..t], None);
     let logits: Vec<&[f32]> = acts.logits.chunks(cfg.vocab_size).take(t).collect();
-    println!("{}", serde_json::json!({"ids": ids, "logits": logits, "decoded": tok.decode(&ids)}));
+    println!(
+        "{}",
+        serde_json::json!({"ids": ids, "logits": logits, "decoded": tok.decode(&ids)})
+    );
     Ok(())
 }

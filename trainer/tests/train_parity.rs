@@ -6,8 +6,12 @@ use ember_train::checkpoint::{load_params, read_json, read_tensors};
 use ember_train::model::{Acts, Model, ModelConfig};
 use ember_train::optim::{AdamW, AdamWConfig};
 
+/// The committed fixture, or EMBER_PARITY_DIR (e.g. a fresh output of make_parity.py).
 fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trainer-parity")
+    match std::env::var_os("EMBER_PARITY_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trainer-parity"),
+    }
 }
 
 fn ids(v: &serde_json::Value, key: &str) -> Vec<u32> {
@@ -82,5 +86,31 @@ fn loss_gradients_and_trajectory_match_pytorch() {
         );
         model.backward(&params, &mut grads, &mut acts, &tokens, &targets, 1.0 / n);
         opt.step(&mut params, &grads, 1e-2);
+    }
+}
+
+/// The committed copy must be the fixture in ../shared when that is present.
+#[test]
+fn committed_fixture_matches_shared() {
+    let shared =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/trainer-parity");
+    if !shared.exists() {
+        eprintln!(
+            "SKIPPED: committed_fixture_matches_shared: {} not found",
+            shared.display()
+        );
+        return;
+    }
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trainer-parity");
+    for f in [
+        "config.json",
+        "batch.json",
+        "model.safetensors",
+        "grads.safetensors",
+        "trajectory.json",
+    ] {
+        let a = std::fs::read(shared.join(f)).unwrap();
+        let b = std::fs::read(local.join(f)).unwrap();
+        assert!(a == b, "{f} differs from ../shared");
     }
 }
