@@ -500,7 +500,7 @@ impl<'a> Tokenizer<'a> {
             let mut best: Option<(usize, usize)> = None; // (length, position in specials)
             for (k, &id) in self.specials.iter().enumerate() {
                 let t = self.token_bytes(id);
-                if bytes[i..].starts_with(t) && best.is_none_or(|(len, _)| t.len() > len) {
+                if bytes[i..].starts_with(t) && best.map_or(true, |(len, _)| t.len() > len) {
                     best = Some((t.len(), k));
                 }
             }

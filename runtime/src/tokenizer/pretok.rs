@@ -211,10 +211,13 @@ pub(crate) fn llama3_next(s: &str, i: usize, max_digits: usize) -> usize {
         return run_of(s, i, Class::Letter);
     }
     let after = i + c.len_utf8();
-    if c != '\r' && c != '\n' && kc != Class::Number && after < s.len() {
-        if class(char_at(s, after)) == Class::Letter {
-            return run_of(s, after, Class::Letter);
-        }
+    if c != '\r'
+        && c != '\n'
+        && kc != Class::Number
+        && after < s.len()
+        && class(char_at(s, after)) == Class::Letter
+    {
+        return run_of(s, after, Class::Letter);
     }
     // \p{N}{1,max_digits}
     if kc == Class::Number {
