@@ -1,9 +1,77 @@
-//! `ember tokenize` (being built).
+//! `ember tokenize MODEL (TEXT | --file PATH) [--json]`: the token ids of a text, as Hugging
+//! Face's `tokenizer(text)` gives them (special tokens written in the text are recognized,
+//! BOS only where the model adds one).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use ember_runtime::tokenizer::Tokenizer;
+use ember_runtime::MappedFile;
+
 use super::CmdResult;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The .ember model file.
+    pub model: PathBuf,
+    /// The text to tokenize.
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub text: Option<String>,
+    /// Read the text from a file instead (UTF-8).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Print `{"ids": [...]}` only.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: Args) -> CmdResult {
-    Err("`ember tokenize` is not built yet".into())
+pub fn run(args: Args) -> CmdResult {
+    let text = match (&args.text, &args.file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(p)) => std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        (None, None) => return Err("give a TEXT or --file PATH".into()),
+    };
+    let mapped = MappedFile::open(&args.model)?;
+    let file = mapped.parse()?;
+    let tok = Tokenizer::from_file(&file).map_err(|e| format!("{}: {e}", args.model.display()))?;
+    let mut ids = Vec::new();
+    tok.encode(&text, &mut ids);
+    if args.json {
+        println!("{}", serde_json::json!({ "ids": ids }));
+        return Ok(());
+    }
+    let mut out = String::new();
+    for &id in &ids {
+        let _ = writeln!(out, "{id:>8}  {}", piece(&tok, id));
+    }
+    let _ = writeln!(out, "{} tokens", ids.len());
+    print!("{out}");
+    Ok(())
+}
+
+/// A token's decoded bytes, readable: quoted, with control characters, invalid UTF-8 (a
+/// partial character) escaped; control tokens marked.
+fn piece(tok: &Tokenizer<'_>, id: u32) -> String {
+    let bytes = tok.token_bytes(id);
+    let mut s = String::from("\"");
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => s.push_str("\\\""),
+                '\\' => s.push_str("\\\\"),
+                c if c.is_control() => {
+                    let _ = write!(s, "{}", c.escape_default());
+                }
+                c => s.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(s, "\\x{b:02X}");
+        }
+    }
+    s.push('"');
+    if tok.is_control(id) {
+        s.push_str("  (control)");
+    }
+    s
 }
