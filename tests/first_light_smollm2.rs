@@ -1,0 +1,86 @@
+//! First light on SmolLM2-135M-Instruct from its GGUF: tokenization equal to Hugging Face,
+//! top-10 logits within 1e-3 and 32-token greedy continuations identical at f32; the first
+//! 16 greedy tokens identical at f16.
+mod common;
+
+use common::{convert, ids, read_json, shared_fixture, smollm2_gguf};
+use ember_convert::Recipe;
+use ember_format::EmberFile;
+use ember_runtime::sampler::argmax;
+use ember_runtime::tokenizer::Tokenizer;
+use ember_runtime::{Logits, Model, Session};
+
+struct Fixture {
+    reference: serde_json::Value,
+    gguf: std::path::PathBuf,
+}
+
+fn fixture() -> Option<Fixture> {
+    let dir = shared_fixture("smollm2")?;
+    let gguf = smollm2_gguf()?;
+    Some(Fixture {
+        reference: read_json(&dir.join("reference.json")),
+        gguf,
+    })
+}
+
+fn greedy(model: &Model, prompt: &[u32], n: usize) -> Vec<u32> {
+    let mut session = Session::new(model, prompt.len() + n).unwrap();
+    let mut next = argmax(session.prefill(prompt).unwrap());
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(next);
+        next = argmax(session.step(next).unwrap());
+    }
+    out
+}
+
+#[test]
+fn smollm2_f32_matches_transformers() {
+    let Some(fx) = fixture() else { return };
+    let bytes = convert(&fx.gguf, Recipe::F32);
+    let file = EmberFile::parse(&bytes).unwrap();
+    let model = Model::load(&file).unwrap();
+    let tokenizer = Tokenizer::from_file(&file).unwrap();
+    let v = model.config.vocab_size;
+
+    for case in fx.reference["tokenize"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let mut got = Vec::new();
+        tokenizer.encode(text, &mut got);
+        assert_eq!(got, ids(&case["ids"]), "tokenize {text:?}");
+    }
+
+    for case in fx.reference["generate"].as_array().unwrap() {
+        let prompt = ids(&case["prompt_ids"]);
+        let mut session = Session::with_options(&model, prompt.len(), prompt.len(), Logits::All).unwrap();
+        let logits = session.forward_all(&prompt).unwrap();
+        let mut worst = 0f64;
+        for top in case["topk"].as_array().unwrap() {
+            let pos = top["pos"].as_u64().unwrap() as usize;
+            for (id, want) in ids(&top["ids"]).iter().zip(top["logits"].as_array().unwrap()) {
+                let got = logits[pos * v + *id as usize] as f64;
+                worst = worst.max((got - want.as_f64().unwrap()).abs());
+            }
+        }
+        eprintln!("prompt {:?}: worst top-10 logit error {worst:.2e}", case["prompt"]);
+        assert!(worst <= 1e-3, "top-10 logits differ by {worst}");
+        let want = ids(&case["greedy_ids"]);
+        assert_eq!(greedy(&model, &prompt, want.len()), want, "greedy for {:?}", case["prompt"]);
+    }
+}
+
+#[test]
+fn smollm2_f16_keeps_the_first_16_greedy_tokens() {
+    let Some(fx) = fixture() else { return };
+    let bytes = convert(&fx.gguf, Recipe::F16);
+    let file = EmberFile::parse(&bytes).unwrap();
+    let model = Model::load(&file).unwrap();
+    for case in fx.reference["generate"].as_array().unwrap() {
+        let prompt = ids(&case["prompt_ids"]);
+        let want = ids(&case["greedy_ids"]);
+        // A reference continuation that reached EOS early is shorter than 16.
+        let n = want.len().min(16);
+        assert_eq!(greedy(&model, &prompt, n), want[..n], "f16 greedy for {:?}", case["prompt"]);
+    }
+}
