@@ -30,7 +30,9 @@ fn fields(g: &GgufFile<'_>) -> Result<GgufTokenizerFields> {
         tokens: strings("tokenizer.ggml.tokens")?,
         merges: strings("tokenizer.ggml.merges")?,
         scores: g.opt_array("tokenizer.ggml.scores")?.and_then(|a| a.f32s()),
-        token_types: g.opt_array("tokenizer.ggml.token_type")?.and_then(|a| a.i32s()),
+        token_types: g
+            .opt_array("tokenizer.ggml.token_type")?
+            .and_then(|a| a.i32s()),
         bos_id: g.opt_u32("tokenizer.ggml.bos_token_id")?,
         eos_id: g.opt_u32("tokenizer.ggml.eos_token_id")?,
         unk_id: g.opt_u32("tokenizer.ggml.unknown_token_id")?,

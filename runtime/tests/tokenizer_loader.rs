@@ -104,7 +104,12 @@ fn valid() -> Vec<(&'static str, Val)> {
     let e = b'e' as u32;
     let l = b'l' as u32;
     let o = b'o' as u32;
-    let mut merges = vec![[h, e, 0, 256], [l, l, 1, 257], [256, 257, 2, 258], [258, o, 3, 259]];
+    let mut merges = vec![
+        [h, e, 0, 256],
+        [l, l, 1, 257],
+        [256, 257, 2, 258],
+        [258, o, 3, 259],
+    ];
     merges.sort();
     vec![
         ("tokenizer.model", Val::Str("bpe".into())),
@@ -181,7 +186,11 @@ fn stream_decoder_utf8_boundaries() {
     }
     assert_eq!(s, format!("ab{text}"));
     // Invalid bytes become U+FFFD, as from_utf8_lossy does; a dangling lead byte too.
-    for input in [&[0xFFu8, b'a', 0xE6, 0x9D][..], &[0xE6, b'a'], &[0xF0, 0x9F, 0x99]] {
+    for input in [
+        &[0xFFu8, b'a', 0xE6, 0x9D][..],
+        &[0xE6, b'a'],
+        &[0xF0, 0x9F, 0x99],
+    ] {
         let mut d = StreamDecoder::new(false);
         let mut s = String::new();
         for byte in input {
@@ -214,7 +223,10 @@ fn corruption_suite() {
             with("tokenizer.space_prefix", Some(Val::Str("sometimes".into()))),
             Unsupported("tokenizer.space_prefix"),
         ),
-        (with("tokenizer.tokens", None), MissingKey("tokenizer.tokens")),
+        (
+            with("tokenizer.tokens", None),
+            MissingKey("tokenizer.tokens"),
+        ),
         (
             with("tokenizer.tokens", Some(Val::Bytes(vec![]))),
             BadValue("tokenizer.tokens"),
@@ -345,7 +357,10 @@ fn corruption_suite() {
             with("tokenizer.chat_template", Some(Val::U8(vec![]))),
             BadValue("tokenizer.chat_template"),
         ),
-        (with("tokenizer.byte_ids", None), MissingKey("tokenizer.byte_ids")),
+        (
+            with("tokenizer.byte_ids", None),
+            MissingKey("tokenizer.byte_ids"),
+        ),
     ];
     for (meta, want) in cases {
         assert_eq!(load(&meta), Err(want));
@@ -360,14 +375,22 @@ fn corruption_suite() {
     if let Some((_, Val::U32(ix))) = m.iter_mut().find(|(k, _)| *k == "tokenizer.token_index") {
         ix.retain(|&i| i != 260);
     }
-    assert_eq!(load(&m), Err(TokenizerError::BadValue("tokenizer.special_ids")));
+    assert_eq!(
+        load(&m),
+        Err(TokenizerError::BadValue("tokenizer.special_ids"))
+    );
 }
 
 /// Exercises a tokenizer that loaded from a damaged file: must not panic.
 fn exercise(file: &EmberFile<'_>) {
     if let Ok(tok) = Tokenizer::from_file(file) {
         let mut ids = Vec::new();
-        for text in ["hello<|end|> world", "", "  \n\t é🙂 'll 123", "<|end|><|end|>"] {
+        for text in [
+            "hello<|end|> world",
+            "",
+            "  \n\t é🙂 'll 123",
+            "<|end|><|end|>",
+        ] {
             tok.encode(text, &mut ids);
         }
         ids.extend([0, 259, 260, u32::MAX, 100_000]);

@@ -28,7 +28,9 @@ pub struct Args {
 pub fn run(args: Args) -> CmdResult {
     let text = match (&args.text, &args.file) {
         (Some(t), _) => t.clone(),
-        (None, Some(p)) => std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        (None, Some(p)) => {
+            std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?
+        }
         (None, None) => return Err("give a TEXT or --file PATH".into()),
     };
     let mapped = MappedFile::open(&args.model)?;

@@ -36,8 +36,9 @@ pub struct GgufTokenizerFields {
 fn pre_for(pre: Option<&str>) -> Result<(&'static str, bool)> {
     Ok(match pre.unwrap_or("default") {
         "default" | "gpt-2" | "gpt2" => ("gpt2", false),
-        "smollm" => ("gpt2-digits", false),
-        "llama-bpe" | "llama3" | "llama-v3" => ("llama3", true),
+        // llama.cpp splits these with `\p{N}` first, then the GPT-2 regex.
+        "smollm" | "starcoder" | "refact" => ("gpt2-digits", false),
+        "llama-bpe" | "llama3" | "llama-v3" | "smaug-bpe" => ("llama3", true),
         "qwen2" => ("qwen2", false),
         other => bail!("unsupported GGUF pre-tokenizer tokenizer.ggml.pre = '{other}'"),
     })
@@ -73,7 +74,10 @@ pub fn from_gguf(f: GgufTokenizerFields) -> Result<TokenizerSpec> {
     };
     if let Some(s) = &f.scores {
         if s.len() != n {
-            bail!("GGUF tokenizer.ggml.scores has {} entries for {n} tokens", s.len());
+            bail!(
+                "GGUF tokenizer.ggml.scores has {} entries for {n} tokens",
+                s.len()
+            );
         }
     }
     let check = |what: &str, id: Option<u32>| -> Result<Option<u32>> {

@@ -8,8 +8,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{
-    byte_level_decode, parse_byte_token, spm_decode, token_type, unicode_to_byte,
-    TokenizerModel, TokenizerSpec, LSTRIP, RSTRIP,
+    byte_level_decode, parse_byte_token, spm_decode, token_type, unicode_to_byte, TokenizerModel,
+    TokenizerSpec, LSTRIP, RSTRIP,
 };
 use crate::bail;
 use crate::error::{Context, Error, Result};
@@ -45,7 +45,8 @@ pub fn from_hf_str(tokenizer_json: &str, config_json: Option<&str>) -> Result<To
         Some(c) => Some(serde_json::from_str(c).context("tokenizer_config.json")?),
         None => None,
     };
-    from_hf_json(&json, config.as_ref(), None, None).map_err(|e| Error(format!("tokenizer.json: {e}")))
+    from_hf_json(&json, config.as_ref(), None, None)
+        .map_err(|e| Error(format!("tokenizer.json: {e}")))
 }
 
 fn read_json_opt(path: &Path) -> Result<Option<Value>> {
@@ -108,14 +109,14 @@ fn pre_tokenizer(pre: &Value, normalizer: &Value, decoder: &Value) -> Result<Pip
                 });
             }
         }
-        n => bail!(
-            "unsupported normalizer '{}' in tokenizer.json",
-            type_of(n)
-        ),
+        n => bail!("unsupported normalizer '{}' in tokenizer.json", type_of(n)),
     }
     if legacy_spm {
         if !pre.is_null() {
-            bail!("unsupported pre_tokenizer '{}' after the Llama normalizer in tokenizer.json", type_of(pre));
+            bail!(
+                "unsupported pre_tokenizer '{}' after the Llama normalizer in tokenizer.json",
+                type_of(pre)
+            );
         }
         return Ok(Pipeline {
             model: TokenizerModel::Spm,
@@ -127,12 +128,19 @@ fn pre_tokenizer(pre: &Value, normalizer: &Value, decoder: &Value) -> Result<Pip
     let byte_level = |p: &'static str, v: &Value| Pipeline {
         model: TokenizerModel::ByteBpe,
         pre: p,
-        space_prefix: if as_bool(v, "add_prefix_space") { "always" } else { "never" },
+        space_prefix: if as_bool(v, "add_prefix_space") {
+            "always"
+        } else {
+            "never"
+        },
         strip_space: false,
     };
     match type_of(pre) {
         "ByteLevel" => {
-            let use_regex = pre.get("use_regex").and_then(Value::as_bool).unwrap_or(true);
+            let use_regex = pre
+                .get("use_regex")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
             Ok(byte_level(if use_regex { "gpt2" } else { "none" }, pre))
         }
         "Metaspace" => {
@@ -143,7 +151,9 @@ fn pre_tokenizer(pre: &Value, normalizer: &Value, decoder: &Value) -> Result<Pip
                 Some("first") => "first",
                 Some("always") => "always",
                 Some("never") => "never",
-                Some(other) => bail!("unsupported Metaspace prepend_scheme '{other}' in tokenizer.json"),
+                Some(other) => {
+                    bail!("unsupported Metaspace prepend_scheme '{other}' in tokenizer.json")
+                }
                 // Older files: add_prefix_space = true means always.
                 None => {
                     if as_bool(pre, "add_prefix_space") {
@@ -275,20 +285,33 @@ fn from_hf_json(
     generation: Option<&Value>,
     jinja: Option<String>,
 ) -> Result<TokenizerSpec> {
-    let model = json.get("model").ok_or_else(|| Error("no \"model\" object".into()))?;
+    let model = json
+        .get("model")
+        .ok_or_else(|| Error("no \"model\" object".into()))?;
     let mtype = model.get("type").and_then(Value::as_str).unwrap_or(
         // Old files omit the type; BPE is recognized by its merges.
-        if model.get("merges").is_some() { "BPE" } else { "?" },
+        if model.get("merges").is_some() {
+            "BPE"
+        } else {
+            "?"
+        },
     );
     if mtype != "BPE" {
         bail!("unsupported tokenizer model '{mtype}' in tokenizer.json");
     }
     for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
-        if model.get(key).is_some_and(|v| !v.is_null() && v.as_str() != Some("")) {
+        if model
+            .get(key)
+            .is_some_and(|v| !v.is_null() && v.as_str() != Some(""))
+        {
             bail!("unsupported BPE option {key} in tokenizer.json");
         }
     }
-    if model.get("dropout").and_then(Value::as_f64).is_some_and(|d| d > 0.0) {
+    if model
+        .get("dropout")
+        .and_then(Value::as_f64)
+        .is_some_and(|d| d > 0.0)
+    {
         bail!("unsupported BPE dropout in tokenizer.json");
     }
     let null = Value::Null;
@@ -311,9 +334,13 @@ fn from_hf_json(
         .unwrap_or(&[]);
     let max_entries = vocab.len() + added.len();
     let id_of = |v: &Value, what: &str| -> Result<u32> {
-        let id = v.as_u64().ok_or_else(|| Error(format!("{what}: id is not an integer")))?;
+        let id = v
+            .as_u64()
+            .ok_or_else(|| Error(format!("{what}: id is not an integer")))?;
         // Ids index a dense table: allow a few holes, not a gigantic allocation.
-        if id >= (max_entries as u64).saturating_mul(2).saturating_add(1024) || id >= u32::MAX as u64 {
+        if id >= (max_entries as u64).saturating_mul(2).saturating_add(1024)
+            || id >= u32::MAX as u64
+        {
             bail!("{what}: id {id} is far beyond the {max_entries} vocabulary entries");
         }
         Ok(id as u32)
@@ -358,9 +385,14 @@ fn from_hf_json(
         put(
             id,
             content.as_bytes().to_vec(),
-            if special { token_type::CONTROL } else { token_type::USER_DEFINED },
+            if special {
+                token_type::CONTROL
+            } else {
+                token_type::USER_DEFINED
+            },
         );
-        let flags = if as_bool(a, "lstrip") { LSTRIP } else { 0 } | if as_bool(a, "rstrip") { RSTRIP } else { 0 };
+        let flags = if as_bool(a, "lstrip") { LSTRIP } else { 0 }
+            | if as_bool(a, "rstrip") { RSTRIP } else { 0 };
         specials.push((id, flags));
     }
     specials.sort_by_key(|s| s.0);
@@ -369,7 +401,12 @@ fn from_hf_json(
         .iter()
         .filter_map(|a| Some((a.get("content")?.as_str()?, a.get("id")?.as_u64()? as u32)))
         .collect();
-    let find = |name: &str| added_ids.get(name).or_else(|| text_to_id.get(name)).copied();
+    let find = |name: &str| {
+        added_ids
+            .get(name)
+            .or_else(|| text_to_id.get(name))
+            .copied()
+    };
 
     let mut tokens = Vec::with_capacity(slots.len());
     let mut types = Vec::with_capacity(slots.len());
@@ -384,7 +421,8 @@ fn from_hf_json(
 
     let unk_id = match model.get("unk_token").and_then(Value::as_str) {
         Some(name) => {
-            let id = find(name).ok_or_else(|| Error(format!("unk_token {name:?} is not in the vocabulary")))?;
+            let id = find(name)
+                .ok_or_else(|| Error(format!("unk_token {name:?} is not in the vocabulary")))?;
             if types[id as usize] == token_type::NORMAL {
                 types[id as usize] = token_type::UNKNOWN;
             }
@@ -432,7 +470,9 @@ fn from_hf_json(
         match token_name(config.and_then(|c| c.get(key))) {
             None => Ok(None),
             Some(name) => Ok(Some(find(name).ok_or_else(|| {
-                Error(format!("tokenizer_config.json: {key} {name:?} is not in the vocabulary"))
+                Error(format!(
+                    "tokenizer_config.json: {key} {name:?} is not in the vocabulary"
+                ))
             })?)),
         }
     };
@@ -440,7 +480,9 @@ fn from_hf_json(
         match names.first() {
             None => Ok(None),
             Some(n) => Ok(Some(find(n).ok_or_else(|| {
-                Error(format!("post_processor token {n:?} is not in the vocabulary"))
+                Error(format!(
+                    "post_processor token {n:?} is not in the vocabulary"
+                ))
             })?)),
         }
     };
@@ -457,10 +499,16 @@ fn from_hf_json(
         add_eos = true;
         eos_id = eos_id.or(Some(id));
     }
-    if let Some(b) = config.and_then(|c| c.get("add_bos_token")).and_then(Value::as_bool) {
+    if let Some(b) = config
+        .and_then(|c| c.get("add_bos_token"))
+        .and_then(Value::as_bool)
+    {
         add_bos = b && bos_id.is_some();
     }
-    if let Some(b) = config.and_then(|c| c.get("add_eos_token")).and_then(Value::as_bool) {
+    if let Some(b) = config
+        .and_then(|c| c.get("add_eos_token"))
+        .and_then(Value::as_bool)
+    {
         add_eos = b && eos_id.is_some();
     }
 

@@ -17,7 +17,6 @@ use std::collections::HashMap;
 
 use ember_format::{OwnedValue, Writer};
 
-
 pub use gguf::{from_gguf, GgufTokenizerFields};
 pub use hf::{from_hf_dir, from_hf_str};
 
@@ -210,7 +209,8 @@ pub(crate) fn byte_to_unicode() -> [char; 256] {
     let mut table = ['\0'; 256];
     let mut n = 0u32;
     for b in 0..256u32 {
-        let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+        let printable =
+            (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
         table[b as usize] = if printable {
             char::from_u32(b).unwrap_or('\0')
         } else {
@@ -259,7 +259,11 @@ pub(crate) fn spm_decode(s: &[u8]) -> Vec<u8> {
 /// symbols whose concatenation is a normal token merge, the highest-scoring result first
 /// (equal scores: leftmost first). Every split of every normal token into two normal
 /// tokens is one table entry; its rank is the token's position by descending score.
-pub(crate) fn merges_from_scores(tokens: &[Vec<u8>], types: &[u8], scores: &[f32]) -> Vec<[u32; 4]> {
+pub(crate) fn merges_from_scores(
+    tokens: &[Vec<u8>],
+    types: &[u8],
+    scores: &[f32],
+) -> Vec<[u32; 4]> {
     let normal = |i: usize| types[i] == token_type::NORMAL;
     let mut by_text: HashMap<&[u8], u32> = HashMap::new();
     for (i, t) in tokens.iter().enumerate() {
@@ -268,7 +272,9 @@ pub(crate) fn merges_from_scores(tokens: &[Vec<u8>], types: &[u8], scores: &[f32
         }
     }
     // Dense rank by descending score (NaN scores rank last).
-    let mut order: Vec<u32> = (0..tokens.len() as u32).filter(|&i| normal(i as usize)).collect();
+    let mut order: Vec<u32> = (0..tokens.len() as u32)
+        .filter(|&i| normal(i as usize))
+        .collect();
     let score = |i: u32| {
         let s = scores[i as usize];
         if s.is_nan() {

@@ -42,9 +42,10 @@ impl Merges<'_> {
 #[derive(Default)]
 pub(crate) struct Scratch {
     symbols: Vec<Symbol>,
-    // Reverse((rank, position of the left symbol, result)): the smallest rank pops first,
-    // ties go to the leftmost pair.
-    heap: BinaryHeap<Reverse<(u32, u32, u32)>>,
+    // Reverse((rank, position of the left symbol, left id, right id, result)): the smallest
+    // rank pops first, ties go to the leftmost pair. The ids tell a stale entry (one side
+    // merged since) without searching the table again: a merge always changes the ids.
+    heap: BinaryHeap<Reverse<(u32, u32, u32, u32, u32)>>,
 }
 
 impl Scratch {
@@ -73,14 +74,13 @@ impl Scratch {
         for i in 0..n.saturating_sub(1) {
             self.try_add(merges, i as u32);
         }
-        while let Some(Reverse((rank, pos, result))) = self.heap.pop() {
+        while let Some(Reverse((_rank, pos, left_id, right_id, result))) = self.heap.pop() {
             let left = self.symbols[pos as usize];
-            if left.id == NONE || left.next == NONE {
+            if left.id != left_id || left.next == NONE {
                 continue;
             }
             let right = self.symbols[left.next as usize];
-            // Stale entry: one side has merged since it was pushed.
-            if merges.get(left.id, right.id) != Some((rank, result)) {
+            if right.id != right_id {
                 continue;
             }
             self.symbols[pos as usize].id = result;
@@ -109,7 +109,8 @@ impl Scratch {
         }
         let right = self.symbols[left.next as usize];
         if let Some((rank, result)) = merges.get(left.id, right.id) {
-            self.heap.push(Reverse((rank, pos, result)));
+            self.heap
+                .push(Reverse((rank, pos, left.id, right.id, result)));
         }
     }
 }

@@ -169,6 +169,9 @@ pub struct Tokenizer<'a> {
     special_flags: Option<&'a [u8]>,
     /// Bit b set when some special token starts with byte b: a quick filter for the scan.
     special_first: [u64; 4],
+    /// The token of each ASCII character (`spm` initial symbols), `NO_ID` if none: 128
+    /// lookups at load instead of one binary search per character of text.
+    ascii_ids: [u32; 128],
     eog: &'a [u32],
     bos: Option<u32>,
     eos: Option<u32>,
@@ -361,7 +364,7 @@ impl<'a> Tokenizer<'a> {
         if add_eos && eos.is_none() {
             return Err(TokenizerError::MissingKey(EOS_ID));
         }
-        Ok(Tokenizer {
+        let mut tok = Tokenizer {
             model,
             pre,
             space_prefix,
@@ -385,7 +388,12 @@ impl<'a> Tokenizer<'a> {
             fuse_unk: get_bool(file, FUSE_UNK)?,
             strip_space: get_bool(file, STRIP_SPACE)?,
             chat_template: get_str(file, CHAT_TEMPLATE)?,
-        })
+            ascii_ids: [NO_ID; 128],
+        };
+        for c in 0..128u8 {
+            tok.ascii_ids[c as usize] = tok.lookup(&[c]).unwrap_or(NO_ID);
+        }
+        Ok(tok)
     }
 
     /// V: the number of tokens.
@@ -607,7 +615,11 @@ impl<'a> Tokenizer<'a> {
                 let mut ch = [0u8; 4];
                 for c in piece.chars() {
                     let s = c.encode_utf8(&mut ch);
-                    if let Some(id) = self.lookup(s.as_bytes()) {
+                    let found = match self.ascii_ids.get(c as usize) {
+                        Some(&id) => Some(id).filter(|&id| id != NO_ID),
+                        None => self.lookup(s.as_bytes()),
+                    };
+                    if let Some(id) = found {
                         scratch.push(id);
                         last_unk = false;
                         continue;
