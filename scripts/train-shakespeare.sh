@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/tinyshakespeare.txt}
-OUT=${1:-runs/shakespeare-char}
+OUT=${1:-.cache/runs/shakespeare-char}
 shift || true
 cargo build -q --release -p ember
 BIN=${CARGO_TARGET_DIR:-target}/release/ember

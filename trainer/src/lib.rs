@@ -1,3 +1,4 @@
+#![doc = include_str!("../README.md")]
 //! ember-train: a dependency-light trainer for Llama-style decoders.
 //!
 //! Text → [`data`] (normalize, clean, dedup, split) → [`bpe`] tokenizer → [`model`]

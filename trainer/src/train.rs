@@ -478,6 +478,13 @@ pub fn train(opts: &TrainOptions) -> Result<Metrics> {
             )));
         }
     }
+    let act_bytes = Acts::<f32>::floats(&cfg, opts.batch, cfg.ctx) as f64 * 4.0;
+    if act_bytes > 16.0 * (1u64 << 30) as f64 {
+        return Err(TrainError::Config(format!(
+            "activations would need {:.1} GiB (limit 16); lower --batch, --ctx or the model size",
+            act_bytes / (1u64 << 30) as f64
+        )));
+    }
     check_out_dir(opts)?;
     write_json(&opts.out.join("prepare.json"), &report.to_json())?;
     say(&report.summary());

@@ -81,14 +81,21 @@ impl PrepareReport {
         if self.lines_dropped > 0 {
             s += &format!("; {} duplicate lines dropped", self.lines_dropped);
         }
+        let tokens = |n: usize| {
+            if self.tokens_train > 0 {
+                format!(", {n} tokens")
+            } else {
+                String::new()
+            }
+        };
         s += &format!(
-            "\ntrain: {} docs, {} chars, {} tokens\nval:   {} docs, {} chars, {} tokens",
+            "\ntrain: {} docs, {} chars{}\nval:   {} docs, {} chars{}",
             self.docs_train,
             self.chars_train,
-            self.tokens_train,
+            tokens(self.tokens_train),
             self.docs_val,
             self.chars_val,
-            self.tokens_val
+            tokens(self.tokens_val)
         );
         s
     }

@@ -80,6 +80,22 @@ pub struct Acts<T> {
 }
 
 impl<T: Float> Acts<T> {
+    /// How many values `Acts::new(cfg, b, t)` allocates (saturating, for a memory check).
+    pub fn floats(cfg: &ModelConfig, b: usize, t: usize) -> usize {
+        let (n, c, l, f) = (b.saturating_mul(t), cfg.dim, cfg.n_layers, cfg.ffn);
+        let ad = cfg.n_heads * cfg.head_size();
+        let per_token = (l * (4 * c + 2 + cfg.qkv_dim() + ad + 3 * f) + 4 * c + 1 + cfg.vocab_size)
+            .saturating_add(cfg.qkv_dim() + ad + 3 * f);
+        n.saturating_mul(per_token)
+            .saturating_add(
+                l.saturating_mul(b)
+                    .saturating_mul(cfg.n_heads)
+                    .saturating_mul(t)
+                    .saturating_mul(t),
+            )
+            .saturating_add(t.saturating_mul(t))
+    }
+
     pub fn new(cfg: &ModelConfig, b: usize, t: usize) -> Self {
         let (n, c, l, f) = (b * t, cfg.dim, cfg.n_layers, cfg.ffn);
         let z = |len: usize| vec![T::ZERO; len];
@@ -388,6 +404,21 @@ mod tests {
             };
             check(if tie { "model (tied)" } else { "model" }, &p, &g, loss);
         }
+    }
+
+    #[test]
+    fn activation_size_is_what_new_allocates() {
+        let cfg = tiny(false);
+        let a = Acts::<f32>::new(&cfg, 3, 4);
+        let total = [
+            &a.x, &a.xmid, &a.ln1, &a.rstd1, &a.qkv, &a.att, &a.atty, &a.ln2, &a.rstd2, &a.gu,
+            &a.h, &a.lnf, &a.rstdf, &a.logits, &a.dx, &a.dln, &a.dqkv, &a.datty, &a.dgu, &a.dh,
+            &a.datt,
+        ]
+        .iter()
+        .map(|v| v.len())
+        .sum::<usize>();
+        assert_eq!(Acts::<f32>::floats(&cfg, 3, 4), total);
     }
 
     #[test]
