@@ -71,3 +71,50 @@ fn tiny_qwen2_matches_transformers() {
 fn tiny_gpt2_matches_transformers() {
     check_fixture("tiny-gpt2");
 }
+
+/// Llama 2's SentencePiece tokenizer (32000 tokens, byte fallback): ids equal to
+/// transformers' `tokenizer(text)` (with BOS), the prompt's top-10 logits, and the greedy
+/// continuation.
+#[test]
+fn tiny_llama2_spm_matches_transformers() {
+    let Some(dir) = shared_fixture("tiny-llama2-spm") else {
+        return;
+    };
+    let reference = read_json(&dir.join("reference.json"));
+    let bytes = convert(&dir, Recipe::F32);
+    let file = EmberFile::parse(&bytes).unwrap();
+    let model = Model::load(&file).unwrap();
+    let tokenizer = ember_runtime::tokenizer::Tokenizer::from_file(&file).unwrap();
+    for case in reference["tokenize"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let mut got = Vec::new();
+        tokenizer.encode(text, &mut got);
+        assert_eq!(got, ids(&case["ids_with_bos"]), "tokenize {text:?}");
+    }
+    let prompt = ids(&reference["prompt_ids"]);
+    let mut got = Vec::new();
+    tokenizer.encode(reference["prompt"].as_str().unwrap(), &mut got);
+    assert_eq!(got, prompt);
+
+    let mut session = Session::new(&model, prompt.len() + 16).unwrap();
+    let logits = session.prefill(&prompt).unwrap().to_vec();
+    for pair in reference["last_logits_top10"].as_array().unwrap() {
+        let (id, want) = (
+            pair[0].as_u64().unwrap() as usize,
+            pair[1].as_f64().unwrap(),
+        );
+        assert!(
+            (logits[id] as f64 - want).abs() < 1e-4,
+            "logit {id}: {} vs {want}",
+            logits[id]
+        );
+    }
+    let greedy = ids(&reference["greedy_ids"]);
+    let mut next = argmax(&logits);
+    let mut out = Vec::new();
+    for _ in 0..greedy.len() {
+        out.push(next);
+        next = argmax(session.step(next).unwrap());
+    }
+    assert_eq!(out, greedy);
+}

@@ -61,7 +61,7 @@ impl SamplingArgs {
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  ember run smollm2.ember -p \"Once upon a time\" -n 64\n  ember run smollm2.ember -p \"2+2=\" --temp 0 --json\n  ember run model.ember --prompt-ids 1,450,4996 -n 16 --temp 0"
+    after_help = "Examples:\n  ember run smollm2.ember -p \"Once upon a time\" -n 64\n  ember run smollm2.ember --chat -p \"Write a haiku about the sea.\"\n  ember run smollm2.ember -p \"2+2=\" --temp 0 --json\n  ember run model.ember --prompt-ids 1,450,4996 -n 16 --temp 0"
 )]
 pub struct Args {
     /// The .ember model.
@@ -75,6 +75,9 @@ pub struct Args {
     /// The prompt as token ids, e.g. 1,2,3.
     #[arg(long, group = "prompt_source", value_delimiter = ',')]
     pub prompt_ids: Option<Vec<u32>>,
+    /// Wrap the prompt as one user message in the model's chat template.
+    #[arg(long)]
+    pub chat: bool,
     /// Tokens to generate.
     #[arg(short = 'n', long = "n-predict", default_value_t = 128)]
     pub n: usize,
@@ -103,6 +106,7 @@ pub fn run(args: Args) -> CmdResult {
 
     let prompt_ids: Vec<u32> = match (&args.prompt, &args.prompt_file, &args.prompt_ids) {
         (_, _, Some(ids)) => ids.clone(),
+        (Some(text), _, _) if args.chat => encode(&tokenizer, &chat_prompt(&tokenizer, text)),
         (Some(text), _, _) => encode(&tokenizer, text),
         (_, Some(path), _) => {
             let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -183,6 +187,20 @@ pub fn run(args: Args) -> CmdResult {
         );
     }
     Ok(())
+}
+
+/// One user turn in the model's chat template, with its default system prompt.
+fn chat_prompt(tokenizer: &Tokenizer, user: &str) -> String {
+    use ember_runtime::chat::{default_system_prompt, ChatFormat, Role};
+    let template = tokenizer.chat_template();
+    let format = ChatFormat::detect(template);
+    let mut text = String::new();
+    if let Some(system) = template.and_then(default_system_prompt) {
+        format.push_message(&mut text, Role::System, system);
+    }
+    format.push_message(&mut text, Role::User, user);
+    format.push_generation_prompt(&mut text);
+    text
 }
 
 pub fn encode(tokenizer: &Tokenizer, text: &str) -> Vec<u32> {
