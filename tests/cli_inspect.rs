@@ -10,9 +10,14 @@ fn sample_file(dir: &Path) -> PathBuf {
     let mut w = Writer::new();
     w.set_str("general.architecture", "llama");
     w.set_u32("model.layer_count", 1);
-    w.set("tokenizer.tokens", OwnedValue::BytesArray(vec![b"a".to_vec(), b"b".to_vec()]));
-    w.add_tensor("blk.0.attn_q.weight", DType::Q8_0, &[2, 32], vec![0; 68]).unwrap();
-    w.add_tensor_f32("output_norm.weight", &[3], &[1.0, 1.0, 1.0]).unwrap();
+    w.set(
+        "tokenizer.tokens",
+        OwnedValue::BytesArray(vec![b"a".to_vec(), b"b".to_vec()]),
+    );
+    w.add_tensor("blk.0.attn_q.weight", DType::Q8_0, &[2, 32], vec![0; 68])
+        .unwrap();
+    w.add_tensor_f32("output_norm.weight", &[3], &[1.0, 1.0, 1.0])
+        .unwrap();
     let path = dir.join("sample.ember");
     w.write_file(&path).unwrap();
     path
@@ -74,7 +79,10 @@ fn truncated_and_flipped_files_fail_with_one_line() {
     for len in [0, 7, 100, good.len() / 2, good.len() - 1] {
         std::fs::write(&bad, &good[..len]).unwrap();
         let (ok, _, err) = inspect(&[bad.to_str().unwrap(), "--verify"]);
-        assert!(!ok && !err.contains("panicked") && err.trim_end().lines().count() == 1, "{len}: {err}");
+        assert!(
+            !ok && !err.contains("panicked") && err.trim_end().lines().count() == 1,
+            "{len}: {err}"
+        );
     }
     std::fs::write(&bad, &good[..good.len() / 2]).unwrap();
     assert_one_line_error(&bad, "truncated");

@@ -53,20 +53,32 @@ fn smollm2_f32_matches_transformers() {
 
     for case in fx.reference["generate"].as_array().unwrap() {
         let prompt = ids(&case["prompt_ids"]);
-        let mut session = Session::with_options(&model, prompt.len(), prompt.len(), Logits::All).unwrap();
+        let mut session =
+            Session::with_options(&model, prompt.len(), prompt.len(), Logits::All).unwrap();
         let logits = session.forward_all(&prompt).unwrap();
         let mut worst = 0f64;
         for top in case["topk"].as_array().unwrap() {
             let pos = top["pos"].as_u64().unwrap() as usize;
-            for (id, want) in ids(&top["ids"]).iter().zip(top["logits"].as_array().unwrap()) {
+            for (id, want) in ids(&top["ids"])
+                .iter()
+                .zip(top["logits"].as_array().unwrap())
+            {
                 let got = logits[pos * v + *id as usize] as f64;
                 worst = worst.max((got - want.as_f64().unwrap()).abs());
             }
         }
-        eprintln!("prompt {:?}: worst top-10 logit error {worst:.2e}", case["prompt"]);
+        eprintln!(
+            "prompt {:?}: worst top-10 logit error {worst:.2e}",
+            case["prompt"]
+        );
         assert!(worst <= 1e-3, "top-10 logits differ by {worst}");
         let want = ids(&case["greedy_ids"]);
-        assert_eq!(greedy(&model, &prompt, want.len()), want, "greedy for {:?}", case["prompt"]);
+        assert_eq!(
+            greedy(&model, &prompt, want.len()),
+            want,
+            "greedy for {:?}",
+            case["prompt"]
+        );
     }
 }
 
@@ -81,6 +93,11 @@ fn smollm2_f16_keeps_the_first_16_greedy_tokens() {
         let want = ids(&case["greedy_ids"]);
         // A reference continuation that reached EOS early is shorter than 16.
         let n = want.len().min(16);
-        assert_eq!(greedy(&model, &prompt, n), want[..n], "f16 greedy for {:?}", case["prompt"]);
+        assert_eq!(
+            greedy(&model, &prompt, n),
+            want[..n],
+            "f16 greedy for {:?}",
+            case["prompt"]
+        );
     }
 }

@@ -9,7 +9,9 @@ use serde_json::json;
 use super::CmdResult;
 
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  ember inspect smollm2.ember\n  ember inspect smollm2.ember --verify\n  ember inspect smollm2.ember --json | jq .tensors[0]")]
+#[command(
+    after_help = "Examples:\n  ember inspect smollm2.ember\n  ember inspect smollm2.ember --verify\n  ember inspect smollm2.ember --json | jq .tensors[0]"
+)]
 pub struct Args {
     /// The .ember file.
     pub file: PathBuf,
@@ -72,7 +74,13 @@ fn short_value(v: &Value) -> String {
         match v {
             [one] => format!("{one:?}"),
             _ if v.len() <= 8 => format!("{v:?}"),
-            _ => format!("[{:?}, {:?}, {:?}, ... {} values]", v[0], v[1], v[2], v.len()),
+            _ => format!(
+                "[{:?}, {:?}, {:?}, ... {} values]",
+                v[0],
+                v[1],
+                v[2],
+                v.len()
+            ),
         }
     }
     match v {
@@ -97,7 +105,12 @@ fn short_value(v: &Value) -> String {
                 .take(4)
                 .map(|b| format!("{:?}", String::from_utf8_lossy(b)))
                 .collect();
-            format!("[{}{}] ({} items)", items.join(", "), if a.len() > 4 { ", ..." } else { "" }, a.len())
+            format!(
+                "[{}{}] ({} items)",
+                items.join(", "),
+                if a.len() > 4 { ", ..." } else { "" },
+                a.len()
+            )
         }
     }
 }
@@ -178,11 +191,25 @@ fn print_text(path: &std::path::Path, file: &EmberFile, stats: &Stats, verified:
         println!("  {k:<32} {}", short_value(&v));
     }
     println!("\ntensors:");
-    let width = file.tensors().map(|t| t.name.len()).max().unwrap_or(4).max(4);
-    println!("  {:<width$}  {:<6} {:<16} {:>12}", "name", "dtype", "shape", "bytes");
+    let width = file
+        .tensors()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "  {:<width$}  {:<6} {:<16} {:>12}",
+        "name", "dtype", "shape", "bytes"
+    );
     for t in file.tensors() {
         let shape = format!("{:?}", t.shape());
-        println!("  {:<width$}  {:<6} {:<16} {:>12}", t.name, t.dtype.name(), shape, t.data.len());
+        println!(
+            "  {:<width$}  {:<6} {:<16} {:>12}",
+            t.name,
+            t.dtype.name(),
+            shape,
+            t.data.len()
+        );
     }
     println!(
         "\ntotal: {} bytes ({:.1} MiB), {} weights, {:.2} bits per weight",
@@ -192,6 +219,9 @@ fn print_text(path: &std::path::Path, file: &EmberFile, stats: &Stats, verified:
         stats.bits_per_weight()
     );
     if verified {
-        println!("checksum {:016x}: ok; every tensor within bounds", h.checksum);
+        println!(
+            "checksum {:016x}: ok; every tensor within bounds",
+            h.checksum
+        );
     }
 }
