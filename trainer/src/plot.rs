@@ -107,21 +107,14 @@ pub fn loss_svg(series: &[Series<'_>], title: &str) -> String {
         (t + h - b) / 2.0
     );
     for (i, se) in series.iter().enumerate() {
-        let path: Vec<String> = se
+        let pts: Vec<(f64, f64)> = se
             .points
             .iter()
             .filter(|p| p.1.is_finite())
-            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x as f64), sy(y)))
+            .map(|&(x, y)| (sx(x as f64), sy(y)))
             .collect();
-        if path.len() == 1 {
-            let _ = writeln!(
-                s,
-                r#"<circle cx="{}" r="3" cy="{}" fill="{}"/>"#,
-                path[0].split(',').next().unwrap_or("0"),
-                path[0].split(',').nth(1).unwrap_or("0"),
-                se.color
-            );
-        } else if !path.is_empty() {
+        if pts.len() >= 2 {
+            let path: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
             let _ = writeln!(
                 s,
                 r#"<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"/>"#,
@@ -129,14 +122,24 @@ pub fn loss_svg(series: &[Series<'_>], title: &str) -> String {
                 path.join(" ")
             );
         }
+        // Sparse series (evaluations) get a marker on each point.
+        if pts.len() <= 50 {
+            for (x, y) in &pts {
+                let _ = writeln!(
+                    s,
+                    r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{}"/>"#,
+                    se.color
+                );
+            }
+        }
         let ly = t + 16.0 + 18.0 * i as f64;
         let _ = writeln!(
             s,
             r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{}" stroke-width="3"/><text x="{}" y="{}">{}</text>"#,
-            w - r - 150.0,
-            w - r - 130.0,
+            w - r - 185.0,
+            w - r - 165.0,
             se.color,
-            w - r - 124.0,
+            w - r - 159.0,
             ly + 4.0,
             escape(se.label)
         );

@@ -334,9 +334,14 @@ fn write_curves(out: &Path, rows: &[Row], ngram: f64) -> Result<()> {
     let mut csv = String::from("step,lr,train_loss,val_loss,tokens_per_s,elapsed_s\n");
     for r in rows {
         let val = r.val_loss.map(|v| format!("{v:.6}")).unwrap_or_default();
+        let train = if r.train_loss.is_finite() {
+            format!("{:.6}", r.train_loss)
+        } else {
+            String::new()
+        };
         csv += &format!(
-            "{},{:.6e},{:.6},{val},{:.1},{:.3}\n",
-            r.step, r.lr, r.train_loss, r.tokens_per_s, r.elapsed_s
+            "{},{:.6e},{train},{val},{:.1},{:.3}\n",
+            r.step, r.lr, r.tokens_per_s, r.elapsed_s
         );
     }
     write_atomic(&out.join("loss.csv"), csv.as_bytes())?;
