@@ -104,7 +104,7 @@ fn valid() -> Vec<(&'static str, Val)> {
     let e = b'e' as u32;
     let l = b'l' as u32;
     let o = b'o' as u32;
-    let mut merges = vec![
+    let mut merges = [
         [h, e, 0, 256],
         [l, l, 1, 257],
         [256, 257, 2, 258],

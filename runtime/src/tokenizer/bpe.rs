@@ -38,14 +38,23 @@ impl Merges<'_> {
     }
 }
 
+/// A possible merge. Ordered by rank, then position: the smallest rank pops first, ties go
+/// to the leftmost pair. The ids tell a stale entry (one side merged since it was pushed)
+/// without searching the table again: a merge always changes the ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Candidate {
+    rank: u32,
+    pos: u32,
+    left: u32,
+    right: u32,
+    result: u32,
+}
+
 /// Reusable buffers for one `encode` call.
 #[derive(Default)]
 pub(crate) struct Scratch {
     symbols: Vec<Symbol>,
-    // Reverse((rank, position of the left symbol, left id, right id, result)): the smallest
-    // rank pops first, ties go to the leftmost pair. The ids tell a stale entry (one side
-    // merged since) without searching the table again: a merge always changes the ids.
-    heap: BinaryHeap<Reverse<(u32, u32, u32, u32, u32)>>,
+    heap: BinaryHeap<Reverse<Candidate>>,
 }
 
 impl Scratch {
@@ -74,13 +83,14 @@ impl Scratch {
         for i in 0..n.saturating_sub(1) {
             self.try_add(merges, i as u32);
         }
-        while let Some(Reverse((_rank, pos, left_id, right_id, result))) = self.heap.pop() {
+        while let Some(Reverse(c)) = self.heap.pop() {
+            let (pos, result) = (c.pos, c.result);
             let left = self.symbols[pos as usize];
-            if left.id != left_id || left.next == NONE {
+            if left.id != c.left || left.next == NONE {
                 continue;
             }
             let right = self.symbols[left.next as usize];
-            if right.id != right_id {
+            if right.id != c.right {
                 continue;
             }
             self.symbols[pos as usize].id = result;
@@ -109,8 +119,13 @@ impl Scratch {
         }
         let right = self.symbols[left.next as usize];
         if let Some((rank, result)) = merges.get(left.id, right.id) {
-            self.heap
-                .push(Reverse((rank, pos, left.id, right.id, result)));
+            self.heap.push(Reverse(Candidate {
+                rank,
+                pos,
+                left: left.id,
+                right: right.id,
+                result,
+            }));
         }
     }
 }
