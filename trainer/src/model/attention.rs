@@ -50,7 +50,9 @@ pub fn attention_forward<T: Float>(out: &mut [T], att: &mut [T], qkv: &[T], s: A
             for (i, row) in p.chunks_exact_mut(t).enumerate() {
                 let mut mx = row[0];
                 for &v in &row[1..=i] {
-                    mx = mx.max(v);
+                    if v > mx {
+                        mx = v;
+                    }
                 }
                 let mut sum = T::ZERO;
                 for v in &mut row[..=i] {

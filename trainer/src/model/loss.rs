@@ -7,7 +7,9 @@ pub fn softmax_xent_forward<T: Float>(logits: &mut [T], targets: &[u32], v: usiz
     for (row, &tg) in logits.chunks_exact_mut(v).zip(targets) {
         let mut mx = row[0];
         for &x in &row[1..] {
-            mx = mx.max(x);
+            if x > mx {
+                mx = x;
+            }
         }
         let mut sum = T::ZERO;
         for x in row.iter_mut() {
