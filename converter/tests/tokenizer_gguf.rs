@@ -82,6 +82,26 @@ fn smollm2_reference_ids() {
     assert!(tok.is_eog(im_end) && tok.is_eog(0) && !tok.is_eog(im_start));
     assert!(tok.chat_template().unwrap().contains("<|im_start|>"));
     assert_eq!(decode(&tok, &[1, 4093, 198, 26843, 17, 2]), "user\nHi!");
+
+    // More texts: transformers reading the same GGUF (make_golden.py).
+    let golden = json(&fixtures().join("golden.json"));
+    let mut failures = Vec::new();
+    for case in golden["smollm2"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let got = encode(&tok, text);
+        if got != want {
+            failures.push(format!("{text:?}\n  want {want:?}\n  got  {got:?}"));
+        } else if decode(&tok, &got) != case["decoded"].as_str().unwrap() {
+            failures.push(format!("decode {text:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// A SentencePiece vocabulary as GGUF stores it, merged by score.
