@@ -88,6 +88,19 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// Each layer has tensors of its own, so a source with `n_tensors` tensors cannot have
+    /// more layers than that: rejects absurd counts before anything is sized by them.
+    pub fn check_layer_count(&self, n_tensors: usize) -> Result<()> {
+        if self.layer_count > n_tensors {
+            crate::bail!(
+                "the config has {} layers but the checkpoint holds only {} tensors",
+                self.layer_count,
+                n_tensors
+            );
+        }
+        Ok(())
+    }
+
     /// Writes the `model.*` keys and `general.architecture` / `general.name`.
     pub fn write(&self, w: &mut Writer) -> Result<()> {
         let c = self;

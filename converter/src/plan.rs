@@ -108,9 +108,18 @@ impl Plan<'_> {
     /// Checks that the planned tensors are exactly the ones the runtime expects (required
     /// ones present, optional ones allowed), with the expected shapes.
     pub fn check_against_config(&self) -> Result<()> {
+        // Each layer needs tensors of its own: rule out absurd layer counts (from a corrupt
+        // file) before listing the expected tensors.
+        self.config.check_layer_count(self.tensors.len())?;
         let expected = self.config.expected_tensors();
+        let mut planned = std::collections::HashMap::with_capacity(self.tensors.len());
+        for t in &self.tensors {
+            if planned.insert(t.name.as_str(), t).is_some() {
+                crate::bail!("tensor {} appears twice", t.name);
+            }
+        }
         for (name, shape, required) in &expected {
-            match self.tensors.iter().find(|t| &t.name == name) {
+            match planned.remove(name.as_str()) {
                 Some(t) if &t.shape != shape => crate::bail!(
                     "tensor {} (from {}) has shape {:?}, expected {:?} from the model config",
                     name,
@@ -123,15 +132,18 @@ impl Plan<'_> {
                 None => {}
             }
         }
-        for t in &self.tensors {
-            if !expected.iter().any(|(n, _, _)| n == &t.name) {
-                crate::bail!(
-                    "unexpected tensor {} (from {}): not part of a {} model with this config",
-                    t.name,
-                    t.src_name,
-                    self.config.arch.name()
-                );
-            }
+        // In file order, so the first unexpected tensor is reported.
+        if let Some(t) = self
+            .tensors
+            .iter()
+            .find(|t| planned.contains_key(t.name.as_str()))
+        {
+            crate::bail!(
+                "unexpected tensor {} (from {}): not part of a {} model with this config",
+                t.name,
+                t.src_name,
+                self.config.arch.name()
+            );
         }
         Ok(())
     }

@@ -333,6 +333,7 @@ fn plan_llama<'a>(
         tied_embeddings: tied,
     };
     config.validate()?;
+    config.check_layer_count(all.len())?;
 
     let mut map = vec![
         (
@@ -442,6 +443,7 @@ fn plan_gpt2<'a>(
         tied_embeddings: true,
     };
     config.validate()?;
+    config.check_layer_count(all.len())?;
 
     let p = prefix;
     for (src, dst) in [
