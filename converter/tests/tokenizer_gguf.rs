@@ -206,3 +206,123 @@ fn gguf_field_errors() {
         }
     }
 }
+
+/// The pieces of a SentencePiece `tokenizer.model` (a protobuf `ModelProto`: field 1 holds
+/// the pieces, each with piece = 1, score = 2, type = 3), as llama.cpp's converter puts them
+/// into GGUF.
+fn read_sentencepiece_model(b: &[u8]) -> Vec<(Vec<u8>, f32, i32)> {
+    fn varint(b: &[u8], i: &mut usize) -> u64 {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = b[*i];
+            *i += 1;
+            v |= u64::from(byte & 0x7F) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        v
+    }
+    fn fields(b: &[u8], mut f: impl FnMut(u64, &[u8], u64)) {
+        let mut i = 0;
+        while i < b.len() {
+            let key = varint(b, &mut i);
+            match key & 7 {
+                0 => {
+                    let v = varint(b, &mut i);
+                    f(key >> 3, &[], v);
+                }
+                1 => i += 8,
+                2 => {
+                    let n = varint(b, &mut i) as usize;
+                    f(key >> 3, &b[i..i + n], 0);
+                    i += n;
+                }
+                5 => {
+                    f(key >> 3, &b[i..i + 4], 0);
+                    i += 4;
+                }
+                w => panic!("wire type {w}"),
+            }
+        }
+    }
+    let mut pieces = Vec::new();
+    fields(b, |field, bytes, _| {
+        if field == 1 {
+            let (mut piece, mut score, mut ty) = (Vec::new(), 0.0f32, 1i32);
+            fields(bytes, |f, v, n| match f {
+                1 => piece = v.to_vec(),
+                2 => score = f32::from_le_bytes(v.try_into().unwrap()),
+                3 => ty = n as i32,
+                _ => {}
+            });
+            pieces.push((piece, score, ty));
+        }
+    });
+    pieces
+}
+
+/// Llama 2's tokenizer.model as a GGUF vocabulary (scores, no merges) must tokenize as the
+/// sentencepiece library does (reference.json's `sentencepiece_ids`): merges derived from
+/// scores, byte fallback, the dummy prefix.
+#[test]
+fn llama2_sentencepiece_model_as_gguf() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/tiny-llama2-spm/tokenizer.model");
+    if !path.is_file() {
+        println!("SKIPPED: Llama 2 tokenizer.model as GGUF (../shared absent)");
+        return;
+    }
+    let pieces = read_sentencepiece_model(&std::fs::read(&path).unwrap());
+    assert_eq!(pieces.len(), 32000);
+    let fields = GgufTokenizerFields {
+        model: "llama".into(),
+        tokens: pieces.iter().map(|p| p.0.clone()).collect(),
+        scores: Some(pieces.iter().map(|p| p.1).collect()),
+        token_types: Some(pieces.iter().map(|p| p.2).collect()),
+        bos_id: Some(1),
+        eos_id: Some(2),
+        unk_id: Some(0),
+        ..Default::default()
+    };
+    let spec = from_gguf(fields).unwrap();
+    let bytes = to_file(&spec);
+    let file = parse(&bytes);
+    let tok = rt::Tokenizer::from_file(&file).unwrap();
+    let r = json(&fixtures().join("llama2-spm/reference.json"));
+    for case in r["tokenize"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        if text.contains("<s>") {
+            // sentencepiece does not parse special tokens in text; GGUF models (llama.cpp) do.
+            continue;
+        }
+        let mut want = vec![1u32];
+        want.extend(
+            case["sentencepiece_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32),
+        );
+        assert_eq!(encode(&tok, text), want, "{text:?}");
+    }
+    // Over longer texts too (golden.json, from the sentencepiece library). HF's merge-list
+    // BPE differs from sentencepiece on some whitespace runs ("\n  indented"); a GGUF
+    // vocabulary follows sentencepiece, as llama.cpp does.
+    let golden = json(&fixtures().join("golden.json"));
+    let mut failures = Vec::new();
+    for case in golden["llama2-sentencepiece"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let got = encode(&tok, text);
+        if got != want {
+            failures.push(format!("{text:?}\n  want {want:?}\n  got  {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
