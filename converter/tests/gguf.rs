@@ -58,7 +58,11 @@ fn synthetic(tied: bool, qk_dtype: DType) -> Synthetic {
     specs.push(("blk.0.attn_q.weight".into(), vec![NH * HS, C], qk_dtype));
     specs.push(("blk.0.attn_k.weight".into(), vec![KVH * HS, C], qk_dtype));
     specs.push(("blk.0.attn_v.weight".into(), vec![KVH * HS, C], DType::Q8_0));
-    specs.push(("blk.0.attn_output.weight".into(), vec![C, NH * HS], DType::Q4_0));
+    specs.push((
+        "blk.0.attn_output.weight".into(),
+        vec![C, NH * HS],
+        DType::Q4_0,
+    ));
     specs.push(("blk.0.ffn_norm.weight".into(), vec![C], DType::F32));
     specs.push(("blk.0.ffn_gate.weight".into(), vec![F, C], DType::Q5_0));
     specs.push(("blk.0.ffn_up.weight".into(), vec![F, C], DType::Q5_1));
@@ -245,8 +249,13 @@ fn other_architectures_and_missing_keys_are_clear_errors() {
 
     // An unsupported ggml type is named.
     let mut b = GgufBuilder::new();
-    b.str("general.architecture", "llama")
-        .raw_tensor("token_embd.weight", 10, vec![256, 4], None, vec![0; 4 * 84]);
+    b.str("general.architecture", "llama").raw_tensor(
+        "token_embd.weight",
+        10,
+        vec![256, 4],
+        None,
+        vec![0; 4 * 84],
+    );
     let e = GgufFile::parse(&b.build()).unwrap_err().to_string();
     assert!(e.contains("token_embd.weight") && e.contains("q2_k"), "{e}");
 }
@@ -308,7 +317,12 @@ fn every_truncation_is_an_error() {
     let s = synthetic(true, DType::Q4_1);
     let g = GgufFile::parse(&s.gguf).unwrap();
     // The last tensor ends at the end of the file, so every cut loses bytes that matter.
-    let end = g.tensors.iter().map(|t| t.offset + t.data.len() as u64).max().unwrap();
+    let end = g
+        .tensors
+        .iter()
+        .map(|t| t.offset + t.data.len() as u64)
+        .max()
+        .unwrap();
     assert_eq!(g.data_offset + end, s.gguf.len() as u64);
     for len in 0..s.gguf.len() {
         let cut = &s.gguf[..len];
@@ -402,7 +416,12 @@ fn absurd_counts_dims_and_offsets_are_errors() {
         b.raw_tensor(name, 0, dims, offset, vec![0; 128]);
     };
     // Dims: zero, 2^62 (size overflows), five of them.
-    for dims in [vec![0, 4], vec![1 << 40, 1 << 40, 1 << 40], vec![1; 5], vec![]] {
+    for dims in [
+        vec![0, 4],
+        vec![1 << 40, 1 << 40, 1 << 40],
+        vec![1; 5],
+        vec![],
+    ] {
         let mut b = base();
         t32(&mut b, "t", dims, None);
         assert!(GgufFile::parse(&b.build()).is_err());

@@ -13,7 +13,10 @@ use ember_format::{DType, EmberFile};
 /// (ember name, HF name) for a Llama-layout checkpoint, biases included when present.
 fn llama_map(layers: usize, tied: bool) -> Vec<(String, String)> {
     let mut m = vec![
-        ("token_embd.weight".to_string(), "model.embed_tokens.weight".to_string()),
+        (
+            "token_embd.weight".to_string(),
+            "model.embed_tokens.weight".to_string(),
+        ),
         ("output_norm.weight".into(), "model.norm.weight".into()),
     ];
     if !tied {
@@ -49,10 +52,16 @@ fn check_llama_f32(dir: &Path, f: &EmberFile<'_>, layers: usize, tied: bool) {
             assert!(f.tensor(&ember).is_none(), "{ember} has no source");
             continue;
         };
-        let t = f.tensor(&ember).unwrap_or_else(|| panic!("{ember} missing"));
+        let t = f
+            .tensor(&ember)
+            .unwrap_or_else(|| panic!("{ember} missing"));
         assert_eq!(t.dtype, DType::F32, "{ember}");
         assert_eq!(t.shape(), &shape[..], "{ember}");
-        assert_eq!(t.as_f32().unwrap(), &vals[..], "{ember} data differs from {hf}");
+        assert_eq!(
+            t.as_f32().unwrap(),
+            &vals[..],
+            "{ember} data differs from {hf}"
+        );
         n += 1;
     }
     assert_eq!(f.tensor_count(), n, "unexpected extra tensors");

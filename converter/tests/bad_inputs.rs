@@ -1,0 +1,218 @@
+//! Bad inputs give one clear line naming the problem (and never a panic).
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use ember_convert::{build, Recipe};
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+
+fn err_of(input: &Path) -> String {
+    let e = match build(input, Some(Recipe::F32), false) {
+        Ok(_) => panic!("{} converted", input.display()),
+        Err(e) => e.to_string(),
+    };
+    assert!(!e.contains('\n'), "not one line: {e}");
+    e
+}
+
+/// A copy of tiny-llama in a temp dir, to be damaged.
+fn tiny_llama_copy(tag: &str) -> PathBuf {
+    let dir = temp_dir(tag);
+    for f in std::fs::read_dir(fixture("tiny-llama")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+    }
+    dir
+}
+
+fn edit_config(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let p = dir.join("config.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+/// Rewrites model.safetensors through `f(name, dtype, shape, bytes)`, which may drop
+/// (return None) or change a tensor.
+fn edit_weights(
+    dir: &Path,
+    f: impl Fn(&str, Dtype, Vec<usize>, Vec<u8>) -> Option<(String, Dtype, Vec<usize>, Vec<u8>)>,
+) {
+    let p = dir.join("model.safetensors");
+    let bytes = std::fs::read(&p).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut owned = Vec::new();
+    for (name, view) in st.tensors() {
+        if let Some(t) = f(
+            &name,
+            view.dtype(),
+            view.shape().to_vec(),
+            view.data().to_vec(),
+        ) {
+            owned.push(t);
+        }
+    }
+    let views: Vec<(String, TensorView<'_>)> = owned
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    let out = safetensors::serialize(views, &None::<HashMap<String, String>>).unwrap();
+    std::fs::write(&p, out).unwrap();
+}
+
+/// Temp copies removed at the end of a test.
+struct Dirs(Vec<PathBuf>);
+
+impl Dirs {
+    fn push_copy(&mut self, tag: &str) -> PathBuf {
+        let d = tiny_llama_copy(tag);
+        self.0.push(d.clone());
+        d
+    }
+}
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+#[test]
+fn missing_input_and_directory_without_config() {
+    let e = err_of(Path::new("/nonexistent/model"));
+    assert!(e.contains("/nonexistent/model"), "{e}");
+
+    let dir = temp_dir("noconfig");
+    let e = err_of(&dir);
+    assert!(e.contains("has no config.json"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unsupported_architecture() {
+    let dir = tiny_llama_copy("bert");
+    edit_config(&dir, |v| v["model_type"] = "bert".into());
+    assert_eq!(
+        err_of(&dir),
+        "unsupported architecture 'bert' in config.json (supported: llama, mistral, qwen2, gpt2)"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unsupported_rope_scaling_and_activation() {
+    let dir = tiny_llama_copy("rope");
+    edit_config(&dir, |v| {
+        v["rope_scaling"] = serde_json::json!({"rope_type": "llama3", "factor": 8.0})
+    });
+    let e = err_of(&dir);
+    assert!(e.contains("RoPE scaling type 'llama3'"), "{e}");
+    edit_config(&dir, |v| {
+        v["rope_scaling"] = serde_json::Value::Null;
+        v["hidden_act"] = "gelu".into();
+    });
+    let e = err_of(&dir);
+    assert!(e.contains("hidden_act 'gelu'"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn truncated_and_garbage_safetensors() {
+    let dir = tiny_llama_copy("trunc");
+    let p = dir.join("model.safetensors");
+    let full = std::fs::read(&p).unwrap();
+    // Every cut in the header, a sample in the data.
+    let header_end = 8 + u64::from_le_bytes(full[..8].try_into().unwrap()) as usize;
+    let cuts = (0..header_end + 16).chain((header_end..full.len()).step_by(4099));
+    for len in cuts {
+        std::fs::write(&p, &full[..len]).unwrap();
+        let e = err_of(&dir);
+        assert!(e.contains("model.safetensors"), "cut at {len}: {e}");
+    }
+    std::fs::write(&p, &full[..full.len() - 1]).unwrap();
+    let e = err_of(&dir);
+    assert!(
+        e.contains("not a valid safetensors file") && e.contains("truncated"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn missing_tensor_shape_and_dtype_mismatches() {
+    let mut dirs = Dirs(Vec::new());
+    let dir = dirs.push_copy("tensors");
+    edit_weights(&dir, |n, d, s, b| {
+        (n != "model.layers.1.mlp.up_proj.weight").then(|| (n.to_string(), d, s, b))
+    });
+    assert_eq!(err_of(&dir), "missing tensor blk.1.ffn_up.weight");
+
+    let dir = dirs.push_copy("shape");
+    edit_config(&dir, |v| v["intermediate_size"] = 160.into());
+    let e = err_of(&dir);
+    assert!(
+        e.contains("blk.0.ffn_gate.weight")
+            && e.contains("model.layers.0.mlp.gate_proj.weight")
+            && e.contains("[172, 64]")
+            && e.contains("[160, 64]"),
+        "{e}"
+    );
+
+    let dir = dirs.push_copy("dtype");
+    edit_weights(&dir, |n, d, s, b| {
+        if n == "model.norm.weight" {
+            Some((n.to_string(), Dtype::I32, s, b))
+        } else {
+            Some((n.to_string(), d, s, b))
+        }
+    });
+    let e = err_of(&dir);
+    assert!(e.contains("model.norm.weight") && e.contains("I32"), "{e}");
+
+    let dir = dirs.push_copy("extra");
+    edit_weights(&dir, |n, d, s, b| {
+        let n = n.replace(
+            "model.layers.1.mlp.down_proj",
+            "model.layers.1.mlp.down_proj_x",
+        );
+        Some((n, d, s, b))
+    });
+    let e = err_of(&dir);
+    assert!(
+        e.contains("down_proj_x") || e.contains("blk.1.ffn_down.weight"),
+        "{e}"
+    );
+
+    // Absurd layer counts are refused before anything is sized by them.
+    let dir = dirs.push_copy("layers");
+    edit_config(&dir, |v| v["num_hidden_layers"] = 100_000.into());
+    let e = err_of(&dir);
+    assert!(e.contains("100000 layers"), "{e}");
+    edit_config(&dir, |v| v["num_hidden_layers"] = (1u64 << 40).into());
+    let e = err_of(&dir);
+    assert!(e.contains("layer_count"), "{e}");
+
+    // Head counts that do not divide.
+    let dir = dirs.push_copy("heads");
+    edit_config(&dir, |v| v["num_key_value_heads"] = 3.into());
+    let e = err_of(&dir);
+    assert!(e.contains("KV head count 3"), "{e}");
+}
+
+#[test]
+fn a_file_that_is_neither_gguf_nor_a_checkpoint() {
+    let dir = temp_dir("junk");
+    let p = dir.join("model.bin");
+    std::fs::write(&p, b"PK\x03\x04 not a model").unwrap();
+    let e = err_of(&p);
+    assert!(
+        e.contains("model.bin") && e.contains("not a GGUF file"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
