@@ -381,6 +381,25 @@ fn corruption_suite() {
     );
 }
 
+#[test]
+fn special_token_ending_inside_a_character_is_not_matched() {
+    // Token 260 (special) damaged to the first byte of "é": valid metadata, must not split
+    // the text inside the character.
+    let mut m = valid();
+    if let Some((_, Val::Bytes(t))) = m.iter_mut().find(|(k, _)| *k == "tokenizer.tokens") {
+        t[260] = vec![0xC3];
+    }
+    if let Some((_, Val::U32(ix))) = m.iter_mut().find(|(k, _)| *k == "tokenizer.token_index") {
+        ix.retain(|&i| i != 260);
+    }
+    let words = build(&m);
+    let file = EmberFile::parse(bytes(&words)).unwrap();
+    let tok = Tokenizer::from_file(&file).unwrap();
+    let mut ids = Vec::new();
+    tok.encode("é", &mut ids);
+    assert_eq!(ids, [0xC3, 0xA9]);
+}
+
 /// Exercises a tokenizer that loaded from a damaged file: must not panic.
 fn exercise(file: &EmberFile<'_>) {
     if let Ok(tok) = Tokenizer::from_file(file) {

@@ -84,6 +84,9 @@ pub mod special_flag {
 
 const NO_ID: u32 = u32::MAX;
 
+/// Longest piece merged as one (bytes); longer pieces are cut, so symbol indices fit a u32.
+const MAX_PIECE: usize = 1 << 30;
+
 /// Why a file's tokenizer cannot be used. Names the metadata key at fault.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -508,7 +511,12 @@ impl<'a> Tokenizer<'a> {
             let mut best: Option<(usize, usize)> = None; // (length, position in specials)
             for (k, &id) in self.specials.iter().enumerate() {
                 let t = self.token_bytes(id);
-                if bytes[i..].starts_with(t) && best.map_or(true, |(len, _)| t.len() > len) {
+                // A match must end on a character boundary (a damaged file could hold a
+                // special token that is part of a character).
+                if bytes[i..].starts_with(t)
+                    && text.is_char_boundary(i + t.len())
+                    && best.map_or(true, |(len, _)| t.len() > len)
+                {
                     best = Some((t.len(), k));
                 }
             }
@@ -587,7 +595,17 @@ impl<'a> Tokenizer<'a> {
             seg
         };
         self.pre.split(text, &mut |piece: &str| {
-            self.encode_piece(piece, scratch, out)
+            // Symbol links are u32: cut absurdly long pieces (never seen in real text).
+            let mut rest = piece;
+            while rest.len() > MAX_PIECE {
+                let mut cut = MAX_PIECE;
+                while !rest.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                self.encode_piece(&rest[..cut], scratch, out);
+                rest = &rest[cut..];
+            }
+            self.encode_piece(rest, scratch, out)
         });
     }
 
