@@ -29,6 +29,8 @@ pub enum Error {
         needed: usize,
         capacity: usize,
     },
+    /// The requested kernel level cannot run here (EMBER_KERNELS).
+    Kernels(&'static str),
     /// Caller-supplied buffers are smaller than `memory_required`.
     BufferTooSmall {
         needed: usize,
@@ -58,6 +60,7 @@ impl fmt::Display for Error {
                 "prompt plus generation needs {needed} positions but the context holds {capacity} \
                  (shorten the prompt, lower -n, or raise --ctx up to the model's context length)"
             ),
+            Error::Kernels(why) => f.write_str(why),
             Error::BufferTooSmall { needed, got } => {
                 write!(f, "buffer too small: need {needed} bytes, got {got}")
             }

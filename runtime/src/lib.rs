@@ -26,6 +26,7 @@ extern crate std;
 
 pub mod chat;
 mod error;
+pub mod exec;
 pub mod generate;
 pub mod kernels;
 pub mod kv_cache;
@@ -37,6 +38,8 @@ pub mod tokenizer;
 
 #[cfg(feature = "std")]
 pub mod mapped;
+#[cfg(feature = "std")]
+pub mod pool;
 
 pub use error::Error;
 #[cfg(feature = "std")]

@@ -1,7 +1,11 @@
 //! A generation session: one model, its KV cache and scratch, and the position reached.
 
+use alloc::boxed::Box;
+
+use crate::exec::{Executor, Serial};
+use crate::kernels::Kernels;
 use crate::kv_cache::KvCache;
-use crate::model::{Logits, Model, Scratch};
+use crate::model::{Compute, Logits, Model, Scratch};
 use crate::Error;
 
 /// Tokens processed per forward call during prefill: big enough to reuse each dequantized
@@ -14,6 +18,8 @@ pub struct Session<'m, 'a> {
     scratch: Scratch,
     mode: Logits,
     pos: usize,
+    kernels: Kernels,
+    exec: Box<dyn Executor>,
 }
 
 impl<'m, 'a> Session<'m, 'a> {
@@ -38,12 +44,18 @@ impl<'m, 'a> Session<'m, 'a> {
             });
         }
         let batch = batch.clamp(1, capacity);
+        #[cfg(feature = "std")]
+        let kernels = Kernels::from_env().map_err(Error::Kernels)?;
+        #[cfg(not(feature = "std"))]
+        let kernels = Kernels::select(None).map_err(Error::Kernels)?;
         Ok(Session {
             model,
             cache: KvCache::new(cfg, capacity),
             scratch: Scratch::new(cfg, batch, capacity, logits),
             mode: logits,
             pos: 0,
+            kernels,
+            exec: Box::new(Serial),
         })
     }
 
@@ -56,6 +68,31 @@ impl<'m, 'a> Session<'m, 'a> {
                 capacity,
                 logits,
             )
+    }
+
+    /// Runs matmuls on `exec` (a thread pool with std; see `set_threads`).
+    pub fn set_executor(&mut self, exec: Box<dyn Executor>) {
+        self.exec = exec;
+    }
+
+    /// Uses `threads` threads (a persistent pool); 0 means all cores.
+    #[cfg(feature = "std")]
+    pub fn set_threads(&mut self, threads: usize) {
+        let n = if threads == 0 { crate::pool::ThreadPool::available() } else { threads };
+        self.exec = crate::pool::executor(n);
+    }
+
+    /// Forces a kernel level (tests and comparisons).
+    pub fn set_kernels(&mut self, kernels: Kernels) {
+        self.kernels = kernels;
+    }
+
+    pub fn kernels(&self) -> &Kernels {
+        &self.kernels
+    }
+
+    pub fn threads(&self) -> usize {
+        self.exec.threads()
     }
 
     pub fn model(&self) -> &'m Model<'a> {
@@ -98,7 +135,12 @@ impl<'m, 'a> Session<'m, 'a> {
     pub fn prefill(&mut self, tokens: &[u32]) -> Result<&[f32], Error> {
         self.check(tokens)?;
         for chunk in tokens.chunks(self.scratch.max_batch) {
+            let cx = Compute {
+                kernels: &self.kernels,
+                exec: &*self.exec,
+            };
             self.model.forward(
+                cx,
                 chunk,
                 self.pos,
                 &mut self.cache,
@@ -124,7 +166,12 @@ impl<'m, 'a> Session<'m, 'a> {
                 "forward_all needs Logits::All and at most `batch` tokens",
             ));
         }
+        let cx = Compute {
+            kernels: &self.kernels,
+            exec: &*self.exec,
+        };
         self.model.forward(
+            cx,
             tokens,
             self.pos,
             &mut self.cache,

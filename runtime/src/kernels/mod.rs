@@ -1,8 +1,280 @@
-//! Compute kernels. `scalar` is the reference every optimized path is tested against.
+//! Compute kernels. `dot/scalar.rs` and `ops.rs` are the reference; SIMD versions of the dot
+//! products live beside the scalar ones under the same names, and one [`Kernels`] table of
+//! plain function pointers is chosen once per session.
 
-pub mod scalar;
+pub mod act;
+pub mod dot;
+pub mod matmul;
+pub mod ops;
 
-pub use scalar::{
-    add_in_place, attention_head, dequantize_row, gelu_tanh, layernorm, matmul, rmsnorm, rope,
-    softmax, swiglu,
+pub use act::{ActQ8, ActRow};
+pub use ops::{
+    add_in_place, attention_head, dequantize_row, gelu_tanh, layernorm, rmsnorm, rope, softmax,
+    swiglu,
 };
+
+use ember_format::DType;
+
+/// x (32·nb) -> int8 blocks: qs (32·nb), scales d (nb), d·sum(q) s (nb).
+pub type QuantizeFn = fn(&[f32], &mut [i8], &mut [f32], &mut [f32]);
+/// Weight row (whole blocks) · quantized activation row (qs, d, s).
+pub type DotQ8Fn = fn(&[u8], &[i8], &[f32], &[f32]) -> f32;
+/// Float weight row (f32/f16/bf16 bytes) · f32 activations.
+pub type DotFloatFn = fn(&[u8], &[f32]) -> f32;
+
+/// An instruction-set level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Scalar,
+    /// x86-64 AVX2 + FMA + F16C.
+    Avx2,
+    /// x86-64 AVX-512 F/BW/VL with VNNI.
+    Avx512,
+    /// aarch64 NEON with the dot-product extension.
+    Neon,
+}
+
+impl Level {
+    pub const ALL: [Level; 4] = [Level::Scalar, Level::Avx2, Level::Avx512, Level::Neon];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Scalar => "scalar",
+            Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
+            Level::Neon => "neon",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.name() == name)
+    }
+
+    /// Whether this CPU can run the level: runtime detection with std, compile-time target
+    /// features without.
+    pub fn supported(self) -> bool {
+        match self {
+            Level::Scalar => true,
+            #[cfg(all(target_arch = "x86_64", feature = "std"))]
+            Level::Avx2 => {
+                std::is_x86_feature_detected!("avx2")
+                    && std::is_x86_feature_detected!("fma")
+                    && std::is_x86_feature_detected!("f16c")
+            }
+            #[cfg(all(target_arch = "x86_64", feature = "std"))]
+            Level::Avx512 => {
+                Level::Avx2.supported()
+                    && std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512bw")
+                    && std::is_x86_feature_detected!("avx512vl")
+                    && std::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+            Level::Avx2 => cfg!(all(target_feature = "avx2", target_feature = "fma", target_feature = "f16c")),
+            #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+            Level::Avx512 => cfg!(all(
+                target_feature = "avx2",
+                target_feature = "fma",
+                target_feature = "f16c",
+                target_feature = "avx512f",
+                target_feature = "avx512bw",
+                target_feature = "avx512vl",
+                target_feature = "avx512vnni"
+            )),
+            #[cfg(all(target_arch = "aarch64", feature = "std"))]
+            Level::Neon => std::arch::is_aarch64_feature_detected!("dotprod"),
+            #[cfg(all(target_arch = "aarch64", not(feature = "std")))]
+            Level::Neon => cfg!(target_feature = "dotprod"),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// The best supported level.
+    pub fn best() -> Level {
+        [Level::Avx512, Level::Avx2, Level::Neon]
+            .into_iter()
+            .find(|l| l.supported())
+            .unwrap_or(Level::Scalar)
+    }
+}
+
+/// The kernels of one level as plain function pointers.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernels {
+    pub level: Level,
+    pub quantize_q8: QuantizeFn,
+    pub dot_q8_0: DotQ8Fn,
+    pub dot_q4_0: DotQ8Fn,
+    pub dot_q4_1: DotQ8Fn,
+    pub dot_q5_0: DotQ8Fn,
+    pub dot_q5_1: DotQ8Fn,
+    pub dot_q4_k: DotQ8Fn,
+    pub dot_q5_k: DotQ8Fn,
+    pub dot_q6_k: DotQ8Fn,
+    pub dot_f32: DotFloatFn,
+    pub dot_f16: DotFloatFn,
+    pub dot_bf16: DotFloatFn,
+}
+
+/// How a matrix of a dtype meets its activations.
+#[derive(Clone, Copy, Debug)]
+pub enum RowDot {
+    Quantized(DotQ8Fn),
+    Float(DotFloatFn),
+}
+
+impl Kernels {
+    pub fn scalar() -> Kernels {
+        use dot::scalar as s;
+        Kernels {
+            level: Level::Scalar,
+            quantize_q8: s::quantize_q8,
+            dot_q8_0: s::dot_q8_0,
+            dot_q4_0: s::dot_q4_0,
+            dot_q4_1: s::dot_q4_1,
+            dot_q5_0: s::dot_q5_0,
+            dot_q5_1: s::dot_q5_1,
+            dot_q4_k: s::dot_q4_k,
+            dot_q5_k: s::dot_q5_k,
+            dot_q6_k: s::dot_q6_k,
+            dot_f32: s::dot_f32,
+            dot_f16: s::dot_f16,
+            dot_bf16: s::dot_bf16,
+        }
+    }
+
+    /// The kernels of `level`, or `None` if this CPU (or build) cannot run them.
+    pub fn for_level(level: Level) -> Option<Kernels> {
+        if !level.supported() {
+            return None;
+        }
+        match level {
+            Level::Scalar => Some(Kernels::scalar()),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => Some(x86::avx2()),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => Some(x86::avx512()),
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon => Some(arm::neon()),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
+    /// The best kernels for this CPU, unless `EMBER_KERNELS=scalar|avx2|avx512|neon` (read by
+    /// the caller with std and passed as `forced`) names another supported level.
+    pub fn select(forced: Option<&str>) -> Result<Kernels, &'static str> {
+        match forced {
+            None | Some("") | Some("auto") => {
+                Ok(Kernels::for_level(Level::best()).unwrap_or_else(Kernels::scalar))
+            }
+            Some(name) => {
+                let level = Level::from_name(name)
+                    .ok_or("EMBER_KERNELS must be one of auto, scalar, avx2, avx512, neon")?;
+                Kernels::for_level(level).ok_or("the kernel level named by EMBER_KERNELS is not supported by this CPU")
+            }
+        }
+    }
+
+    /// The best kernels, honoring `EMBER_KERNELS` (std only).
+    #[cfg(feature = "std")]
+    pub fn from_env() -> Result<Kernels, &'static str> {
+        let forced = std::env::var("EMBER_KERNELS").ok();
+        Kernels::select(forced.as_deref())
+    }
+
+    pub fn row_dot(&self, dtype: DType) -> RowDot {
+        match dtype {
+            DType::F32 => RowDot::Float(self.dot_f32),
+            DType::F16 => RowDot::Float(self.dot_f16),
+            DType::BF16 => RowDot::Float(self.dot_bf16),
+            DType::Q8_0 => RowDot::Quantized(self.dot_q8_0),
+            DType::Q4_0 => RowDot::Quantized(self.dot_q4_0),
+            DType::Q4_1 => RowDot::Quantized(self.dot_q4_1),
+            DType::Q5_0 => RowDot::Quantized(self.dot_q5_0),
+            DType::Q5_1 => RowDot::Quantized(self.dot_q5_1),
+            DType::Q4K => RowDot::Quantized(self.dot_q4_k),
+            DType::Q5K => RowDot::Quantized(self.dot_q5_k),
+            DType::Q6K => RowDot::Quantized(self.dot_q6_k),
+            // DType is non-exhaustive; a new type must be added here before the loader
+            // accepts it (Weights::load checks `supports`).
+            _ => RowDot::Float(self.dot_f32),
+        }
+    }
+
+    /// Whether matrices of `dtype` can be multiplied.
+    pub fn supports(dtype: DType) -> bool {
+        DType::ALL.contains(&dtype)
+    }
+}
+
+/// Safe wrappers around the `#[target_feature]` functions, built only after detection.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::dot::{avx2, avx512};
+    use super::{Kernels, Level};
+
+    macro_rules! wrap {
+        ($module:ident, $name:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+            pub fn $name($($arg: $ty),*) -> $ret {
+                // SAFETY: these wrappers are only placed in a Kernels table by `avx2()` /
+                // `avx512()`, which `Kernels::for_level` calls after checking the CPU.
+                unsafe { $module::$name($($arg),*) }
+            }
+        };
+    }
+
+    pub fn avx2() -> Kernels {
+        mod w {
+            use super::avx2;
+            wrap!(avx2, quantize_q8, (x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) -> ());
+            wrap!(avx2, dot_q8_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(avx2, dot_q4_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(avx2, dot_q4_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(avx2, dot_f32, (w: &[u8], x: &[f32]) -> f32);
+            wrap!(avx2, dot_f16, (w: &[u8], x: &[f32]) -> f32);
+            wrap!(avx2, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
+        }
+        Kernels {
+            level: Level::Avx2,
+            quantize_q8: w::quantize_q8,
+            dot_q8_0: w::dot_q8_0,
+            dot_q4_0: w::dot_q4_0,
+            dot_q4_1: w::dot_q4_1,
+            dot_f32: w::dot_f32,
+            dot_f16: w::dot_f16,
+            dot_bf16: w::dot_bf16,
+            ..scalar_rest()
+        }
+    }
+
+    pub fn avx512() -> Kernels {
+        mod w {
+            use super::avx512;
+            wrap!(avx512, quantize_q8, (x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) -> ());
+            wrap!(avx512, dot_q8_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(avx512, dot_q4_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(avx512, dot_q4_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(avx512, dot_f32, (w: &[u8], x: &[f32]) -> f32);
+            wrap!(avx512, dot_f16, (w: &[u8], x: &[f32]) -> f32);
+            wrap!(avx512, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
+        }
+        Kernels {
+            level: Level::Avx512,
+            quantize_q8: w::quantize_q8,
+            dot_q8_0: w::dot_q8_0,
+            dot_q4_0: w::dot_q4_0,
+            dot_q4_1: w::dot_q4_1,
+            dot_f32: w::dot_f32,
+            dot_f16: w::dot_f16,
+            dot_bf16: w::dot_bf16,
+            ..scalar_rest()
+        }
+    }
+
+    /// Types without a SIMD version yet use the reference.
+    fn scalar_rest() -> Kernels {
+        Kernels::scalar()
+    }
+}

@@ -6,7 +6,8 @@ use alloc::vec::Vec;
 use super::config::{Config, FfnKind, NormKind, Positions};
 use super::weights::{Linear, Matrix, Norm};
 use super::Model;
-use crate::kernels as k;
+use crate::exec::Executor;
+use crate::kernels::{self as k, ActQ8, Kernels};
 use crate::kv_cache::KvCache;
 use crate::math::powf;
 
@@ -30,7 +31,8 @@ pub struct Scratch {
     ffn_a: Vec<f32>,  // (B, F) gate or up
     ffn_b: Vec<f32>,  // (B, F) up
     scores: Vec<f32>, // (capacity)
-    row: Vec<f32>,    // (max cols) one dequantized weight row
+    row: Vec<f32>,    // (max cols) one dequantized embedding row
+    act: ActQ8,       // (B, max cols) activations quantized for integer dot products
     inv_freq: Vec<f32>,
     pub logits: Vec<f32>, // (B, V) or (1, V)
 }
@@ -56,6 +58,7 @@ impl Scratch {
             ffn_b: vec![0.0; b * f],
             scores: vec![0.0; capacity],
             row: vec![0.0; max_cols],
+            act: ActQ8::new(b, max_cols),
             inv_freq,
             logits: vec![0.0; logit_rows * cfg.vocab_size],
         }
@@ -76,7 +79,7 @@ impl Scratch {
             + c.max(f).max(cfg.q_dim())
             + cfg.head_dim / 2
             + logit_rows * cfg.vocab_size;
-        floats * core::mem::size_of::<f32>()
+        floats * core::mem::size_of::<f32>() + ActQ8::bytes_required(b, c.max(f).max(cfg.q_dim()))
     }
 }
 
@@ -90,8 +93,15 @@ fn norm(kind: NormKind, eps: f32, n: &Norm, x: &[f32], out: &mut [f32], t: usize
     }
 }
 
-fn linear(l: &Linear, x: &[f32], t: usize, out: &mut [f32], row: &mut [f32]) {
-    k::matmul(&l.w, l.b, x, t, out, row);
+/// The kernels and threads a forward pass runs on.
+#[derive(Clone, Copy)]
+pub struct Compute<'e> {
+    pub kernels: &'e Kernels,
+    pub exec: &'e dyn Executor,
+}
+
+fn linear(c: Compute, l: &Linear, x: &[f32], t: usize, out: &mut [f32], act: &mut ActQ8) {
+    k::matmul::matmul(c.kernels, c.exec, &l.w, l.b, x, t, out, act);
 }
 
 fn embed(m: &Matrix, id: usize, out: &mut [f32]) {
@@ -104,6 +114,7 @@ impl<'a> Model<'a> {
     /// The caller checks ids < V and `pos + T <= cache.capacity()` (see `Session`).
     pub fn forward(
         &self,
+        cx: Compute,
         tokens: &[u32],
         pos: usize,
         cache: &mut KvCache,
@@ -142,10 +153,10 @@ impl<'a> Model<'a> {
                 t,
                 c,
             );
-            linear(&layer.q, &s.xn, t, &mut s.q, &mut s.row);
+            linear(cx, &layer.q, &s.xn, t, &mut s.q, &mut s.act);
             let (new_k, new_v) = s.kv.split_at_mut(t * kvd);
-            linear(&layer.k, &s.xn, t, new_k, &mut s.row);
-            linear(&layer.v, &s.xn, t, &mut new_v[..t * kvd], &mut s.row);
+            linear(cx, &layer.k, &s.xn, t, new_k, &mut s.act);
+            linear(cx, &layer.v, &s.xn, t, &mut new_v[..t * kvd], &mut s.act);
             if cfg.positions == Positions::Rope {
                 for i in 0..t {
                     k::rope(&mut s.q[i * qd..(i + 1) * qd], hs, pos + i, &s.inv_freq);
@@ -172,7 +183,7 @@ impl<'a> Model<'a> {
                     );
                 }
             }
-            linear(&layer.o, &s.att, t, &mut s.xn, &mut s.row);
+            linear(cx, &layer.o, &s.att, t, &mut s.xn, &mut s.act);
             k::add_in_place(&mut s.x[..t * c], &s.xn[..t * c]);
 
             // Feed-forward block: x += down(silu(gate·xn) * up·xn)  or  down(gelu(up·xn))
@@ -187,16 +198,16 @@ impl<'a> Model<'a> {
             );
             match (cfg.ffn, &layer.gate) {
                 (FfnKind::SwiGlu, Some(gate)) => {
-                    linear(gate, &s.xn, t, &mut s.ffn_a, &mut s.row);
-                    linear(&layer.up, &s.xn, t, &mut s.ffn_b, &mut s.row);
+                    linear(cx, gate, &s.xn, t, &mut s.ffn_a, &mut s.act);
+                    linear(cx, &layer.up, &s.xn, t, &mut s.ffn_b, &mut s.act);
                     k::swiglu(&mut s.ffn_a[..t * f], &s.ffn_b[..t * f]);
                 }
                 _ => {
-                    linear(&layer.up, &s.xn, t, &mut s.ffn_a, &mut s.row);
+                    linear(cx, &layer.up, &s.xn, t, &mut s.ffn_a, &mut s.act);
                     k::gelu_tanh(&mut s.ffn_a[..t * f]);
                 }
             }
-            linear(&layer.down, &s.ffn_a, t, &mut s.xn, &mut s.row);
+            linear(cx, &layer.down, &s.ffn_a, t, &mut s.xn, &mut s.act);
             k::add_in_place(&mut s.x[..t * c], &s.xn[..t * c]);
         }
 
@@ -212,6 +223,6 @@ impl<'a> Model<'a> {
             n,
             c,
         );
-        k::matmul(&w.output, None, &s.xn, n, &mut s.logits, &mut s.row);
+        k::matmul::matmul(cx.kernels, cx.exec, &w.output, None, &s.xn, n, &mut s.logits, &mut s.act);
     }
 }

@@ -1,7 +1,7 @@
 //! Reference kernels: plain loops, shape comments, no unsafe. The specification that
 //! optimized kernels are tested against.
 
-use ember_format::{blocks, DType};
+use ember_format::blocks;
 
 use crate::math::{expf, sincos64, sqrt64, tanhf};
 use crate::model::Matrix;
@@ -27,32 +27,6 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// One row of `w` as f32 into `out` (cols).
 pub fn dequantize_row(w: &Matrix, r: usize, out: &mut [f32]) {
     blocks::dequantize_row_ref(w.dtype, w.row(r), &mut out[..w.cols]);
-}
-
-/// out (T, rows) = x (T, cols) · wᵀ, optionally + bias (rows). `row_buf` (cols) holds one
-/// dequantized row, reused for all T tokens.
-pub fn matmul(
-    w: &Matrix,
-    bias: Option<&[f32]>,
-    x: &[f32],
-    t: usize,
-    out: &mut [f32],
-    row_buf: &mut [f32],
-) {
-    let (rows, cols) = (w.rows, w.cols);
-    debug_assert!(x.len() >= t * cols && out.len() >= t * rows);
-    for r in 0..rows {
-        let row: &[f32] = if w.dtype == DType::F32 {
-            bytemuck::cast_slice(w.row(r))
-        } else {
-            dequantize_row(w, r, row_buf);
-            &row_buf[..cols]
-        };
-        let b = bias.map_or(0.0, |b| b[r]);
-        for i in 0..t {
-            out[i * rows + r] = dot(row, &x[i * cols..(i + 1) * cols]) + b;
-        }
-    }
 }
 
 /// out = x / rms(x) * w, over one row of C (mean of squares in f64 for accuracy).

@@ -1,0 +1,43 @@
+//! Running one job split into parts: serially (no_std, or one thread) or on a thread pool.
+
+/// Runs `job(part)` for every part in 0..parts and returns when all are done.
+pub trait Executor: Send + Sync {
+    /// How many parts can run at once.
+    fn threads(&self) -> usize;
+    fn run(&self, parts: usize, job: &(dyn Fn(usize) + Sync));
+}
+
+/// Runs every part on the calling thread.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Serial;
+
+impl Executor for Serial {
+    fn threads(&self) -> usize {
+        1
+    }
+
+    fn run(&self, parts: usize, job: &(dyn Fn(usize) + Sync)) {
+        for p in 0..parts {
+            job(p);
+        }
+    }
+}
+
+/// A raw pointer that parts of one job use to write disjoint elements of one buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncMutPtr<T>(pub *mut T);
+
+// SAFETY: SyncMutPtr is only used by jobs whose parts write disjoint indices and finish
+// before the buffer's borrow ends (Executor::run returns after every part is done).
+unsafe impl<T: Send> Send for SyncMutPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SyncMutPtr<T> {}
+
+impl<T> SyncMutPtr<T> {
+    /// # Safety
+    /// `i` is in bounds of the buffer, and no other part writes or reads index `i`.
+    pub unsafe fn write(self, i: usize, v: T) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { self.0.add(i).write(v) }
+    }
+}

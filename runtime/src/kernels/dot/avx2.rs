@@ -1,0 +1,229 @@
+//! AVX2 + FMA + F16C versions of `scalar.rs`. Integer block dots use the maddubs idiom:
+//! unsigned weights (or |w| with the sign moved onto x) times signed activations.
+#![allow(clippy::missing_safety_doc)]
+
+use core::arch::x86_64::*;
+
+use super::scalar;
+
+/// The feature set every function here needs; callers check it before calling.
+pub const FEATURES: &str = "avx2,fma,f16c";
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum_ps(v: __m256) -> f32 {
+    let lo = _mm256_castps256_ps128(v);
+    let hi = _mm256_extractf128_ps::<1>(v);
+    let s = _mm_add_ps(lo, hi);
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+    _mm_cvtss_f32(s)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum_epi32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn f16(bits: u16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+}
+
+/// 16 bytes of nibbles -> 32 unsigned bytes in element order (low nibbles, then high).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn nibbles(p: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees 16 readable bytes at p.
+    let b = unsafe { _mm_loadu_si128(p as *const __m128i) };
+    let m = _mm_set1_epi8(0x0F);
+    let lo = _mm_and_si128(b, m);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(b), m);
+    _mm256_set_m128i(hi, lo)
+}
+
+/// Sum of u8 × i8 products over 32 lanes, as eight i32 partial sums.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn mul_sum_us8(u: __m256i, s: __m256i) -> __m256 {
+    let p16 = _mm256_maddubs_epi16(u, s);
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize_q8(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    let nb = x.len() / 32;
+    assert!(qs.len() >= nb * 32 && d.len() >= nb && s.len() >= nb);
+    let sign = _mm256_set1_ps(-0.0);
+    for b in 0..nb {
+        // SAFETY: block b lies within x (nb = x.len() / 32) and qs (checked above).
+        unsafe {
+            let p = x.as_ptr().add(32 * b);
+            let v = [
+                _mm256_loadu_ps(p),
+                _mm256_loadu_ps(p.add(8)),
+                _mm256_loadu_ps(p.add(16)),
+                _mm256_loadu_ps(p.add(24)),
+            ];
+            let mut m = _mm256_andnot_ps(sign, v[0]);
+            for vi in &v[1..] {
+                m = _mm256_max_ps(m, _mm256_andnot_ps(sign, *vi));
+            }
+            let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+            let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            let m4 = _mm_max_ss(m4, _mm_shuffle_ps::<0b01>(m4, m4));
+            let amax = _mm_cvtss_f32(m4);
+            let scale = amax / 127.0;
+            let inv = _mm256_set1_ps(if scale > 0.0 { 1.0 / scale } else { 0.0 });
+            let i = [
+                _mm256_cvtps_epi32(_mm256_mul_ps(v[0], inv)),
+                _mm256_cvtps_epi32(_mm256_mul_ps(v[1], inv)),
+                _mm256_cvtps_epi32(_mm256_mul_ps(v[2], inv)),
+                _mm256_cvtps_epi32(_mm256_mul_ps(v[3], inv)),
+            ];
+            let sum = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+            let a = _mm256_packs_epi32(i[0], i[1]);
+            let c = _mm256_packs_epi32(i[2], i[3]);
+            let q = _mm256_packs_epi16(a, c);
+            let q = _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256(qs.as_mut_ptr().add(32 * b) as *mut __m256i, q);
+            d[b] = scale;
+            s[b] = scale * hsum_epi32(sum) as f32;
+        }
+    }
+}
+
+/// Checks the lengths every quantized dot relies on; returns the block count.
+#[inline]
+fn blocks(w: &[u8], block_bytes: usize, qs: &[i8], d: &[f32], s: &[f32]) -> usize {
+    let nb = d.len();
+    assert!(w.len() >= nb * block_bytes && qs.len() >= nb * 32 && s.len() >= nb);
+    nb
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q8_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nb = blocks(w, 34, qs, d, s);
+    let mut acc = _mm256_setzero_ps();
+    for b in 0..nb {
+        // SAFETY: `blocks` checked that block b of w (34 bytes) and of qs (32) exist.
+        unsafe {
+            let p = w.as_ptr().add(34 * b);
+            let wq = _mm256_loadu_si256(p.add(2) as *const __m256i);
+            let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
+            let dot = mul_sum_us8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
+            let scale = f16(u16::from_le_bytes([*p, *p.add(1)])) * d[b];
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), dot, acc);
+        }
+    }
+    hsum_ps(acc)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q4_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nb = blocks(w, 18, qs, d, s);
+    let mut acc = _mm256_setzero_ps();
+    let mut offset = 0f32;
+    for b in 0..nb {
+        // SAFETY: `blocks` checked that block b of w (18 bytes) and of qs (32) exist.
+        unsafe {
+            let p = w.as_ptr().add(18 * b);
+            let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
+            let dot = mul_sum_us8(nibbles(p.add(2)), xq);
+            let dw = f16(u16::from_le_bytes([*p, *p.add(1)]));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[b]), dot, acc);
+            offset += dw * s[b];
+        }
+    }
+    hsum_ps(acc) - 8.0 * offset
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q4_1(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nb = blocks(w, 20, qs, d, s);
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = 0f32;
+    for b in 0..nb {
+        // SAFETY: `blocks` checked that block b of w (20 bytes) and of qs (32) exist.
+        unsafe {
+            let p = w.as_ptr().add(20 * b);
+            let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
+            let dot = mul_sum_us8(nibbles(p.add(4)), xq);
+            let dw = f16(u16::from_le_bytes([*p, *p.add(1)]));
+            let m = f16(u16::from_le_bytes([*p.add(2), *p.add(3)]));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[b]), dot, acc);
+            mins += m * s[b];
+        }
+    }
+    hsum_ps(acc) + mins
+}
+
+/// Float dot over 32 elements per step with four accumulators; `load(i)` gives 8 weights.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_float(n: usize, x: &[f32], load: impl Fn(usize) -> __m256) -> __m256 {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 8k + 8 <= n <= x.len(), checked by the callers.
+            let xv = unsafe { _mm256_loadu_ps(x.as_ptr().add(i + 8 * k)) };
+            *a = _mm256_fmadd_ps(load(i + 8 * k), xv, *a);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        // SAFETY: as above.
+        let xv = unsafe { _mm256_loadu_ps(x.as_ptr().add(i)) };
+        acc[0] = _mm256_fmadd_ps(load(i), xv, acc[0]);
+        i += 8;
+    }
+    _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_f32(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len();
+    assert!(w.len() >= 4 * n);
+    let wp = w.as_ptr() as *const f32;
+    // SAFETY: every index passed to the loader is below n, and w holds n floats.
+    let acc = unsafe { dot_float(n, x, |i| _mm256_loadu_ps(wp.add(i))) };
+    let full = n / 8 * 8;
+    hsum_ps(acc) + scalar::dot_f32(&w[4 * full..4 * n], &x[full..])
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len();
+    assert!(w.len() >= 2 * n);
+    let wp = w.as_ptr();
+    // SAFETY: every index passed to the loader is below n - 7, and w holds n halves.
+    let acc = unsafe {
+        dot_float(n, x, |i| {
+            _mm256_cvtph_ps(_mm_loadu_si128(wp.add(2 * i) as *const __m128i))
+        })
+    };
+    let full = n / 8 * 8;
+    hsum_ps(acc) + scalar::dot_f16(&w[2 * full..2 * n], &x[full..])
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_bf16(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len();
+    assert!(w.len() >= 2 * n);
+    let wp = w.as_ptr();
+    // SAFETY: every index passed to the loader is below n - 7, and w holds n halves.
+    let acc = unsafe {
+        dot_float(n, x, |i| {
+            let h = _mm_loadu_si128(wp.add(2 * i) as *const __m128i);
+            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+        })
+    };
+    let full = n / 8 * 8;
+    hsum_ps(acc) + scalar::dot_bf16(&w[2 * full..2 * n], &x[full..])
+}

@@ -1,0 +1,209 @@
+//! AVX-512 (F, BW, VL) with VNNI: `vpdpbusd` does the u8 × i8 multiply-accumulate of a
+//! block in one instruction; float dots use 16 lanes. Same functions as `scalar.rs`.
+#![allow(clippy::missing_safety_doc)]
+
+use core::arch::x86_64::*;
+
+use super::scalar;
+
+pub const FEATURES: &str = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c";
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn f16(bits: u16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn hsum256(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+    _mm_cvtss_f32(s)
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn nibbles(p: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees 16 readable bytes at p.
+    let b = unsafe { _mm_loadu_si128(p as *const __m128i) };
+    let m = _mm_set1_epi8(0x0F);
+    _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16::<4>(b), m), _mm_and_si128(b, m))
+}
+
+/// u8 × i8 products of 32 lanes summed into eight i32, as floats.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn dp(u: __m256i, s: __m256i) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s))
+}
+
+#[inline]
+fn blocks(w: &[u8], block_bytes: usize, qs: &[i8], d: &[f32], s: &[f32]) -> usize {
+    let nb = d.len();
+    assert!(w.len() >= nb * block_bytes && qs.len() >= nb * 32 && s.len() >= nb);
+    nb
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn quantize_q8(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    // SAFETY: AVX2, FMA and F16C are part of this function's feature set.
+    unsafe { super::avx2::quantize_q8(x, qs, d, s) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn dot_q8_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nb = blocks(w, 34, qs, d, s);
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut b = 0;
+    // SAFETY (whole loop): `blocks` checked that blocks 0..nb of w (34 bytes) and qs exist.
+    unsafe {
+        let block = |b: usize| {
+            let p = w.as_ptr().add(34 * b);
+            let wq = _mm256_loadu_si256(p.add(2) as *const __m256i);
+            let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
+            let dot = dp(_mm256_abs_epi8(wq), _mm256_sign_epi8(xq, wq));
+            let scale = f16(u16::from_le_bytes([*p, *p.add(1)])) * d[b];
+            (_mm256_set1_ps(scale), dot)
+        };
+        while b + 2 <= nb {
+            let (s0, d0) = block(b);
+            let (s1, d1) = block(b + 1);
+            acc0 = _mm256_fmadd_ps(s0, d0, acc0);
+            acc1 = _mm256_fmadd_ps(s1, d1, acc1);
+            b += 2;
+        }
+        if b < nb {
+            let (s0, d0) = block(b);
+            acc0 = _mm256_fmadd_ps(s0, d0, acc0);
+        }
+    }
+    hsum256(_mm256_add_ps(acc0, acc1))
+}
+
+/// Shared by Q4_0 and Q4_1: sum over blocks of dw·dx·dot(nibbles, xq), and of `extra(b, p)`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn dot_q4(
+    w: &[u8],
+    block_bytes: usize,
+    qs: &[i8],
+    d: &[f32],
+    s: &[f32],
+    extra: impl Fn(usize, *const u8) -> f32,
+) -> f32 {
+    let nb = blocks(w, block_bytes, qs, d, s);
+    let quants = block_bytes - 16;
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut rest = 0f32;
+    let mut b = 0;
+    // SAFETY (whole loop): `blocks` checked that blocks 0..nb of w and qs exist.
+    unsafe {
+        let block = |b: usize| {
+            let p = w.as_ptr().add(block_bytes * b);
+            let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
+            let dot = dp(nibbles(p.add(quants)), xq);
+            let dw = f16(u16::from_le_bytes([*p, *p.add(1)]));
+            (_mm256_set1_ps(dw * d[b]), dot, extra(b, p))
+        };
+        while b + 2 <= nb {
+            let (s0, d0, e0) = block(b);
+            let (s1, d1, e1) = block(b + 1);
+            acc0 = _mm256_fmadd_ps(s0, d0, acc0);
+            acc1 = _mm256_fmadd_ps(s1, d1, acc1);
+            rest += e0 + e1;
+            b += 2;
+        }
+        if b < nb {
+            let (s0, d0, e0) = block(b);
+            acc0 = _mm256_fmadd_ps(s0, d0, acc0);
+            rest += e0;
+        }
+    }
+    hsum256(_mm256_add_ps(acc0, acc1)) + rest
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn dot_q4_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    // sum (q - 8) x: the offset term is -8 dw sx per block.
+    // SAFETY: p points at a whole Q4_0 block (checked in dot_q4).
+    unsafe {
+        dot_q4(w, 18, qs, d, s, |b, p| {
+            -8.0 * f16(u16::from_le_bytes([*p, *p.add(1)])) * s[b]
+        })
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn dot_q4_1(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    // SAFETY: p points at a whole Q4_1 block (checked in dot_q4).
+    unsafe {
+        dot_q4(w, 20, qs, d, s, |b, p| {
+            f16(u16::from_le_bytes([*p.add(2), *p.add(3)])) * s[b]
+        })
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn dot_float(n: usize, x: &[f32], load: impl Fn(usize) -> __m512) -> f32 {
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 64 <= n {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 16k + 16 <= n <= x.len(), checked by the callers.
+            let xv = unsafe { _mm512_loadu_ps(x.as_ptr().add(i + 16 * k)) };
+            *a = _mm512_fmadd_ps(load(i + 16 * k), xv, *a);
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        // SAFETY: as above.
+        let xv = unsafe { _mm512_loadu_ps(x.as_ptr().add(i)) };
+        acc[0] = _mm512_fmadd_ps(load(i), xv, acc[0]);
+        i += 16;
+    }
+    let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    _mm512_reduce_add_ps(sum)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn dot_f32(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len();
+    assert!(w.len() >= 4 * n);
+    let wp = w.as_ptr() as *const f32;
+    // SAFETY: loader indices stay below n - 15; w holds n floats.
+    let main = unsafe { dot_float(n, x, |i| _mm512_loadu_ps(wp.add(i))) };
+    let full = n / 16 * 16;
+    main + scalar::dot_f32(&w[4 * full..4 * n], &x[full..])
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len();
+    assert!(w.len() >= 2 * n);
+    let wp = w.as_ptr();
+    // SAFETY: loader indices stay below n - 15; w holds n halves.
+    let main = unsafe {
+        dot_float(n, x, |i| _mm512_cvtph_ps(_mm256_loadu_si256(wp.add(2 * i) as *const __m256i)))
+    };
+    let full = n / 16 * 16;
+    main + scalar::dot_f16(&w[2 * full..2 * n], &x[full..])
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn dot_bf16(w: &[u8], x: &[f32]) -> f32 {
+    let n = x.len();
+    assert!(w.len() >= 2 * n);
+    let wp = w.as_ptr();
+    // SAFETY: loader indices stay below n - 15; w holds n halves.
+    let main = unsafe {
+        dot_float(n, x, |i| {
+            let h = _mm256_loadu_si256(wp.add(2 * i) as *const __m256i);
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+        })
+    };
+    let full = n / 16 * 16;
+    main + scalar::dot_bf16(&w[2 * full..2 * n], &x[full..])
+}

@@ -1,0 +1,209 @@
+//! Every SIMD kernel against the scalar reference on random data at lengths that hit every
+//! tail, and matmul results independent of the thread count.
+//!
+//! Levels this CPU cannot run are reported as SKIPPED; set EMBER_REQUIRE_LEVELS=avx2,avx512
+//! (scripts/test.sh does, per architecture) to make a skipped level a failure.
+
+use ember_format::blocks::{f32_to_f16, quantize_row_ref};
+use ember_format::DType;
+use ember_runtime::exec::{Executor, Serial};
+use ember_runtime::kernels::matmul::matmul;
+use ember_runtime::kernels::{ActQ8, Kernels, Level, RowDot};
+use ember_runtime::model::Matrix;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn f32(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+}
+
+const LENGTHS: [usize; 17] = [
+    1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33, 63, 67, 127, 129, 255, 1023,
+];
+
+/// The SIMD levels to compare, failing for required levels this machine lacks.
+fn levels() -> Vec<Kernels> {
+    let required: Vec<String> = std::env::var("EMBER_REQUIRE_LEVELS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut out = Vec::new();
+    for level in [Level::Avx2, Level::Avx512, Level::Neon] {
+        match Kernels::for_level(level) {
+            Some(k) => out.push(k),
+            None => {
+                assert!(
+                    !required.iter().any(|r| r == level.name()),
+                    "required kernel level {} is not supported here",
+                    level.name()
+                );
+                eprintln!(
+                    "SKIPPED: kernel level {} (not supported by this CPU)",
+                    level.name()
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A random row of `n` elements in `dtype` (n a multiple of the block length).
+fn random_row(rng: &mut Rng, dtype: DType, n: usize) -> Vec<u8> {
+    let x: Vec<f32> = (0..n).map(|_| rng.f32() * 2.0).collect();
+    let mut out = vec![0u8; dtype.row_bytes(n).unwrap()];
+    if !quantize_row_ref(dtype, &x, &mut out) {
+        // K-quants: random quants and scales, with sane f16 super-block scales.
+        for b in out.iter_mut() {
+            *b = rng.next() as u8;
+        }
+        let bb = dtype.block_bytes();
+        for blk in out.chunks_mut(bb) {
+            let d = f32_to_f16(0.01 + rng.f32().abs() * 0.05).to_le_bytes();
+            let m = f32_to_f16(rng.f32().abs() * 0.05).to_le_bytes();
+            match dtype {
+                DType::Q6K => blk[bb - 2..].copy_from_slice(&d),
+                _ => {
+                    blk[..2].copy_from_slice(&d);
+                    blk[2..4].copy_from_slice(&m);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn quantize_q8_is_bit_identical_to_scalar() {
+    let mut rng = Rng(7);
+    let scalar = Kernels::scalar();
+    for k in levels() {
+        for nb in [1usize, 2, 3, 7, 18] {
+            let mut x: Vec<f32> = (0..32 * nb).map(|_| rng.f32() * 3.0).collect();
+            x[0] = 0.0;
+            if nb > 2 {
+                // An all-zero block and exact halves.
+                x[32..64].iter_mut().for_each(|v| *v = 0.0);
+                x[64] = 127.0;
+                x[65] = 0.5;
+                x[66] = -1.5;
+            }
+            let run = |q: ember_runtime::kernels::QuantizeFn| {
+                let (mut qs, mut d, mut s) = (vec![0i8; 32 * nb], vec![0f32; nb], vec![0f32; nb]);
+                q(&x, &mut qs, &mut d, &mut s);
+                (qs, d, s)
+            };
+            assert_eq!(
+                run(k.quantize_q8),
+                run(scalar.quantize_q8),
+                "{}",
+                k.level.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn dots_match_scalar_for_every_dtype_and_tail() {
+    let mut rng = Rng(42);
+    let scalar = Kernels::scalar();
+    for k in levels() {
+        for dtype in DType::ALL {
+            for &len in &LENGTHS {
+                let n = if dtype.is_quantized() {
+                    len * dtype.block_len() / 32 * 32
+                } else {
+                    len
+                };
+                let n = n.max(dtype.block_len());
+                if n > 8192 {
+                    continue;
+                }
+                let w = random_row(&mut rng, dtype, n);
+                let x: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+                let (got, want) = match (k.row_dot(dtype), scalar.row_dot(dtype)) {
+                    (RowDot::Quantized(f), RowDot::Quantized(g)) => {
+                        let mut act = ActQ8::new(1, n);
+                        act.fill(scalar.quantize_q8, &x, 1, n);
+                        let a = act.row(0);
+                        (f(&w, a.qs, a.d, a.s), g(&w, a.qs, a.d, a.s))
+                    }
+                    (RowDot::Float(f), RowDot::Float(g)) => (f(&w, &x), g(&w, &x)),
+                    _ => panic!("levels disagree on how {dtype} is multiplied"),
+                };
+                // Same integer products; only the float summation order differs.
+                let tol = 1e-5 * (n as f32).sqrt() * (want.abs() + 1.0) + 1e-5;
+                assert!(
+                    (got - want).abs() <= tol,
+                    "{} {dtype} n={n}: {got} vs {want}",
+                    k.level.name()
+                );
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+#[test]
+fn matmul_is_bit_identical_for_any_thread_count() {
+    use ember_runtime::pool::ThreadPool;
+    let mut rng = Rng(3);
+    let (rows, cols, t) = (301, 96, 5);
+    let k = Kernels::for_level(Level::best()).unwrap();
+    for dtype in [
+        DType::F32,
+        DType::F16,
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q4_1,
+    ] {
+        let data: Vec<u8> = (0..rows)
+            .flat_map(|_| random_row(&mut rng, dtype, cols))
+            .collect();
+        let w = Matrix {
+            dtype,
+            rows,
+            cols,
+            data: &data,
+        };
+        let x: Vec<f32> = (0..t * cols).map(|_| rng.f32()).collect();
+        let bias: Vec<f32> = (0..rows).map(|_| rng.f32()).collect();
+        let run = |exec: &dyn Executor| {
+            let mut out = vec![0f32; t * rows];
+            let mut act = ActQ8::new(t, cols);
+            matmul(&k, exec, &w, Some(&bias), &x, t, &mut out, &mut act);
+            out
+        };
+        let one = run(&Serial);
+        for threads in [2, 3, 4] {
+            assert_eq!(
+                run(&ThreadPool::new(threads)),
+                one,
+                "{dtype} with {threads} threads"
+            );
+        }
+        // And the result is right: compare a row with a plain dequantized dot.
+        let mut row = vec![0f32; cols];
+        ember_format::blocks::dequantize_row_ref(dtype, w.row(7), &mut row);
+        let exact: f32 = row
+            .iter()
+            .zip(&x[cols..2 * cols])
+            .map(|(a, b)| a * b)
+            .sum::<f32>()
+            + bias[7];
+        let got = one[rows + 7];
+        assert!(
+            (got - exact).abs() < 0.02 * (exact.abs() + 1.0),
+            "{dtype}: {got} vs {exact}"
+        );
+    }
+}
