@@ -1,16 +1,8 @@
 //! Fuzz target: the converter's tokenizer.json importer on arbitrary text. Errors, never
 //! panics; whatever it accepts must write a tokenizer the runtime loads.
 //!
-//! Add to fuzz/Cargo.toml (absent when this was written):
-//! ```toml
-//! [[bin]]
-//! name = "tokenizer_json"
-//! path = "fuzz_targets/tokenizer_json.rs"
-//! test = false
-//! doc = false
-//! ```
-//! (dependencies: libfuzzer-sys, ember-format, ember-runtime, ember-convert). Seeds:
-//! converter/tests/fixtures/tokenizer/**/*.json.
+//! Run: `cargo fuzz run tokenizer_json` (fuzz/Cargo.toml lists it; needs ember-format, ember-runtime, ember-convert).
+//! Seeds: converter/tests/fixtures/tokenizer/**/*.json.
 #![no_main]
 
 use ember_format::{AlignedBytes, EmberFile, Writer};

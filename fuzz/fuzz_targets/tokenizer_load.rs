@@ -2,16 +2,8 @@
 //! Anything `EmberFile::parse` accepts must give a `Tokenizer` or an error, and a loaded
 //! tokenizer must encode and decode any text without panicking.
 //!
-//! fuzz/Cargo.toml did not exist when this was written; add it with
-//! ```toml
-//! [[bin]]
-//! name = "tokenizer_load"
-//! path = "fuzz_targets/tokenizer_load.rs"
-//! test = false
-//! doc = false
-//! ```
-//! (dependencies: libfuzzer-sys, ember-format, ember-runtime). Seeds: any converted model,
-//! or the files `runtime/tests/tokenizer_loader.rs` builds.
+//! Run: `cargo fuzz run tokenizer_load` (fuzz/Cargo.toml lists it; needs ember-format, ember-runtime).
+//! Seeds: any converted model, or the files `runtime/tests/tokenizer_loader.rs` builds.
 #![no_main]
 
 use ember_format::{AlignedBytes, EmberFile};

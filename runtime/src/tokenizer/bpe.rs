@@ -38,23 +38,14 @@ impl Merges<'_> {
     }
 }
 
-/// A possible merge. Ordered by rank, then position: the smallest rank pops first, ties go
-/// to the leftmost pair. The ids tell a stale entry (one side merged since it was pushed)
-/// without searching the table again: a merge always changes the ids.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Candidate {
-    rank: u32,
-    pos: u32,
-    left: u32,
-    right: u32,
-    result: u32,
-}
-
 /// Reusable buffers for one `encode` call.
 #[derive(Default)]
 pub(crate) struct Scratch {
     symbols: Vec<Symbol>,
-    heap: BinaryHeap<Reverse<Candidate>>,
+    // Reverse(rank << 32 | position of the left symbol): the smallest rank pops first, ties
+    // go to the leftmost pair. Eight bytes an entry keeps the heap small; a popped entry is
+    // checked against the table again, since either side may have merged since.
+    heap: BinaryHeap<Reverse<u64>>,
 }
 
 impl Scratch {
@@ -83,16 +74,17 @@ impl Scratch {
         for i in 0..n.saturating_sub(1) {
             self.try_add(merges, i as u32);
         }
-        while let Some(Reverse(c)) = self.heap.pop() {
-            let (pos, result) = (c.pos, c.result);
+        while let Some(Reverse(key)) = self.heap.pop() {
+            let (rank, pos) = ((key >> 32) as u32, key as u32);
             let left = self.symbols[pos as usize];
-            if left.id != c.left || left.next == NONE {
+            if left.id == NONE || left.next == NONE {
                 continue;
             }
             let right = self.symbols[left.next as usize];
-            if right.id != c.right {
-                continue;
-            }
+            let result = match merges.get(left.id, right.id) {
+                Some((r, result)) if r == rank => result,
+                _ => continue,
+            };
             self.symbols[pos as usize].id = result;
             self.symbols[pos as usize].next = right.next;
             self.symbols[left.next as usize].id = NONE;
@@ -118,14 +110,8 @@ impl Scratch {
             return;
         }
         let right = self.symbols[left.next as usize];
-        if let Some((rank, result)) = merges.get(left.id, right.id) {
-            self.heap.push(Reverse(Candidate {
-                rank,
-                pos,
-                left: left.id,
-                right: right.id,
-                result,
-            }));
+        if let Some((rank, _)) = merges.get(left.id, right.id) {
+            self.heap.push(Reverse(u64::from(rank) << 32 | u64::from(pos)));
         }
     }
 }
