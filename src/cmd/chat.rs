@@ -50,6 +50,7 @@ pub fn run(args: Args) -> CmdResult {
         .or_else(|| template.and_then(default_system_prompt).map(str::to_string));
     let capacity = args.ctx.min(model.config.context_length);
     let mut session = Session::new(&model, capacity)?;
+    session.set_threads(args.threads.unwrap_or(0));
     let mut gen = Generator::new(&mut session, &tokenizer, sampling, &[]);
 
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());

@@ -132,6 +132,7 @@ pub fn run(args: Args) -> CmdResult {
         .into());
     }
     let mut session = Session::new(&model, capacity)?;
+    session.set_threads(args.threads.unwrap_or(0));
     let stops: Vec<&str> = args.stops.iter().map(String::as_str).collect();
     let mut gen = Generator::new(&mut session, &tokenizer, sampling, &stops);
 

@@ -29,10 +29,19 @@ fn hsum_epi32(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(s)
 }
 
+/// An f16 scale broadcast to eight f32 lanes. (Converting through a scalar register made
+/// the compiler merge into a live register: a false dependency chaining every block.)
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn f16(bits: u16) -> f32 {
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+fn f16x8(bits: u16) -> __m256 {
+    _mm256_cvtph_ps(_mm_set1_epi16(bits as i16))
+}
+
+/// Reads the little-endian u16 at `p`.
+#[inline]
+unsafe fn u16_at(p: *const u8) -> u16 {
+    // SAFETY: the caller guarantees two readable bytes.
+    unsafe { (p as *const u16).read_unaligned() }
 }
 
 /// 16 bytes of nibbles -> 32 unsigned bytes in element order (low nibbles, then high).
@@ -117,8 +126,8 @@ pub unsafe fn dot_q8_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
             let wq = _mm256_loadu_si256(p.add(2) as *const __m256i);
             let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
             let dot = mul_sum_us8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
-            let scale = f16(u16::from_le_bytes([*p, *p.add(1)])) * d[b];
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), dot, acc);
+            let scale = _mm256_mul_ps(f16x8(u16_at(p)), _mm256_set1_ps(d[b]));
+            acc = _mm256_fmadd_ps(scale, dot, acc);
         }
     }
     hsum_ps(acc)
@@ -128,39 +137,41 @@ pub unsafe fn dot_q8_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
 pub unsafe fn dot_q4_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     let nb = blocks(w, 18, qs, d, s);
     let mut acc = _mm256_setzero_ps();
-    let mut offset = 0f32;
+    // Every lane of `offset` holds the same running sum of dw * sx.
+    let mut offset = _mm256_setzero_ps();
     for b in 0..nb {
         // SAFETY: `blocks` checked that block b of w (18 bytes) and of qs (32) exist.
         unsafe {
             let p = w.as_ptr().add(18 * b);
             let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
             let dot = mul_sum_us8(nibbles(p.add(2)), xq);
-            let dw = f16(u16::from_le_bytes([*p, *p.add(1)]));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[b]), dot, acc);
-            offset += dw * s[b];
+            let dw = f16x8(u16_at(p));
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(d[b])), dot, acc);
+            offset = _mm256_fmadd_ps(dw, _mm256_set1_ps(s[b]), offset);
         }
     }
-    hsum_ps(acc) - 8.0 * offset
+    hsum_ps(acc) - 8.0 * _mm256_cvtss_f32(offset)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q4_1(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     let nb = blocks(w, 20, qs, d, s);
     let mut acc = _mm256_setzero_ps();
-    let mut mins = 0f32;
+    // Every lane of `mins` holds the same running sum of m * sx.
+    let mut mins = _mm256_setzero_ps();
     for b in 0..nb {
         // SAFETY: `blocks` checked that block b of w (20 bytes) and of qs (32) exist.
         unsafe {
             let p = w.as_ptr().add(20 * b);
             let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
             let dot = mul_sum_us8(nibbles(p.add(4)), xq);
-            let dw = f16(u16::from_le_bytes([*p, *p.add(1)]));
-            let m = f16(u16::from_le_bytes([*p.add(2), *p.add(3)]));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[b]), dot, acc);
-            mins += m * s[b];
+            let dw = f16x8(u16_at(p));
+            let m = f16x8(u16_at(p.add(2)));
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(d[b])), dot, acc);
+            mins = _mm256_fmadd_ps(m, _mm256_set1_ps(s[b]), mins);
         }
     }
-    hsum_ps(acc) + mins
+    hsum_ps(acc) + _mm256_cvtss_f32(mins)
 }
 
 /// Float dot over 32 elements per step with four accumulators; `load(i)` gives 8 weights.

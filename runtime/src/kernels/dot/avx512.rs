@@ -8,10 +8,17 @@ use super::scalar;
 
 pub const FEATURES: &str = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c";
 
+/// An f16 scale broadcast to eight f32 lanes (no scalar round trip: see avx2.rs).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn f16(bits: u16) -> f32 {
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+fn f16x8(bits: u16) -> __m256 {
+    _mm256_cvtph_ps(_mm_set1_epi16(bits as i16))
+}
+
+#[inline]
+unsafe fn u16_at(p: *const u8) -> u16 {
+    // SAFETY: the caller guarantees two readable bytes.
+    unsafe { (p as *const u16).read_unaligned() }
 }
 
 #[inline]
@@ -64,8 +71,8 @@ pub unsafe fn dot_q8_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
             let wq = _mm256_loadu_si256(p.add(2) as *const __m256i);
             let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
             let dot = dp(_mm256_abs_epi8(wq), _mm256_sign_epi8(xq, wq));
-            let scale = f16(u16::from_le_bytes([*p, *p.add(1)])) * d[b];
-            (_mm256_set1_ps(scale), dot)
+            let scale = _mm256_mul_ps(f16x8(u16_at(p)), _mm256_set1_ps(d[b]));
+            (scale, dot)
         };
         while b + 2 <= nb {
             let (s0, d0) = block(b);
@@ -82,7 +89,8 @@ pub unsafe fn dot_q8_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     hsum256(_mm256_add_ps(acc0, acc1))
 }
 
-/// Shared by Q4_0 and Q4_1: sum over blocks of dw·dx·dot(nibbles, xq), and of `extra(b, p)`.
+/// Shared by Q4_0 and Q4_1: sum over blocks of dw·dx·dot(nibbles, xq), plus lane 0 of the
+/// sum of `extra(b, p)` (a broadcast vector per block).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn dot_q4(
@@ -91,12 +99,12 @@ unsafe fn dot_q4(
     qs: &[i8],
     d: &[f32],
     s: &[f32],
-    extra: impl Fn(usize, *const u8) -> f32,
+    extra: impl Fn(usize, *const u8) -> __m256,
 ) -> f32 {
     let nb = blocks(w, block_bytes, qs, d, s);
     let quants = block_bytes - 16;
     let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    let mut rest = 0f32;
+    let mut rest = _mm256_setzero_ps();
     let mut b = 0;
     // SAFETY (whole loop): `blocks` checked that blocks 0..nb of w and qs exist.
     unsafe {
@@ -104,24 +112,24 @@ unsafe fn dot_q4(
             let p = w.as_ptr().add(block_bytes * b);
             let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
             let dot = dp(nibbles(p.add(quants)), xq);
-            let dw = f16(u16::from_le_bytes([*p, *p.add(1)]));
-            (_mm256_set1_ps(dw * d[b]), dot, extra(b, p))
+            let dw = f16x8(u16_at(p));
+            (_mm256_mul_ps(dw, _mm256_set1_ps(d[b])), dot, extra(b, p))
         };
         while b + 2 <= nb {
             let (s0, d0, e0) = block(b);
             let (s1, d1, e1) = block(b + 1);
             acc0 = _mm256_fmadd_ps(s0, d0, acc0);
             acc1 = _mm256_fmadd_ps(s1, d1, acc1);
-            rest += e0 + e1;
+            rest = _mm256_add_ps(rest, _mm256_add_ps(e0, e1));
             b += 2;
         }
         if b < nb {
             let (s0, d0, e0) = block(b);
             acc0 = _mm256_fmadd_ps(s0, d0, acc0);
-            rest += e0;
+            rest = _mm256_add_ps(rest, e0);
         }
     }
-    hsum256(_mm256_add_ps(acc0, acc1)) + rest
+    hsum256(_mm256_add_ps(acc0, acc1)) + _mm256_cvtss_f32(rest)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -130,7 +138,7 @@ pub unsafe fn dot_q4_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     // SAFETY: p points at a whole Q4_0 block (checked in dot_q4).
     unsafe {
         dot_q4(w, 18, qs, d, s, |b, p| {
-            -8.0 * f16(u16::from_le_bytes([*p, *p.add(1)])) * s[b]
+            _mm256_mul_ps(f16x8(u16_at(p)), _mm256_set1_ps(-8.0 * s[b]))
         })
     }
 }
@@ -140,7 +148,7 @@ pub unsafe fn dot_q4_1(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     // SAFETY: p points at a whole Q4_1 block (checked in dot_q4).
     unsafe {
         dot_q4(w, 20, qs, d, s, |b, p| {
-            f16(u16::from_le_bytes([*p.add(2), *p.add(3)])) * s[b]
+            _mm256_mul_ps(f16x8(u16_at(p.add(2))), _mm256_set1_ps(s[b]))
         })
     }
 }
