@@ -149,7 +149,8 @@ impl Executor for ThreadPool {
         // finished), so no worker reads `job` now. The lifetime is erased; `run` does not
         // return until every part has finished, so the reference outlives its uses.
         unsafe {
-            let erased: *const Job = core::mem::transmute::<&(dyn Fn(usize) + Sync), &'static Job>(job);
+            let erased: *const Job =
+                core::mem::transmute::<&(dyn Fn(usize) + Sync), &'static Job>(job);
             *s.job.get() = Some(erased);
         }
         s.parts.store(parts, Ordering::Release);

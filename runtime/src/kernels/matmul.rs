@@ -30,7 +30,10 @@ pub fn matmul(
     }
     let act: &ActQ8 = act;
     let out_ptr = SyncMutPtr(out.as_mut_ptr());
-    let threads = exec.threads().min(rows.div_ceil(MIN_ROWS_PER_THREAD)).max(1);
+    let threads = exec
+        .threads()
+        .min(rows.div_ceil(MIN_ROWS_PER_THREAD))
+        .max(1);
     exec.run(threads, &|part| {
         let start = rows * part / threads;
         let end = rows * (part + 1) / threads;

@@ -36,7 +36,10 @@ unsafe fn nibbles(p: *const u8) -> __m256i {
     // SAFETY: the caller guarantees 16 readable bytes at p.
     let b = unsafe { _mm_loadu_si128(p as *const __m128i) };
     let m = _mm_set1_epi8(0x0F);
-    _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16::<4>(b), m), _mm_and_si128(b, m))
+    _mm256_set_m128i(
+        _mm_and_si128(_mm_srli_epi16::<4>(b), m),
+        _mm_and_si128(b, m),
+    )
 }
 
 /// u8 × i8 products of 32 lanes summed into eight i32, as floats.
@@ -194,7 +197,9 @@ pub unsafe fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
     let wp = w.as_ptr();
     // SAFETY: loader indices stay below n - 15; w holds n halves.
     let main = unsafe {
-        dot_float(n, x, |i| _mm512_cvtph_ps(_mm256_loadu_si256(wp.add(2 * i) as *const __m256i)))
+        dot_float(n, x, |i| {
+            _mm512_cvtph_ps(_mm256_loadu_si256(wp.add(2 * i) as *const __m256i))
+        })
     };
     let full = n / 16 * 16;
     main + scalar::dot_f16(&w[2 * full..2 * n], &x[full..])
