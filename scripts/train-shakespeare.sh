@@ -10,10 +10,13 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/tinyshakespeare.txt}
 OUT=${1:-.cache/runs/shakespeare-char}
 shift || true
-cargo build -q --release -p ember
-BIN=${CARGO_TARGET_DIR:-target}/release/ember
+# EMBER=path/to/ember skips the build.
+if [ -z "${EMBER:-}" ]; then
+    cargo build -q --release -p ember
+    EMBER=${CARGO_TARGET_DIR:-target}/release/ember
+fi
 start=$(date +%s.%N)
-"$BIN" train --data "$DATA" --out "$OUT" --force \
+"$EMBER" train --data "$DATA" --out "$OUT" --force \
     --tokenizer char --layers 4 --heads 4 --kv-heads 4 --dim 128 --ffn 344 --ctx 64 \
     --batch 12 --steps 2000 --lr 1e-3 --min-lr 1e-4 --warmup 100 --weight-decay 0.1 \
     --beta2 0.99 --grad-clip 1.0 --eval-every 250 --eval-batches 20 --val-fraction 0.1 \

@@ -12,7 +12,7 @@ use crate::data::{self, PrepareOptions, PrepareReport};
 use crate::error::{Result, TrainError};
 use crate::model::{init_params, Acts, Model, ModelConfig};
 use crate::ngram::KneserNey;
-use crate::optim::{clip_grad_norm, lr_at, AdamW, AdamWConfig};
+use crate::optim::{clip_scale, lr_at, sum_squares, AdamW, AdamWConfig};
 use crate::plot::{loss_svg, Series};
 use crate::progress::{hms, Progress};
 use crate::rng::Rng;
@@ -212,19 +212,33 @@ fn make_workers(cfg: &ModelConfig, batch: usize, threads: usize, n_params: usize
         .collect()
 }
 
-/// Forward (and backward when `train`) of one batch over the workers; returns the summed loss.
+/// What `run_batch` does with a batch.
+#[derive(Clone, Copy)]
+enum Pass {
+    /// Forward only, for the loss.
+    Eval,
+    /// Forward and backward, gradients scaled by `scale`, accumulated (zeroed first if asked).
+    Train { zero_grads: bool, scale: f32 },
+}
+
+/// One batch over the workers; returns the summed loss.
 fn run_batch(
     model: &Model<f32>,
     params: &[f32],
     workers: &mut [Worker],
     tokens: &[u32],
     targets: &[u32],
-    train: bool,
-    scale: f32,
+    pass: Pass,
 ) -> f64 {
     let t = model.cfg.ctx;
     let n_seq = tokens.len() / t;
     let job = |w: &mut Worker| -> f64 {
+        if let Pass::Train {
+            zero_grads: true, ..
+        } = pass
+        {
+            w.grads.iter_mut().for_each(|g| *g = 0.0);
+        }
         let end = (w.first + w.count).min(n_seq);
         if w.first >= end {
             return 0.0;
@@ -234,7 +248,7 @@ fn run_batch(
             &targets[w.first * t..end * t],
         );
         let loss = model.forward(params, &mut w.acts, tk, Some(tg));
-        if train {
+        if let Pass::Train { scale, .. } = pass {
             model.backward(params, &mut w.grads, &mut w.acts, tk, tg, scale);
         }
         loss
@@ -250,6 +264,39 @@ fn run_batch(
             total += h.join().expect("worker thread panicked");
         }
         total
+    })
+}
+
+/// Sums every worker's gradients into the first worker's buffer (in worker order), split
+/// over threads by parameter range; returns the global sum of squares.
+fn reduce_grads(workers: &mut [Worker]) -> f64 {
+    let (first, rest) = workers.split_first_mut().expect("at least one worker");
+    let rest: &[Worker] = rest;
+    let threads = rest.len() + 1;
+    let chunk = first.grads.len().div_ceil(threads).max(1);
+    let job = move |ci: usize, g: &mut [f32]| -> f64 {
+        let (off, len) = (ci * chunk, g.len());
+        for w in rest {
+            for (a, &b) in g.iter_mut().zip(&w.grads[off..off + len]) {
+                *a += b;
+            }
+        }
+        sum_squares(g)
+    };
+    if threads == 1 {
+        return job(0, &mut first.grads);
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = first
+            .grads
+            .chunks_mut(chunk)
+            .enumerate()
+            .map(|(ci, g)| s.spawn(move || job(ci, g)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("reduce thread panicked"))
+            .sum()
     })
 }
 
@@ -279,7 +326,7 @@ fn eval_loss(
     let mut total = 0.0;
     for _ in 0..batches {
         sample(ids, t, &mut rng, &mut tokens, &mut targets);
-        total += run_batch(model, params, workers, &tokens, &targets, false, 0.0);
+        total += run_batch(model, params, workers, &tokens, &targets, Pass::Eval);
     }
     total / (batches * batch * t) as f64
 }
@@ -310,8 +357,7 @@ fn full_val_loss(
             workers,
             &tokens[..nb * t],
             &targets[..nb * t],
-            false,
-            0.0,
+            Pass::Eval,
         );
         count += nb * t;
         w += nb;
@@ -583,30 +629,24 @@ pub fn train(opts: &TrainOptions) -> Result<Metrics> {
     let mut step_tokens = 0u64;
     for step in start..opts.steps {
         let lr = lr_at(step, opts.steps, opts.warmup, opts.lr, opts.min_lr);
-        for w in workers.iter_mut() {
-            w.grads.iter_mut().for_each(|g| *g = 0.0);
-        }
         let mut loss_sum = 0.0;
-        for _ in 0..opts.grad_accum {
+        for micro in 0..opts.grad_accum {
             sample(&train_ids, t, &mut rng, &mut tokens, &mut targets);
-            loss_sum += run_batch(
-                &model,
-                &params,
-                &mut workers,
-                &tokens,
-                &targets,
-                true,
+            let pass = Pass::Train {
+                zero_grads: micro == 0,
                 scale,
-            );
+            };
+            loss_sum += run_batch(&model, &params, &mut workers, &tokens, &targets, pass);
         }
-        let (first, rest) = workers.split_first_mut().expect("at least one worker");
-        for w in rest.iter() {
-            for (a, &g) in first.grads.iter_mut().zip(&w.grads) {
-                *a += g;
-            }
-        }
-        clip_grad_norm(&mut first.grads, opts.grad_clip);
-        opt.step(&mut params, &first.grads, lr);
+        let norm = reduce_grads(&mut workers).sqrt() as f32;
+        let grad_scale = clip_scale(norm, opts.grad_clip);
+        opt.step_parallel(
+            &mut params,
+            &workers[0].grads,
+            lr,
+            grad_scale,
+            workers.len(),
+        );
         train_loss = loss_sum / (b * t * opts.grad_accum) as f64;
         if !train_loss.is_finite() {
             return Err(TrainError::Config(format!(

@@ -66,6 +66,7 @@ pub struct Acts<T> {
     rstd2: Vec<T>, // (L, N)
     gu: Vec<T>,    // (L, N, 2F)
     h: Vec<T>,     // (L, N, F)
+    sg: Vec<T>,    // (L, N, F) sigmoid(gate)
     lnf: Vec<T>,   // (N, C)
     rstdf: Vec<T>, // (N)
     pub logits: Vec<T>, // (N, V): logits, then probabilities, then d logits
@@ -84,7 +85,7 @@ impl<T: Float> Acts<T> {
     pub fn floats(cfg: &ModelConfig, b: usize, t: usize) -> usize {
         let (n, c, l, f) = (b.saturating_mul(t), cfg.dim, cfg.n_layers, cfg.ffn);
         let ad = cfg.n_heads * cfg.head_size();
-        let per_token = (l * (4 * c + 2 + cfg.qkv_dim() + ad + 3 * f) + 4 * c + 1 + cfg.vocab_size)
+        let per_token = (l * (4 * c + 2 + cfg.qkv_dim() + ad + 4 * f) + 4 * c + 1 + cfg.vocab_size)
             .saturating_add(cfg.qkv_dim() + ad + 3 * f);
         n.saturating_mul(per_token)
             .saturating_add(
@@ -114,6 +115,7 @@ impl<T: Float> Acts<T> {
             rstd2: z(l * n),
             gu: z(l * n * 2 * f),
             h: z(l * n * f),
+            sg: z(l * n * f),
             lnf: z(n * c),
             rstdf: z(n),
             logits: z(n * cfg.vocab_size),
@@ -196,7 +198,8 @@ impl<T: Float> Model<T> {
             let gu = &mut a.gu[l * bt * 2 * f..][..n * 2 * f];
             linear_forward(gu, ln2, &p[lo.wgu..lo.wgu + 2 * f * c], n, c, 2 * f, false);
             let h = &mut a.h[l * bt * f..][..n * f];
-            swiglu_forward(h, gu, f);
+            let sg = &mut a.sg[l * bt * f..][..n * f];
+            swiglu_forward(h, sg, gu, f);
             let xout = &mut xrest[..nn];
             xout.copy_from_slice(xmid);
             linear_forward(xout, h, &p[lo.wd..lo.wd + c * f], n, f, c, true);
@@ -290,7 +293,8 @@ impl<T: Float> Model<T> {
                 f,
                 c,
             );
-            swiglu_backward(&mut a.dgu[..n * 2 * f], &a.dh[..n * f], gu, f);
+            let sg = &a.sg[l * bt * f..][..n * f];
+            swiglu_backward(&mut a.dgu[..n * 2 * f], &a.dh[..n * f], gu, sg, f);
             let ln2 = &a.ln2[l * bt * c..][..nn];
             linear_backward(
                 Some(&mut a.dln[..nn]),
@@ -412,8 +416,8 @@ mod tests {
         let a = Acts::<f32>::new(&cfg, 3, 4);
         let total = [
             &a.x, &a.xmid, &a.ln1, &a.rstd1, &a.qkv, &a.att, &a.atty, &a.ln2, &a.rstd2, &a.gu,
-            &a.h, &a.lnf, &a.rstdf, &a.logits, &a.dx, &a.dln, &a.dqkv, &a.datty, &a.dgu, &a.dh,
-            &a.datt,
+            &a.h, &a.sg, &a.lnf, &a.rstdf, &a.logits, &a.dx, &a.dln, &a.dqkv, &a.datty, &a.dgu,
+            &a.dh, &a.datt,
         ]
         .iter()
         .map(|v| v.len())
