@@ -487,3 +487,45 @@ fn a_gguf_file_on_disk_converts_and_detects() {
     assert!(!e.contains('\n'));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Regenerates the committed fuzz seeds (fuzz/seeds/*):
+/// `cargo test -p ember-convert --test gguf -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    use ember_format::{OwnedValue, Writer};
+    let root = repo_root().join("fuzz/seeds");
+    let gguf_dir = root.join("gguf_parse");
+    let ember_dir = root.join("ember_parse");
+    std::fs::create_dir_all(&gguf_dir).unwrap();
+    std::fs::create_dir_all(&ember_dir).unwrap();
+
+    let s = synthetic(true, DType::Q4_1);
+    std::fs::write(gguf_dir.join("synthetic_llama.gguf"), &s.gguf).unwrap();
+    let mut b = GgufBuilder::new();
+    b.str("general.architecture", "llama")
+        .u32("general.alignment", 64)
+        .f32_array("a", &[1.0, 2.0])
+        .tensor("t", DType::Q8_0, &[1, 32], vec![0; 34]);
+    std::fs::write(gguf_dir.join("minimal.gguf"), b.build()).unwrap();
+
+    let (w, _) = build_gguf_bytes(&s.gguf, "synthetic.gguf", Recipe::Same).unwrap();
+    std::fs::write(ember_dir.join("synthetic_llama.ember"), w.to_vec()).unwrap();
+    let mut w = Writer::new();
+    w.set_str("s", "text");
+    w.set("i", OwnedValue::I32(vec![-1, 2]));
+    w.set("u", OwnedValue::U32(vec![7]));
+    w.set("f", OwnedValue::F32(vec![0.5]));
+    w.set("q", OwnedValue::U64(vec![1 << 40]));
+    w.set("j", OwnedValue::I64(vec![-3]));
+    w.set("d", OwnedValue::F64(vec![2.5]));
+    w.set_bool("b", true);
+    w.set(
+        "a",
+        OwnedValue::BytesArray(vec![b"x".to_vec(), vec![], b"yz".to_vec()]),
+    );
+    w.add_tensor_f32("v", &[3], &[1.0, 2.0, 3.0]).unwrap();
+    w.add_tensor("m", DType::Q4_0, &[2, 32], vec![1; 36])
+        .unwrap();
+    std::fs::write(ember_dir.join("small.ember"), w.to_vec()).unwrap();
+}
