@@ -1,9 +1,0 @@
-//! `ember bench` (being built).
-use super::CmdResult;
-
-#[derive(clap::Args)]
-pub struct Args {}
-
-pub fn run(_args: Args) -> CmdResult {
-    Err("`ember bench` is not built yet".into())
-}

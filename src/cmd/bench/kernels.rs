@@ -1,0 +1,147 @@
+//! Kernel throughput against the roofline: GEMV (one token, weights streamed from memory)
+//! in GB/s against measured read bandwidth, and GEMM (a prompt's worth of tokens against a
+//! cache-resident matrix) in GOP/s against measured peak compute.
+
+use std::time::Instant;
+
+use ember_format::blocks::quantize_row_ref;
+use ember_format::DType;
+use ember_runtime::exec::Executor;
+use ember_runtime::kernels::matmul::matmul;
+use ember_runtime::kernels::{ActQ8, Kernels, Level};
+use ember_runtime::model::Matrix;
+use serde_json::json;
+
+use super::roofline::{peak_compute, read_bandwidth, stream_buffer};
+use super::{median, Args};
+use crate::cmd::CmdResult;
+
+const DTYPES: [DType; 6] = [
+    DType::Q4_0,
+    DType::Q4_1,
+    DType::Q8_0,
+    DType::F16,
+    DType::BF16,
+    DType::F32,
+];
+/// GEMV matrices: 512 MiB of weights, beyond the last-level cache.
+const GEMV_BYTES: usize = 512 << 20;
+/// GEMM: a 1536 x 576 matrix (SmolLM2's FFN) against 64 tokens.
+const GEMM_SHAPE: (usize, usize, usize) = (1536, 576, 64);
+
+/// A matrix of `dtype` with `cols` columns and about `bytes` bytes of plausible values.
+fn matrix_data(dtype: DType, rows: usize, cols: usize) -> Vec<u8> {
+    let x: Vec<f32> = (0..cols)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+        .collect();
+    let mut row = vec![0u8; dtype.row_bytes(cols).unwrap_or(0)];
+    quantize_row_ref(dtype, &x, &mut row);
+    let mut data = Vec::with_capacity(row.len() * rows);
+    for _ in 0..rows {
+        data.extend_from_slice(&row);
+    }
+    data
+}
+
+fn time_matmul(k: &Kernels, exec: &dyn Executor, w: &Matrix, t: usize, reps: usize) -> f64 {
+    let x: Vec<f32> = (0..t * w.cols)
+        .map(|i| ((i % 17) as f32 - 8.0) / 8.0)
+        .collect();
+    let mut out = vec![0f32; t * w.rows];
+    let mut act = ActQ8::new(t, w.cols);
+    matmul(k, exec, w, None, &x, t, &mut out, &mut act);
+    let mut secs = Vec::new();
+    for _ in 0..reps {
+        let start = Instant::now();
+        matmul(k, exec, w, None, &x, t, &mut out, &mut act);
+        secs.push(start.elapsed().as_secs_f64());
+    }
+    median(&secs)
+}
+
+pub fn run(args: &Args, threads: usize) -> CmdResult {
+    let levels: Vec<Kernels> = Level::ALL
+        .into_iter()
+        .filter_map(Kernels::for_level)
+        .collect();
+    let exec = ember_runtime::pool::executor(threads);
+    if !args.json {
+        eprintln!("measuring memory bandwidth and peak compute ...");
+    }
+    let buf = stream_buffer();
+    let bw = read_bandwidth(&buf, threads);
+    drop(buf);
+    let (fma_peak, int8_peak) = peak_compute(threads);
+
+    let mut rows_out = Vec::new();
+    for dtype in DTYPES {
+        let cols = 4096;
+        let rows = GEMV_BYTES / dtype.row_bytes(cols).unwrap_or(1);
+        let big = matrix_data(dtype, rows, cols);
+        let (gr, gc, gt) = GEMM_SHAPE;
+        let small = matrix_data(dtype, gr, gc);
+        for k in &levels {
+            let w = Matrix {
+                dtype,
+                rows,
+                cols,
+                data: &big,
+            };
+            let secs = time_matmul(k, &*exec, &w, 1, args.reps.max(3));
+            let gemv_gbs = big.len() as f64 / secs / 1e9;
+            let w = Matrix {
+                dtype,
+                rows: gr,
+                cols: gc,
+                data: &small,
+            };
+            let secs = time_matmul(k, &*exec, &w, gt, args.reps.max(3));
+            let gemm_gops = 2.0 * (gr * gc * gt) as f64 / secs / 1e9;
+            let peak = if dtype.is_quantized() {
+                int8_peak
+            } else {
+                fma_peak
+            };
+            rows_out.push(json!({
+                "dtype": dtype.name(),
+                "level": k.level.name(),
+                "gemv_gb_s": gemv_gbs,
+                "gemv_pct_of_bandwidth": 100.0 * gemv_gbs / bw,
+                "gemm_gop_s": gemm_gops,
+                "gemm_pct_of_peak": peak.map(|p| 100.0 * gemm_gops / p),
+            }));
+        }
+    }
+    if args.json {
+        let out = json!({
+            "threads": threads,
+            "read_bandwidth_gb_s": bw,
+            "fma_peak_gflop_s": fma_peak,
+            "int8_peak_gop_s": int8_peak,
+            "kernels": rows_out,
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    let fmt_peak = |p: Option<f64>| p.map_or("not measured".to_string(), |v| format!("{v:.0}"));
+    println!("{threads} threads: read bandwidth {bw:.1} GB/s, f32 FMA peak {} GFLOP/s, int8 peak {} GOP/s", fmt_peak(fma_peak), fmt_peak(int8_peak));
+    println!("GEMV: {} MiB matrix x 1 token (memory-bound); GEMM: {}x{} matrix x {} tokens (compute-bound)", GEMV_BYTES >> 20, GEMM_SHAPE.0, GEMM_SHAPE.1, GEMM_SHAPE.2);
+    println!(
+        "{:<6} {:<7} {:>10} {:>10} {:>11} {:>9}",
+        "dtype", "level", "GEMV GB/s", "% of BW", "GEMM GOP/s", "% of peak"
+    );
+    for r in &rows_out {
+        println!(
+            "{:<6} {:<7} {:>10.1} {:>9.0}% {:>11.1} {:>8}",
+            r["dtype"].as_str().unwrap_or(""),
+            r["level"].as_str().unwrap_or(""),
+            r["gemv_gb_s"].as_f64().unwrap_or(0.0),
+            r["gemv_pct_of_bandwidth"].as_f64().unwrap_or(0.0),
+            r["gemm_gop_s"].as_f64().unwrap_or(0.0),
+            r["gemm_pct_of_peak"]
+                .as_f64()
+                .map_or("-".to_string(), |p| format!("{p:.0}%")),
+        );
+    }
+    Ok(())
+}

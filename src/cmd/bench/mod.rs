@@ -1,0 +1,60 @@
+//! `ember bench`: without a model, each kernel's throughput beside the machine's measured
+//! memory bandwidth and peak compute (a roofline); with a model, prompt processing and
+//! generation tokens/s like llama-bench (median of repetitions).
+
+mod kernels;
+mod model;
+mod roofline;
+
+use std::path::PathBuf;
+
+use super::CmdResult;
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  ember bench                       # kernels vs. memory bandwidth and peak compute\n  ember bench --json\n  ember bench smollm2.ember -p 128 -n 64 -t 2 -r 5\n  EMBER_KERNELS=avx2 ember bench smollm2.ember --json"
+)]
+pub struct Args {
+    /// A .ember model to benchmark; without it, the kernels are measured.
+    pub model: Option<PathBuf>,
+    /// Prompt tokens to process (model benchmark).
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 128)]
+    pub prompt: usize,
+    /// Tokens to generate (model benchmark).
+    #[arg(short = 'n', long = "n-gen", default_value_t = 64)]
+    pub gen: usize,
+    /// Threads (default: all cores).
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    /// Repetitions; the median is reported.
+    #[arg(short = 'r', long, default_value_t = 5)]
+    pub reps: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> CmdResult {
+    if args.reps == 0 {
+        return Err("--reps must be at least 1".into());
+    }
+    let threads = match args.threads {
+        Some(0) | None => ember_runtime::pool::ThreadPool::available(),
+        Some(t) => t,
+    };
+    match &args.model {
+        Some(path) => model::run(path, &args, threads),
+        None => kernels::run(&args, threads),
+    }
+}
+
+/// Median of measurements (sorted copy).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
+    }
+}

@@ -1,0 +1,171 @@
+//! The machine's limits, measured: memory read bandwidth (streaming a buffer much larger
+//! than the caches) and peak f32 FMA and int8 dot-product throughput (register-only loops).
+
+use std::time::Instant;
+
+/// Bytes streamed per bandwidth measurement (beyond any plausible last-level cache).
+const STREAM_BYTES: usize = 1 << 30;
+
+/// Best-of-3 read bandwidth in GB/s with `threads` threads, each summing its own slice.
+pub fn read_bandwidth(buf: &[u64], threads: usize) -> f64 {
+    let mut best = 0f64;
+    for _ in 0..3 {
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            let chunk = buf.len().div_ceil(threads);
+            for part in buf.chunks(chunk) {
+                s.spawn(move || std::hint::black_box(sum(part)));
+            }
+        });
+        let secs = start.elapsed().as_secs_f64();
+        best = best.max(std::mem::size_of_val(buf) as f64 / secs / 1e9);
+    }
+    best
+}
+
+fn sum(words: &[u64]) -> u64 {
+    let mut acc = [0u64; 8];
+    for c in words.chunks_exact(8) {
+        for (a, &w) in acc.iter_mut().zip(c) {
+            *a = a.wrapping_add(w);
+        }
+    }
+    acc.iter().fold(0, |x, &y| x.wrapping_add(y))
+}
+
+/// A buffer for bandwidth tests, touched once so its pages exist.
+pub fn stream_buffer() -> Vec<u64> {
+    (0..STREAM_BYTES / 8).map(|i| i as u64).collect()
+}
+
+/// Peak throughput in G-operations/s on `threads` threads: (f32 FMA flops, int8 dot ops).
+/// An FMA counts two flops; a u8 × i8 multiply-accumulate counts two ops.
+pub fn peak_compute(threads: usize) -> (Option<f64>, Option<f64>) {
+    let one = |f: fn(u64) -> f64| -> f64 {
+        let iters = 2_000_000u64;
+        let _ = f(iters / 10);
+        let start = Instant::now();
+        let ops = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads).map(|_| s.spawn(move || f(iters))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(0.0))
+                .sum::<f64>()
+        });
+        ops / start.elapsed().as_secs_f64() / 1e9
+    };
+    let (fma, int8) = peaks::select();
+    (fma.map(one), int8.map(one))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod peaks {
+    use core::arch::x86_64::*;
+
+    /// The widest loops this CPU runs: returns functions giving the ops performed.
+    pub fn select() -> (Option<fn(u64) -> f64>, Option<fn(u64) -> f64>) {
+        let avx512 = std::is_x86_feature_detected!("avx512f");
+        let vnni = avx512 && std::is_x86_feature_detected!("avx512vnni");
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        let fma: Option<fn(u64) -> f64> = if avx512 {
+            Some(fma512)
+        } else if avx2 {
+            Some(fma256)
+        } else {
+            None
+        };
+        let int8: Option<fn(u64) -> f64> = if vnni {
+            Some(vnni512)
+        } else if avx2 {
+            Some(maddubs256)
+        } else {
+            None
+        };
+        (fma, int8)
+    }
+
+    fn fma512(n: u64) -> f64 {
+        // SAFETY: chosen by `select` only when AVX-512F is present.
+        unsafe { fma512_impl(n) }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn fma512_impl(n: u64) -> f64 {
+        let mut a = [_mm512_set1_ps(1.0); 12];
+        let (m, c) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-6));
+        for _ in 0..n {
+            for v in a.iter_mut() {
+                *v = _mm512_fmadd_ps(*v, m, c);
+            }
+        }
+        std::hint::black_box(&a);
+        (n * 12 * 16 * 2) as f64
+    }
+
+    fn fma256(n: u64) -> f64 {
+        // SAFETY: chosen by `select` only when AVX2 and FMA are present.
+        unsafe { fma256_impl(n) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn fma256_impl(n: u64) -> f64 {
+        let mut a = [_mm256_set1_ps(1.0); 12];
+        let (m, c) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-6));
+        for _ in 0..n {
+            for v in a.iter_mut() {
+                *v = _mm256_fmadd_ps(*v, m, c);
+            }
+        }
+        std::hint::black_box(&a);
+        (n * 12 * 8 * 2) as f64
+    }
+
+    fn vnni512(n: u64) -> f64 {
+        // SAFETY: chosen by `select` only when AVX-512F and VNNI are present.
+        unsafe { vnni512_impl(n) }
+    }
+
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    unsafe fn vnni512_impl(n: u64) -> f64 {
+        let mut a = [_mm512_setzero_si512(); 12];
+        let (u, s) = (_mm512_set1_epi8(3), _mm512_set1_epi8(-2));
+        for _ in 0..n {
+            for v in a.iter_mut() {
+                *v = _mm512_dpbusd_epi32(*v, u, s);
+            }
+        }
+        std::hint::black_box(&a);
+        (n * 12 * 64 * 2) as f64
+    }
+
+    fn maddubs256(n: u64) -> f64 {
+        // SAFETY: chosen by `select` only when AVX2 is present.
+        unsafe { maddubs256_impl(n) }
+    }
+
+    /// The AVX2 int8 chain the kernels use: maddubs, madd, add.
+    #[target_feature(enable = "avx2")]
+    unsafe fn maddubs256_impl(n: u64) -> f64 {
+        let mut a = [_mm256_setzero_si256(); 8];
+        let (u, s, one) = (
+            _mm256_set1_epi8(3),
+            _mm256_set1_epi8(-2),
+            _mm256_set1_epi16(1),
+        );
+        for _ in 0..n {
+            for v in a.iter_mut() {
+                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), one);
+                *v = _mm256_add_epi32(*v, p);
+            }
+        }
+        std::hint::black_box(&a);
+        (n * 8 * 32 * 2) as f64
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod peaks {
+    pub fn select() -> (Option<fn(u64) -> f64>, Option<fn(u64) -> f64>) {
+        (None, None)
+    }
+}
