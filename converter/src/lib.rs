@@ -22,8 +22,8 @@ pub mod model;
 pub mod plan;
 pub mod quant;
 pub mod rope;
-pub mod tokenizer;
 mod tok;
+pub mod tokenizer;
 
 pub use convert::{build, build_gguf_bytes, convert, detect, InputKind, Options, Summary};
 pub use error::{Error, Result};

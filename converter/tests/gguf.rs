@@ -42,11 +42,13 @@ fn encode(dtype: DType, vals: &[f32], cols: usize) -> Vec<u8> {
     out
 }
 
+type SynthTensor = (String, Vec<usize>, DType, Vec<f32>, Vec<u8>);
+
 /// HF-order weights of the tiny model and the GGUF built from them.
 struct Synthetic {
     /// (name, shape, dtype in the GGUF, HF-order values as stored (already rounded by the
     /// dtype), HF-order bytes)
-    tensors: Vec<(String, Vec<usize>, DType, Vec<f32>, Vec<u8>)>,
+    tensors: Vec<SynthTensor>,
     gguf: Vec<u8>,
 }
 

@@ -15,8 +15,18 @@ fuzz_target!(|data: &[u8]| {
     let _ = file.bytes().len();
     for (key, value) in file.metadata() {
         let _ = (key.len(), value.type_name());
-        let _ = (value.as_u32(), value.as_u64(), value.as_f32(), value.as_bool());
-        let _ = (value.as_str(), value.as_u32s(), value.as_i32s(), value.as_f32s());
+        let _ = (
+            value.as_u32(),
+            value.as_u64(),
+            value.as_f32(),
+            value.as_bool(),
+        );
+        let _ = (
+            value.as_str(),
+            value.as_u32s(),
+            value.as_i32s(),
+            value.as_f32s(),
+        );
         let _ = value.as_bytes();
         if let Some(arr) = value.as_bytes_array() {
             let _ = (arr.len(), arr.is_empty(), arr.blob_len(), arr.get(0));

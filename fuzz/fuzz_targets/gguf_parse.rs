@@ -14,10 +14,22 @@ fuzz_target!(|data: &[u8]| {
     let _ = (g.version, g.alignment, g.data_offset);
     for (key, value) in &g.metadata {
         let _ = (key.len(), value.type_name());
-        let _ = (value.as_u64(), value.as_u32(), value.as_f64(), value.as_bool());
+        let _ = (
+            value.as_u64(),
+            value.as_u32(),
+            value.as_f64(),
+            value.as_bool(),
+        );
         let _ = value.as_str();
         if let Some(a) = value.as_array() {
-            let _ = (a.len(), a.is_empty(), a.strings(), a.f32s(), a.i32s(), a.values());
+            let _ = (
+                a.len(),
+                a.is_empty(),
+                a.strings(),
+                a.f32s(),
+                a.i32s(),
+                a.values(),
+            );
         }
     }
     for t in &g.tensors {
