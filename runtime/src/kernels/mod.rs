@@ -278,3 +278,45 @@ mod x86 {
         Kernels::scalar()
     }
 }
+
+/// Safe wrappers around the NEON + dotprod functions, built only after detection.
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use super::dot::neon;
+    use super::{Kernels, Level};
+
+    macro_rules! wrap {
+        ($name:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+            pub fn $name($($arg: $ty),*) -> $ret {
+                // SAFETY: these wrappers are only placed in a Kernels table by `neon()`,
+                // which `Kernels::for_level` calls after checking the CPU has dotprod.
+                unsafe { neon::$name($($arg),*) }
+            }
+        };
+    }
+
+    pub fn neon() -> Kernels {
+        mod w {
+            use super::neon;
+            wrap!(quantize_q8, (x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) -> ());
+            wrap!(dot_q8_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(dot_q4_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(dot_q4_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(dot_f32, (w: &[u8], x: &[f32]) -> f32);
+            wrap!(dot_f16, (w: &[u8], x: &[f32]) -> f32);
+            wrap!(dot_bf16, (w: &[u8], x: &[f32]) -> f32);
+        }
+        // Types without a NEON version yet use the reference.
+        Kernels {
+            level: Level::Neon,
+            quantize_q8: w::quantize_q8,
+            dot_q8_0: w::dot_q8_0,
+            dot_q4_0: w::dot_q4_0,
+            dot_q4_1: w::dot_q4_1,
+            dot_f32: w::dot_f32,
+            dot_f16: w::dot_f16,
+            dot_bf16: w::dot_bf16,
+            ..Kernels::scalar()
+        }
+    }
+}
