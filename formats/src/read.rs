@@ -249,7 +249,7 @@ fn check_section(
     section: Section,
 ) -> Result<(), Error> {
     let end = offset.checked_add(len).ok_or(Error::BadLayout(section))?;
-    if offset % align != 0 || end > file_len {
+    if !offset.is_multiple_of(align) || end > file_len {
         return Err(Error::BadLayout(section));
     }
     Ok(())
@@ -277,7 +277,7 @@ impl<'a> EmberFile<'a> {
                 available,
             });
         }
-        if (bytes.as_ptr() as usize) % 8 != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(8) {
             return Err(Error::MisalignedBuffer);
         }
         let h = Header::read(bytes);
@@ -508,7 +508,7 @@ impl<'a> MetaIter<'a> {
     }
 }
 
-fn cast<'a, T: bytemuck::Pod>(raw: &'a [u8], key: ShortName) -> Result<&'a [T], Error> {
+fn cast<T: bytemuck::Pod>(raw: &[u8], key: ShortName) -> Result<&[T], Error> {
     bytemuck::try_cast_slice(raw).map_err(|_| Error::BadValue { key })
 }
 

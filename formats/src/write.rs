@@ -75,7 +75,7 @@ impl OwnedValue {
 }
 
 fn pad_to(out: &mut Vec<u8>, align: usize) {
-    while out.len() % align != 0 {
+    while !out.len().is_multiple_of(align) {
         out.push(0);
     }
 }

@@ -16,10 +16,10 @@ pub fn exp64(x: f64) -> f64 {
         return 0.0;
     }
     let k = round64(x / LN_2);
-    // ln2 split so k * LN2_HI is exact for |k| < 2^11.
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
-    let r = (x - k * LN2_HI) - k * LN2_LO;
+    // ln2 split so k * LN2_HI is exact for |k| < 2^11 (fdlibm's ln2_hi, ln2_lo).
+    let ln2_hi = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+    let ln2_lo = f64::from_bits(0x3DEA_39EF_3579_3C76);
+    let r = (x - k * ln2_hi) - k * ln2_lo;
     let mut term = 1.0;
     let mut sum = 1.0;
     for i in 1..=14 {
@@ -100,11 +100,11 @@ pub fn ln64(x: f64) -> f64 {
 /// sin and cos of x in f64 (accurate for |x| up to ~1e6, far beyond any RoPE angle).
 pub fn sincos64(x: f64) -> (f64, f64) {
     let k = round64(x / FRAC_PI_2);
-    // pi/2 split in three parts (Cody-Waite).
-    const P1: f64 = 1.570_796_326_734_125_614_17;
-    const P2: f64 = 6.077_100_506_506_192_249_85e-11;
-    const P3: f64 = 2.022_266_248_795_950_732_4e-21;
-    let r = ((x - k * P1) - k * P2) - k * P3;
+    // pi/2 split in three 33-bit parts (Cody-Waite; fdlibm's pio2_1, pio2_2, pio2_2t).
+    let p1 = f64::from_bits(0x3FF9_21FB_5440_0000);
+    let p2 = f64::from_bits(0x3DD0_B461_1A60_0000);
+    let p3 = f64::from_bits(0x3BA3_198A_2E03_7073);
+    let r = ((x - k * p1) - k * p2) - k * p3;
     let r2 = r * r;
     // Taylor series to r^19 / r^18: error below 1e-17 for |r| <= pi/4.
     let (mut s, mut c) = (r, 1.0);

@@ -145,12 +145,12 @@ impl Config {
         if !in_range(self.vocab_size, MAX_VOCAB) || !in_range(self.context_length, MAX_CONTEXT) {
             return Err(Error::BadConfig("vocabulary or context size out of range"));
         }
-        if self.kv_heads == 0 || self.heads % self.kv_heads != 0 {
+        if self.kv_heads == 0 || !self.heads.is_multiple_of(self.kv_heads) {
             return Err(Error::BadConfig(
                 "head count must be a multiple of the KV head count",
             ));
         }
-        if self.positions == Positions::Rope && self.head_dim % 2 != 0 {
+        if self.positions == Positions::Rope && !self.head_dim.is_multiple_of(2) {
             return Err(Error::BadConfig("RoPE needs an even head size"));
         }
         if !(self.norm_eps >= 0.0 && self.norm_eps < 1.0) {

@@ -515,7 +515,7 @@ impl<'a> Tokenizer<'a> {
                 // special token that is part of a character).
                 if bytes[i..].starts_with(t)
                     && text.is_char_boundary(i + t.len())
-                    && best.map_or(true, |(len, _)| t.len() > len)
+                    && best.is_none_or(|(len, _)| t.len() > len)
                 {
                     best = Some((t.len(), k));
                 }

@@ -1,6 +1,7 @@
 //! AVX2 + FMA + F16C versions of `scalar.rs`. Integer block dots use the maddubs idiom:
 //! unsigned weights (or |w| with the sign moved onto x) times signed activations.
-#![allow(clippy::missing_safety_doc)]
+// Blocks are addressed by index into raw pointers and several slices at once.
+#![allow(clippy::missing_safety_doc, clippy::needless_range_loop)]
 
 use core::arch::x86_64::*;
 

@@ -1,6 +1,7 @@
 //! AVX-512 (F, BW, VL) with VNNI: `vpdpbusd` does the u8 × i8 multiply-accumulate of a
 //! block in one instruction; float dots use 16 lanes. Same functions as `scalar.rs`.
-#![allow(clippy::missing_safety_doc)]
+// Blocks are addressed by index into raw pointers and several slices at once.
+#![allow(clippy::missing_safety_doc, clippy::needless_range_loop)]
 
 use core::arch::x86_64::*;
 
@@ -67,7 +68,7 @@ pub unsafe fn dot_q8_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     let nb = blocks(w, 34, qs, d, s);
     let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     let mut b = 0;
-    // SAFETY (whole loop): `blocks` checked that blocks 0..nb of w (34 bytes) and qs exist.
+    // SAFETY: `blocks` checked that blocks 0..nb of w (34 bytes) and qs exist.
     unsafe {
         let block = |b: usize| {
             let p = w.as_ptr().add(34 * b);
@@ -109,7 +110,7 @@ unsafe fn dot_q4(
     let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     let mut rest = _mm256_setzero_ps();
     let mut b = 0;
-    // SAFETY (whole loop): `blocks` checked that blocks 0..nb of w and qs exist.
+    // SAFETY: `blocks` checked that blocks 0..nb of w and qs exist.
     unsafe {
         let block = |b: usize| {
             let p = w.as_ptr().add(block_bytes * b);
