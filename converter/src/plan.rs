@@ -102,6 +102,8 @@ pub struct Plan<'a> {
     pub config: ModelConfig,
     pub tensors: Vec<Planned<'a>>,
     pub tokenizer: crate::tok::Tokenizer,
+    /// Output name → the source's own name where they differ, for error messages.
+    pub source_names: std::collections::HashMap<String, String>,
 }
 
 impl Plan<'_> {
@@ -128,7 +130,10 @@ impl Plan<'_> {
                     shape
                 ),
                 Some(_) => {}
-                None if *required => crate::bail!("missing tensor {name}"),
+                None if *required => match self.source_names.get(name) {
+                    Some(src) => crate::bail!("missing tensor {name} ({src} in the checkpoint)"),
+                    None => crate::bail!("missing tensor {name}"),
+                },
                 None => {}
             }
         }

@@ -150,7 +150,10 @@ fn missing_tensor_shape_and_dtype_mismatches() {
     edit_weights(&dir, |n, d, s, b| {
         (n != "model.layers.1.mlp.up_proj.weight").then(|| (n.to_string(), d, s, b))
     });
-    assert_eq!(err_of(&dir), "missing tensor blk.1.ffn_up.weight");
+    assert_eq!(
+        err_of(&dir),
+        "missing tensor blk.1.ffn_up.weight (model.layers.1.mlp.up_proj.weight in the checkpoint)"
+    );
 
     let dir = dirs.push_copy("shape");
     edit_config(&dir, |v| v["intermediate_size"] = 160.into());

@@ -164,6 +164,16 @@ fn f32_output_is_the_hf_order_weights() {
 }
 
 #[test]
+fn gguf_v2_reads_like_v3() {
+    let s = synthetic(true, DType::F32);
+    let mut v2 = s.gguf.clone();
+    v2[4..8].copy_from_slice(&2u32.to_le_bytes());
+    let (w3, _) = build_gguf_bytes(&s.gguf, "synthetic.gguf", Recipe::F32).unwrap();
+    let (w2, _) = build_gguf_bytes(&v2, "synthetic.gguf", Recipe::F32).unwrap();
+    assert_eq!(w2.to_vec(), w3.to_vec());
+}
+
+#[test]
 fn same_keeps_blocks_byte_for_byte_in_hf_row_order() {
     let s = synthetic(true, DType::Q4_1);
     let (w, sum) = build_gguf_bytes(&s.gguf, "synthetic.gguf", Recipe::Same).unwrap();

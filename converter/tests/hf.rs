@@ -361,3 +361,130 @@ fn a_config_or_safetensors_file_stands_for_its_directory() {
     let (w, _) = build(&dir.join("config.json"), Some(Recipe::F32), false).unwrap();
     assert_eq!(w.tensor_names().count(), 21);
 }
+
+/// Copies the JSON files of fixture `name` into a fresh temp dir.
+fn json_only_copy(name: &str, tag: &str) -> std::path::PathBuf {
+    let dir = temp_dir(tag);
+    for f in std::fs::read_dir(fixture(name)).unwrap() {
+        let f = f.unwrap();
+        if f.file_name().to_string_lossy().ends_with(".json") {
+            std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+        }
+    }
+    dir
+}
+
+type OwnedTensor = (String, safetensors::Dtype, Vec<usize>, Vec<u8>);
+
+fn read_st(path: &Path) -> Vec<OwnedTensor> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut v: Vec<OwnedTensor> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.dtype(), t.shape().to_vec(), t.data().to_vec()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn write_st(path: &Path, tensors: &[OwnedTensor]) {
+    use safetensors::tensor::TensorView;
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    let bytes =
+        safetensors::serialize(views, &None::<std::collections::HashMap<String, String>>).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn sharded_checkpoint_with_index() {
+    let dir = json_only_copy("tiny-llama", "sharded");
+    let all = read_st(&fixture("tiny-llama").join("model.safetensors"));
+    let files = [
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ];
+    let mut map = serde_json::Map::new();
+    for (i, file) in files.iter().enumerate() {
+        let part: Vec<OwnedTensor> = all.iter().skip(i).step_by(2).cloned().collect();
+        for t in &part {
+            map.insert(t.0.clone(), (*file).into());
+        }
+        write_st(&dir.join(file), &part);
+    }
+    let index = serde_json::json!({"metadata": {"total_size": 0}, "weight_map": map});
+    std::fs::write(
+        dir.join("model.safetensors.index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+
+    let (w, _) = build(&dir, Some(Recipe::F32), false).unwrap();
+    let (w0, _) = build(&fixture("tiny-llama"), Some(Recipe::F32), false).unwrap();
+    let (a, b) = (file_bytes(&w), file_bytes(&w0));
+    let (sharded, single) = (EmberFile::parse(&a).unwrap(), EmberFile::parse(&b).unwrap());
+    assert_eq!(sharded.tensor_count(), single.tensor_count());
+    for t in single.tensors() {
+        let s = sharded.tensor(t.name).unwrap();
+        assert_eq!((s.dtype, s.shape(), s.data), (t.dtype, t.shape(), t.data));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bf16_checkpoint_with_same_keeps_bf16_matrices() {
+    let dir = json_only_copy("tiny-qwen2", "bf16");
+    let all = read_st(&fixture("tiny-qwen2").join("model.safetensors"));
+    let bf16: Vec<OwnedTensor> = all
+        .iter()
+        .map(|(n, _, s, b)| {
+            let out: Vec<u8> = b
+                .chunks_exact(4)
+                .flat_map(|c| {
+                    let x = f32::from_le_bytes(c.try_into().unwrap());
+                    ember_format::blocks::f32_to_bf16(x).to_le_bytes()
+                })
+                .collect();
+            (n.clone(), safetensors::Dtype::BF16, s.clone(), out)
+        })
+        .collect();
+    write_st(&dir.join("model.safetensors"), &bf16);
+    let (w, s) = build(&dir, Some(Recipe::Same), false).unwrap();
+    assert_eq!(s.recipe, Recipe::Same);
+    let bytes = file_bytes(&w);
+    let f = EmberFile::parse(&bytes).unwrap();
+    let src = |hf: &str| bf16.iter().find(|t| t.0 == hf).unwrap();
+    let q = f.tensor("blk.0.attn_q.weight").unwrap();
+    assert_eq!(q.dtype, DType::BF16);
+    assert_eq!(q.data, &src("model.layers.0.self_attn.q_proj.weight").3[..]);
+    // 1-D tensors become f32, exactly.
+    let (_, bias) = tensor_f32(&f, "blk.0.attn_q.bias");
+    let (_, _, shape, raw) = src("model.layers.0.self_attn.q_proj.bias");
+    assert_eq!(bias, to_f32(DType::BF16, shape, raw));
+    assert_eq!(f.tensor("blk.0.attn_q.bias").unwrap().dtype, DType::F32);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn mistral_sliding_window_caps_the_context() {
+    let dir = json_only_copy("tiny-llama", "mistral");
+    std::fs::copy(
+        fixture("tiny-llama").join("model.safetensors"),
+        dir.join("model.safetensors"),
+    )
+    .unwrap();
+    let p = dir.join("config.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    v["model_type"] = "mistral".into();
+    v["sliding_window"] = 128.into();
+    std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    let (w, _) = build(&dir, Some(Recipe::F32), false).unwrap();
+    let bytes = file_bytes(&w);
+    let f = EmberFile::parse(&bytes).unwrap();
+    assert_eq!(meta_u32(&f, "model.context_length"), 128);
+    assert_eq!(meta_str(&f, "general.architecture"), "llama");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

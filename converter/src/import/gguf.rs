@@ -142,5 +142,6 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
         config,
         tensors,
         tokenizer,
+        source_names: Default::default(),
     })
 }

@@ -2,7 +2,7 @@
 //! model.safetensors.index.json), tokenizer files. Llama family (Llama 2/3, Mistral, SmolLM,
 //! TinyLlama, Qwen2 with attention biases) and GPT-2.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -168,15 +168,17 @@ impl HfSource {
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "model".into());
         let mut planned = Vec::new();
+        let mut hints = HashMap::new();
         let config = match arch {
-            Arch::Llama => plan_llama(cfg, model_type, &tensors, name, &mut planned)?,
-            Arch::Gpt2 => plan_gpt2(cfg, &tensors, name, &mut planned)?,
+            Arch::Llama => plan_llama(cfg, model_type, &tensors, name, &mut planned, &mut hints)?,
+            Arch::Gpt2 => plan_gpt2(cfg, &tensors, name, &mut planned, &mut hints)?,
         };
         let tokenizer = crate::tok::from_hf_dir(&self.dir)?;
         Ok(Plan {
             config,
             tensors: planned,
             tokenizer,
+            source_names: hints,
         })
     }
 }
@@ -282,6 +284,7 @@ fn plan_llama<'a>(
     all: &Tensors<'a>,
     name: String,
     out: &mut Vec<Planned<'a>>,
+    hints: &mut HashMap<String, String>,
 ) -> Result<ModelConfig> {
     if let Some(act) = cfg_str(cfg, "hidden_act") {
         if act != "silu" {
@@ -317,11 +320,24 @@ fn plan_llama<'a>(
             .flatten()
             .unwrap_or(10_000.0),
     };
+    // Sliding-window attention (Mistral 7B v0.1; Qwen2 with use_sliding_window) sees only
+    // the last W positions; the runtime attends to all of them, which is the same while the
+    // sequence is at most W long, so the context is capped there.
+    let mut context_length = cfg_req(cfg, &["max_position_embeddings"])?;
+    let windowed = match model_type {
+        "qwen2" => cfg_bool(cfg, "use_sliding_window")?.unwrap_or(false),
+        _ => true,
+    };
+    if windowed {
+        if let Some(w) = cfg_usize(cfg, &["sliding_window"])?.filter(|&w| w > 0) {
+            context_length = context_length.min(w);
+        }
+    }
     let config = ModelConfig {
         arch: Arch::Llama,
         name,
         vocab_size: cfg_req(cfg, &["vocab_size"])?,
-        context_length: cfg_req(cfg, &["max_position_embeddings"])?,
+        context_length,
         embedding_dim,
         layer_count: cfg_req(cfg, &["num_hidden_layers"])?,
         head_count,
@@ -374,6 +390,7 @@ fn plan_llama<'a>(
         }
     }
     for (src, dst) in map {
+        hints.insert(dst.clone(), src.clone());
         if let Some((t, _)) = take(&mut tensors, &src) {
             plan_copy(out, dst, &src, t);
         }
@@ -403,6 +420,7 @@ fn plan_gpt2<'a>(
     all: &Tensors<'a>,
     name: String,
     out: &mut Vec<Planned<'a>>,
+    hints: &mut HashMap<String, String>,
 ) -> Result<ModelConfig> {
     match cfg_str(cfg, "activation_function") {
         None | Some("gelu_new") | Some("gelu_pytorch_tanh") => {}
@@ -453,6 +471,7 @@ fn plan_gpt2<'a>(
         ("ln_f.bias", "output_norm.bias"),
     ] {
         let src = format!("{p}{src}");
+        hints.insert(dst.to_string(), src.clone());
         if let Some((t, _)) = take(&mut tensors, &src) {
             plan_copy(out, dst.into(), &src, t);
         }
@@ -470,6 +489,7 @@ fn plan_gpt2<'a>(
             ("mlp.c_proj.bias", "ffn_down.bias"),
         ] {
             let src = format!("{h}.{src}");
+            hints.insert(format!("{b}.{dst}"), src.clone());
             if let Some((t, _)) = take(&mut tensors, &src) {
                 plan_copy(out, format!("{b}.{dst}"), &src, t);
             }
@@ -481,6 +501,7 @@ fn plan_gpt2<'a>(
             ("mlp.c_proj.weight", "ffn_down.weight"),
         ] {
             let src = format!("{h}.{src}");
+            hints.insert(format!("{b}.{dst}"), src.clone());
             if let Some((t, _)) = take(&mut tensors, &src) {
                 let (rows, cols) = matrix(&src, &t)?;
                 out.push(Planned {
@@ -498,6 +519,10 @@ fn plan_gpt2<'a>(
         }
         // c_attn: (C, 3C) in → out, columns [Q | K | V]; bias (3C).
         let src = format!("{h}.attn.c_attn.weight");
+        for part in ["attn_q", "attn_k", "attn_v"] {
+            hints.insert(format!("{b}.{part}.weight"), src.clone());
+            hints.insert(format!("{b}.{part}.bias"), format!("{h}.attn.c_attn.bias"));
+        }
         if let Some((t, _)) = take(&mut tensors, &src) {
             let (rows, cols) = matrix(&src, &t)?;
             if cols != 3 * c || rows != c {
