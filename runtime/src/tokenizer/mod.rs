@@ -467,8 +467,10 @@ impl<'a> Tokenizer<'a> {
         self.chat_template
     }
 
-    /// A decoder that strips the leading space as this model's HF decoder does: use a fresh
-    /// one for text that follows BOS.
+    /// A decoder that strips the leading space as this model's HF decoder does (SentencePiece
+    /// models): right for text that starts after BOS or a chat reply decoded on its own. For a
+    /// continuation printed after its prompt, use `StreamDecoder::new(false)` to keep the
+    /// space between them.
     pub fn stream_decoder(&self) -> StreamDecoder {
         StreamDecoder::new(self.strip_space)
     }
