@@ -43,7 +43,7 @@ from tokenizers import Tokenizer
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 run, probe, dump = sys.argv[1:4]
-text = open(probe, encoding="utf-8").read()
+text = open(probe, encoding="utf-8", newline="").read()
 ours = json.load(open(dump))
 ids = Tokenizer.from_file(f"{run}/tokenizer.json").encode(text).ids
 assert ids == ours["ids"], f"tokenizers ids differ at {next(i for i, (a, b) in enumerate(zip(ids, ours['ids'])) if a != b) if len(ids) == len(ours['ids']) else 'length'}"
