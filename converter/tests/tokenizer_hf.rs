@@ -162,6 +162,15 @@ fn golden_llama2_spm_legacy_normalizer() {
 }
 
 #[test]
+fn golden_llama2_spm_metaspace_split_always() {
+    // Metaspace(split=true, prepend_scheme="always"); make_golden.py makes the same edit.
+    let mut j: serde_json::Value = serde_json::from_str(&spm_json()).unwrap();
+    j["pre_tokenizer"]["split"] = serde_json::Value::Bool(true);
+    j["pre_tokenizer"]["prepend_scheme"] = serde_json::Value::from("always");
+    check_golden("llama2-spm-split-always", &j.to_string());
+}
+
+#[test]
 fn llama2_spm_reference_ids() {
     let dir = fixtures().join("llama2-spm");
     let spec = from_hf_dir(&dir).unwrap();

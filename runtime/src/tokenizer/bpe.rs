@@ -111,7 +111,8 @@ impl Scratch {
         }
         let right = self.symbols[left.next as usize];
         if let Some((rank, _)) = merges.get(left.id, right.id) {
-            self.heap.push(Reverse(u64::from(rank) << 32 | u64::from(pos)));
+            self.heap
+                .push(Reverse(u64::from(rank) << 32 | u64::from(pos)));
         }
     }
 }
