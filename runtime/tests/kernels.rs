@@ -131,13 +131,13 @@ fn dots_match_scalar_for_every_dtype_and_tail() {
                 let w = random_row(&mut rng, dtype, n);
                 let x: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
                 let (got, want) = match (k.row_dot(dtype), scalar.row_dot(dtype)) {
-                    (RowDot::Quantized(f), RowDot::Quantized(g)) => {
+                    (RowDot::Quantized(f, _), RowDot::Quantized(g, _)) => {
                         let mut act = ActQ8::new(1, n);
                         act.fill(scalar.quantize_q8, &x, 1, n);
                         let a = act.row(0);
                         (f(&w, a.qs, a.d, a.s), g(&w, a.qs, a.d, a.s))
                     }
-                    (RowDot::Float(f), RowDot::Float(g)) => (f(&w, &x), g(&w, &x)),
+                    (RowDot::Float(f, _), RowDot::Float(g, _)) => (f(&w, &x), g(&w, &x)),
                     _ => panic!("levels disagree on how {dtype} is multiplied"),
                 };
                 // Same integer products; only the float summation order differs.
@@ -205,5 +205,69 @@ fn matmul_is_bit_identical_for_any_thread_count() {
             (got - exact).abs() < 0.02 * (exact.abs() + 1.0),
             "{dtype}: {got} vs {exact}"
         );
+    }
+}
+
+#[test]
+fn tiles_match_scalar_dots() {
+    use ember_runtime::kernels::TILE;
+    let mut rng = Rng(11);
+    let scalar = Kernels::scalar();
+    for k in levels() {
+        for dtype in [
+            DType::Q8_0,
+            DType::Q4_0,
+            DType::Q4_1,
+            DType::F32,
+            DType::F16,
+            DType::BF16,
+        ] {
+            for &len in &[1usize, 2, 3, 5, 17, 18, 33] {
+                let n = if dtype.is_quantized() { 32 * len } else { len };
+                let rows: Vec<Vec<u8>> =
+                    (0..TILE).map(|_| random_row(&mut rng, dtype, n)).collect();
+                let row_bytes = rows[0].len();
+                let w: Vec<u8> = rows.concat();
+                let xs: Vec<Vec<f32>> = (0..TILE)
+                    .map(|_| (0..n).map(|_| rng.f32()).collect())
+                    .collect();
+                let (got, want): (Vec<f32>, Vec<f32>) =
+                    match (k.row_dot(dtype), scalar.row_dot(dtype)) {
+                        (RowDot::Quantized(_, Some(tile)), RowDot::Quantized(dot, _)) => {
+                            let mut act = ActQ8::new(TILE, n);
+                            let flat: Vec<f32> = xs.concat();
+                            act.fill(scalar.quantize_q8, &flat, TILE, n);
+                            let a = core::array::from_fn(|t| act.row(t));
+                            let got = tile(&w, row_bytes, &a).concat();
+                            let want = (0..TILE)
+                                .flat_map(|r| (0..TILE).map(move |t| (r, t)))
+                                .map(|(r, t)| dot(&rows[r], a[t].qs, a[t].d, a[t].s))
+                                .collect();
+                            (got, want)
+                        }
+                        (RowDot::Float(_, Some(tile)), RowDot::Float(dot, _)) => {
+                            let x = core::array::from_fn(|t| xs[t].as_slice());
+                            let got = tile(&w, row_bytes, &x).concat();
+                            let want = (0..TILE)
+                                .flat_map(|r| (0..TILE).map(move |t| (r, t)))
+                                .map(|(r, t)| dot(&rows[r], &xs[t]))
+                                .collect();
+                            (got, want)
+                        }
+                        _ => {
+                            eprintln!("SKIPPED: no {dtype} tile at {}", k.level.name());
+                            continue;
+                        }
+                    };
+                for (g, e) in got.iter().zip(&want) {
+                    let tol = 1e-5 * (n as f32).sqrt() * (e.abs() + 1.0) + 1e-5;
+                    assert!(
+                        (g - e).abs() <= tol,
+                        "{} {dtype} n={n}: {g} vs {e}",
+                        k.level.name()
+                    );
+                }
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! over the executor's threads. Each output element is computed by one thread in a fixed
 //! order, so results do not depend on the thread count.
 
-use super::{ActQ8, Kernels, RowDot};
+use super::{ActQ8, Kernels, RowDot, TILE};
 use crate::exec::{Executor, SyncMutPtr};
 use crate::model::Matrix;
 
@@ -10,7 +10,8 @@ use crate::model::Matrix;
 const MIN_ROWS_PER_THREAD: usize = 16;
 
 /// out[i·rows + r] = dot(W[r], x[i]) + bias[r] for i < t. `act` is scratch for the
-/// quantized activations (T rows of at least `cols`).
+/// quantized activations (T rows of at least `cols`). Prefill (t > 1) uses the level's
+/// 4 × 4 tiles where it has them; leftover rows and tokens use the row dot.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
     k: &Kernels,
@@ -25,7 +26,7 @@ pub fn matmul(
     let (rows, cols) = (w.rows, w.cols);
     assert!(x.len() >= t * cols && out.len() >= t * rows);
     let dot = k.row_dot(w.dtype);
-    if let RowDot::Quantized(_) = dot {
+    if let RowDot::Quantized(..) = dot {
         act.fill(k.quantize_q8, x, t, cols);
     }
     let act: &ActQ8 = act;
@@ -34,23 +35,63 @@ pub fn matmul(
         .threads()
         .min(rows.div_ceil(MIN_ROWS_PER_THREAD))
         .max(1);
+    let row_bytes = w.row_bytes();
+    let token = |i: usize| &x[i * cols..(i + 1) * cols];
     exec.run(threads, &|part| {
-        let start = rows * part / threads;
-        let end = rows * (part + 1) / threads;
-        for r in start..end {
-            let row = w.row(r);
+        // Row ranges start on tile boundaries so tiles never straddle two parts.
+        let start = (rows * part / threads) / TILE * TILE;
+        let end = if part + 1 == threads {
+            rows
+        } else {
+            (rows * (part + 1) / threads) / TILE * TILE
+        };
+        let put = |r: usize, i: usize, v: f32| {
             let b = bias.map_or(0.0, |b| b[r]);
-            for i in 0..t {
+            // SAFETY: i·rows + r < t·rows <= out.len(), and each (i, r) is written by
+            // exactly one part: parts own disjoint row ranges.
+            unsafe { out_ptr.write(i * rows + r, v + b) };
+        };
+        // Tiles: full groups of TILE rows × TILE tokens.
+        let tiled_tokens = if t >= 2 { t / TILE * TILE } else { 0 };
+        let has_tile = !matches!(dot, RowDot::Quantized(_, None) | RowDot::Float(_, None));
+        let tiled_rows_end = if has_tile && tiled_tokens > 0 {
+            start + (end - start) / TILE * TILE
+        } else {
+            start
+        };
+        for r in (start..tiled_rows_end).step_by(TILE) {
+            let wr = &w.data[r * row_bytes..(r + TILE) * row_bytes];
+            for i in (0..tiled_tokens).step_by(TILE) {
+                let tile = match dot {
+                    RowDot::Quantized(_, Some(f)) => {
+                        f(wr, row_bytes, &core::array::from_fn(|j| act.row(i + j)))
+                    }
+                    RowDot::Float(_, Some(f)) => {
+                        f(wr, row_bytes, &core::array::from_fn(|j| token(i + j)))
+                    }
+                    _ => unreachable!("tiled only when a tile exists"),
+                };
+                for (dr, row) in tile.iter().enumerate() {
+                    for (di, &v) in row.iter().enumerate() {
+                        put(r + dr, i + di, v);
+                    }
+                }
+            }
+        }
+        // Everything else, one row dot at a time: rows outside full tiles (all tokens), and
+        // the tiled rows' leftover tokens.
+        for r in start..end {
+            let first = if r < tiled_rows_end { tiled_tokens } else { 0 };
+            let row = w.row(r);
+            for i in first..t {
                 let v = match dot {
-                    RowDot::Quantized(f) => {
+                    RowDot::Quantized(f, _) => {
                         let a = act.row(i);
                         f(row, a.qs, a.d, a.s)
                     }
-                    RowDot::Float(f) => f(row, &x[i * cols..(i + 1) * cols]),
+                    RowDot::Float(f, _) => f(row, token(i)),
                 };
-                // SAFETY: i·rows + r < t·rows <= out.len(), and each (i, r) is written by
-                // exactly one part: parts own disjoint row ranges.
-                unsafe { out_ptr.write(i * rows + r, v + b) };
+                put(r, i, v);
             }
         }
     });

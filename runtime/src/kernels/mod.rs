@@ -6,6 +6,7 @@ pub mod act;
 pub mod dot;
 pub mod matmul;
 pub mod ops;
+pub mod tile;
 
 pub use act::{ActQ8, ActRow};
 pub use ops::{
@@ -14,6 +15,7 @@ pub use ops::{
 };
 
 use ember_format::DType;
+pub use tile::{TileFloatFn, TileQ8Fn, TILE};
 
 /// x (32·nb) -> int8 blocks: qs (32·nb), scales d (nb), d·sum(q) s (nb).
 pub type QuantizeFn = fn(&[f32], &mut [i8], &mut [f32], &mut [f32]);
@@ -70,7 +72,11 @@ impl Level {
                     && std::is_x86_feature_detected!("avx512vnni")
             }
             #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
-            Level::Avx2 => cfg!(all(target_feature = "avx2", target_feature = "fma", target_feature = "f16c")),
+            Level::Avx2 => cfg!(all(
+                target_feature = "avx2",
+                target_feature = "fma",
+                target_feature = "f16c"
+            )),
             #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
             Level::Avx512 => cfg!(all(
                 target_feature = "avx2",
@@ -115,13 +121,20 @@ pub struct Kernels {
     pub dot_f32: DotFloatFn,
     pub dot_f16: DotFloatFn,
     pub dot_bf16: DotFloatFn,
+    /// GEMM tiles (prefill); `None` multiplies token by token with the row dot.
+    pub tile_q8_0: Option<TileQ8Fn>,
+    pub tile_q4_0: Option<TileQ8Fn>,
+    pub tile_q4_1: Option<TileQ8Fn>,
+    pub tile_f32: Option<TileFloatFn>,
+    pub tile_f16: Option<TileFloatFn>,
+    pub tile_bf16: Option<TileFloatFn>,
 }
 
-/// How a matrix of a dtype meets its activations.
+/// How a matrix of a dtype meets its activations: a row dot, and a tile if there is one.
 #[derive(Clone, Copy, Debug)]
 pub enum RowDot {
-    Quantized(DotQ8Fn),
-    Float(DotFloatFn),
+    Quantized(DotQ8Fn, Option<TileQ8Fn>),
+    Float(DotFloatFn, Option<TileFloatFn>),
 }
 
 impl Kernels {
@@ -141,6 +154,12 @@ impl Kernels {
             dot_f32: s::dot_f32,
             dot_f16: s::dot_f16,
             dot_bf16: s::dot_bf16,
+            tile_q8_0: None,
+            tile_q4_0: None,
+            tile_q4_1: None,
+            tile_f32: None,
+            tile_f16: None,
+            tile_bf16: None,
         }
     }
 
@@ -172,7 +191,8 @@ impl Kernels {
             Some(name) => {
                 let level = Level::from_name(name)
                     .ok_or("EMBER_KERNELS must be one of auto, scalar, avx2, avx512, neon")?;
-                Kernels::for_level(level).ok_or("the kernel level named by EMBER_KERNELS is not supported by this CPU")
+                Kernels::for_level(level)
+                    .ok_or("the kernel level named by EMBER_KERNELS is not supported by this CPU")
             }
         }
     }
@@ -186,20 +206,20 @@ impl Kernels {
 
     pub fn row_dot(&self, dtype: DType) -> RowDot {
         match dtype {
-            DType::F32 => RowDot::Float(self.dot_f32),
-            DType::F16 => RowDot::Float(self.dot_f16),
-            DType::BF16 => RowDot::Float(self.dot_bf16),
-            DType::Q8_0 => RowDot::Quantized(self.dot_q8_0),
-            DType::Q4_0 => RowDot::Quantized(self.dot_q4_0),
-            DType::Q4_1 => RowDot::Quantized(self.dot_q4_1),
-            DType::Q5_0 => RowDot::Quantized(self.dot_q5_0),
-            DType::Q5_1 => RowDot::Quantized(self.dot_q5_1),
-            DType::Q4K => RowDot::Quantized(self.dot_q4_k),
-            DType::Q5K => RowDot::Quantized(self.dot_q5_k),
-            DType::Q6K => RowDot::Quantized(self.dot_q6_k),
+            DType::F32 => RowDot::Float(self.dot_f32, self.tile_f32),
+            DType::F16 => RowDot::Float(self.dot_f16, self.tile_f16),
+            DType::BF16 => RowDot::Float(self.dot_bf16, self.tile_bf16),
+            DType::Q8_0 => RowDot::Quantized(self.dot_q8_0, self.tile_q8_0),
+            DType::Q4_0 => RowDot::Quantized(self.dot_q4_0, self.tile_q4_0),
+            DType::Q4_1 => RowDot::Quantized(self.dot_q4_1, self.tile_q4_1),
+            DType::Q5_0 => RowDot::Quantized(self.dot_q5_0, None),
+            DType::Q5_1 => RowDot::Quantized(self.dot_q5_1, None),
+            DType::Q4K => RowDot::Quantized(self.dot_q4_k, None),
+            DType::Q5K => RowDot::Quantized(self.dot_q5_k, None),
+            DType::Q6K => RowDot::Quantized(self.dot_q6_k, None),
             // DType is non-exhaustive; a new type must be added here before the loader
             // accepts it (Weights::load checks `supports`).
-            _ => RowDot::Float(self.dot_f32),
+            _ => RowDot::Float(self.dot_f32, None),
         }
     }
 
@@ -213,6 +233,8 @@ impl Kernels {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::dot::{avx2, avx512};
+    use super::tile::avx512 as tile512;
+    use super::{ActRow, TILE};
     use super::{Kernels, Level};
 
     macro_rules! wrap {
@@ -259,6 +281,15 @@ mod x86 {
             wrap!(avx512, dot_f32, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx512, dot_f16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx512, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
+            use super::tile512;
+            use super::{ActRow, TILE};
+            type Tile = [[f32; TILE]; TILE];
+            wrap!(tile512, tile_q8_0, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
+            wrap!(tile512, tile_q4_0, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
+            wrap!(tile512, tile_q4_1, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
+            wrap!(tile512, tile_f32, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
+            wrap!(tile512, tile_f16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
+            wrap!(tile512, tile_bf16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
         }
         Kernels {
             level: Level::Avx512,
@@ -269,6 +300,12 @@ mod x86 {
             dot_f32: w::dot_f32,
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,
+            tile_q8_0: Some(w::tile_q8_0),
+            tile_q4_0: Some(w::tile_q4_0),
+            tile_q4_1: Some(w::tile_q4_1),
+            tile_f32: Some(w::tile_f32),
+            tile_f16: Some(w::tile_f16),
+            tile_bf16: Some(w::tile_bf16),
             ..scalar_rest()
         }
     }
@@ -302,17 +339,27 @@ mod arm {
             wrap!(dot_q8_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!(dot_q4_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!(dot_q4_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(dot_q5_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(dot_q5_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(dot_q4_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(dot_q5_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(dot_q6_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!(dot_f32, (w: &[u8], x: &[f32]) -> f32);
             wrap!(dot_f16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(dot_bf16, (w: &[u8], x: &[f32]) -> f32);
         }
-        // Types without a NEON version yet use the reference.
+        // Tiles (prefill) are not written for NEON yet: matmul uses the row dots.
         Kernels {
             level: Level::Neon,
             quantize_q8: w::quantize_q8,
             dot_q8_0: w::dot_q8_0,
             dot_q4_0: w::dot_q4_0,
             dot_q4_1: w::dot_q4_1,
+            dot_q5_0: w::dot_q5_0,
+            dot_q5_1: w::dot_q5_1,
+            dot_q4_k: w::dot_q4_k,
+            dot_q5_k: w::dot_q5_k,
+            dot_q6_k: w::dot_q6_k,
             dot_f32: w::dot_f32,
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,

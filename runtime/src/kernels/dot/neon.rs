@@ -7,6 +7,8 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
+use ember_format::blocks::scale_min_k4;
+
 use super::scalar;
 
 /// The feature set every function here needs; callers check it before calling.
@@ -144,13 +146,16 @@ fn sum_blocks(nb: usize, block: impl Fn(usize) -> (float32x4_t, float32x4_t)) ->
 pub unsafe fn dot_q8_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     let nb = blocks(w, 34, qs, d, s);
     sum_blocks(nb, |b| {
-        // SAFETY: `blocks` checked that block b of w (34 bytes) and of qs (32) exist.
+        // SAFETY: `blocks` checked that block b of w (34 bytes), of qs (32) and of d exist.
         unsafe {
             let p = w.as_ptr().add(34 * b);
             let (w0, w1) = i8x32_at(p.add(2) as *const i8);
             let (x0, x1) = i8x32_at(qs.as_ptr().add(32 * b));
             let dot = sdot(sdot(vdupq_n_s32(0), w0, x0), w1, x1);
-            (vcvtq_f32_s32(dot), vmulq_n_f32(f16x4_at(p), d[b]))
+            (
+                vcvtq_f32_s32(dot),
+                vmulq_n_f32(f16x4_at(p), *d.get_unchecked(b)),
+            )
         }
     })
 }
@@ -161,7 +166,7 @@ pub unsafe fn dot_q4_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     let nb = blocks(w, 18, qs, d, s);
     let eight = vdupq_n_s8(8);
     sum_blocks(nb, |b| {
-        // SAFETY: `blocks` checked that block b of w (18 bytes) and of qs (32) exist.
+        // SAFETY: `blocks` checked that block b of w (18 bytes), of qs (32) and of d exist.
         unsafe {
             let p = w.as_ptr().add(18 * b);
             let (lo, hi) = nibbles(p.add(2));
@@ -169,7 +174,10 @@ pub unsafe fn dot_q4_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
             let w1 = vsubq_s8(vreinterpretq_s8_u8(hi), eight);
             let (x0, x1) = i8x32_at(qs.as_ptr().add(32 * b));
             let dot = sdot(sdot(vdupq_n_s32(0), w0, x0), w1, x1);
-            (vcvtq_f32_s32(dot), vmulq_n_f32(f16x4_at(p), d[b]))
+            (
+                vcvtq_f32_s32(dot),
+                vmulq_n_f32(f16x4_at(p), *d.get_unchecked(b)),
+            )
         }
     })
 }
@@ -185,7 +193,7 @@ pub unsafe fn dot_q4_1(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
         mins = vfmaq_n_f32(mins, unsafe { f16x4_at(w.as_ptr().add(20 * b + 2)) }, sx);
     }
     let dots = sum_blocks(nb, |b| {
-        // SAFETY: `blocks` checked that block b of w (20 bytes) and of qs (32) exist.
+        // SAFETY: `blocks` checked that block b of w (20 bytes), of qs (32) and of d exist.
         unsafe {
             let p = w.as_ptr().add(20 * b);
             let (lo, hi) = nibbles(p.add(4));
@@ -195,10 +203,328 @@ pub unsafe fn dot_q4_1(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
                 vreinterpretq_s8_u8(hi),
                 x1,
             );
-            (vcvtq_f32_s32(dot), vmulq_n_f32(f16x4_at(p), d[b]))
+            (
+                vcvtq_f32_s32(dot),
+                vmulq_n_f32(f16x4_at(p), *d.get_unchecked(b)),
+            )
         }
     });
     dots + vgetq_lane_f32::<0>(mins)
+}
+
+/// The fifth bits of a Q5 block (the u32 at `p`, bit j for element j) as 0x10 in each byte:
+/// elements 0..16 and 16..32.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn q5_high(p: *const u8) -> (uint8x16_t, uint8x16_t) {
+    // SAFETY: the caller guarantees four readable bytes at p.
+    let h = unsafe { (p as *const u32).read_unaligned() };
+    let h = vreinterpretq_u8_u32(vdupq_n_u32(h));
+    // Byte k of each half holds source byte idx[k]; lane k tests bit k % 8 of it.
+    let idx0 = vcombine_u8(vdup_n_u8(0), vdup_n_u8(1));
+    let idx1 = vcombine_u8(vdup_n_u8(2), vdup_n_u8(3));
+    let bit = vreinterpretq_u8_u64(vdupq_n_u64(0x8040_2010_0804_0201));
+    let ten = vdupq_n_u8(0x10);
+    (
+        vandq_u8(vtstq_u8(vqtbl1q_u8(h, idx0), bit), ten),
+        vandq_u8(vtstq_u8(vqtbl1q_u8(h, idx1), bit), ten),
+    )
+}
+
+#[target_feature(enable = "neon,dotprod")]
+pub unsafe fn dot_q5_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    // sum (q - 16) x with the offset applied to the values, as in dot_q4_0.
+    let nb = blocks(w, 22, qs, d, s);
+    let sixteen = vdupq_n_s8(15);
+    sum_blocks(nb, |b| {
+        // SAFETY: `blocks` checked that block b of w (22 bytes), of qs (32) and of d exist.
+        unsafe {
+            let p = w.as_ptr().add(22 * b);
+            let (h0, h1) = q5_high(p.add(2));
+            let (lo, hi) = nibbles(p.add(6));
+            let w0 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, h0)), sixteen);
+            let w1 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(hi, h1)), sixteen);
+            let (x0, x1) = i8x32_at(qs.as_ptr().add(32 * b));
+            let dot = sdot(sdot(vdupq_n_s32(0), w0, x0), w1, x1);
+            (
+                vcvtq_f32_s32(dot),
+                vmulq_n_f32(f16x4_at(p), *d.get_unchecked(b)),
+            )
+        }
+    })
+}
+
+#[target_feature(enable = "neon,dotprod")]
+pub unsafe fn dot_q5_1(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nb = blocks(w, 24, qs, d, s);
+    // Every lane of `mins` holds the same running sum of m * sx.
+    let mut mins = vdupq_n_f32(0.0);
+    for (b, &sx) in s[..nb].iter().enumerate() {
+        // SAFETY: `blocks` checked that block b of w (24 bytes) exists.
+        mins = vfmaq_n_f32(mins, unsafe { f16x4_at(w.as_ptr().add(24 * b + 2)) }, sx);
+    }
+    let dots = sum_blocks(nb, |b| {
+        // SAFETY: `blocks` checked that block b of w (24 bytes), of qs (32) and of d exist.
+        unsafe {
+            let p = w.as_ptr().add(24 * b);
+            let (h0, h1) = q5_high(p.add(4));
+            let (lo, hi) = nibbles(p.add(8));
+            let w0 = vreinterpretq_s8_u8(vorrq_u8(lo, h0));
+            let w1 = vreinterpretq_s8_u8(vorrq_u8(hi, h1));
+            let (x0, x1) = i8x32_at(qs.as_ptr().add(32 * b));
+            let dot = sdot(sdot(vdupq_n_s32(0), w0, x0), w1, x1);
+            (
+                vcvtq_f32_s32(dot),
+                vmulq_n_f32(f16x4_at(p), *d.get_unchecked(b)),
+            )
+        }
+    });
+    dots + vgetq_lane_f32::<0>(mins)
+}
+
+/// [sum a, sum b, sum c, sum e]: four lane sums in one vector.
+#[inline]
+#[target_feature(enable = "neon")]
+fn sums4(a: int32x4_t, b: int32x4_t, c: int32x4_t, e: int32x4_t) -> int32x4_t {
+    vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, e))
+}
+
+/// Checks the lengths a K-quant dot relies on (super-blocks of 256 = 8 activation blocks);
+/// returns the super-block count.
+#[inline]
+fn super_blocks(w: &[u8], block_bytes: usize, qs: &[i8], d: &[f32], s: &[f32]) -> usize {
+    let nsb = d.len() / 8;
+    assert!(w.len() >= nsb * block_bytes && qs.len() >= nsb * 256 && s.len() >= nsb * 8);
+    nsb
+}
+
+/// Q4_K / Q5_K: the 8 (scale, min) pairs of a super-block as f32 vectors (sub-blocks 0..4,
+/// 4..8).
+#[inline]
+#[target_feature(enable = "neon")]
+fn k4_scales(scales: &[u8; 12]) -> ([float32x4_t; 2], [float32x4_t; 2]) {
+    let mut sc = [0f32; 8];
+    let mut m = [0f32; 8];
+    for j in 0..8 {
+        let (a, b) = scale_min_k4(j, scales);
+        sc[j] = a as f32;
+        m[j] = b as f32;
+    }
+    // SAFETY: each array holds 8 floats.
+    unsafe {
+        (
+            [vld1q_f32(sc.as_ptr()), vld1q_f32(sc.as_ptr().add(4))],
+            [vld1q_f32(m.as_ptr()), vld1q_f32(m.as_ptr().add(4))],
+        )
+    }
+}
+
+/// Q4_K / Q5_K super-block b: d_all·sc_j·d_j·dot_j − dmin·m_j·s_j summed over the 8
+/// sub-blocks into `acc`, given the integer dots (sub-blocks 0..4, 4..8).
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn k4_accumulate(
+    acc: float32x4_t,
+    blk: *const u8,
+    dots: [int32x4_t; 2],
+    d: *const f32,
+    s: *const f32,
+) -> float32x4_t {
+    // SAFETY: the caller guarantees a whole super-block at blk and 8 floats at d and s.
+    unsafe {
+        let scales = &*(blk.add(4) as *const [u8; 12]);
+        let (sc, m) = k4_scales(scales);
+        let (dall, dmin) = (f16x4_at(blk), f16x4_at(blk.add(2)));
+        let mut acc = acc;
+        for k in 0..2 {
+            let dk = vld1q_f32(d.add(4 * k));
+            let sk = vld1q_f32(s.add(4 * k));
+            let t = vmulq_f32(vmulq_f32(sc[k], dk), vcvtq_f32_s32(dots[k]));
+            acc = vfmaq_f32(acc, dall, t);
+            acc = vfmsq_f32(acc, dmin, vmulq_f32(m[k], sk));
+        }
+        acc
+    }
+}
+
+#[target_feature(enable = "neon,dotprod")]
+pub unsafe fn dot_q4_k(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nsb = super_blocks(w, 144, qs, d, s);
+    let mut acc = vdupq_n_f32(0.0);
+    for b in 0..nsb {
+        // SAFETY: `super_blocks` checked that super-block b of w (144 bytes), of qs (256)
+        // and of d and s (8 each) exist.
+        unsafe {
+            let blk = w.as_ptr().add(144 * b);
+            let q = blk.add(16);
+            let x = qs.as_ptr().add(256 * b);
+            // 32 bytes serve sub-block 2i (low nibbles) and 2i + 1 (high nibbles).
+            let dots: [int32x4_t; 8] = core::array::from_fn(|j| {
+                let i = j / 2;
+                let (b0, b1) = (vld1q_u8(q.add(32 * i)), vld1q_u8(q.add(32 * i + 16)));
+                let (v0, v1) = if j % 2 == 0 {
+                    (
+                        vandq_u8(b0, vdupq_n_u8(0x0F)),
+                        vandq_u8(b1, vdupq_n_u8(0x0F)),
+                    )
+                } else {
+                    (vshrq_n_u8::<4>(b0), vshrq_n_u8::<4>(b1))
+                };
+                let (x0, x1) = i8x32_at(x.add(32 * j));
+                let z = vdupq_n_s32(0);
+                sdot(
+                    sdot(z, vreinterpretq_s8_u8(v0), x0),
+                    vreinterpretq_s8_u8(v1),
+                    x1,
+                )
+            });
+            let dots = [
+                sums4(dots[0], dots[1], dots[2], dots[3]),
+                sums4(dots[4], dots[5], dots[6], dots[7]),
+            ];
+            acc = k4_accumulate(acc, blk, dots, d.as_ptr().add(8 * b), s.as_ptr().add(8 * b));
+        }
+    }
+    vaddvq_f32(acc)
+}
+
+#[target_feature(enable = "neon,dotprod")]
+pub unsafe fn dot_q5_k(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nsb = super_blocks(w, 176, qs, d, s);
+    let mut acc = vdupq_n_f32(0.0);
+    for b in 0..nsb {
+        // SAFETY: `super_blocks` checked that super-block b of w (176 bytes), of qs (256)
+        // and of d and s (8 each) exist.
+        unsafe {
+            let blk = w.as_ptr().add(176 * b);
+            let (qh0, qh1) = (vld1q_u8(blk.add(16)), vld1q_u8(blk.add(32)));
+            let q = blk.add(48);
+            let x = qs.as_ptr().add(256 * b);
+            let ten = vdupq_n_u8(0x10);
+            let dots: [int32x4_t; 8] = core::array::from_fn(|j| {
+                let i = j / 2;
+                let (b0, b1) = (vld1q_u8(q.add(32 * i)), vld1q_u8(q.add(32 * i + 16)));
+                let (v0, v1) = if j % 2 == 0 {
+                    (
+                        vandq_u8(b0, vdupq_n_u8(0x0F)),
+                        vandq_u8(b1, vdupq_n_u8(0x0F)),
+                    )
+                } else {
+                    (vshrq_n_u8::<4>(b0), vshrq_n_u8::<4>(b1))
+                };
+                // Element l of sub-block j has its fifth bit in bit j of qh[l].
+                let shift = vdupq_n_s8(3 - j as i8);
+                let h0 = vandq_u8(vshlq_u8(qh0, shift), ten);
+                let h1 = vandq_u8(vshlq_u8(qh1, shift), ten);
+                let (v0, v1) = (vorrq_u8(v0, h0), vorrq_u8(v1, h1));
+                let (x0, x1) = i8x32_at(x.add(32 * j));
+                let z = vdupq_n_s32(0);
+                sdot(
+                    sdot(z, vreinterpretq_s8_u8(v0), x0),
+                    vreinterpretq_s8_u8(v1),
+                    x1,
+                )
+            });
+            let dots = [
+                sums4(dots[0], dots[1], dots[2], dots[3]),
+                sums4(dots[4], dots[5], dots[6], dots[7]),
+            ];
+            acc = k4_accumulate(acc, blk, dots, d.as_ptr().add(8 * b), s.as_ptr().add(8 * b));
+        }
+    }
+    vaddvq_f32(acc)
+}
+
+#[target_feature(enable = "neon,dotprod")]
+pub unsafe fn dot_q6_k(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nsb = super_blocks(w, 210, qs, d, s);
+    let mut acc = vdupq_n_f32(0.0);
+    let (low4, two_bits, thirty_two) = (vdupq_n_u8(0x0F), vdupq_n_u8(0x30), vdupq_n_s8(31));
+    for b in 0..nsb {
+        // SAFETY: `super_blocks` checked that super-block b of w (210 bytes), of qs (256)
+        // and of d (8) exist.
+        unsafe {
+            let blk = w.as_ptr().add(210 * b);
+            let dw = f16x4_at(blk.add(208));
+            // Sub-block scales (16 × i8) as f32, four per vector.
+            let sc8 = vld1q_s8(blk.add(192) as *const i8);
+            let (lo16, hi16) = (vmovl_s8(vget_low_s8(sc8)), vmovl_high_s8(sc8));
+            let sc = [
+                vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo16))),
+                vcvtq_f32_s32(vmovl_high_s16(lo16)),
+                vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi16))),
+                vcvtq_f32_s32(vmovl_high_s16(hi16)),
+            ];
+            // Sub-block k (16 elements) meets activation block k / 2.
+            let (d0, d1) = (
+                vld1q_f32(d.as_ptr().add(8 * b)),
+                vld1q_f32(d.as_ptr().add(8 * b + 4)),
+            );
+            let dd = [
+                vzip1q_f32(d0, d0),
+                vzip2q_f32(d0, d0),
+                vzip1q_f32(d1, d1),
+                vzip2q_f32(d1, d1),
+            ];
+            for h in 0..2 {
+                let ql = blk.add(64 * h);
+                let qh = blk.add(128 + 32 * h);
+                let x = qs.as_ptr().add(256 * b + 128 * h);
+                let l = [
+                    vld1q_u8(ql),
+                    vld1q_u8(ql.add(16)),
+                    vld1q_u8(ql.add(32)),
+                    vld1q_u8(ql.add(48)),
+                ];
+                let (h0, h1) = (vld1q_u8(qh), vld1q_u8(qh.add(16)));
+                // Elements 16k..16k+16 of this half: low 4 bits from l, bits 4-5 from h.
+                let v = [
+                    vorrq_u8(
+                        vandq_u8(l[0], low4),
+                        vandq_u8(vshlq_n_u8::<4>(h0), two_bits),
+                    ),
+                    vorrq_u8(
+                        vandq_u8(l[1], low4),
+                        vandq_u8(vshlq_n_u8::<4>(h1), two_bits),
+                    ),
+                    vorrq_u8(
+                        vandq_u8(l[2], low4),
+                        vandq_u8(vshlq_n_u8::<2>(h0), two_bits),
+                    ),
+                    vorrq_u8(
+                        vandq_u8(l[3], low4),
+                        vandq_u8(vshlq_n_u8::<2>(h1), two_bits),
+                    ),
+                    vorrq_u8(vshrq_n_u8::<4>(l[0]), vandq_u8(h0, two_bits)),
+                    vorrq_u8(vshrq_n_u8::<4>(l[1]), vandq_u8(h1, two_bits)),
+                    vorrq_u8(
+                        vshrq_n_u8::<4>(l[2]),
+                        vandq_u8(vshrq_n_u8::<2>(h0), two_bits),
+                    ),
+                    vorrq_u8(
+                        vshrq_n_u8::<4>(l[3]),
+                        vandq_u8(vshrq_n_u8::<2>(h1), two_bits),
+                    ),
+                ];
+                let dots: [int32x4_t; 8] = core::array::from_fn(|k| {
+                    let q = vsubq_s8(vreinterpretq_s8_u8(v[k]), thirty_two);
+                    sdot(vdupq_n_s32(0), q, vld1q_s8(x.add(16 * k)))
+                });
+                let dots = [
+                    sums4(dots[0], dots[1], dots[2], dots[3]),
+                    sums4(dots[4], dots[5], dots[6], dots[7]),
+                ];
+                for k in 0..2 {
+                    let t = vmulq_f32(
+                        vmulq_f32(sc[2 * h + k], dd[2 * h + k]),
+                        vcvtq_f32_s32(dots[k]),
+                    );
+                    acc = vfmaq_f32(acc, dw, t);
+                }
+            }
+        }
+    }
+    vaddvq_f32(acc)
 }
 
 /// Float dot over 16 elements per step with four accumulators, then steps of 4;

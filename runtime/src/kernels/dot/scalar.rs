@@ -129,10 +129,22 @@ pub fn dot_q4_k(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     for (b, blk) in blocks::<BlockQ4K>(w).iter().enumerate() {
         let value = |j: usize, l: usize| {
             let byte = blk.qs[32 * (j / 2) + l];
-            (if j.is_multiple_of(2) { byte & 0x0F } else { byte >> 4 }) as i32
+            (if j.is_multiple_of(2) {
+                byte & 0x0F
+            } else {
+                byte >> 4
+            }) as i32
         };
         let (q, dd, ss) = (&qs[256 * b..], &d[8 * b..], &s[8 * b..]);
-        acc += dot_k4(f16_to_f32(blk.d), f16_to_f32(blk.dmin), &blk.scales, value, q, dd, ss);
+        acc += dot_k4(
+            f16_to_f32(blk.d),
+            f16_to_f32(blk.dmin),
+            &blk.scales,
+            value,
+            q,
+            dd,
+            ss,
+        );
     }
     acc
 }
@@ -142,12 +154,24 @@ pub fn dot_q5_k(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     for (b, blk) in blocks::<BlockQ5K>(w).iter().enumerate() {
         let value = |j: usize, l: usize| {
             let byte = blk.qs[32 * (j / 2) + l];
-            let low = (if j.is_multiple_of(2) { byte & 0x0F } else { byte >> 4 }) as i32;
+            let low = (if j.is_multiple_of(2) {
+                byte & 0x0F
+            } else {
+                byte >> 4
+            }) as i32;
             let high = ((blk.qh[l] >> j) & 1) as i32;
             low | (high << 4)
         };
         let (q, dd, ss) = (&qs[256 * b..], &d[8 * b..], &s[8 * b..]);
-        acc += dot_k4(f16_to_f32(blk.d), f16_to_f32(blk.dmin), &blk.scales, value, q, dd, ss);
+        acc += dot_k4(
+            f16_to_f32(blk.d),
+            f16_to_f32(blk.dmin),
+            &blk.scales,
+            value,
+            q,
+            dd,
+            ss,
+        );
     }
     acc
 }
