@@ -235,7 +235,7 @@ unsafe fn q5_high(p: *const u8) -> (uint8x16_t, uint8x16_t) {
 pub unsafe fn dot_q5_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     // sum (q - 16) x with the offset applied to the values, as in dot_q4_0.
     let nb = blocks(w, 22, qs, d, s);
-    let sixteen = vdupq_n_s8(15);
+    let sixteen = vdupq_n_s8(16);
     sum_blocks(nb, |b| {
         // SAFETY: `blocks` checked that block b of w (22 bytes), of qs (32) and of d exist.
         unsafe {
@@ -413,7 +413,7 @@ pub unsafe fn dot_q5_k(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
                     (vshrq_n_u8::<4>(b0), vshrq_n_u8::<4>(b1))
                 };
                 // Element l of sub-block j has its fifth bit in bit j of qh[l].
-                let shift = vdupq_n_s8(3 - j as i8);
+                let shift = vdupq_n_s8(4 - j as i8);
                 let h0 = vandq_u8(vshlq_u8(qh0, shift), ten);
                 let h1 = vandq_u8(vshlq_u8(qh1, shift), ten);
                 let (v0, v1) = (vorrq_u8(v0, h0), vorrq_u8(v1, h1));
@@ -439,7 +439,7 @@ pub unsafe fn dot_q5_k(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
 pub unsafe fn dot_q6_k(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     let nsb = super_blocks(w, 210, qs, d, s);
     let mut acc = vdupq_n_f32(0.0);
-    let (low4, two_bits, thirty_two) = (vdupq_n_u8(0x0F), vdupq_n_u8(0x30), vdupq_n_s8(31));
+    let (low4, two_bits, thirty_two) = (vdupq_n_u8(0x0F), vdupq_n_u8(0x30), vdupq_n_s8(32));
     for b in 0..nsb {
         // SAFETY: `super_blocks` checked that super-block b of w (210 bytes), of qs (256)
         // and of d (8) exist.
