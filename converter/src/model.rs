@@ -64,14 +64,14 @@ impl ModelConfig {
         ] {
             u32_of(k, v)?;
         }
-        if c.head_count % c.kv_head_count != 0 {
+        if !c.head_count.is_multiple_of(c.kv_head_count) {
             crate::bail!(
                 "head count {} is not a multiple of the KV head count {}",
                 c.head_count,
                 c.kv_head_count
             );
         }
-        if c.arch == Arch::Llama && c.head_dim % 2 != 0 {
+        if c.arch == Arch::Llama && !c.head_dim.is_multiple_of(2) {
             crate::bail!("RoPE needs an even head_dim, got {}", c.head_dim);
         }
         if !(c.norm_eps.is_finite() && c.norm_eps >= 0.0) {

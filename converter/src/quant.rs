@@ -97,7 +97,7 @@ pub fn convert(data: Vec<u8>, src: DType, dst: DType, shape: &[usize]) -> Result
         crate::bail!("shape {shape:?} cannot be stored as {dst}");
     };
     let dst_row = dst.row_bytes(cols).expect("checked by tensor_bytes");
-    if data.len() % src_row.max(1) != 0 {
+    if !data.len().is_multiple_of(src_row.max(1)) {
         crate::bail!("data is not whole rows of {src}");
     }
     let mut out = vec![0u8; dst_len];

@@ -70,7 +70,7 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
     let head_dim = match g.opt_u32(&key("attention.key_length"))? {
         Some(hd) => hd as usize,
         None => {
-            if head_count == 0 || embedding_dim % head_count != 0 {
+            if head_count == 0 || !embedding_dim.is_multiple_of(head_count) {
                 crate::bail!(
                     "embedding_length {embedding_dim} is not a multiple of head_count {head_count}"
                 );

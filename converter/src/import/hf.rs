@@ -300,7 +300,7 @@ fn plan_llama<'a>(
     let head_dim = match cfg_usize(cfg, &["head_dim"])? {
         Some(hd) => hd,
         None => {
-            if head_count == 0 || embedding_dim % head_count != 0 {
+            if head_count == 0 || !embedding_dim.is_multiple_of(head_count) {
                 crate::bail!("config.json: hidden_size {embedding_dim} is not a multiple of num_attention_heads {head_count}");
             }
             embedding_dim / head_count
