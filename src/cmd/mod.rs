@@ -10,6 +10,8 @@ pub mod convert;
 #[cfg(feature = "full")]
 pub mod eval;
 pub mod inspect;
+#[cfg(feature = "full")]
+mod progress;
 pub mod run;
 pub mod tokenize;
 #[cfg(feature = "full")]
