@@ -320,35 +320,43 @@ mod x86 {
 #[cfg(target_arch = "aarch64")]
 mod arm {
     use super::dot::neon;
+    use super::tile::neon as tile_neon;
     use super::{Kernels, Level};
 
     macro_rules! wrap {
-        ($name:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        ($module:ident, $name:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
             pub fn $name($($arg: $ty),*) -> $ret {
                 // SAFETY: these wrappers are only placed in a Kernels table by `neon()`,
                 // which `Kernels::for_level` calls after checking the CPU has dotprod.
-                unsafe { neon::$name($($arg),*) }
+                unsafe { $module::$name($($arg),*) }
             }
         };
     }
 
     pub fn neon() -> Kernels {
         mod w {
-            use super::neon;
-            wrap!(quantize_q8, (x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) -> ());
-            wrap!(dot_q8_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(dot_q4_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(dot_q4_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(dot_q5_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(dot_q5_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(dot_q4_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(dot_q5_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(dot_q6_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(dot_f32, (w: &[u8], x: &[f32]) -> f32);
-            wrap!(dot_f16, (w: &[u8], x: &[f32]) -> f32);
-            wrap!(dot_bf16, (w: &[u8], x: &[f32]) -> f32);
+            use super::super::{ActRow, TILE};
+            use super::{neon, tile_neon};
+            type Tile = [[f32; TILE]; TILE];
+            wrap!(neon, quantize_q8, (x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) -> ());
+            wrap!(neon, dot_q8_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(neon, dot_q4_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(neon, dot_q4_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(neon, dot_q5_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(neon, dot_q5_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(neon, dot_q4_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(neon, dot_q5_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(neon, dot_q6_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(neon, dot_f32, (w: &[u8], x: &[f32]) -> f32);
+            wrap!(neon, dot_f16, (w: &[u8], x: &[f32]) -> f32);
+            wrap!(neon, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
+            wrap!(tile_neon, tile_q8_0, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
+            wrap!(tile_neon, tile_q4_0, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
+            wrap!(tile_neon, tile_q4_1, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
+            wrap!(tile_neon, tile_f32, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
+            wrap!(tile_neon, tile_f16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
+            wrap!(tile_neon, tile_bf16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
         }
-        // Tiles (prefill) are not written for NEON yet: matmul uses the row dots.
         Kernels {
             level: Level::Neon,
             quantize_q8: w::quantize_q8,
@@ -363,7 +371,12 @@ mod arm {
             dot_f32: w::dot_f32,
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,
-            ..Kernels::scalar()
+            tile_q8_0: Some(w::tile_q8_0),
+            tile_q4_0: Some(w::tile_q4_0),
+            tile_q4_1: Some(w::tile_q4_1),
+            tile_f32: Some(w::tile_f32),
+            tile_f16: Some(w::tile_f16),
+            tile_bf16: Some(w::tile_bf16),
         }
     }
 }

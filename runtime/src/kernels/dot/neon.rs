@@ -17,7 +17,7 @@ pub const FEATURES: &str = "neon,dotprod";
 /// acc + the four-lane SDOT of a and b (lane i gets sum of a[4i..4i+4] * b[4i..4i+4]).
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
-fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+pub(crate) fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
     // SAFETY: SDOT only reads and writes the named vector registers; the dotprod feature is
     // enabled on this function, so its callers run on a CPU that has it.
     unsafe {
@@ -35,7 +35,7 @@ fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
 /// Four halves widened to f32 (FCVTL).
 #[inline]
 #[target_feature(enable = "neon")]
-fn f16x4(h: uint16x4_t) -> float32x4_t {
+pub(crate) fn f16x4(h: uint16x4_t) -> float32x4_t {
     let out: float32x4_t;
     // SAFETY: FCVTL (base ARMv8 Advanced SIMD) only touches the named vector registers.
     unsafe {
@@ -53,7 +53,7 @@ fn f16x4(h: uint16x4_t) -> float32x4_t {
 /// scalar f16 conversion: see the note in avx2.rs).
 #[inline]
 #[target_feature(enable = "neon")]
-unsafe fn f16x4_at(p: *const u8) -> float32x4_t {
+pub(crate) unsafe fn f16x4_at(p: *const u8) -> float32x4_t {
     // SAFETY: the caller guarantees two readable bytes at p; read_unaligned needs no alignment.
     let bits = unsafe { (p as *const u16).read_unaligned() };
     f16x4(vdup_n_u16(bits))
@@ -62,7 +62,7 @@ unsafe fn f16x4_at(p: *const u8) -> float32x4_t {
 /// 16 bytes of nibbles at `p` -> (low nibbles, high nibbles): elements 0..16 and 16..32.
 #[inline]
 #[target_feature(enable = "neon")]
-unsafe fn nibbles(p: *const u8) -> (uint8x16_t, uint8x16_t) {
+pub(crate) unsafe fn nibbles(p: *const u8) -> (uint8x16_t, uint8x16_t) {
     // SAFETY: the caller guarantees 16 readable bytes at p.
     let b = unsafe { vld1q_u8(p) };
     (vandq_u8(b, vdupq_n_u8(0x0F)), vshrq_n_u8::<4>(b))
@@ -71,7 +71,7 @@ unsafe fn nibbles(p: *const u8) -> (uint8x16_t, uint8x16_t) {
 /// 32 int8 at `p` as two vectors.
 #[inline]
 #[target_feature(enable = "neon")]
-unsafe fn i8x32_at(p: *const i8) -> (int8x16_t, int8x16_t) {
+pub(crate) unsafe fn i8x32_at(p: *const i8) -> (int8x16_t, int8x16_t) {
     // SAFETY: the caller guarantees 32 readable bytes at p.
     unsafe { (vld1q_s8(p), vld1q_s8(p.add(16))) }
 }
@@ -285,7 +285,7 @@ pub unsafe fn dot_q5_1(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
 /// [sum a, sum b, sum c, sum e]: four lane sums in one vector.
 #[inline]
 #[target_feature(enable = "neon")]
-fn sums4(a: int32x4_t, b: int32x4_t, c: int32x4_t, e: int32x4_t) -> int32x4_t {
+pub(crate) fn sums4(a: int32x4_t, b: int32x4_t, c: int32x4_t, e: int32x4_t) -> int32x4_t {
     vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, e))
 }
 
