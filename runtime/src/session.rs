@@ -5,7 +5,7 @@ use alloc::boxed::Box;
 use crate::exec::{Executor, Serial};
 use crate::kernels::Kernels;
 use crate::kv_cache::KvCache;
-use crate::model::{Compute, Logits, Model, Scratch};
+use crate::model::{Compute, Logits, Model, Observer, Scratch};
 use crate::Error;
 
 /// Tokens processed per forward call during prefill: big enough to reuse each dequantized
@@ -13,6 +13,7 @@ use crate::Error;
 pub const DEFAULT_BATCH: usize = 32;
 
 pub struct Session<'m, 'a> {
+    observer: Option<&'m dyn Observer>,
     model: &'m Model<'a>,
     cache: KvCache,
     scratch: Scratch,
@@ -49,6 +50,7 @@ impl<'m, 'a> Session<'m, 'a> {
         #[cfg(not(feature = "std"))]
         let kernels = Kernels::select(None).map_err(Error::Kernels)?;
         Ok(Session {
+            observer: None,
             model,
             cache: KvCache::new(cfg, capacity),
             scratch: Scratch::new(cfg, batch, capacity, logits),
@@ -78,8 +80,17 @@ impl<'m, 'a> Session<'m, 'a> {
     /// Uses `threads` threads (a persistent pool); 0 means all cores.
     #[cfg(feature = "std")]
     pub fn set_threads(&mut self, threads: usize) {
-        let n = if threads == 0 { crate::pool::ThreadPool::available() } else { threads };
+        let n = if threads == 0 {
+            crate::pool::ThreadPool::available()
+        } else {
+            threads
+        };
         self.exec = crate::pool::executor(n);
+    }
+
+    /// Shows every matmul input to `observer` (calibration).
+    pub fn set_observer(&mut self, observer: &'m dyn Observer) {
+        self.observer = Some(observer);
     }
 
     /// Forces a kernel level (tests and comparisons).
@@ -138,6 +149,7 @@ impl<'m, 'a> Session<'m, 'a> {
             let cx = Compute {
                 kernels: &self.kernels,
                 exec: &*self.exec,
+                observer: self.observer,
             };
             self.model.forward(
                 cx,
@@ -169,6 +181,7 @@ impl<'m, 'a> Session<'m, 'a> {
         let cx = Compute {
             kernels: &self.kernels,
             exec: &*self.exec,
+            observer: self.observer,
         };
         self.model.forward(
             cx,

@@ -98,9 +98,31 @@ fn norm(kind: NormKind, eps: f32, n: &Norm, x: &[f32], out: &mut [f32], t: usize
 pub struct Compute<'e> {
     pub kernels: &'e Kernels,
     pub exec: &'e dyn Executor,
+    /// Sees every matmul's input (calibration for importance-weighted quantization).
+    pub observer: Option<&'e dyn Observer>,
 }
 
-fn linear(c: Compute, l: &Linear, x: &[f32], t: usize, out: &mut [f32], act: &mut ActQ8) {
+/// Receives the input rows of each weight matrix during a forward pass.
+pub trait Observer {
+    /// `x` is (T, cols), the input of `blk.{layer}.{weight}.weight` (weight: "attn_q", ...);
+    /// `layer` is None for the output head ("output").
+    fn matmul_input(&self, layer: Option<usize>, weight: &'static str, x: &[f32], t: usize);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn linear(
+    c: Compute,
+    layer: usize,
+    name: &'static str,
+    l: &Linear,
+    x: &[f32],
+    t: usize,
+    out: &mut [f32],
+    act: &mut ActQ8,
+) {
+    if let Some(o) = c.observer {
+        o.matmul_input(Some(layer), name, &x[..t * l.w.cols], t);
+    }
     k::matmul::matmul(c.kernels, c.exec, &l.w, l.b, x, t, out, act);
 }
 
@@ -153,10 +175,19 @@ impl<'a> Model<'a> {
                 t,
                 c,
             );
-            linear(cx, &layer.q, &s.xn, t, &mut s.q, &mut s.act);
+            linear(cx, li, "attn_q", &layer.q, &s.xn, t, &mut s.q, &mut s.act);
             let (new_k, new_v) = s.kv.split_at_mut(t * kvd);
-            linear(cx, &layer.k, &s.xn, t, new_k, &mut s.act);
-            linear(cx, &layer.v, &s.xn, t, &mut new_v[..t * kvd], &mut s.act);
+            linear(cx, li, "attn_k", &layer.k, &s.xn, t, new_k, &mut s.act);
+            linear(
+                cx,
+                li,
+                "attn_v",
+                &layer.v,
+                &s.xn,
+                t,
+                &mut new_v[..t * kvd],
+                &mut s.act,
+            );
             if cfg.positions == Positions::Rope {
                 for i in 0..t {
                     k::rope(&mut s.q[i * qd..(i + 1) * qd], hs, pos + i, &s.inv_freq);
@@ -183,7 +214,16 @@ impl<'a> Model<'a> {
                     );
                 }
             }
-            linear(cx, &layer.o, &s.att, t, &mut s.xn, &mut s.act);
+            linear(
+                cx,
+                li,
+                "attn_output",
+                &layer.o,
+                &s.att,
+                t,
+                &mut s.xn,
+                &mut s.act,
+            );
             k::add_in_place(&mut s.x[..t * c], &s.xn[..t * c]);
 
             // Feed-forward block: x += down(silu(gate·xn) * up·xn)  or  down(gelu(up·xn))
@@ -198,16 +238,43 @@ impl<'a> Model<'a> {
             );
             match (cfg.ffn, &layer.gate) {
                 (FfnKind::SwiGlu, Some(gate)) => {
-                    linear(cx, gate, &s.xn, t, &mut s.ffn_a, &mut s.act);
-                    linear(cx, &layer.up, &s.xn, t, &mut s.ffn_b, &mut s.act);
+                    linear(cx, li, "ffn_gate", gate, &s.xn, t, &mut s.ffn_a, &mut s.act);
+                    linear(
+                        cx,
+                        li,
+                        "ffn_up",
+                        &layer.up,
+                        &s.xn,
+                        t,
+                        &mut s.ffn_b,
+                        &mut s.act,
+                    );
                     k::swiglu(&mut s.ffn_a[..t * f], &s.ffn_b[..t * f]);
                 }
                 _ => {
-                    linear(cx, &layer.up, &s.xn, t, &mut s.ffn_a, &mut s.act);
+                    linear(
+                        cx,
+                        li,
+                        "ffn_up",
+                        &layer.up,
+                        &s.xn,
+                        t,
+                        &mut s.ffn_a,
+                        &mut s.act,
+                    );
                     k::gelu_tanh(&mut s.ffn_a[..t * f]);
                 }
             }
-            linear(cx, &layer.down, &s.ffn_a, t, &mut s.xn, &mut s.act);
+            linear(
+                cx,
+                li,
+                "ffn_down",
+                &layer.down,
+                &s.ffn_a,
+                t,
+                &mut s.xn,
+                &mut s.act,
+            );
             k::add_in_place(&mut s.x[..t * c], &s.xn[..t * c]);
         }
 
@@ -223,6 +290,18 @@ impl<'a> Model<'a> {
             n,
             c,
         );
-        k::matmul::matmul(cx.kernels, cx.exec, &w.output, None, &s.xn, n, &mut s.logits, &mut s.act);
+        if let Some(o) = cx.observer {
+            o.matmul_input(None, "output", &s.xn[..n * c], n);
+        }
+        k::matmul::matmul(
+            cx.kernels,
+            cx.exec,
+            &w.output,
+            None,
+            &s.xn,
+            n,
+            &mut s.logits,
+            &mut s.act,
+        );
     }
 }

@@ -5,7 +5,7 @@ mod forward;
 mod weights;
 
 pub use config::{Architecture, Config, FfnKind, NormKind, Positions};
-pub use forward::{Compute, Logits, Scratch};
+pub use forward::{Compute, Logits, Observer, Scratch};
 pub use weights::{Layer, Linear, Matrix, Norm, Weights};
 
 use ember_format::EmberFile;
