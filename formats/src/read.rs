@@ -544,7 +544,7 @@ fn decode_bytes_array(raw: &[u8], key: ShortName) -> Result<BytesArray<'_>, Erro
         .checked_add(1)
         .and_then(|n| n.checked_mul(4))
         .ok_or(bad)?;
-    let blob_start = pad8(8 + offsets_len).ok_or(bad)?;
+    let blob_start = offsets_len.checked_add(8).and_then(pad8).ok_or(bad)?;
     if blob_start > raw.len() as u64 {
         return Err(bad);
     }

@@ -187,3 +187,18 @@ fn unknown_dtype_and_layout_are_rejected() {
         Err(Error::UnknownLayout { layout: 5, .. })
     ));
 }
+
+#[test]
+fn absurd_bytes_array_count_is_rejected() {
+    // Found by fuzzing: a count whose offsets table length overflows.
+    let full = sample();
+    let key = b"tokenizer.tokens";
+    let at = full.windows(key.len()).position(|w| w == key).unwrap();
+    let value = at + key.len().div_ceil(8) * 8;
+    for count in [0x3FFF_FFFF_FFFF_FFFEu64, u64::MAX, u64::MAX / 4, 1 << 40] {
+        let mut bytes = full.clone();
+        put_u64(&mut bytes, value, count);
+        reseal(&mut bytes);
+        assert!(parse_and_walk(&bytes).is_err(), "count {count:#x} accepted");
+    }
+}

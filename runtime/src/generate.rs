@@ -111,7 +111,9 @@ impl<'g, 'm, 'a> Generator<'g, 'm, 'a> {
             sampler: Sampler::new(sampling, v),
             logits: alloc::vec![0.0; v],
             history: Vec::with_capacity(capacity),
-            decoder: tokenizer.stream_decoder(),
+            // Generated text continues the prompt: keep its leading space (HF strips only the
+            // first space of a whole decoded sequence).
+            decoder: StreamDecoder::new(false),
             stop: StopMatcher::new(stops),
             finished: None,
         }
