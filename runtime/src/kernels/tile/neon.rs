@@ -15,22 +15,10 @@ type Tile = [[f32; TILE]; TILE];
 // One f32 lane per token.
 const _: () = assert!(TILE == 4);
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Q8_0,
-    Q4_0,
-    Q4_1,
-}
-
-impl Kind {
-    fn block_bytes(self) -> usize {
-        match self {
-            Kind::Q8_0 => 34,
-            Kind::Q4_0 => 18,
-            Kind::Q4_1 => 20,
-        }
-    }
-}
+/// Block kinds, a const parameter so each tile gets its own straight-line loop.
+const Q8_0: u8 = 0;
+const Q4_0: u8 = 1;
+const Q4_1: u8 = 2;
 
 fn check_q8(w: &[u8], row_bytes: usize, block_bytes: usize, a: &[ActRow; TILE]) -> usize {
     let nb = a[0].d.len();
@@ -64,8 +52,12 @@ fn store(acc: [float32x4_t; TILE]) -> Tile {
 /// Shared by Q8_0, Q4_0 and Q4_1.
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
-unsafe fn tile_blocks(w: &[u8], row_bytes: usize, a: &[ActRow; TILE], kind: Kind) -> Tile {
-    let bb = kind.block_bytes();
+unsafe fn tile_blocks<const KIND: u8>(w: &[u8], row_bytes: usize, a: &[ActRow; TILE]) -> Tile {
+    let bb = match KIND {
+        Q8_0 => 34,
+        Q4_0 => 18,
+        _ => 20,
+    };
     let nb = check_q8(w, row_bytes, bb, a);
     let mut acc = [vdupq_n_f32(0.0); TILE];
     let eight = vdupq_n_s8(8);
@@ -75,21 +67,22 @@ unsafe fn tile_blocks(w: &[u8], row_bytes: usize, a: &[ActRow; TILE], kind: Kind
             core::array::from_fn(|t| unsafe { i8x32_at(a[t].qs.as_ptr().add(32 * b)) });
         let dx = per_token(|t| a[t].d[b]);
         let sx = per_token(|t| a[t].s[b]);
-        for (r, acc_r) in acc.iter_mut().enumerate() {
+        // Row r's contribution of block b, added to its accumulator.
+        let step = |r: usize, acc: float32x4_t| {
             // SAFETY: check_q8 verified TILE rows of nb whole blocks; p is block b of row r.
             unsafe {
                 let p = w.as_ptr().add(r * row_bytes + bb * b);
-                let (w0, w1) = match kind {
-                    Kind::Q8_0 => i8x32_at(p.add(2) as *const i8),
+                let (w0, w1) = match KIND {
+                    Q8_0 => i8x32_at(p.add(2) as *const i8),
                     // sum (q - 8) x, the offset applied to the nibbles.
-                    Kind::Q4_0 => {
+                    Q4_0 => {
                         let (lo, hi) = nibbles(p.add(2));
                         (
                             vsubq_s8(vreinterpretq_s8_u8(lo), eight),
                             vsubq_s8(vreinterpretq_s8_u8(hi), eight),
                         )
                     }
-                    Kind::Q4_1 => {
+                    _ => {
                         let (lo, hi) = nibbles(p.add(4));
                         (vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi))
                     }
@@ -97,13 +90,22 @@ unsafe fn tile_blocks(w: &[u8], row_bytes: usize, a: &[ActRow; TILE], kind: Kind
                 let dots: [int32x4_t; TILE] =
                     core::array::from_fn(|t| sdot(sdot(vdupq_n_s32(0), w0, x[t].0), w1, x[t].1));
                 let dot = vcvtq_f32_s32(sums4(dots[0], dots[1], dots[2], dots[3]));
-                *acc_r = vfmaq_f32(*acc_r, vmulq_f32(f16x4_at(p), dx), dot);
-                if kind == Kind::Q4_1 {
+                let acc = vfmaq_f32(acc, vmulq_f32(f16x4_at(p), dx), dot);
+                if KIND == Q4_1 {
                     // + m · sx
-                    *acc_r = vfmaq_f32(*acc_r, f16x4_at(p.add(2)), sx);
+                    vfmaq_f32(acc, f16x4_at(p.add(2)), sx)
+                } else {
+                    acc
                 }
             }
-        }
+        };
+        // Written out so the four accumulators stay in registers.
+        acc = [
+            step(0, acc[0]),
+            step(1, acc[1]),
+            step(2, acc[2]),
+            step(3, acc[3]),
+        ];
     }
     store(acc)
 }
@@ -111,19 +113,19 @@ unsafe fn tile_blocks(w: &[u8], row_bytes: usize, a: &[ActRow; TILE], kind: Kind
 #[target_feature(enable = "neon,dotprod")]
 pub unsafe fn tile_q8_0(w: &[u8], row_bytes: usize, a: &[ActRow; TILE]) -> Tile {
     // SAFETY: same features; bounds are checked inside.
-    unsafe { tile_blocks(w, row_bytes, a, Kind::Q8_0) }
+    unsafe { tile_blocks::<Q8_0>(w, row_bytes, a) }
 }
 
 #[target_feature(enable = "neon,dotprod")]
 pub unsafe fn tile_q4_0(w: &[u8], row_bytes: usize, a: &[ActRow; TILE]) -> Tile {
     // SAFETY: same features; bounds are checked inside.
-    unsafe { tile_blocks(w, row_bytes, a, Kind::Q4_0) }
+    unsafe { tile_blocks::<Q4_0>(w, row_bytes, a) }
 }
 
 #[target_feature(enable = "neon,dotprod")]
 pub unsafe fn tile_q4_1(w: &[u8], row_bytes: usize, a: &[ActRow; TILE]) -> Tile {
     // SAFETY: same features; bounds are checked inside.
-    unsafe { tile_blocks(w, row_bytes, a, Kind::Q4_1) }
+    unsafe { tile_blocks::<Q4_1>(w, row_bytes, a) }
 }
 
 /// Float tiles: 4 columns per step into 16 accumulators; `load(p)` gives the 4 weights at
