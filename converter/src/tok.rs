@@ -24,6 +24,12 @@ impl Tokenizer {
 
 /// Reads tokenizer.json, tokenizer_config.json and the chat template from an HF directory.
 pub fn from_hf_dir(dir: &Path) -> Result<Tokenizer> {
+    if !dir.join("tokenizer.json").is_file() {
+        crate::bail!(
+            "{} has no tokenizer.json (a .ember file carries its tokenizer)",
+            dir.display()
+        );
+    }
     crate::tokenizer::from_hf_dir(dir).map(Tokenizer)
 }
 

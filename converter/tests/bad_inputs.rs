@@ -208,6 +208,15 @@ fn missing_tensor_shape_and_dtype_mismatches() {
 }
 
 #[test]
+fn a_checkpoint_without_tokenizer() {
+    let mut dirs = Dirs(Vec::new());
+    let dir = dirs.push_copy("notok");
+    std::fs::remove_file(dir.join("tokenizer.json")).unwrap();
+    let e = err_of(&dir);
+    assert!(e.contains("has no tokenizer.json"), "{e}");
+}
+
+#[test]
 fn a_file_that_is_neither_gguf_nor_a_checkpoint() {
     let dir = temp_dir("junk");
     let p = dir.join("model.bin");
