@@ -56,7 +56,7 @@ pub fn attention_forward<T: Float>(out: &mut [T], att: &mut [T], qkv: &[T], s: A
                 }
                 let mut sum = T::ZERO;
                 for v in &mut row[..=i] {
-                    *v = (*v - mx).exp();
+                    *v = (*v - mx).fast_exp();
                     sum += *v;
                 }
                 let inv = T::ONE / sum;

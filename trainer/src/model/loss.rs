@@ -13,7 +13,7 @@ pub fn softmax_xent_forward<T: Float>(logits: &mut [T], targets: &[u32], v: usiz
         }
         let mut sum = T::ZERO;
         for x in row.iter_mut() {
-            *x = (*x - mx).exp();
+            *x = (*x - mx).fast_exp();
             sum += *x;
         }
         let inv = T::ONE / sum;

@@ -3,7 +3,7 @@
 use crate::float::Float;
 
 fn sigmoid<T: Float>(x: T) -> T {
-    T::ONE / (T::ONE + (-x).exp())
+    T::ONE / (T::ONE + (-x).fast_exp())
 }
 
 /// gu: (N, 2F), each row [gate (F) | up (F)]; h: (N, F); sg: (N, F) sigmoid(gate), saved
