@@ -71,7 +71,7 @@ impl Progress {
             }
             self.last_draw = Some(now);
             let _ = write!(err, "\r\x1b[2K{}", self.line(step, loss, lr, tokens_per_s));
-        } else if step % self.every == 0 || step == self.total {
+        } else if step.is_multiple_of(self.every) || step == self.total {
             let _ = writeln!(err, "{}", self.line(step, loss, lr, tokens_per_s));
         }
     }

@@ -604,7 +604,7 @@ pub fn train(opts: &TrainOptions) -> Result<Metrics> {
     let mut progress = Progress::new(start, opts.steps, opts.eval_every.max(1), opts.quiet);
     let train_start = Instant::now();
     let mut last_val = f64::NAN;
-    let eval_due = |step: usize| opts.eval_every > 0 && step % opts.eval_every == 0;
+    let eval_due = |step: usize| opts.eval_every > 0 && step.is_multiple_of(opts.eval_every);
     if start == 0 && eval_due(0) {
         last_val = eval_loss(
             &model,

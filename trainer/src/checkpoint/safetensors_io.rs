@@ -27,7 +27,7 @@ pub fn to_bytes(
         off = end;
     }
     let mut h = serde_json::to_vec(&Value::Object(header)).expect("JSON of plain values");
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + h.len() + off);

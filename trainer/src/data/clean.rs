@@ -47,7 +47,7 @@ pub fn clean(text: &str) -> (String, usize) {
         if !out.is_empty() {
             let n = newlines.clamp(1, 2);
             changed += newlines.saturating_sub(n);
-            out.extend(std::iter::repeat('\n').take(n));
+            out.extend(std::iter::repeat_n('\n', n));
         }
         newlines = 1;
         out.push_str(trimmed);

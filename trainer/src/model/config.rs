@@ -61,19 +61,19 @@ impl ModelConfig {
                 self.vocab_size
             ));
         }
-        if self.dim % self.n_heads != 0 {
+        if !self.dim.is_multiple_of(self.n_heads) {
             return bad(format!(
                 "--dim {} is not a multiple of --heads {}",
                 self.dim, self.n_heads
             ));
         }
-        if self.head_size() % 2 != 0 {
+        if !self.head_size().is_multiple_of(2) {
             return bad(format!(
                 "head size {} (dim / heads) must be even for RoPE",
                 self.head_size()
             ));
         }
-        if self.n_heads % self.n_kv_heads != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return bad(format!(
                 "--heads {} is not a multiple of --kv-heads {}",
                 self.n_heads, self.n_kv_heads

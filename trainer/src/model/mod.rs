@@ -159,7 +159,7 @@ impl<T: Float> Model<T> {
         let (c, t, f, v) = (cfg.dim, a.t, cfg.ffn, cfg.vocab_size);
         let n = tokens.len();
         assert!(
-            n % t == 0 && n / t <= a.b,
+            n.is_multiple_of(t) && n / t <= a.b,
             "forward: batch does not fit the activations"
         );
         let (qd, ad) = (cfg.qkv_dim(), cfg.n_heads * cfg.head_size());
