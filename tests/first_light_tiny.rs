@@ -118,3 +118,53 @@ fn tiny_llama2_spm_matches_transformers() {
     }
     assert_eq!(out, greedy);
 }
+
+/// The allocation-free API (caller-provided layer storage and buffers, as on a
+/// microcontroller) computes exactly what the heap-backed session does.
+#[test]
+fn caller_buffers_match_heap_session() {
+    use ember_runtime::exec::Serial;
+    use ember_runtime::model::Layer;
+    use ember_runtime::{Session as RawSession, SessionPlan};
+    let Some(dir) = shared_fixture("tiny-llama") else {
+        return;
+    };
+    let bytes = convert(&dir, Recipe::F32);
+    let file = EmberFile::parse(&bytes).unwrap();
+    let reference = read_json(&dir.join("reference.json"));
+    let input = ids(&reference["input_ids"]);
+
+    let heap_model = Model::load(&file).unwrap();
+    let mut heap = Session::new(&heap_model, 64).unwrap();
+    let want = heap.prefill(&input).unwrap().to_vec();
+
+    let mut layers = [Layer::EMPTY; 4];
+    let model = Model::load_into(&file, &mut layers).unwrap();
+    let plan = SessionPlan::new(&model.config, 64, 8, Logits::Last).unwrap();
+    let (mut kv, mut sf, mut si) = (
+        vec![0f32; plan.kv_floats],
+        vec![0f32; plan.scratch.floats],
+        vec![0i8; plan.scratch.bytes],
+    );
+    let mut session =
+        RawSession::with_buffers(&model, plan, &mut kv[..], &mut sf[..], &mut si[..], Serial)
+            .unwrap();
+    assert_eq!(session.prefill(&input).unwrap(), &want[..]);
+    assert!(plan.bytes_required() > 0);
+
+    // Too little memory is an error, not a panic.
+    let mut small = vec![0f32; plan.kv_floats - 1];
+    let mut sf2 = vec![0f32; plan.scratch.floats];
+    let mut si2 = vec![0i8; plan.scratch.bytes];
+    assert!(RawSession::with_buffers(
+        &model,
+        plan,
+        &mut small[..],
+        &mut sf2[..],
+        &mut si2[..],
+        Serial
+    )
+    .is_err());
+    let mut too_few = [Layer::EMPTY; 1];
+    assert!(Model::load_into(&file, &mut too_few).is_err());
+}

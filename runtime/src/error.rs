@@ -31,7 +31,7 @@ pub enum Error {
     },
     /// The requested kernel level cannot run here (EMBER_KERNELS).
     Kernels(&'static str),
-    /// Caller-supplied buffers are smaller than `memory_required`.
+    /// Caller-supplied buffers (or layer storage) are smaller than the plan needs.
     BufferTooSmall {
         needed: usize,
         got: usize,
@@ -62,7 +62,7 @@ impl fmt::Display for Error {
             ),
             Error::Kernels(why) => f.write_str(why),
             Error::BufferTooSmall { needed, got } => {
-                write!(f, "buffer too small: need {needed} bytes, got {got}")
+                write!(f, "buffer too small: need {needed} elements, got {got}")
             }
         }
     }

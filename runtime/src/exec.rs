@@ -41,3 +41,24 @@ impl<T> SyncMutPtr<T> {
         unsafe { self.0.add(i).write(v) }
     }
 }
+
+impl<T: Executor + ?Sized> Executor for &T {
+    fn threads(&self) -> usize {
+        (**self).threads()
+    }
+
+    fn run(&self, parts: usize, job: &(dyn Fn(usize) + Sync)) {
+        (**self).run(parts, job)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<T: Executor + ?Sized> Executor for alloc::boxed::Box<T> {
+    fn threads(&self) -> usize {
+        (**self).threads()
+    }
+
+    fn run(&self, parts: usize, job: &(dyn Fn(usize) + Sync)) {
+        (**self).run(parts, job)
+    }
+}

@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::sampler::{Sampler, SamplerConfig};
-use crate::session::Session;
+use crate::session::HeapSession as Session;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::Error;
 

@@ -20,20 +20,26 @@
 //! # #[cfg(not(feature = "std"))] fn main() {}
 //! ```
 #![no_std]
+#[cfg(feature = "alloc")]
 extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "alloc")]
 pub mod chat;
 mod error;
 pub mod exec;
+#[cfg(feature = "alloc")]
 pub mod generate;
 pub mod kernels;
 pub mod kv_cache;
 pub mod math;
 pub mod model;
+#[cfg(feature = "alloc")]
 pub mod sampler;
+mod sampler_core;
 pub mod session;
+#[cfg(feature = "alloc")]
 pub mod tokenizer;
 
 #[cfg(feature = "std")]
@@ -45,5 +51,9 @@ pub use error::Error;
 #[cfg(feature = "std")]
 pub use mapped::MappedFile;
 pub use model::{Config, Logits, Model};
+#[cfg(feature = "alloc")]
 pub use sampler::{Sampler, SamplerConfig};
-pub use session::Session;
+pub use sampler_core::argmax;
+#[cfg(feature = "alloc")]
+pub use session::HeapSession;
+pub use session::{Session, SessionPlan};

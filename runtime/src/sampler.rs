@@ -84,16 +84,7 @@ pub struct Sampler {
     candidates: Vec<(f32, u32)>,
 }
 
-/// Index of the largest value; the first one on ties, as `torch.argmax` does.
-pub fn argmax(x: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in x.iter().enumerate() {
-        if v > x[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
+pub use crate::sampler_core::argmax;
 
 impl Sampler {
     pub fn new(config: SamplerConfig, vocab_size: usize) -> Sampler {

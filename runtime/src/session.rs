@@ -1,79 +1,109 @@
 //! A generation session: one model, its KV cache and scratch, and the position reached.
+//!
+//! With an allocator, `Session::new` sizes everything. Without one, `SessionPlan` says how
+//! much memory a context needs and `Session::with_buffers` runs in caller-provided slices.
 
-use alloc::boxed::Box;
-
-use crate::exec::{Executor, Serial};
+use crate::exec::Executor;
 use crate::kernels::Kernels;
 use crate::kv_cache::KvCache;
-use crate::model::{Compute, Logits, Model, Observer, Scratch};
+use crate::model::{Compute, Layer, Logits, Model, Observer, Scratch, ScratchPlan};
 use crate::Error;
 
-/// Tokens processed per forward call during prefill: big enough to reuse each dequantized
-/// weight row across many tokens, small enough to keep activations in cache.
+/// Tokens processed per forward call during prefill: big enough to reuse each weight row
+/// across many tokens, small enough to keep activations in cache.
 pub const DEFAULT_BATCH: usize = 32;
 
-pub struct Session<'m, 'a> {
-    observer: Option<&'m dyn Observer>,
-    model: &'m Model<'a>,
-    cache: KvCache,
-    scratch: Scratch,
-    mode: Logits,
-    pos: usize,
-    kernels: Kernels,
-    exec: Box<dyn Executor>,
+/// The memory a session needs: KV cache and scratch, in elements and bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionPlan {
+    pub capacity: usize,
+    pub kv_floats: usize,
+    pub scratch: ScratchPlan,
 }
 
-impl<'m, 'a> Session<'m, 'a> {
-    /// A session holding up to `capacity` positions (at most the model's context length).
-    pub fn new(model: &'m Model<'a>, capacity: usize) -> Result<Self, Error> {
-        Self::with_options(model, capacity, DEFAULT_BATCH, Logits::Last)
-    }
-
-    /// `logits = All` keeps every position's logits (for evaluation); batch bounds the
-    /// tokens per forward call.
-    pub fn with_options(
-        model: &'m Model<'a>,
+impl SessionPlan {
+    /// Checks `capacity` against the model and plans buffers for `batch` tokens per pass.
+    pub fn new(
+        cfg: &crate::Config,
         capacity: usize,
         batch: usize,
-        logits: Logits,
-    ) -> Result<Self, Error> {
-        let cfg = &model.config;
+        mode: Logits,
+    ) -> Result<SessionPlan, Error> {
         if capacity == 0 || capacity > cfg.context_length {
             return Err(Error::ContextFull {
                 needed: capacity,
                 capacity: cfg.context_length,
             });
         }
-        let batch = batch.clamp(1, capacity);
-        #[cfg(feature = "std")]
-        let kernels = Kernels::from_env().map_err(Error::Kernels)?;
-        #[cfg(not(feature = "std"))]
-        let kernels = Kernels::select(None).map_err(Error::Kernels)?;
-        Ok(Session {
-            observer: None,
-            model,
-            cache: KvCache::new(cfg, capacity),
-            scratch: Scratch::new(cfg, batch, capacity, logits),
-            mode: logits,
-            pos: 0,
-            kernels,
-            exec: Box::new(Serial),
+        Ok(SessionPlan {
+            capacity,
+            kv_floats: KvCache::<()>::floats_required(cfg, capacity),
+            scratch: ScratchPlan::new(cfg, batch.clamp(1, capacity), capacity, mode),
         })
     }
 
-    /// Bytes of KV cache and scratch a session with these settings allocates.
-    pub fn memory_required(model: &Model, capacity: usize, batch: usize, logits: Logits) -> usize {
-        KvCache::bytes_required(&model.config, capacity)
-            + Scratch::bytes_required(
-                &model.config,
-                batch.clamp(1, capacity.max(1)),
-                capacity,
-                logits,
-            )
+    /// Bytes of RAM: KV cache plus scratch.
+    pub fn bytes_required(&self) -> usize {
+        self.kv_floats * core::mem::size_of::<f32>() + self.scratch.bytes_required()
+    }
+}
+
+/// A model plus its KV cache and scratch. `L` stores the layer views, `F`/`I` the f32 and
+/// i8 buffers, `E` runs the matmuls (the defaults are the heap-backed ones).
+pub struct Session<'m, 'a, L, F, I, E> {
+    observer: Option<&'m dyn Observer>,
+    model: &'m Model<'a, L>,
+    cache: KvCache<F>,
+    scratch: Scratch<F, I>,
+    pos: usize,
+    kernels: Kernels,
+    exec: E,
+}
+
+/// The usual session: heap buffers and a thread pool (or serial) executor.
+#[cfg(feature = "alloc")]
+pub type HeapSession<'m, 'a, L = alloc::vec::Vec<Layer<'a>>> =
+    Session<'m, 'a, L, alloc::vec::Vec<f32>, alloc::vec::Vec<i8>, alloc::boxed::Box<dyn Executor>>;
+
+/// The kernels for this build: runtime detection (and `EMBER_KERNELS`) with std, compile-time
+/// target features without.
+fn default_kernels() -> Result<Kernels, Error> {
+    #[cfg(feature = "std")]
+    let k = Kernels::from_env();
+    #[cfg(not(feature = "std"))]
+    let k = Kernels::select(None);
+    k.map_err(Error::Kernels)
+}
+
+#[cfg(feature = "alloc")]
+impl<'m, 'a, L: AsRef<[Layer<'a>]>> HeapSession<'m, 'a, L> {
+    /// A session holding up to `capacity` positions (at most the model's context length).
+    pub fn new(model: &'m Model<'a, L>, capacity: usize) -> Result<Self, Error> {
+        Self::with_options(model, capacity, DEFAULT_BATCH, Logits::Last)
     }
 
-    /// Runs matmuls on `exec` (a thread pool with std; see `set_threads`).
-    pub fn set_executor(&mut self, exec: Box<dyn Executor>) {
+    /// `logits = All` keeps every position's logits (for evaluation); batch bounds the
+    /// tokens per forward call.
+    pub fn with_options(
+        model: &'m Model<'a, L>,
+        capacity: usize,
+        batch: usize,
+        logits: Logits,
+    ) -> Result<Self, Error> {
+        let plan = SessionPlan::new(&model.config, capacity, batch, logits)?;
+        Ok(Session {
+            observer: None,
+            model,
+            cache: KvCache::new(&model.config, capacity),
+            scratch: Scratch::new(&model.config, plan.scratch),
+            pos: 0,
+            kernels: default_kernels()?,
+            exec: alloc::boxed::Box::new(crate::exec::Serial),
+        })
+    }
+
+    /// Runs matmuls on `exec`.
+    pub fn set_executor(&mut self, exec: alloc::boxed::Box<dyn Executor>) {
         self.exec = exec;
     }
 
@@ -86,6 +116,35 @@ impl<'m, 'a> Session<'m, 'a> {
             threads
         };
         self.exec = crate::pool::executor(n);
+    }
+}
+
+impl<'m, 'a, L, F, I, E> Session<'m, 'a, L, F, I, E>
+where
+    L: AsRef<[Layer<'a>]>,
+    F: AsRef<[f32]> + AsMut<[f32]>,
+    I: AsMut<[i8]>,
+    E: Executor,
+{
+    /// A session in caller-provided memory: `kv` holds `plan.kv_floats`, `scratch_f`
+    /// `plan.scratch.floats` and `scratch_i` `plan.scratch.bytes` elements (no allocator).
+    pub fn with_buffers(
+        model: &'m Model<'a, L>,
+        plan: SessionPlan,
+        kv: F,
+        scratch_f: F,
+        scratch_i: I,
+        exec: E,
+    ) -> Result<Self, Error> {
+        Ok(Session {
+            observer: None,
+            model,
+            cache: KvCache::with_buffer(&model.config, plan.capacity, kv)?,
+            scratch: Scratch::with_buffers(&model.config, plan.scratch, scratch_f, scratch_i)?,
+            pos: 0,
+            kernels: default_kernels()?,
+            exec,
+        })
     }
 
     /// Shows every matmul input to `observer` (calibration).
@@ -106,7 +165,7 @@ impl<'m, 'a> Session<'m, 'a> {
         self.exec.threads()
     }
 
-    pub fn model(&self) -> &'m Model<'a> {
+    pub fn model(&self) -> &'m Model<'a, L> {
         self.model
     }
 
@@ -142,26 +201,25 @@ impl<'m, 'a> Session<'m, 'a> {
         Ok(())
     }
 
+    fn run(&mut self, tokens: &[u32], logits: Logits) {
+        let cx = Compute {
+            kernels: &self.kernels,
+            exec: &self.exec,
+            observer: self.observer,
+        };
+        let mut parts = self.scratch.parts();
+        self.model
+            .forward(cx, tokens, self.pos, &mut self.cache, &mut parts, logits);
+        self.pos += tokens.len();
+    }
+
     /// Feeds `tokens` and returns the logits (V) after the last one.
     pub fn prefill(&mut self, tokens: &[u32]) -> Result<&[f32], Error> {
         self.check(tokens)?;
-        for chunk in tokens.chunks(self.scratch.max_batch) {
-            let cx = Compute {
-                kernels: &self.kernels,
-                exec: &*self.exec,
-                observer: self.observer,
-            };
-            self.model.forward(
-                cx,
-                chunk,
-                self.pos,
-                &mut self.cache,
-                &mut self.scratch,
-                Logits::Last,
-            );
-            self.pos += chunk.len();
+        for chunk in tokens.chunks(self.scratch.plan().max_batch) {
+            self.run(chunk, Logits::Last);
         }
-        Ok(&self.scratch.logits[..self.model.config.vocab_size])
+        Ok(&self.scratch.logits()[..self.model.config.vocab_size])
     }
 
     /// Feeds one token and returns the next logits (V).
@@ -170,28 +228,16 @@ impl<'m, 'a> Session<'m, 'a> {
     }
 
     /// Feeds `tokens` (at most the batch size) and returns every position's logits (T, V).
-    /// Needs a session made with `Logits::All`.
+    /// Needs a session planned with `Logits::All`.
     pub fn forward_all(&mut self, tokens: &[u32]) -> Result<&[f32], Error> {
         self.check(tokens)?;
-        if self.mode != Logits::All || tokens.len() > self.scratch.max_batch {
+        let plan = *self.scratch.plan();
+        if plan.mode != Logits::All || tokens.len() > plan.max_batch {
             return Err(Error::BadConfig(
                 "forward_all needs Logits::All and at most `batch` tokens",
             ));
         }
-        let cx = Compute {
-            kernels: &self.kernels,
-            exec: &*self.exec,
-            observer: self.observer,
-        };
-        self.model.forward(
-            cx,
-            tokens,
-            self.pos,
-            &mut self.cache,
-            &mut self.scratch,
-            Logits::All,
-        );
-        self.pos += tokens.len();
-        Ok(&self.scratch.logits[..tokens.len() * self.model.config.vocab_size])
+        self.run(tokens, Logits::All);
+        Ok(&self.scratch.logits()[..tokens.len() * self.model.config.vocab_size])
     }
 }

@@ -8,7 +8,7 @@ use ember_format::blocks::{f32_to_f16, quantize_row_ref};
 use ember_format::DType;
 use ember_runtime::exec::{Executor, Serial};
 use ember_runtime::kernels::matmul::matmul;
-use ember_runtime::kernels::{ActQ8, Kernels, Level, RowDot};
+use ember_runtime::kernels::{ActQ8Buf, Kernels, Level, RowDot};
 use ember_runtime::model::Matrix;
 
 struct Rng(u64);
@@ -132,7 +132,8 @@ fn dots_match_scalar_for_every_dtype_and_tail() {
                 let x: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
                 let (got, want) = match (k.row_dot(dtype), scalar.row_dot(dtype)) {
                     (RowDot::Quantized(f, _), RowDot::Quantized(g, _)) => {
-                        let mut act = ActQ8::new(1, n);
+                        let mut act_buf = ActQ8Buf::new(1, n);
+                        let mut act = act_buf.view();
                         act.fill(scalar.quantize_q8, &x, 1, n);
                         let a = act.row(0);
                         (f(&w, a.qs, a.d, a.s), g(&w, a.qs, a.d, a.s))
@@ -179,7 +180,8 @@ fn matmul_is_bit_identical_for_any_thread_count() {
         let bias: Vec<f32> = (0..rows).map(|_| rng.f32()).collect();
         let run = |exec: &dyn Executor| {
             let mut out = vec![0f32; t * rows];
-            let mut act = ActQ8::new(t, cols);
+            let mut act_buf = ActQ8Buf::new(t, cols);
+            let mut act = act_buf.view();
             matmul(&k, exec, &w, Some(&bias), &x, t, &mut out, &mut act);
             out
         };
@@ -234,7 +236,8 @@ fn tiles_match_scalar_dots() {
                 let (got, want): (Vec<f32>, Vec<f32>) =
                     match (k.row_dot(dtype), scalar.row_dot(dtype)) {
                         (RowDot::Quantized(_, Some(tile)), RowDot::Quantized(dot, _)) => {
-                            let mut act = ActQ8::new(TILE, n);
+                            let mut act_buf = ActQ8Buf::new(TILE, n);
+                            let mut act = act_buf.view();
                             let flat: Vec<f32> = xs.concat();
                             act.fill(scalar.quantize_q8, &flat, TILE, n);
                             let a = core::array::from_fn(|t| act.row(t));

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use ember_runtime::tokenizer::Tokenizer;
-use ember_runtime::{Logits, MappedFile, Model, Session};
+use ember_runtime::{HeapSession as Session, Logits, MappedFile, Model};
 use serde_json::json;
 
 use super::progress::Progress;

@@ -21,6 +21,12 @@ pub struct Args {
     /// Also check the checksum (reads every byte).
     #[arg(long)]
     pub verify: bool,
+    /// Report the memory a device needs: flash (the file) and RAM (KV cache and scratch).
+    #[arg(long)]
+    pub memory: bool,
+    /// Context length for --memory (default: the model's).
+    #[arg(long, requires = "memory")]
+    pub ctx: Option<usize>,
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -29,6 +35,9 @@ pub fn run(args: Args) -> CmdResult {
     if args.verify {
         file.verify_checksum()
             .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    }
+    if args.memory {
+        return print_memory(&args, &file);
     }
     let stats = Stats::of(&file);
     if args.json {
@@ -224,4 +233,52 @@ fn print_text(path: &std::path::Path, file: &EmberFile, stats: &Stats, verified:
             h.checksum
         );
     }
+}
+
+/// Flash and RAM for running the model with a context of `--ctx` tokens, one token per
+/// forward pass (the allocation-free runtime's minimum) and with the default prefill batch.
+fn print_memory(args: &Args, file: &EmberFile) -> CmdResult {
+    use ember_runtime::model::Layer;
+    use ember_runtime::session::{SessionPlan, DEFAULT_BATCH};
+    use ember_runtime::{Config, Logits};
+    let cfg = Config::from_file(file)?;
+    let ctx = args.ctx.unwrap_or(cfg.context_length);
+    let flash = file.bytes().len();
+    let layers = cfg.layers * std::mem::size_of::<Layer>();
+    let one = SessionPlan::new(&cfg, ctx, 1, Logits::Last)?;
+    let batched = SessionPlan::new(&cfg, ctx, DEFAULT_BATCH, Logits::Last)?;
+    let kv = one.kv_floats * 4;
+    let ram = |p: &SessionPlan| p.bytes_required() + layers;
+    if args.json {
+        let out = json!({
+            "flash_bytes": flash,
+            "ctx": ctx,
+            "kv_cache_bytes": kv,
+            "scratch_bytes": one.scratch.bytes_required(),
+            "layer_table_bytes": layers,
+            "ram_bytes": ram(&one),
+            "ram_bytes_prefill_batch": ram(&batched),
+            "prefill_batch": DEFAULT_BATCH,
+        });
+        println!("{out}");
+    } else {
+        println!("{}: memory for a {ctx}-token context", args.file.display());
+        println!("  flash (the file, used in place)  {flash:>12} bytes");
+        println!("  RAM: KV cache                    {kv:>12} bytes");
+        println!(
+            "  RAM: scratch (1 token per pass)  {:>12} bytes",
+            one.scratch.bytes_required()
+        );
+        println!("  RAM: layer table                 {layers:>12} bytes");
+        println!(
+            "  RAM total                        {:>12} bytes ({:.1} KiB)",
+            ram(&one),
+            ram(&one) as f64 / 1024.0
+        );
+        println!(
+            "  RAM with {DEFAULT_BATCH}-token prefill batches {:>9} bytes",
+            ram(&batched)
+        );
+    }
+    Ok(())
 }

@@ -162,7 +162,6 @@ pub fn run(args: Args) -> CmdResult {
     }
     gen.finish(&mut emit);
     let decode_s = start.elapsed().as_secs_f64();
-    drop(emit);
 
     let prefill_tok_s = prompt_ids.len() as f64 / prefill_s.max(1e-9);
     // The first generated token comes from the prefill's logits: decode speed counts the

@@ -2,16 +2,14 @@
 //! in integer dot products (as llama.cpp does). Stored as separate arrays (structure of
 //! arrays) so SIMD kernels load 32 or 64 values at once.
 
-use alloc::vec;
-use alloc::vec::Vec;
-
-/// T rows of `cols` activations: `qs` (T, cols) int8, `d` and `s` (T, cols/32): block scale
-/// and `d * sum(qs)` (the sum serves weight types with an offset or a minimum).
-#[derive(Clone, Debug, Default)]
-pub struct ActQ8 {
-    pub qs: Vec<i8>,
-    pub d: Vec<f32>,
-    pub s: Vec<f32>,
+/// T rows of `cols` activations in borrowed buffers: `qs` (T, cols) int8, `d` and `s`
+/// (T, cols/32): block scale and `d * sum(qs)` (the sum serves weight types with an offset
+/// or a minimum).
+#[derive(Debug)]
+pub struct ActQ8<'b> {
+    qs: &'b mut [i8],
+    d: &'b mut [f32],
+    s: &'b mut [f32],
     cols: usize,
 }
 
@@ -23,24 +21,13 @@ pub struct ActRow<'a> {
     pub s: &'a [f32],
 }
 
-impl ActQ8 {
-    /// Room for `rows` rows of up to `max_cols` (a multiple of 32).
-    pub fn new(rows: usize, max_cols: usize) -> ActQ8 {
-        let nb = max_cols.div_ceil(32);
-        ActQ8 {
-            qs: vec![0; rows * nb * 32],
-            d: vec![0.0; rows * nb],
-            s: vec![0.0; rows * nb],
-            cols: 0,
-        }
+impl<'b> ActQ8<'b> {
+    /// Views over buffers of 32·n bytes and n scales each (n blocks in all).
+    pub fn new(qs: &'b mut [i8], d: &'b mut [f32], s: &'b mut [f32]) -> Self {
+        ActQ8 { qs, d, s, cols: 0 }
     }
 
-    pub fn bytes_required(rows: usize, max_cols: usize) -> usize {
-        let nb = max_cols.div_ceil(32);
-        rows * nb * (32 + 8)
-    }
-
-    /// Quantizes `x` (T, cols) with `quantize` (cols a multiple of 32, T within capacity).
+    /// Quantizes `x` (T, cols) with `quantize`. `cols` is a multiple of 32 and T rows fit.
     pub fn fill(&mut self, quantize: super::QuantizeFn, x: &[f32], t: usize, cols: usize) {
         let nb = cols / 32;
         self.cols = cols;
@@ -61,5 +48,31 @@ impl ActQ8 {
             d: &self.d[i * nb..(i + 1) * nb],
             s: &self.s[i * nb..(i + 1) * nb],
         }
+    }
+}
+
+/// Owned buffers for an [`ActQ8`] (tests, benchmarks).
+#[cfg(feature = "alloc")]
+#[derive(Clone, Debug, Default)]
+pub struct ActQ8Buf {
+    qs: alloc::vec::Vec<i8>,
+    d: alloc::vec::Vec<f32>,
+    s: alloc::vec::Vec<f32>,
+}
+
+#[cfg(feature = "alloc")]
+impl ActQ8Buf {
+    /// Room for `rows` rows of up to `max_cols` (a multiple of 32).
+    pub fn new(rows: usize, max_cols: usize) -> Self {
+        let nb = rows * max_cols.div_ceil(32);
+        ActQ8Buf {
+            qs: alloc::vec![0; nb * 32],
+            d: alloc::vec![0.0; nb],
+            s: alloc::vec![0.0; nb],
+        }
+    }
+
+    pub fn view(&mut self) -> ActQ8<'_> {
+        ActQ8::new(&mut self.qs, &mut self.d, &mut self.s)
     }
 }

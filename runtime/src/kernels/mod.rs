@@ -8,6 +8,8 @@ pub mod matmul;
 pub mod ops;
 pub mod tile;
 
+#[cfg(feature = "alloc")]
+pub use act::ActQ8Buf;
 pub use act::{ActQ8, ActRow};
 pub use ops::{
     add_in_place, attention_head, dequantize_row, gelu_tanh, layernorm, rmsnorm, rope, softmax,

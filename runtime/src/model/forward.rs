@@ -1,15 +1,13 @@
 //! The forward pass, top to bottom, over T new tokens at positions pos..pos+T.
 
-use alloc::vec;
-use alloc::vec::Vec;
-
 use super::config::{Config, FfnKind, NormKind, Positions};
-use super::weights::{Linear, Matrix, Norm};
+use super::weights::{Layer, Linear, Matrix, Norm};
 use super::Model;
 use crate::exec::Executor;
 use crate::kernels::{self as k, ActQ8, Kernels};
 use crate::kv_cache::KvCache;
 use crate::math::powf;
+use crate::Error;
 
 /// Which positions need logits: generation needs only the last, evaluation all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,68 +16,172 @@ pub enum Logits {
     All,
 }
 
-/// Activation buffers for up to `max_batch` tokens at once, planned up front so the decode
-/// loop never allocates.
-#[derive(Clone, Debug)]
-pub struct Scratch {
+/// Where each activation array lives in one f32 buffer and one i8 buffer, for up to
+/// `max_batch` tokens at once. Planned up front so the decode loop never allocates, and so
+/// a microcontroller can supply static buffers of `floats` and `bytes` elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScratchPlan {
     pub max_batch: usize,
-    x: Vec<f32>,      // (B, C) residual stream
-    xn: Vec<f32>,     // (B, C) normalized
-    q: Vec<f32>,      // (B, NH·HS)
-    kv: Vec<f32>,     // (B, 2·KVH·HS) new keys then values
-    att: Vec<f32>,    // (B, NH·HS)
-    ffn_a: Vec<f32>,  // (B, F) gate or up
-    ffn_b: Vec<f32>,  // (B, F) up
-    scores: Vec<f32>, // (capacity)
-    row: Vec<f32>,    // (max cols) one dequantized embedding row
-    act: ActQ8,       // (B, max cols) activations quantized for integer dot products
-    inv_freq: Vec<f32>,
-    pub logits: Vec<f32>, // (B, V) or (1, V)
+    pub capacity: usize,
+    pub mode: Logits,
+    /// Lengths of the f32 regions, in `Parts` order.
+    lens: [usize; 13],
+    /// i8 elements: the quantized activations.
+    pub bytes: usize,
+    /// f32 elements in all.
+    pub floats: usize,
 }
 
-impl Scratch {
-    pub fn new(cfg: &Config, max_batch: usize, capacity: usize, logits: Logits) -> Scratch {
+impl ScratchPlan {
+    pub fn new(cfg: &Config, max_batch: usize, capacity: usize, mode: Logits) -> ScratchPlan {
         let b = max_batch.max(1);
         let (c, f) = (cfg.dim, cfg.ffn_dim);
         let max_cols = c.max(f).max(cfg.q_dim());
-        let logit_rows = if logits == Logits::All { b } else { 1 };
-        let half = cfg.head_dim / 2;
-        let inv_freq = (0..half)
-            .map(|i| 1.0 / powf(cfg.rope_theta, (2 * i) as f32 / cfg.head_dim as f32))
-            .collect();
-        Scratch {
+        let blocks = b * max_cols.div_ceil(32);
+        let logit_rows = if mode == Logits::All { b } else { 1 };
+        let lens = [
+            b * c,                       // x (B, C) residual stream
+            b * c,                       // xn (B, C) normalized
+            b * cfg.q_dim(),             // q (B, NH·HS)
+            b * 2 * cfg.kv_dim(),        // kv (B, 2·KVH·HS) new keys, then values
+            b * cfg.q_dim(),             // att (B, NH·HS)
+            b * f,                       // ffn_a (B, F) gate or up
+            b * f,                       // ffn_b (B, F) up
+            capacity,                    // scores (capacity)
+            max_cols,                    // row: one dequantized embedding row
+            cfg.head_dim / 2,            // inv_freq (HS/2) RoPE frequencies
+            blocks,                      // act d (B, cols/32)
+            blocks,                      // act s (B, cols/32)
+            logit_rows * cfg.vocab_size, // logits (B or 1, V)
+        ];
+        ScratchPlan {
             max_batch: b,
-            x: vec![0.0; b * c],
-            xn: vec![0.0; b * c],
-            q: vec![0.0; b * cfg.q_dim()],
-            kv: vec![0.0; b * 2 * cfg.kv_dim()],
-            att: vec![0.0; b * cfg.q_dim()],
-            ffn_a: vec![0.0; b * f],
-            ffn_b: vec![0.0; b * f],
-            scores: vec![0.0; capacity],
-            row: vec![0.0; max_cols],
-            act: ActQ8::new(b, max_cols),
-            inv_freq,
-            logits: vec![0.0; logit_rows * cfg.vocab_size],
+            capacity,
+            mode,
+            lens,
+            bytes: blocks * 32,
+            floats: lens.iter().sum(),
         }
     }
 
-    /// Bytes of scratch for these settings (for `memory_required`).
-    pub fn bytes_required(
-        cfg: &Config,
-        max_batch: usize,
-        capacity: usize,
-        logits: Logits,
-    ) -> usize {
-        let b = max_batch.max(1);
-        let (c, f) = (cfg.dim, cfg.ffn_dim);
-        let logit_rows = if logits == Logits::All { b } else { 1 };
-        let floats = b * (2 * c + 2 * cfg.q_dim() + 2 * cfg.kv_dim() + 2 * f)
-            + capacity
-            + c.max(f).max(cfg.q_dim())
-            + cfg.head_dim / 2
-            + logit_rows * cfg.vocab_size;
-        floats * core::mem::size_of::<f32>() + ActQ8::bytes_required(b, c.max(f).max(cfg.q_dim()))
+    /// Bytes of memory the plan needs.
+    pub fn bytes_required(&self) -> usize {
+        self.floats * core::mem::size_of::<f32>() + self.bytes
+    }
+}
+
+/// Scratch memory in two buffers (f32 and i8), a `Vec` each with an allocator or a caller's
+/// slices without one.
+#[derive(Clone, Debug)]
+pub struct Scratch<F, I> {
+    plan: ScratchPlan,
+    f: F,
+    i: I,
+}
+
+/// The scratch arrays of one forward pass, carved from the buffers.
+pub struct Parts<'s> {
+    pub x: &'s mut [f32],
+    pub xn: &'s mut [f32],
+    pub q: &'s mut [f32],
+    pub kv: &'s mut [f32],
+    pub att: &'s mut [f32],
+    pub ffn_a: &'s mut [f32],
+    pub ffn_b: &'s mut [f32],
+    pub scores: &'s mut [f32],
+    pub row: &'s mut [f32],
+    pub inv_freq: &'s [f32],
+    pub act: ActQ8<'s>,
+    pub logits: &'s mut [f32],
+}
+
+fn take<'s, T>(rest: &mut &'s mut [T], n: usize) -> &'s mut [T] {
+    let (a, b) = core::mem::take(rest).split_at_mut(n);
+    *rest = b;
+    a
+}
+
+#[cfg(feature = "alloc")]
+impl Scratch<alloc::vec::Vec<f32>, alloc::vec::Vec<i8>> {
+    pub fn new(cfg: &Config, plan: ScratchPlan) -> Self {
+        let (f, i) = (alloc::vec![0.0; plan.floats], alloc::vec![0; plan.bytes]);
+        match Scratch::with_buffers(cfg, plan, f, i) {
+            Ok(s) => s,
+            Err(_) => unreachable!("buffers sized by the plan"),
+        }
+    }
+}
+
+impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
+    /// Scratch in caller-provided buffers of at least `plan.floats` and `plan.bytes`.
+    pub fn with_buffers(cfg: &Config, plan: ScratchPlan, f: F, mut i: I) -> Result<Self, Error> {
+        if f.as_ref().len() < plan.floats {
+            return Err(Error::BufferTooSmall {
+                needed: plan.floats,
+                got: f.as_ref().len(),
+            });
+        }
+        if i.as_mut().len() < plan.bytes {
+            return Err(Error::BufferTooSmall {
+                needed: plan.bytes,
+                got: i.as_mut().len(),
+            });
+        }
+        let mut s = Scratch { plan, f, i };
+        // RoPE frequencies theta^(-2i/HS), computed in f32 as Hugging Face does.
+        let inv_freq_at: usize = plan.lens[..9].iter().sum();
+        let half = plan.lens[9];
+        for (k, v) in s.f.as_mut()[inv_freq_at..inv_freq_at + half]
+            .iter_mut()
+            .enumerate()
+        {
+            *v = 1.0 / powf(cfg.rope_theta, (2 * k) as f32 / cfg.head_dim as f32);
+        }
+        Ok(s)
+    }
+
+    pub fn plan(&self) -> &ScratchPlan {
+        &self.plan
+    }
+
+    pub fn parts(&mut self) -> Parts<'_> {
+        let l = self.plan.lens;
+        let mut rest: &mut [f32] = self.f.as_mut();
+        let mut bytes: &mut [i8] = self.i.as_mut();
+        let x = take(&mut rest, l[0]);
+        let xn = take(&mut rest, l[1]);
+        let q = take(&mut rest, l[2]);
+        let kv = take(&mut rest, l[3]);
+        let att = take(&mut rest, l[4]);
+        let ffn_a = take(&mut rest, l[5]);
+        let ffn_b = take(&mut rest, l[6]);
+        let scores = take(&mut rest, l[7]);
+        let row = take(&mut rest, l[8]);
+        let inv_freq = take(&mut rest, l[9]);
+        let d = take(&mut rest, l[10]);
+        let s = take(&mut rest, l[11]);
+        let logits = take(&mut rest, l[12]);
+        let qs = take(&mut bytes, self.plan.bytes);
+        Parts {
+            x,
+            xn,
+            q,
+            kv,
+            att,
+            ffn_a,
+            ffn_b,
+            scores,
+            row,
+            inv_freq,
+            act: ActQ8::new(qs, d, s),
+            logits,
+        }
+    }
+
+    /// The logits of the last forward pass: (T, V) for `Logits::All`, else (V).
+    pub fn logits(&self) -> &[f32] {
+        let at: usize = self.plan.lens[..12].iter().sum();
+        &self.f.as_ref()[at..at + self.plan.lens[12]]
     }
 }
 
@@ -130,17 +232,17 @@ fn embed(m: &Matrix, id: usize, out: &mut [f32]) {
     k::dequantize_row(m, id, out);
 }
 
-impl<'a> Model<'a> {
+impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
     /// Runs `tokens` (T ≤ max_batch) at positions `pos..pos+T`, appending their keys and
     /// values to `cache`. Logits land in `s.logits`: (T, V) for `All`, else the last (V).
     /// The caller checks ids < V and `pos + T <= cache.capacity()` (see `Session`).
-    pub fn forward(
+    pub fn forward<B: AsRef<[f32]> + AsMut<[f32]>>(
         &self,
         cx: Compute,
         tokens: &[u32],
         pos: usize,
-        cache: &mut KvCache,
-        s: &mut Scratch,
+        cache: &mut KvCache<B>,
+        s: &mut Parts,
         logits: Logits,
     ) {
         let cfg = &self.config;
@@ -164,34 +266,26 @@ impl<'a> Model<'a> {
             }
         }
 
-        for (li, layer) in w.layers.iter().enumerate() {
+        for (li, layer) in w.layers.as_ref().iter().enumerate() {
             // Attention block: x += Wo · attention(rope(Wq·xn), rope(Wk·xn), Wv·xn)
-            norm(
-                cfg.norm,
-                cfg.norm_eps,
-                &layer.attn_norm,
-                &s.x,
-                &mut s.xn,
-                t,
-                c,
-            );
-            linear(cx, li, "attn_q", &layer.q, &s.xn, t, &mut s.q, &mut s.act);
+            norm(cfg.norm, cfg.norm_eps, &layer.attn_norm, s.x, s.xn, t, c);
+            linear(cx, li, "attn_q", &layer.q, s.xn, t, s.q, &mut s.act);
             let (new_k, new_v) = s.kv.split_at_mut(t * kvd);
-            linear(cx, li, "attn_k", &layer.k, &s.xn, t, new_k, &mut s.act);
+            linear(cx, li, "attn_k", &layer.k, s.xn, t, new_k, &mut s.act);
             linear(
                 cx,
                 li,
                 "attn_v",
                 &layer.v,
-                &s.xn,
+                s.xn,
                 t,
                 &mut new_v[..t * kvd],
                 &mut s.act,
             );
             if cfg.positions == Positions::Rope {
                 for i in 0..t {
-                    k::rope(&mut s.q[i * qd..(i + 1) * qd], hs, pos + i, &s.inv_freq);
-                    k::rope(&mut new_k[i * kvd..(i + 1) * kvd], hs, pos + i, &s.inv_freq);
+                    k::rope(&mut s.q[i * qd..(i + 1) * qd], hs, pos + i, s.inv_freq);
+                    k::rope(&mut new_k[i * kvd..(i + 1) * kvd], hs, pos + i, s.inv_freq);
                 }
             }
             let (keys, values) = cache.layer_mut(li);
@@ -210,58 +304,23 @@ impl<'a> Model<'a> {
                         kvd,
                         kv_off,
                         n,
-                        &mut s.scores,
+                        s.scores,
                     );
                 }
             }
-            linear(
-                cx,
-                li,
-                "attn_output",
-                &layer.o,
-                &s.att,
-                t,
-                &mut s.xn,
-                &mut s.act,
-            );
+            linear(cx, li, "attn_output", &layer.o, s.att, t, s.xn, &mut s.act);
             k::add_in_place(&mut s.x[..t * c], &s.xn[..t * c]);
 
             // Feed-forward block: x += down(silu(gate·xn) * up·xn)  or  down(gelu(up·xn))
-            norm(
-                cfg.norm,
-                cfg.norm_eps,
-                &layer.ffn_norm,
-                &s.x,
-                &mut s.xn,
-                t,
-                c,
-            );
+            norm(cfg.norm, cfg.norm_eps, &layer.ffn_norm, s.x, s.xn, t, c);
             match (cfg.ffn, &layer.gate) {
                 (FfnKind::SwiGlu, Some(gate)) => {
-                    linear(cx, li, "ffn_gate", gate, &s.xn, t, &mut s.ffn_a, &mut s.act);
-                    linear(
-                        cx,
-                        li,
-                        "ffn_up",
-                        &layer.up,
-                        &s.xn,
-                        t,
-                        &mut s.ffn_b,
-                        &mut s.act,
-                    );
+                    linear(cx, li, "ffn_gate", gate, s.xn, t, s.ffn_a, &mut s.act);
+                    linear(cx, li, "ffn_up", &layer.up, s.xn, t, s.ffn_b, &mut s.act);
                     k::swiglu(&mut s.ffn_a[..t * f], &s.ffn_b[..t * f]);
                 }
                 _ => {
-                    linear(
-                        cx,
-                        li,
-                        "ffn_up",
-                        &layer.up,
-                        &s.xn,
-                        t,
-                        &mut s.ffn_a,
-                        &mut s.act,
-                    );
+                    linear(cx, li, "ffn_up", &layer.up, s.xn, t, s.ffn_a, &mut s.act);
                     k::gelu_tanh(&mut s.ffn_a[..t * f]);
                 }
             }
@@ -270,9 +329,9 @@ impl<'a> Model<'a> {
                 li,
                 "ffn_down",
                 &layer.down,
-                &s.ffn_a,
+                s.ffn_a,
                 t,
-                &mut s.xn,
+                s.xn,
                 &mut s.act,
             );
             k::add_in_place(&mut s.x[..t * c], &s.xn[..t * c]);
@@ -286,7 +345,7 @@ impl<'a> Model<'a> {
             cfg.norm_eps,
             &w.output_norm,
             &s.x[first * c..],
-            &mut s.xn,
+            s.xn,
             n,
             c,
         );
@@ -294,14 +353,7 @@ impl<'a> Model<'a> {
             o.matmul_input(None, "output", &s.xn[..n * c], n);
         }
         k::matmul::matmul(
-            cx.kernels,
-            cx.exec,
-            &w.output,
-            None,
-            &s.xn,
-            n,
-            &mut s.logits,
-            &mut s.act,
+            cx.kernels, cx.exec, &w.output, None, s.xn, n, s.logits, &mut s.act,
         );
     }
 }

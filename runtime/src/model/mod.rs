@@ -5,25 +5,73 @@ mod forward;
 mod weights;
 
 pub use config::{Architecture, Config, FfnKind, NormKind, Positions};
-pub use forward::{Compute, Logits, Observer, Scratch};
+pub use forward::{Compute, Logits, Observer, Parts, Scratch, ScratchPlan};
 pub use weights::{Layer, Linear, Matrix, Norm, Weights};
 
 use ember_format::EmberFile;
 
 use crate::Error;
 
-/// A loaded model: configuration and weights borrowed from the file's bytes.
+/// A loaded model: configuration and weights borrowed from the file's bytes. `L` holds the
+/// per-layer tensor views: a `Vec` (with `alloc`) or a caller's slice (no allocator).
+#[cfg(feature = "alloc")]
 #[derive(Clone, Debug)]
-pub struct Model<'a> {
+pub struct Model<'a, L = alloc::vec::Vec<Layer<'a>>> {
     pub config: Config,
-    pub weights: Weights<'a>,
+    pub weights: Weights<'a, L>,
 }
 
+/// A loaded model: configuration and weights borrowed from the file's bytes. `L` holds the
+/// per-layer tensor views in a caller's slice.
+#[cfg(not(feature = "alloc"))]
+#[derive(Clone, Debug)]
+pub struct Model<'a, L> {
+    pub config: Config,
+    pub weights: Weights<'a, L>,
+}
+
+#[cfg(feature = "alloc")]
 impl<'a> Model<'a> {
     /// Reads the config and checks every tensor's presence, shape and dtype.
     pub fn load(file: &EmberFile<'a>) -> Result<Model<'a>, Error> {
         let config = Config::from_file(file)?;
-        let weights = Weights::load(file, &config)?;
+        let layers = alloc::vec::Vec::with_capacity(config.layers);
+        let weights = Weights::load_with(file, &config, layers, |v, _, l| v.push(l))?;
         Ok(Model { config, weights })
+    }
+}
+
+impl<'a, 's> Model<'a, &'s [Layer<'a>]> {
+    /// Loads without an allocator: the layer views go into `storage` (at least one per
+    /// layer, e.g. `[Layer::EMPTY; 8]`).
+    pub fn load_into(
+        file: &EmberFile<'a>,
+        storage: &'s mut [Layer<'a>],
+    ) -> Result<Model<'a, &'s [Layer<'a>]>, Error> {
+        let config = Config::from_file(file)?;
+        if storage.len() < config.layers {
+            return Err(Error::BufferTooSmall {
+                needed: config.layers,
+                got: storage.len(),
+            });
+        }
+        let w = Weights::load_with(file, &config, &mut *storage, |s, i, l| s[i] = l)?;
+        let (token_embd, pos_embd, output_norm, output) =
+            (w.token_embd, w.pos_embd, w.output_norm, w.output);
+        let storage: &'s [Layer<'a>] = storage;
+        let weights = Weights {
+            token_embd,
+            pos_embd,
+            layers: &storage[..config.layers],
+            output_norm,
+            output,
+        };
+        Ok(Model { config, weights })
+    }
+}
+
+impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
+    pub fn layers(&self) -> &[Layer<'a>] {
+        self.weights.layers.as_ref()
     }
 }

@@ -1,7 +1,5 @@
 //! The model's tensors, borrowed from the file, checked against the config once at load.
 
-use alloc::vec::Vec;
-
 use ember_format::{DType, EmberFile, ShortName, TensorInfo};
 
 use super::config::{Config, FfnKind, NormKind, Positions};
@@ -17,6 +15,14 @@ pub struct Matrix<'a> {
 }
 
 impl<'a> Matrix<'a> {
+    /// An empty matrix, a placeholder in caller-provided layer storage.
+    pub const EMPTY: Matrix<'static> = Matrix {
+        dtype: DType::F32,
+        rows: 0,
+        cols: 0,
+        data: &[],
+    };
+
     /// Bytes of one row.
     pub fn row_bytes(&self) -> usize {
         self.data.len() / self.rows
@@ -41,7 +47,7 @@ pub struct Linear<'a> {
     pub b: Option<&'a [f32]>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Layer<'a> {
     pub attn_norm: Norm<'a>,
     pub q: Linear<'a>,
@@ -55,12 +61,13 @@ pub struct Layer<'a> {
     pub down: Linear<'a>,
 }
 
+/// The layers live in `L`: a `Vec` with an allocator, or a caller's slice without one.
 #[derive(Clone, Debug)]
-pub struct Weights<'a> {
+pub struct Weights<'a, L> {
     pub token_embd: Matrix<'a>,
     /// Learned positions (context, C).
     pub pos_embd: Option<Matrix<'a>>,
-    pub layers: Vec<Layer<'a>>,
+    pub layers: L,
     pub output_norm: Norm<'a>,
     /// (V, C); the token embedding when tied.
     pub output: Matrix<'a>,
@@ -170,8 +177,42 @@ impl<'f, 'a> Loader<'f, 'a> {
     }
 }
 
-impl<'a> Weights<'a> {
-    pub fn load(file: &EmberFile<'a>, cfg: &Config) -> Result<Weights<'a>, Error> {
+impl Layer<'static> {
+    /// A placeholder for caller-provided storage (`[Layer::EMPTY; N]`), overwritten by
+    /// `Model::load_into`.
+    pub const EMPTY: Layer<'static> = {
+        const LIN: Linear<'static> = Linear {
+            w: Matrix::EMPTY,
+            b: None,
+        };
+        const NORM: Norm<'static> = Norm {
+            weight: &[],
+            bias: None,
+        };
+        Layer {
+            attn_norm: NORM,
+            q: LIN,
+            k: LIN,
+            v: LIN,
+            o: LIN,
+            ffn_norm: NORM,
+            gate: None,
+            up: LIN,
+            down: LIN,
+        }
+    };
+}
+
+impl<'a, L> Weights<'a, L> {
+    /// Loads every tensor, handing each layer to `store(index, layer)`; `layers` becomes
+    /// the storage the caller filled.
+    pub fn load_with(
+        file: &EmberFile<'a>,
+        cfg: &Config,
+        layers: L,
+        mut store: impl FnMut(&mut L, usize, Layer<'a>),
+    ) -> Result<Weights<'a, L>, Error> {
+        let mut layers = layers;
         let l = Loader { file };
         let (c, v) = (cfg.dim, cfg.vocab_size);
         let token_embd = l.matrix(&Name::new(&["token_embd.weight"]), v, c)?;
@@ -181,7 +222,6 @@ impl<'a> Weights<'a> {
             }
             Positions::Rope => None,
         };
-        let mut layers = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
             let (qd, kvd, f) = (cfg.q_dim(), cfg.kv_dim(), cfg.ffn_dim);
             let norm = |what: &str| -> Result<Norm<'a>, Error> {
@@ -192,7 +232,7 @@ impl<'a> Weights<'a> {
                 };
                 Ok(Norm { weight, bias })
             };
-            layers.push(Layer {
+            let layer = Layer {
                 attn_norm: norm("attn_norm")?,
                 q: l.linear(i, "attn_q", qd, c)?,
                 k: l.linear(i, "attn_k", kvd, c)?,
@@ -205,7 +245,8 @@ impl<'a> Weights<'a> {
                 },
                 up: l.linear(i, "ffn_up", f, c)?,
                 down: l.linear(i, "ffn_down", c, f)?,
-            });
+            };
+            store(&mut layers, i, layer);
         }
         let output_norm = l.norm("output_norm", cfg.norm, c)?;
         let output = if cfg.tied_embeddings {

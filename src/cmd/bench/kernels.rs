@@ -8,7 +8,7 @@ use ember_format::blocks::quantize_row_ref;
 use ember_format::DType;
 use ember_runtime::exec::Executor;
 use ember_runtime::kernels::matmul::matmul;
-use ember_runtime::kernels::{ActQ8, Kernels, Level};
+use ember_runtime::kernels::{ActQ8Buf, Kernels, Level};
 use ember_runtime::model::Matrix;
 use serde_json::json;
 
@@ -48,7 +48,8 @@ fn time_matmul(k: &Kernels, exec: &dyn Executor, w: &Matrix, t: usize, reps: usi
         .map(|i| ((i % 17) as f32 - 8.0) / 8.0)
         .collect();
     let mut out = vec![0f32; t * w.rows];
-    let mut act = ActQ8::new(t, w.cols);
+    let mut act = ActQ8Buf::new(t, w.cols);
+    let mut act = act.view();
     matmul(k, exec, w, None, &x, t, &mut out, &mut act);
     let mut secs = Vec::new();
     for _ in 0..reps {

@@ -41,7 +41,7 @@ pub fn stream_buffer() -> Vec<u64> {
 /// Peak throughput in G-operations/s on `threads` threads: (f32 FMA flops, int8 dot ops).
 /// An FMA counts two flops; a u8 × i8 multiply-accumulate counts two ops.
 pub fn peak_compute(threads: usize) -> (Option<f64>, Option<f64>) {
-    let one = |f: fn(u64) -> f64| -> f64 {
+    let one = |f: PeakLoop| -> f64 {
         let iters = 2_000_000u64;
         let _ = f(iters / 10);
         let start = Instant::now();
@@ -58,23 +58,27 @@ pub fn peak_compute(threads: usize) -> (Option<f64>, Option<f64>) {
     (fma.map(one), int8.map(one))
 }
 
+/// A register-only loop that returns how many operations it performed.
+type PeakLoop = fn(u64) -> f64;
+
 #[cfg(target_arch = "x86_64")]
 mod peaks {
+    use super::PeakLoop;
     use core::arch::x86_64::*;
 
     /// The widest loops this CPU runs: returns functions giving the ops performed.
-    pub fn select() -> (Option<fn(u64) -> f64>, Option<fn(u64) -> f64>) {
+    pub fn select() -> (Option<PeakLoop>, Option<PeakLoop>) {
         let avx512 = std::is_x86_feature_detected!("avx512f");
         let vnni = avx512 && std::is_x86_feature_detected!("avx512vnni");
         let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
-        let fma: Option<fn(u64) -> f64> = if avx512 {
+        let fma: Option<PeakLoop> = if avx512 {
             Some(fma512)
         } else if avx2 {
             Some(fma256)
         } else {
             None
         };
-        let int8: Option<fn(u64) -> f64> = if vnni {
+        let int8: Option<PeakLoop> = if vnni {
             Some(vnni512)
         } else if avx2 {
             Some(maddubs256)
@@ -165,7 +169,9 @@ mod peaks {
 
 #[cfg(not(target_arch = "x86_64"))]
 mod peaks {
-    pub fn select() -> (Option<fn(u64) -> f64>, Option<fn(u64) -> f64>) {
+    use super::PeakLoop;
+
+    pub fn select() -> (Option<PeakLoop>, Option<PeakLoop>) {
         (None, None)
     }
 }
