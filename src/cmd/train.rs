@@ -65,6 +65,10 @@ struct DataArgs {
 struct PrepareArgs {
     #[command(flatten)]
     data: DataArgs,
+    /// Also train this tokenizer (`char` or `bpe:VOCAB`) on the training split, save it as
+    /// DIR/tokenizer.json and report tokens per split.
+    #[arg(long)]
+    tokenizer: Option<TokenizerKind>,
 }
 
 #[derive(clap::Args)]
@@ -153,7 +157,13 @@ pub fn run(args: Args) -> CmdResult {
         let (Some(data), Some(out)) = (&d.data, &d.out) else {
             return Err("`ember train prepare` needs --data PATH and --out DIR".into());
         };
-        let report = prepare_to_dir(data, out, &prepare_options(d), d.force)?;
+        let report = prepare_to_dir(
+            data,
+            out,
+            &prepare_options(d),
+            p.tokenizer.as_ref(),
+            d.force,
+        )?;
         eprintln!("{}", report.summary());
         return Ok(());
     }

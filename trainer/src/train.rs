@@ -446,14 +446,16 @@ fn read_curves(dir: &Path, up_to: usize) -> Vec<Row> {
         .collect()
 }
 
-/// Runs `ember train prepare`: writes DIR/{train.txt, val.txt, prepare.json}.
+/// Runs `ember train prepare`: writes DIR/{train.txt, val.txt, prepare.json} and, given a
+/// tokenizer kind, trains it on the training split (DIR/tokenizer.json) and counts tokens.
 pub fn prepare_to_dir(
     data: &Path,
     out: &Path,
     opts: &PrepareOptions,
+    tokenizer: Option<&TokenizerKind>,
     force: bool,
 ) -> Result<PrepareReport> {
-    let (prep, report) = data::prepare(data, opts)?;
+    let (prep, mut report) = data::prepare(data, opts)?;
     if out.join("prepare.json").exists() && !force {
         return Err(TrainError::Config(format!(
             "{} already holds prepared data; pass --force to overwrite",
@@ -461,8 +463,15 @@ pub fn prepare_to_dir(
         )));
     }
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
-    write_atomic(&out.join("train.txt"), data::join(&prep.train).as_bytes())?;
-    write_atomic(&out.join("val.txt"), data::join(&prep.val).as_bytes())?;
+    let (train_text, val_text) = (data::join(&prep.train), data::join(&prep.val));
+    if let Some(kind) = tokenizer {
+        let tok = Tokenizer::train(kind, &prep.train);
+        report.tokens_train = tok.encode(&train_text).len();
+        report.tokens_val = tok.encode(&val_text).len();
+        write_json(&out.join("tokenizer.json"), &tok.to_hf_json())?;
+    }
+    write_atomic(&out.join("train.txt"), train_text.as_bytes())?;
+    write_atomic(&out.join("val.txt"), val_text.as_bytes())?;
     write_json(&out.join("prepare.json"), &report.to_json())?;
     Ok(report)
 }
