@@ -131,7 +131,7 @@ fn dots_match_scalar_for_every_dtype_and_tail() {
                 let w = random_row(&mut rng, dtype, n);
                 let x: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
                 let (got, want) = match (k.row_dot(dtype), scalar.row_dot(dtype)) {
-                    (RowDot::Quantized(f, _), RowDot::Quantized(g, _)) => {
+                    (RowDot::Quantized(f, ..), RowDot::Quantized(g, ..)) => {
                         let mut act_buf = ActQ8Buf::new(1, n);
                         let mut act = act_buf.view();
                         act.fill(scalar.quantize_q8, &x, 1, n);
@@ -235,7 +235,7 @@ fn tiles_match_scalar_dots() {
                     .collect();
                 let (got, want): (Vec<f32>, Vec<f32>) =
                     match (k.row_dot(dtype), scalar.row_dot(dtype)) {
-                        (RowDot::Quantized(_, Some(tile)), RowDot::Quantized(dot, _)) => {
+                        (RowDot::Quantized(_, Some(tile), _), RowDot::Quantized(dot, ..)) => {
                             let mut act_buf = ActQ8Buf::new(TILE, n);
                             let mut act = act_buf.view();
                             let flat: Vec<f32> = xs.concat();
@@ -267,6 +267,44 @@ fn tiles_match_scalar_dots() {
                     assert!(
                         (g - e).abs() <= tol,
                         "{} {dtype} n={n}: {g} vs {e}",
+                        k.level.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn decode_row_groups_match_scalar_dots() {
+    use ember_runtime::kernels::TILE;
+    let mut rng = Rng(5);
+    let scalar = Kernels::scalar();
+    for k in levels() {
+        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1] {
+            let (RowDot::Quantized(_, _, Some(rows_fn)), RowDot::Quantized(dot, ..)) =
+                (k.row_dot(dtype), scalar.row_dot(dtype))
+            else {
+                eprintln!("SKIPPED: no {dtype} multi-row kernel at {}", k.level.name());
+                continue;
+            };
+            for nb in [1usize, 2, 3, 17, 18, 48] {
+                let n = 32 * nb;
+                let rows: Vec<Vec<u8>> =
+                    (0..TILE).map(|_| random_row(&mut rng, dtype, n)).collect();
+                let w = rows.concat();
+                let x: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+                let mut buf = ActQ8Buf::new(1, n);
+                let mut act = buf.view();
+                act.fill(scalar.quantize_q8, &x, 1, n);
+                let a = act.row(0);
+                let got = rows_fn(&w, rows[0].len(), &a);
+                for (r, g) in got.iter().enumerate() {
+                    let e = dot(&rows[r], a.qs, a.d, a.s);
+                    let tol = 1e-5 * (n as f32).sqrt() * (e.abs() + 1.0) + 1e-5;
+                    assert!(
+                        (g - e).abs() <= tol,
+                        "{} {dtype} nb={nb} row {r}: {g} vs {e}",
                         k.level.name()
                     );
                 }

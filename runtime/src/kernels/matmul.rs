@@ -51,9 +51,30 @@ pub fn matmul(
             // exactly one part: parts own disjoint row ranges.
             unsafe { out_ptr.write(i * rows + r, v + b) };
         };
+        // Decode (one token): groups of TILE rows at once where the level has a kernel.
+        if let (1, RowDot::Quantized(_, _, Some(rows_fn))) = (t, dot) {
+            let a = act.row(0);
+            let grouped_end = start + (end - start) / TILE * TILE;
+            for r in (start..grouped_end).step_by(TILE) {
+                let v = rows_fn(
+                    &w.data[r * row_bytes..(r + TILE) * row_bytes],
+                    row_bytes,
+                    &a,
+                );
+                for (dr, &x) in v.iter().enumerate() {
+                    put(r + dr, 0, x);
+                }
+            }
+            if let RowDot::Quantized(f, ..) = dot {
+                for r in grouped_end..end {
+                    put(r, 0, f(w.row(r), a.qs, a.d, a.s));
+                }
+            }
+            return;
+        }
         // Tiles: full groups of TILE rows × TILE tokens.
         let tiled_tokens = if t >= 2 { t / TILE * TILE } else { 0 };
-        let has_tile = !matches!(dot, RowDot::Quantized(_, None) | RowDot::Float(_, None));
+        let has_tile = !matches!(dot, RowDot::Quantized(_, None, _) | RowDot::Float(_, None));
         let tiled_rows_end = if has_tile && tiled_tokens > 0 {
             start + (end - start) / TILE * TILE
         } else {
@@ -63,7 +84,7 @@ pub fn matmul(
             let wr = &w.data[r * row_bytes..(r + TILE) * row_bytes];
             for i in (0..tiled_tokens).step_by(TILE) {
                 let tile = match dot {
-                    RowDot::Quantized(_, Some(f)) => {
+                    RowDot::Quantized(_, Some(f), _) => {
                         f(wr, row_bytes, &core::array::from_fn(|j| act.row(i + j)))
                     }
                     RowDot::Float(_, Some(f)) => {
@@ -85,7 +106,7 @@ pub fn matmul(
             let row = w.row(r);
             for i in first..t {
                 let v = match dot {
-                    RowDot::Quantized(f, _) => {
+                    RowDot::Quantized(f, ..) => {
                         let a = act.row(i);
                         f(row, a.qs, a.d, a.s)
                     }

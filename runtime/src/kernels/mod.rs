@@ -17,7 +17,7 @@ pub use ops::{
 };
 
 use ember_format::DType;
-pub use tile::{TileFloatFn, TileQ8Fn, TILE};
+pub use tile::{RowsQ8Fn, TileFloatFn, TileQ8Fn, TILE};
 
 /// x (32·nb) -> int8 blocks: qs (32·nb), scales d (nb), d·sum(q) s (nb).
 pub type QuantizeFn = fn(&[f32], &mut [i8], &mut [f32], &mut [f32]);
@@ -130,12 +130,17 @@ pub struct Kernels {
     pub tile_f32: Option<TileFloatFn>,
     pub tile_f16: Option<TileFloatFn>,
     pub tile_bf16: Option<TileFloatFn>,
+    /// Decode GEMV over TILE rows at once; `None` uses the row dot.
+    pub rows_q8_0: Option<RowsQ8Fn>,
+    pub rows_q4_0: Option<RowsQ8Fn>,
+    pub rows_q4_1: Option<RowsQ8Fn>,
 }
 
-/// How a matrix of a dtype meets its activations: a row dot, and a tile if there is one.
+/// How a matrix of a dtype meets its activations: a row dot, a prefill tile and a decode
+/// multi-row kernel if there are.
 #[derive(Clone, Copy, Debug)]
 pub enum RowDot {
-    Quantized(DotQ8Fn, Option<TileQ8Fn>),
+    Quantized(DotQ8Fn, Option<TileQ8Fn>, Option<RowsQ8Fn>),
     Float(DotFloatFn, Option<TileFloatFn>),
 }
 
@@ -162,6 +167,9 @@ impl Kernels {
             tile_f32: None,
             tile_f16: None,
             tile_bf16: None,
+            rows_q8_0: None,
+            rows_q4_0: None,
+            rows_q4_1: None,
         }
     }
 
@@ -211,14 +219,14 @@ impl Kernels {
             DType::F32 => RowDot::Float(self.dot_f32, self.tile_f32),
             DType::F16 => RowDot::Float(self.dot_f16, self.tile_f16),
             DType::BF16 => RowDot::Float(self.dot_bf16, self.tile_bf16),
-            DType::Q8_0 => RowDot::Quantized(self.dot_q8_0, self.tile_q8_0),
-            DType::Q4_0 => RowDot::Quantized(self.dot_q4_0, self.tile_q4_0),
-            DType::Q4_1 => RowDot::Quantized(self.dot_q4_1, self.tile_q4_1),
-            DType::Q5_0 => RowDot::Quantized(self.dot_q5_0, None),
-            DType::Q5_1 => RowDot::Quantized(self.dot_q5_1, None),
-            DType::Q4K => RowDot::Quantized(self.dot_q4_k, None),
-            DType::Q5K => RowDot::Quantized(self.dot_q5_k, None),
-            DType::Q6K => RowDot::Quantized(self.dot_q6_k, None),
+            DType::Q8_0 => RowDot::Quantized(self.dot_q8_0, self.tile_q8_0, self.rows_q8_0),
+            DType::Q4_0 => RowDot::Quantized(self.dot_q4_0, self.tile_q4_0, self.rows_q4_0),
+            DType::Q4_1 => RowDot::Quantized(self.dot_q4_1, self.tile_q4_1, self.rows_q4_1),
+            DType::Q5_0 => RowDot::Quantized(self.dot_q5_0, None, None),
+            DType::Q5_1 => RowDot::Quantized(self.dot_q5_1, None, None),
+            DType::Q4K => RowDot::Quantized(self.dot_q4_k, None, None),
+            DType::Q5K => RowDot::Quantized(self.dot_q5_k, None, None),
+            DType::Q6K => RowDot::Quantized(self.dot_q6_k, None, None),
             // DType is non-exhaustive; a new type must be added here before the loader
             // accepts it (Weights::load checks `supports`).
             _ => RowDot::Float(self.dot_f32, None),
@@ -292,6 +300,9 @@ mod x86 {
             wrap!(tile512, tile_f32, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
             wrap!(tile512, tile_f16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
             wrap!(tile512, tile_bf16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
+            wrap!(tile512, rows_q8_0, (w: &[u8], n: usize, a: &ActRow) -> [f32; TILE]);
+            wrap!(tile512, rows_q4_0, (w: &[u8], n: usize, a: &ActRow) -> [f32; TILE]);
+            wrap!(tile512, rows_q4_1, (w: &[u8], n: usize, a: &ActRow) -> [f32; TILE]);
         }
         Kernels {
             level: Level::Avx512,
@@ -308,6 +319,9 @@ mod x86 {
             tile_f32: Some(w::tile_f32),
             tile_f16: Some(w::tile_f16),
             tile_bf16: Some(w::tile_bf16),
+            rows_q8_0: Some(w::rows_q8_0),
+            rows_q4_0: Some(w::rows_q4_0),
+            rows_q4_1: Some(w::rows_q4_1),
             ..scalar_rest()
         }
     }
@@ -379,6 +393,10 @@ mod arm {
             tile_f32: Some(w::tile_f32),
             tile_f16: Some(w::tile_f16),
             tile_bf16: Some(w::tile_bf16),
+            // Decode uses the SDOT row dots (multi-row kernels: x86 only so far).
+            rows_q8_0: None,
+            rows_q4_0: None,
+            rows_q4_1: None,
         }
     }
 }

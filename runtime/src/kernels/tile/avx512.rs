@@ -68,11 +68,16 @@ unsafe fn nibbles2(p0: *const u8, p1: *const u8) -> __m512i {
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn reduce(acc: &[[__m512; TILE]; TILE]) -> Tile {
+fn reduce<const T: usize>(acc: &[[__m512; T]; TILE]) -> [[f32; T]; TILE] {
     core::array::from_fn(|r| core::array::from_fn(|t| _mm512_reduce_add_ps(acc[r][t])))
 }
 
-fn check_q8(w: &[u8], row_bytes: usize, block_bytes: usize, a: &[ActRow; TILE]) -> usize {
+fn check_q8<const T: usize>(
+    w: &[u8],
+    row_bytes: usize,
+    block_bytes: usize,
+    a: &[ActRow; T],
+) -> usize {
     let nb = a[0].d.len();
     assert!(row_bytes >= nb * block_bytes && w.len() >= (TILE - 1) * row_bytes + nb * block_bytes);
     for t in a {
@@ -81,26 +86,31 @@ fn check_q8(w: &[u8], row_bytes: usize, block_bytes: usize, a: &[ActRow; TILE]) 
     nb
 }
 
-/// Shared by Q4_0, Q4_1 and Q8_0. Per block pair: `weights(p0, p1)` gives the 64 weight
-/// bytes (as the unsigned operand when `unsigned_weights`), dw the scale pair.
+/// Shared by Q4_0, Q4_1 and Q8_0: TILE rows against T tokens (T = TILE for prefill, 1 for
+/// decode), two blocks per step.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn tile_blocks(w: &[u8], row_bytes: usize, a: &[ActRow; TILE], kind: Kind) -> Tile {
+unsafe fn tile_blocks<const T: usize>(
+    w: &[u8],
+    row_bytes: usize,
+    a: &[ActRow; T],
+    kind: Kind,
+) -> [[f32; T]; TILE] {
     let bb = kind.block_bytes();
     let nb = check_q8(w, row_bytes, bb, a);
     let zero = _mm512_setzero_si512();
-    let mut acc = [[_mm512_setzero_ps(); TILE]; TILE];
+    let mut acc = [[_mm512_setzero_ps(); T]; TILE];
     let mut b = 0;
     while b < nb {
         let two = b + 1 < nb;
         let b1 = if two { b + 1 } else { b };
         // Activation side, once per token: bytes, scales, and the per-lane correction that
         // turns the unsigned-weight trick into the signed result.
-        let mut x = [zero; TILE];
-        let mut dx = [_mm512_setzero_ps(); TILE];
-        let mut extra = [_mm512_setzero_ps(); TILE];
-        let mut init = [zero; TILE];
-        for t in 0..TILE {
+        let mut x = [zero; T];
+        let mut dx = [_mm512_setzero_ps(); T];
+        let mut extra = [_mm512_setzero_ps(); T];
+        let mut init = [zero; T];
+        for t in 0..T {
             // SAFETY: check_q8 verified 32·nb activation bytes per token.
             let xt = unsafe { load_act(a[t].qs.as_ptr().add(32 * b), two) };
             let d1 = if two { a[t].d[b1] } else { 0.0 };
@@ -157,7 +167,7 @@ unsafe fn tile_blocks(w: &[u8], row_bytes: usize, a: &[ActRow; TILE], kind: Kind
                     (wq, Some(_mm512_sub_epi32(zero, c)), None)
                 }
             };
-            for t in 0..TILE {
+            for t in 0..T {
                 let dot = match kind {
                     Kind::Q4_0 => _mm512_dpbusd_epi32(init[t], wq, x[t]),
                     Kind::Q4_1 => _mm512_dpbusd_epi32(zero, wq, x[t]),
@@ -196,6 +206,25 @@ impl Kind {
 pub unsafe fn tile_q8_0(w: &[u8], row_bytes: usize, a: &[ActRow; TILE]) -> Tile {
     // SAFETY: same features; bounds are checked inside.
     unsafe { tile_blocks(w, row_bytes, a, Kind::Q8_0) }
+}
+
+/// Decode: TILE rows against one token.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn rows_q8_0(w: &[u8], row_bytes: usize, a: &ActRow) -> [f32; TILE] {
+    // SAFETY: same features; bounds are checked inside.
+    unsafe { tile_blocks(w, row_bytes, &[*a], Kind::Q8_0) }.map(|r| r[0])
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn rows_q4_0(w: &[u8], row_bytes: usize, a: &ActRow) -> [f32; TILE] {
+    // SAFETY: same features; bounds are checked inside.
+    unsafe { tile_blocks(w, row_bytes, &[*a], Kind::Q4_0) }.map(|r| r[0])
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn rows_q4_1(w: &[u8], row_bytes: usize, a: &ActRow) -> [f32; TILE] {
+    // SAFETY: same features; bounds are checked inside.
+    unsafe { tile_blocks(w, row_bytes, &[*a], Kind::Q4_1) }.map(|r| r[0])
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]

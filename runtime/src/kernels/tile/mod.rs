@@ -16,5 +16,7 @@ pub const TILE: usize = 4;
 
 /// `w` holds TILE rows of `row_bytes` each; returns out[r][t] = dot(row r, token t).
 pub type TileQ8Fn = fn(w: &[u8], row_bytes: usize, a: &[ActRow; TILE]) -> [[f32; TILE]; TILE];
+/// Decode: `w` holds TILE rows; returns the dot of each with one token.
+pub type RowsQ8Fn = fn(w: &[u8], row_bytes: usize, a: &ActRow) -> [f32; TILE];
 /// Float weights (f32/f16/bf16 bytes) against f32 tokens.
 pub type TileFloatFn = fn(w: &[u8], row_bytes: usize, x: &[&[f32]; TILE]) -> [[f32; TILE]; TILE];
