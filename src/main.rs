@@ -36,6 +36,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Exit quietly when stdout is a closed pipe (`ember inspect m.ember | head`), as Unix
+    // tools do, instead of panicking inside println!.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE at startup, before any threads
+    // exist, is async-signal-safe and affects only this process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         #[cfg(feature = "full")]
