@@ -140,6 +140,30 @@ fn golden_added_tokens_lstrip_rstrip_and_template_bos() {
     check_golden("added", &variant("added"));
 }
 
+/// `ember train --tokenizer char` writes a BPE with no merges, no normalizer, no
+/// pre-tokenizer and a `Fuse` decoder: one token per character; HF drops unknown characters.
+#[test]
+fn trainer_char_tokenizer() {
+    let j = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": null, "post_processor": null,
+        "decoder": {"type": "Fuse"},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+            "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": false,
+            "byte_fallback": false, "merges": [],
+            "vocab": {"\n": 0, " ": 1, "A": 2, "b": 3, "\u{e9}": 4}}
+    });
+    let spec = from_hf_str(&j.to_string(), None).unwrap();
+    assert_eq!(spec.model, TokenizerModel::Spm);
+    let bytes = to_file(&spec);
+    let file = parse(&bytes);
+    let tok = rt::Tokenizer::from_file(&file).unwrap();
+    assert_eq!(encode(&tok, "Ab \n\u{e9}b"), [2, 3, 1, 0, 4, 3]);
+    assert_eq!(decode(&tok, &[1, 2, 1, 4]), " A \u{e9}");
+    // A character outside the vocabulary is dropped (HF tokenizers: no unk_token).
+    assert_eq!(encode(&tok, "AzA"), [2, 2]);
+}
+
 fn spm_json() -> String {
     std::fs::read_to_string(fixtures().join("llama2-spm/tokenizer.json")).unwrap()
 }

@@ -209,6 +209,14 @@ fn pre_tokenizer(pre: &Value, normalizer: &Value, decoder: &Value) -> Result<Pip
                 _ => bail!("unsupported pre_tokenizer sequence {pre} in tokenizer.json"),
             }
         }
+        // No pre-tokenizer and no normalizer: the text is one piece of characters merged by
+        // rank (`ember train --tokenizer char`: a BPE with no merges and a `Fuse` decoder).
+        _ if pre.is_null() => Ok(Pipeline {
+            model: TokenizerModel::Spm,
+            pre: "none",
+            space_prefix: "never",
+            strip_space: decoder_strips(decoder),
+        }),
         other => bail!("unsupported pre_tokenizer '{other}' in tokenizer.json"),
     }
 }
