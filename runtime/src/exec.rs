@@ -34,6 +34,17 @@ unsafe impl<T: Send> Send for SyncMutPtr<T> {}
 unsafe impl<T: Send> Sync for SyncMutPtr<T> {}
 
 impl<T> SyncMutPtr<T> {
+    /// `len` elements starting at `i`, as a mutable slice.
+    ///
+    /// # Safety
+    /// The range is in bounds of the buffer, no other part touches it while the slice lives,
+    /// and the slice does not outlive the buffer's borrow.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice<'x>(self, i: usize, len: usize) -> &'x mut [T] {
+        // SAFETY: guaranteed by the caller.
+        unsafe { core::slice::from_raw_parts_mut(self.0.add(i), len) }
+    }
+
     /// # Safety
     /// `i` is in bounds of the buffer, and no other part writes or reads index `i`.
     pub unsafe fn write(self, i: usize, v: T) {

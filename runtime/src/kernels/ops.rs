@@ -53,18 +53,30 @@ pub fn layernorm(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], eps: f32) {
     }
 }
 
+/// cos and sin of one position's RoPE angles: `out` (HS) = cos (HS/2) then sin (HS/2), with
+/// angle = pos · theta^(-2i/HS) computed in f32 as Hugging Face does. Computed once per
+/// position and shared by every head and layer.
+pub fn rope_angles(out: &mut [f32], pos: usize, inv_freq: &[f32]) {
+    let half = inv_freq.len();
+    let (cos, sin) = out[..2 * half].split_at_mut(half);
+    for i in 0..half {
+        let (s, c) = sincos64((pos as f32 * inv_freq[i]) as f64);
+        cos[i] = c as f32;
+        sin[i] = s as f32;
+    }
+}
+
 /// Rotates each head of `x` (heads · HS) in Hugging Face's rotate-half convention:
-/// dimension i pairs with i + HS/2, angle = pos · theta^(-2i/HS), computed in f32 as HF does.
-pub fn rope(x: &mut [f32], head_dim: usize, pos: usize, inv_freq: &[f32]) {
+/// dimension i pairs with i + HS/2. `angles` comes from `rope_angles`.
+pub fn rope(x: &mut [f32], head_dim: usize, angles: &[f32]) {
     let half = head_dim / 2;
+    let (cos, sin) = angles[..head_dim].split_at(half);
     for head in x.chunks_exact_mut(head_dim) {
+        let (lo, hi) = head.split_at_mut(half);
         for i in 0..half {
-            let angle = pos as f32 * inv_freq[i];
-            let (s, c) = sincos64(angle as f64);
-            let (s, c) = (s as f32, c as f32);
-            let (a, b) = (head[i], head[i + half]);
-            head[i] = a * c - b * s;
-            head[i + half] = b * c + a * s;
+            let (a, b) = (lo[i], hi[i]);
+            lo[i] = a * cos[i] - b * sin[i];
+            hi[i] = b * cos[i] + a * sin[i];
         }
     }
 }

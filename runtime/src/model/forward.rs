@@ -3,7 +3,7 @@
 use super::config::{Config, FfnKind, NormKind, Positions};
 use super::weights::{Layer, Linear, Matrix, Norm};
 use super::Model;
-use crate::exec::Executor;
+use crate::exec::{Executor, SyncMutPtr};
 use crate::kernels::{self as k, ActQ8, Kernels};
 use crate::kv_cache::KvCache;
 use crate::math::powf;
@@ -25,7 +25,7 @@ pub struct ScratchPlan {
     pub capacity: usize,
     pub mode: Logits,
     /// Lengths of the f32 regions, in `Parts` order.
-    lens: [usize; 13],
+    lens: [usize; 14],
     /// i8 elements: the quantized activations.
     pub bytes: usize,
     /// f32 elements in all.
@@ -47,7 +47,8 @@ impl ScratchPlan {
             b * cfg.q_dim(),             // att (B, NH·HS)
             b * f,                       // ffn_a (B, F) gate or up
             b * f,                       // ffn_b (B, F) up
-            capacity,                    // scores (capacity)
+            cfg.heads * capacity,        // scores (NH, capacity): one row per head
+            b * cfg.head_dim,            // rope (B, HS): cos and sin per position
             max_cols,                    // row: one dequantized embedding row
             cfg.head_dim / 2,            // inv_freq (HS/2) RoPE frequencies
             blocks,                      // act d (B, cols/32)
@@ -89,6 +90,7 @@ pub struct Parts<'s> {
     pub ffn_a: &'s mut [f32],
     pub ffn_b: &'s mut [f32],
     pub scores: &'s mut [f32],
+    pub rope: &'s mut [f32],
     pub row: &'s mut [f32],
     pub inv_freq: &'s [f32],
     pub act: ActQ8<'s>,
@@ -129,8 +131,8 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
         }
         let mut s = Scratch { plan, f, i };
         // RoPE frequencies theta^(-2i/HS), computed in f32 as Hugging Face does.
-        let inv_freq_at: usize = plan.lens[..9].iter().sum();
-        let half = plan.lens[9];
+        let inv_freq_at: usize = plan.lens[..10].iter().sum();
+        let half = plan.lens[10];
         for (k, v) in s.f.as_mut()[inv_freq_at..inv_freq_at + half]
             .iter_mut()
             .enumerate()
@@ -156,11 +158,12 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
         let ffn_a = take(&mut rest, l[5]);
         let ffn_b = take(&mut rest, l[6]);
         let scores = take(&mut rest, l[7]);
-        let row = take(&mut rest, l[8]);
-        let inv_freq = take(&mut rest, l[9]);
-        let d = take(&mut rest, l[10]);
-        let s = take(&mut rest, l[11]);
-        let logits = take(&mut rest, l[12]);
+        let rope = take(&mut rest, l[8]);
+        let row = take(&mut rest, l[9]);
+        let inv_freq = take(&mut rest, l[10]);
+        let d = take(&mut rest, l[11]);
+        let s = take(&mut rest, l[12]);
+        let logits = take(&mut rest, l[13]);
         let qs = take(&mut bytes, self.plan.bytes);
         Parts {
             x,
@@ -171,6 +174,7 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
             ffn_a,
             ffn_b,
             scores,
+            rope,
             row,
             inv_freq,
             act: ActQ8::new(qs, d, s),
@@ -180,8 +184,8 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
 
     /// The logits of the last forward pass: (T, V) for `Logits::All`, else (V).
     pub fn logits(&self) -> &[f32] {
-        let at: usize = self.plan.lens[..12].iter().sum();
-        &self.f.as_ref()[at..at + self.plan.lens[12]]
+        let at: usize = self.plan.lens[..13].iter().sum();
+        &self.f.as_ref()[at..at + self.plan.lens[13]]
     }
 }
 
@@ -266,6 +270,13 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
             }
         }
 
+        // RoPE cos/sin per position, shared by every head and layer: (T, HS).
+        if cfg.positions == Positions::Rope {
+            for i in 0..t {
+                k::rope_angles(&mut s.rope[i * hs..(i + 1) * hs], pos + i, s.inv_freq);
+            }
+        }
+
         for (li, layer) in w.layers.as_ref().iter().enumerate() {
             // Attention block: x += Wo · attention(rope(Wq·xn), rope(Wk·xn), Wv·xn)
             norm(cfg.norm, cfg.norm_eps, &layer.attn_norm, s.x, s.xn, t, c);
@@ -284,30 +295,35 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
             );
             if cfg.positions == Positions::Rope {
                 for i in 0..t {
-                    k::rope(&mut s.q[i * qd..(i + 1) * qd], hs, pos + i, s.inv_freq);
-                    k::rope(&mut new_k[i * kvd..(i + 1) * kvd], hs, pos + i, s.inv_freq);
+                    let angles = &s.rope[i * hs..(i + 1) * hs];
+                    k::rope(&mut s.q[i * qd..(i + 1) * qd], hs, angles);
+                    k::rope(&mut new_k[i * kvd..(i + 1) * kvd], hs, angles);
                 }
             }
             let (keys, values) = cache.layer_mut(li);
             keys[pos * kvd..(pos + t) * kvd].copy_from_slice(&new_k[..t * kvd]);
             values[pos * kvd..(pos + t) * kvd].copy_from_slice(&new_v[..t * kvd]);
+            // Heads are independent: one part per head, each with its own row of scores.
             let (keys, values) = cache.layer(li);
-            for i in 0..t {
-                let n = pos + i + 1; // causal: this token sees positions 0..=pos+i
-                for h in 0..cfg.heads {
-                    let kv_off = (h / group) * hs;
-                    k::attention_head(
-                        &mut s.att[i * qd + h * hs..i * qd + (h + 1) * hs],
-                        &s.q[i * qd + h * hs..i * qd + (h + 1) * hs],
-                        keys,
-                        values,
-                        kvd,
-                        kv_off,
-                        n,
-                        s.scores,
-                    );
+            let capacity = s.scores.len() / cfg.heads;
+            let (att, scores) = (
+                SyncMutPtr(s.att.as_mut_ptr()),
+                SyncMutPtr(s.scores.as_mut_ptr()),
+            );
+            let q: &[f32] = s.q;
+            cx.exec.run(cfg.heads, &|h| {
+                let kv_off = (h / group) * hs;
+                // SAFETY: part h alone uses scores row h, within the (NH, capacity) region.
+                let scores = unsafe { scores.slice(h * capacity, capacity) };
+                for i in 0..t {
+                    let n = pos + i + 1; // causal: this token sees positions 0..=pos+i
+                                         // SAFETY: part h alone writes head h's HS outputs of token i, inside
+                                         // att (T, NH·HS).
+                    let out = unsafe { att.slice(i * qd + h * hs, hs) };
+                    let qh = &q[i * qd + h * hs..i * qd + (h + 1) * hs];
+                    k::attention_head(out, qh, keys, values, kvd, kv_off, n, scores);
                 }
-            }
+            });
             linear(cx, li, "attn_output", &layer.o, s.att, t, s.xn, &mut s.act);
             k::add_in_place(&mut s.x[..t * c], &s.xn[..t * c]);
 
