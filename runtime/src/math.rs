@@ -132,7 +132,7 @@ pub fn expf(x: f32) -> f32 {
     const HI: f32 = 88.376_26;
     const LO: f32 = -87.336_55;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding and subtracting rounds to an integer
-    let (nan, underflow) = (x != x, x < LO);
+    let (nan, underflow) = (x.is_nan(), x < LO);
     let x = x.clamp(LO, HI);
     let n = (x * core::f32::consts::LOG2_E + ROUND) - ROUND;
     // ln2 in two parts so n * C1 is exact.
@@ -140,7 +140,7 @@ pub fn expf(x: f32) -> f32 {
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let y = p * r * r + r + 1.0;
     // 2^n for n in [-126, 127]; the clamp keeps n in range (x = LO gives a subnormal-free
     // result just above zero, as close as f32 gets).
