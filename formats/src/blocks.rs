@@ -86,6 +86,63 @@ pub struct BlockQ6K {
     pub d: u16,
 }
 
+/// Ember's q4_z (not a ggml type): 32 elements, `x = d * (q - z / 8)`, nibbles as in Q4_0.
+/// The scale and the zero point share one u16, `sd = d9 << 7 | z`: `d9` is the top nine
+/// bits of `d`'s f16 encoding below the sign (5 exponent bits, 4 mantissa bits), `z` in
+/// 0..=127 is the zero point in eighths. The same 4.5 bits per weight as Q4_0, but affine
+/// like Q4_1, whose (d, m) pairs it represents to within ~1.5% of `d` (see
+/// docs/QUANTIZATION.md).
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
+#[repr(C)]
+pub struct BlockQ4Z {
+    pub sd: u16,
+    pub qs: [u8; 16],
+}
+
+impl BlockQ4Z {
+    /// The scale `d` and the zero point `z / 8`.
+    #[inline]
+    pub fn scale_zero(&self) -> (f32, f32) {
+        q4z_scale_zero(self.sd)
+    }
+}
+
+/// `(d, z / 8)` of a packed q4_z `sd`.
+#[inline]
+pub fn q4z_scale_zero(sd: u16) -> (f32, f32) {
+    (f16_to_f32((sd >> 1) & 0x7FC0), (sd & 0x7F) as f32 * 0.125)
+}
+
+/// The 9-bit scale code nearest to `d` (>= 0), rounding in f16 bit space (so it is
+/// monotone); `up` rounds up instead, so the code's scale is at least `d`.
+pub fn q4z_code_d(d: f32, up: bool) -> u16 {
+    const MAX: u16 = 0x1EF; // exponent 30, mantissa 1111: the largest finite
+    if d.is_nan() || d <= 0.0 {
+        return 0;
+    }
+    let bits = f32_to_f16(d);
+    if bits >= 0x7C00 {
+        return MAX;
+    }
+    let code = if up {
+        let c = bits >> 6;
+        if f16_to_f32(c << 6) < d {
+            c + 1
+        } else {
+            c
+        }
+    } else {
+        (bits + 32) >> 6
+    };
+    code.min(MAX)
+}
+
+/// The scale of a 9-bit code.
+#[inline]
+pub fn q4z_d(code: u16) -> f32 {
+    f16_to_f32(code << 6)
+}
+
 const _: () = {
     assert!(core::mem::size_of::<BlockQ8_0>() == DType::Q8_0.block_bytes());
     assert!(core::mem::size_of::<BlockQ4_0>() == DType::Q4_0.block_bytes());
@@ -95,6 +152,7 @@ const _: () = {
     assert!(core::mem::size_of::<BlockQ4K>() == DType::Q4K.block_bytes());
     assert!(core::mem::size_of::<BlockQ5K>() == DType::Q5K.block_bytes());
     assert!(core::mem::size_of::<BlockQ6K>() == DType::Q6K.block_bytes());
+    assert!(core::mem::size_of::<BlockQ4Z>() == DType::Q4Z.block_bytes());
 };
 
 #[inline]
@@ -200,6 +258,15 @@ pub fn dequantize_row_ref(dtype: DType, src: &[u8], dst: &mut [f32]) {
                 for j in 0..16 {
                     y[j] = (b.qs[j] & 0x0F) as f32 * d + m;
                     y[j + 16] = (b.qs[j] >> 4) as f32 * d + m;
+                }
+            }
+        }
+        DType::Q4Z => {
+            for (b, y) in blocks::<BlockQ4Z>(src).iter().zip(dst.chunks_exact_mut(32)) {
+                let (d, z) = b.scale_zero();
+                for j in 0..16 {
+                    y[j] = d * ((b.qs[j] & 0x0F) as f32 - z);
+                    y[j + 16] = d * ((b.qs[j] >> 4) as f32 - z);
                 }
             }
         }
@@ -316,7 +383,8 @@ pub fn scale_min_k4(j: usize, s: &[u8; 12]) -> (u8, u8) {
 
 /// Quantizes `src` (whole blocks) into `dst` with ggml's reference rounding, for the
 /// types that have a simple reference quantizer: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
-/// Q5_1. Returns false for other types (K-quants are the converter's job).
+/// Q5_1, Q4Z. Returns false for other types (K-quants are the converter's job; the
+/// converter also has better, searching quantizers for the others).
 pub fn quantize_row_ref(dtype: DType, src: &[f32], dst: &mut [u8]) -> bool {
     assert_eq!(
         Some(dst.len()),
@@ -379,6 +447,14 @@ pub fn quantize_row_ref(dtype: DType, src: &[f32], dst: &mut [u8]) -> bool {
                 *b = quantize_q5_1_ref(x.try_into().expect("32 elements"));
             }
         }
+        DType::Q4Z => {
+            for (b, x) in blocks_mut::<BlockQ4Z>(dst)
+                .iter_mut()
+                .zip(src.chunks_exact(32))
+            {
+                *b = quantize_q4_z_ref(x.try_into().expect("32 elements"));
+            }
+        }
         DType::Q4K | DType::Q5K | DType::Q6K => return false,
     }
     true
@@ -438,6 +514,22 @@ pub fn quantize_q4_1_ref(x: &[f32; 32]) -> BlockQ4_1 {
     BlockQ4_1 {
         d: f32_to_f16(d),
         m: f32_to_f16(min),
+        qs: core::array::from_fn(|j| q(x[j]) | (q(x[j + 16]) << 4)),
+    }
+}
+
+/// Min/max q4_z: the range is widened to include 0, `d` rounded up so it covers the range.
+pub fn quantize_q4_z_ref(x: &[f32; 32]) -> BlockQ4Z {
+    let (min, max) = min_max(x);
+    let (min, max) = (min.min(0.0), max.max(0.0));
+    let code = q4z_code_d((max - min) / 15.0, true);
+    let d = q4z_d(code);
+    let id = inverse(d);
+    let z = roundf(-min * id * 8.0).clamp(0.0, 127.0);
+    let zf = z * 0.125;
+    let q = |v: f32| roundf(v * id + zf).clamp(0.0, 15.0) as u8;
+    BlockQ4Z {
+        sd: (code << 7) | z as u16,
         qs: core::array::from_fn(|j| q(x[j]) | (q(x[j + 16]) << 4)),
     }
 }
@@ -518,6 +610,7 @@ mod tests {
             (DType::Q8_0, 254.0),
             (DType::Q4_0, 15.0),
             (DType::Q4_1, 15.0),
+            (DType::Q4Z, 15.0),
             (DType::Q5_0, 31.0),
             (DType::Q5_1, 31.0),
             (DType::F16, 4096.0),
@@ -535,6 +628,10 @@ mod tests {
                 // clip by up to one step.
                 let slack = if matches!(dtype, DType::Q4_0 | DType::Q5_0) {
                     1.01
+                } else if dtype == DType::Q4Z {
+                    // d is rounded up to a 9-bit code (< 6.25% larger) and the zero point
+                    // to an eighth (an offset of at most d / 16).
+                    0.6
                 } else {
                     0.51
                 };
@@ -543,6 +640,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn q4z_scale_codes() {
+        assert_eq!(q4z_code_d(0.0, false), 0);
+        assert_eq!(q4z_code_d(-1.0, true), 0);
+        assert_eq!(q4z_code_d(f32::NAN, true), 0);
+        assert_eq!(q4z_d(q4z_code_d(1e9, false)), 63488.0);
+        // Powers of two and 4-bit mantissas are exact.
+        for d in [1.0f32, 0.5, 0.0625, 1.5, 0.001953125 * 1.9375] {
+            assert_eq!(q4z_d(q4z_code_d(d, false)), d);
+            assert_eq!(q4z_d(q4z_code_d(d, true)), d);
+        }
+        let mut prev = 0.0;
+        for code in 0..0x1EF {
+            let d = q4z_d(code);
+            assert!(d > prev || code == 0);
+            prev = d;
+            // Nearest: within half a step (< 3.2% of d) for normal scales; up: >= d.
+            let x = d * 1.02;
+            assert!(q4z_d(q4z_code_d(x, true)) >= x);
+            if d > 1e-4 {
+                let back = q4z_d(q4z_code_d(x, false));
+                assert!((back - x).abs() <= 0.032 * x, "{x} {back}");
+            }
+        }
+        let b = BlockQ4Z {
+            sd: (q4z_code_d(0.25, false) << 7) | 60,
+            qs: [0x9F; 16],
+        };
+        let mut y = [0f32; 32];
+        dequantize_row_ref(DType::Q4Z, bytemuck::bytes_of(&b), &mut y);
+        assert_eq!(y[0], 0.25 * (15.0 - 7.5));
+        assert_eq!(y[16], 0.25 * (9.0 - 7.5));
     }
 
     #[test]

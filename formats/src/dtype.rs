@@ -17,10 +17,12 @@ pub enum DType {
     Q4K,
     Q5K,
     Q6K,
+    /// Ember's own 4.5-bit affine type (id 64): see `blocks::BlockQ4Z`.
+    Q4Z,
 }
 
 impl DType {
-    pub const ALL: [DType; 11] = [
+    pub const ALL: [DType; 12] = [
         DType::F32,
         DType::F16,
         DType::BF16,
@@ -32,9 +34,11 @@ impl DType {
         DType::Q4K,
         DType::Q5K,
         DType::Q6K,
+        DType::Q4Z,
     ];
 
-    /// The id stored in files: ggml's `ggml_type` value.
+    /// The id stored in files: ggml's `ggml_type` value; Ember's own types use ids from 64
+    /// up, so they never collide with ggml's.
     pub const fn id(self) -> u32 {
         match self {
             DType::F32 => 0,
@@ -48,6 +52,7 @@ impl DType {
             DType::Q5K => 13,
             DType::Q6K => 14,
             DType::BF16 => 30,
+            DType::Q4Z => 64,
         }
     }
 
@@ -68,6 +73,7 @@ impl DType {
             DType::Q4K => "q4_k",
             DType::Q5K => "q5_k",
             DType::Q6K => "q6_k",
+            DType::Q4Z => "q4_z",
         }
     }
 
@@ -79,7 +85,7 @@ impl DType {
     pub const fn block_len(self) -> usize {
         match self {
             DType::F32 | DType::F16 | DType::BF16 => 1,
-            DType::Q8_0 | DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 => 32,
+            DType::Q8_0 | DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q4Z => 32,
             DType::Q4K | DType::Q5K | DType::Q6K => 256,
         }
     }
@@ -90,7 +96,7 @@ impl DType {
             DType::F32 => 4,
             DType::F16 | DType::BF16 => 2,
             DType::Q8_0 => 34,
-            DType::Q4_0 => 18,
+            DType::Q4_0 | DType::Q4Z => 18,
             DType::Q4_1 => 20,
             DType::Q5_0 => 22,
             DType::Q5_1 => 24,
@@ -153,5 +159,7 @@ mod tests {
         assert_eq!(DType::Q4_0.tensor_bytes(&[3, 65]), None);
         assert_eq!(DType::F32.tensor_bytes(&[usize::MAX, 2]), None);
         assert_eq!(DType::Q4_1.bits_per_weight(), 5.0);
+        assert_eq!(DType::Q4Z.bits_per_weight(), 4.5);
+        assert!(DType::ALL.iter().all(|d| d.id() < 64 || *d == DType::Q4Z));
     }
 }

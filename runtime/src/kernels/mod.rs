@@ -120,6 +120,7 @@ pub struct Kernels {
     pub dot_q4_k: DotQ8Fn,
     pub dot_q5_k: DotQ8Fn,
     pub dot_q6_k: DotQ8Fn,
+    pub dot_q4_z: DotQ8Fn,
     pub dot_f32: DotFloatFn,
     pub dot_f16: DotFloatFn,
     pub dot_bf16: DotFloatFn,
@@ -158,6 +159,7 @@ impl Kernels {
             dot_q4_k: s::dot_q4_k,
             dot_q5_k: s::dot_q5_k,
             dot_q6_k: s::dot_q6_k,
+            dot_q4_z: s::dot_q4_z,
             dot_f32: s::dot_f32,
             dot_f16: s::dot_f16,
             dot_bf16: s::dot_bf16,
@@ -227,6 +229,7 @@ impl Kernels {
             DType::Q4K => RowDot::Quantized(self.dot_q4_k, None, None),
             DType::Q5K => RowDot::Quantized(self.dot_q5_k, None, None),
             DType::Q6K => RowDot::Quantized(self.dot_q6_k, None, None),
+            DType::Q4Z => RowDot::Quantized(self.dot_q4_z, None, None),
             // DType is non-exhaustive; a new type must be added here before the loader
             // accepts it (Weights::load checks `supports`).
             _ => RowDot::Float(self.dot_f32, None),
@@ -264,6 +267,7 @@ mod x86 {
             wrap!(avx2, dot_q8_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!(avx2, dot_q4_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!(avx2, dot_q4_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(avx2, dot_q4_z, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!(avx2, dot_f32, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx2, dot_f16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx2, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
@@ -274,6 +278,7 @@ mod x86 {
             dot_q8_0: w::dot_q8_0,
             dot_q4_0: w::dot_q4_0,
             dot_q4_1: w::dot_q4_1,
+            dot_q4_z: w::dot_q4_z,
             dot_f32: w::dot_f32,
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,
@@ -288,6 +293,7 @@ mod x86 {
             wrap!(avx512, dot_q8_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!(avx512, dot_q4_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!(avx512, dot_q4_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(avx512, dot_q4_z, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!(avx512, dot_f32, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx512, dot_f16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx512, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
@@ -310,6 +316,7 @@ mod x86 {
             dot_q8_0: w::dot_q8_0,
             dot_q4_0: w::dot_q4_0,
             dot_q4_1: w::dot_q4_1,
+            dot_q4_z: w::dot_q4_z,
             dot_f32: w::dot_f32,
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,
@@ -384,6 +391,8 @@ mod arm {
             dot_q4_k: w::dot_q4_k,
             dot_q5_k: w::dot_q5_k,
             dot_q6_k: w::dot_q6_k,
+            // q4_z has no NEON version yet.
+            dot_q4_z: super::dot::scalar::dot_q4_z,
             dot_f32: w::dot_f32,
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,

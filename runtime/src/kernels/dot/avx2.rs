@@ -175,6 +175,29 @@ pub unsafe fn dot_q4_1(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     hsum_ps(acc) + _mm256_cvtss_f32(mins)
 }
 
+/// q4_z: dw (dx · dot(q, xq) − z · sx) per block; the f16 bits of dw are `(sd >> 1) & 0x7FC0`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q4_z(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nb = blocks(w, 18, qs, d, s);
+    let mut acc = _mm256_setzero_ps();
+    // Every lane of `offset` holds the same running sum of dw * z * sx.
+    let mut offset = _mm256_setzero_ps();
+    for b in 0..nb {
+        // SAFETY: `blocks` checked that block b of w (18 bytes) and of qs (32) exist.
+        unsafe {
+            let p = w.as_ptr().add(18 * b);
+            let sd = u16_at(p);
+            let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
+            let dot = mul_sum_us8(nibbles(p.add(2)), xq);
+            let dw = f16x8((sd >> 1) & 0x7FC0);
+            let z = (sd & 0x7F) as f32 * 0.125;
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(d[b])), dot, acc);
+            offset = _mm256_fmadd_ps(dw, _mm256_set1_ps(z * s[b]), offset);
+        }
+    }
+    hsum_ps(acc) - _mm256_cvtss_f32(offset)
+}
+
 /// Float dot over 32 elements per step with four accumulators; `load(i)` gives 8 weights.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]

@@ -157,6 +157,47 @@ pub unsafe fn dot_q4_1(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     }
 }
 
+/// q4_z: dw (dx · dot(q, xq) − z · sx) per block, two blocks per step (as `dot_q4`); the
+/// f16 bits of dw are `(sd >> 1) & 0x7FC0`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn dot_q4_z(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nb = blocks(w, 18, qs, d, s);
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    // Every lane of `offset` holds the same running sum of dw * z * sx.
+    let mut offset = _mm256_setzero_ps();
+    let mut b = 0;
+    // SAFETY: `blocks` checked that blocks 0..nb of w (18 bytes each) and qs exist.
+    unsafe {
+        let block = |b: usize| {
+            let p = w.as_ptr().add(18 * b);
+            let sd = u16_at(p);
+            let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
+            let dot = dp(nibbles(p.add(2)), xq);
+            let dw = f16x8((sd >> 1) & 0x7FC0);
+            let z = (sd & 0x7F) as f32 * 0.125;
+            (
+                _mm256_mul_ps(dw, _mm256_set1_ps(d[b])),
+                dot,
+                _mm256_mul_ps(dw, _mm256_set1_ps(z * s[b])),
+            )
+        };
+        while b + 2 <= nb {
+            let (s0, d0, e0) = block(b);
+            let (s1, d1, e1) = block(b + 1);
+            acc0 = _mm256_fmadd_ps(s0, d0, acc0);
+            acc1 = _mm256_fmadd_ps(s1, d1, acc1);
+            offset = _mm256_add_ps(offset, _mm256_add_ps(e0, e1));
+            b += 2;
+        }
+        if b < nb {
+            let (s0, d0, e0) = block(b);
+            acc0 = _mm256_fmadd_ps(s0, d0, acc0);
+            offset = _mm256_add_ps(offset, e0);
+        }
+    }
+    hsum256(_mm256_add_ps(acc0, acc1)) - _mm256_cvtss_f32(offset)
+}
+
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn dot_float(n: usize, x: &[f32], load: impl Fn(usize) -> __m512) -> f32 {

@@ -5,8 +5,8 @@
 //! Float dots take the f32 activations.
 
 use ember_format::blocks::{
-    f16_to_f32, scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
-    BlockQ6K, BlockQ8_0,
+    f16_to_f32, scale_min_k4, BlockQ4K, BlockQ4Z, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0,
+    BlockQ5_1, BlockQ6K, BlockQ8_0,
 };
 
 /// Round half to even, the CPU's default (so SIMD conversions give the same integers).
@@ -76,6 +76,17 @@ pub fn dot_q4_1(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     for (b, blk) in blocks::<BlockQ4_1>(w).iter().enumerate() {
         let dot = idot(nibbles(&blk.qs), &qs[32 * b..]);
         acc += f16_to_f32(blk.d) * d[b] * dot as f32 + f16_to_f32(blk.m) * s[b];
+    }
+    acc
+}
+
+pub fn dot_q4_z(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    // sum dw (q - z) x = dw (dx sum q xq - z sx)
+    let mut acc = 0f32;
+    for (b, blk) in blocks::<BlockQ4Z>(w).iter().enumerate() {
+        let dot = idot(nibbles(&blk.qs), &qs[32 * b..]);
+        let (dw, z) = blk.scale_zero();
+        acc += dw * (d[b] * dot as f32 - z * s[b]);
     }
     acc
 }
