@@ -75,6 +75,8 @@ check fmt cargo fmt --all --check
 check clippy cargo clippy --workspace --all-targets -- -D warnings
 EMBER_REQUIRE_LEVELS=$require_levels cargo_tests tests --workspace
 check no_std cargo build -p ember-format -p ember-runtime --target thumbv7em-none-eabihf --no-default-features
+# ... and running: the Cortex-M4 firmware in qemu generates the same tokens as the host.
+check firmware scripts/firmware.sh
 
 # The NEON kernels on other hosts: cross-build for aarch64 and run the format and runtime
 # tests under qemu (`-cpu max` has dotprod); a skipped NEON level is a failure.
