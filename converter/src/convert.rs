@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use ember_format::{DType, Writer};
 
+use crate::calibrate::Importance;
 use crate::error::{Context, Result};
 use crate::import::{gguf::GgufSource, hf::HfSource};
 use crate::plan::Plan;
@@ -121,6 +122,17 @@ impl Progress {
 /// Builds the `.ember` contents of `input` in memory. `recipe` `None` means the input
 /// kind's default. `progress` prints to stderr.
 pub fn build(input: &Path, recipe: Option<Recipe>, progress: bool) -> Result<(Writer, Summary)> {
+    build_with(input, recipe, None, progress)
+}
+
+/// [`build`] with calibration statistics weighting the quantization error
+/// ([`crate::calibrate`]).
+pub fn build_with(
+    input: &Path,
+    recipe: Option<Recipe>,
+    importance: Option<&Importance>,
+    progress: bool,
+) -> Result<(Writer, Summary)> {
     let start = Instant::now();
     let (kind, path) = detect(input)?;
     let recipe = recipe.unwrap_or(kind.default_recipe());
@@ -135,12 +147,12 @@ pub fn build(input: &Path, recipe: Option<Recipe>, progress: bool) -> Result<(Wr
         InputKind::HfDir => {
             let src = HfSource::open(&path)?;
             let plan = src.plan()?;
-            write_plan(plan, &source, &label, recipe, progress, start)
+            write_plan(plan, &source, &label, recipe, importance, progress, start)
         }
         InputKind::Gguf => {
             let src = GgufSource::open(&path)?;
             let plan = src.plan()?;
-            write_plan(plan, &source, &label, recipe, progress, start)
+            write_plan(plan, &source, &label, recipe, importance, progress, start)
         }
     }
 }
@@ -152,14 +164,16 @@ pub fn build_gguf_bytes(bytes: &[u8], name: &str, recipe: Recipe) -> Result<(Wri
     let g = crate::gguf::GgufFile::parse(bytes)?;
     let stem = name.strip_suffix(".gguf").unwrap_or(name);
     let plan = crate::import::gguf::plan(g, stem)?;
-    write_plan(plan, name, name, recipe, false, start)
+    write_plan(plan, name, name, recipe, None, false, start)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_plan(
     plan: Plan<'_>,
     source: &str,
     label: &str,
     recipe: Recipe,
+    importance: Option<&Importance>,
     progress: bool,
     start: Instant,
 ) -> Result<(Writer, Summary)> {
@@ -181,6 +195,16 @@ fn write_plan(
         &format!("ember-convert {}", env!("CARGO_PKG_VERSION")),
     );
     w.set_str("general.quantization", recipe.name());
+    w.set_str("quantization.recipe", &recipe.describe());
+    if let Some(imp) = importance {
+        w.set_str(
+            "quantization.calibration",
+            &format!(
+                "{}: mean x² per input channel over {} tokens",
+                imp.source, imp.tokens
+            ),
+        );
+    }
     plan.tokenizer.write(&mut w);
 
     let total = plan.tensors.len();
@@ -206,12 +230,22 @@ fn write_plan(
         fallbacks: Vec::new(),
     };
     for (i, t) in plan.tensors.iter().enumerate() {
-        let (dst, fallback) = quant::target_dtype(recipe, t.dtype, &t.shape);
+        let (dst, fallback) = quant::target_dtype(recipe, &t.name, t.dtype, &t.shape);
         if fallback {
             summary.fallbacks.push(t.name.clone());
         }
         let data = t.materialize()?;
-        let data = quant::convert(data, t.dtype, dst, &t.shape)
+        let weights = importance
+            .filter(|_| dst.is_quantized() && dst != t.dtype)
+            .and_then(|imp| imp.weights(&t.name))
+            .filter(|w| Some(&w.len()) == t.shape.last());
+        if t.shape.len() >= 2 {
+            w.set_str(
+                &format!("quantization.tensor.{}", t.name),
+                &quant::method(t.dtype, dst, weights.is_some()),
+            );
+        }
+        let data = quant::convert(data, t.dtype, dst, &t.shape, weights.as_deref())
             .map_err(|e| crate::Error(format!("tensor {}: {e}", t.name)))?;
         summary.params += t.elements() as u64;
         summary.tensor_bytes += data.len() as u64;
@@ -243,6 +277,11 @@ pub struct Options {
     pub force: bool,
     /// Progress and notes on stderr.
     pub progress: bool,
+    /// A text to run the model over first, weighting each matrix's quantization error by
+    /// the activations its columns meet ([`crate::calibrate`]).
+    pub calibration: Option<PathBuf>,
+    /// At most this many calibration tokens.
+    pub calibration_tokens: usize,
 }
 
 /// Converts `opts.input` and writes `opts.output` (via a temporary file renamed into place).
@@ -257,7 +296,26 @@ pub fn convert(opts: &Options) -> Result<Summary> {
     if opts.output.is_dir() {
         crate::bail!("{} is a directory", opts.output.display());
     }
-    let (w, mut summary) = build(&opts.input, opts.quant, opts.progress)?;
+    let importance = match &opts.calibration {
+        Some(text) => {
+            if opts.progress {
+                eprintln!(
+                    "calibrating on {} (up to {} tokens) ...",
+                    text.display(),
+                    opts.calibration_tokens
+                );
+            }
+            Some(crate::calibrate::calibrate(
+                &opts.input,
+                text,
+                opts.calibration_tokens,
+                crate::calibrate::DEFAULT_CTX,
+                opts.progress,
+            )?)
+        }
+        None => None,
+    };
+    let (w, mut summary) = build_with(&opts.input, opts.quant, importance.as_ref(), opts.progress)?;
     summary.file_bytes = w
         .write_file(&opts.output)
         .context(format!("writing {}", opts.output.display()))?;

@@ -9,11 +9,14 @@
 //!     quant: Some(Recipe::Same),
 //!     force: false,
 //!     progress: true,
+//!     calibration: None,
+//!     calibration_tokens: 0,
 //! })?;
 //! println!("{} tensors, {:.2} bits/weight", summary.tensors, summary.bits_per_weight());
 //! # Ok::<(), ember_convert::Error>(())
 //! ```
 
+pub mod calibrate;
 pub mod convert;
 pub mod error;
 pub mod gguf;
@@ -21,10 +24,13 @@ pub mod import;
 pub mod model;
 pub mod plan;
 pub mod quant;
+pub mod quant_search;
 pub mod rope;
 mod tok;
 pub mod tokenizer;
 
-pub use convert::{build, build_gguf_bytes, convert, detect, InputKind, Options, Summary};
+pub use convert::{
+    build, build_gguf_bytes, build_with, convert, detect, InputKind, Options, Summary,
+};
 pub use error::{Error, Result};
 pub use quant::Recipe;

@@ -1,9 +1,14 @@
 //! Quantization policy: which dtype each tensor is written in, and the conversion itself.
+//!
+//! Block types are written by the error-minimizing searches of [`crate::quant_search`]
+//! (optionally importance-weighted by calibration statistics); docs/QUANTIZATION.md has
+//! the measured recipes.
 
 use ember_format::blocks::{dequantize_row_ref, quantize_row_ref};
 use ember_format::DType;
 
 use crate::error::Result;
+use crate::quant_search;
 
 /// A `--quant` recipe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,24 +19,31 @@ pub enum Recipe {
     Q8_0,
     Q4_0,
     Q4_1,
+    /// Ember's 4.5-bit affine type for the block matrices.
+    Q4Z,
+    /// The recommended 4-bit recipe (currently q4_z block matrices, q8_0 embedding/head).
+    Q4,
     /// Keep each matrix in its source dtype, byte for byte.
     Same,
 }
 
 impl Recipe {
-    pub const ALL: [Recipe; 7] = [
+    pub const ALL: [Recipe; 9] = [
         Recipe::F32,
         Recipe::F16,
         Recipe::BF16,
         Recipe::Q8_0,
         Recipe::Q4_0,
         Recipe::Q4_1,
+        Recipe::Q4Z,
+        Recipe::Q4,
         Recipe::Same,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
             Recipe::Same => "same",
+            Recipe::Q4 => "q4",
             other => other.dtype().expect("not same").name(),
         }
     }
@@ -40,7 +52,7 @@ impl Recipe {
         Recipe::ALL.into_iter().find(|r| r.name() == s)
     }
 
-    /// The dtype of 2-D matrices, `None` for `same`.
+    /// The dtype of the per-layer (block) matrices, `None` for `same`.
     pub fn dtype(self) -> Option<DType> {
         match self {
             Recipe::F32 => Some(DType::F32),
@@ -49,7 +61,38 @@ impl Recipe {
             Recipe::Q8_0 => Some(DType::Q8_0),
             Recipe::Q4_0 => Some(DType::Q4_0),
             Recipe::Q4_1 => Some(DType::Q4_1),
+            Recipe::Q4Z | Recipe::Q4 => Some(DType::Q4Z),
             Recipe::Same => None,
+        }
+    }
+
+    /// The dtype of the token embedding and output head under a sub-8-bit recipe: q8_0, as
+    /// llama.cpp does. They are the largest matrices of a small model and the ones its
+    /// logits are most sensitive to.
+    pub fn embedding_dtype(self) -> Option<DType> {
+        match self {
+            Recipe::Q4_0 | Recipe::Q4_1 | Recipe::Q4Z | Recipe::Q4 => Some(DType::Q8_0),
+            other => other.dtype(),
+        }
+    }
+
+    /// A one-line description for the file's provenance (`quantization.recipe`).
+    pub fn describe(self) -> String {
+        match self {
+            Recipe::Same => "every matrix kept in its source dtype".into(),
+            Recipe::F32 | Recipe::F16 | Recipe::BF16 => format!("every matrix {}", self.name()),
+            Recipe::Q8_0 => "every matrix q8_0".into(),
+            r => format!(
+                "{}{}: per-layer matrices {}, token_embd/output {}",
+                r.name(),
+                if r == Recipe::Q4 {
+                    " (recommended 4-bit)"
+                } else {
+                    ""
+                },
+                r.dtype().expect("block type"),
+                r.embedding_dtype().expect("block type")
+            ),
         }
     }
 }
@@ -60,18 +103,32 @@ impl std::fmt::Display for Recipe {
     }
 }
 
+/// Whether `name` is the token embedding or the output head.
+pub fn is_embedding(name: &str) -> bool {
+    matches!(
+        name,
+        "token_embd.weight" | "output.weight" | "pos_embd.weight"
+    )
+}
+
 /// The dtype a tensor is written in, and whether that is a fallback from the recipe.
 ///
 /// - 1-D tensors (norm weights, biases) are always f32: they are tiny and the runtime
 ///   adds or multiplies them elementwise in f32.
 /// - `same` keeps a matrix's source dtype.
+/// - Sub-8-bit recipes keep the embedding and output head at q8_0 ([`Recipe::embedding_dtype`]).
 /// - A block-quantized recipe needs rows that are whole blocks; other matrices fall back
 ///   to f16 (returned as a fallback so the caller can report it).
-pub fn target_dtype(recipe: Recipe, src: DType, shape: &[usize]) -> (DType, bool) {
+pub fn target_dtype(recipe: Recipe, name: &str, src: DType, shape: &[usize]) -> (DType, bool) {
     if shape.len() < 2 {
         return (DType::F32, false);
     }
-    let Some(want) = recipe.dtype() else {
+    let want = if is_embedding(name) {
+        recipe.embedding_dtype()
+    } else {
+        recipe.dtype()
+    };
+    let Some(want) = want else {
         return (src, false);
     };
     let row = *shape.last().expect("2-D");
@@ -82,10 +139,35 @@ pub fn target_dtype(recipe: Recipe, src: DType, shape: &[usize]) -> (DType, bool
     }
 }
 
+/// How a tensor was produced, for the provenance record.
+pub fn method(src: DType, dst: DType, weighted: bool) -> String {
+    if src == dst {
+        format!("{dst} (copied)")
+    } else if quant_search::has_search(dst) {
+        format!(
+            "{dst} (least-squares scale search{})",
+            if weighted {
+                ", calibration-weighted"
+            } else {
+                ""
+            }
+        )
+    } else {
+        format!("{dst}")
+    }
+}
+
 /// Converts `data` (a tensor of `src` with `shape`) to `dst`. Identical dtypes are copied
 /// byte for byte (so `q4_1` → `q4_1` is exact); otherwise each row is dequantized exactly
-/// to f32 and quantized with ggml's reference quantizer.
-pub fn convert(data: Vec<u8>, src: DType, dst: DType, shape: &[usize]) -> Result<Vec<u8>> {
+/// to f32 and quantized: block types by the error-minimizing search, weighted per input
+/// column by `importance` (length = columns) when given; float types by rounding.
+pub fn convert(
+    data: Vec<u8>,
+    src: DType,
+    dst: DType,
+    shape: &[usize],
+    importance: Option<&[f32]>,
+) -> Result<Vec<u8>> {
     if src == dst {
         return Ok(data);
     }
@@ -97,19 +179,50 @@ pub fn convert(data: Vec<u8>, src: DType, dst: DType, shape: &[usize]) -> Result
         crate::bail!("shape {shape:?} cannot be stored as {dst}");
     };
     let dst_row = dst.row_bytes(cols).expect("checked by tensor_bytes");
-    if !data.len().is_multiple_of(src_row.max(1)) {
+    if !data.len().is_multiple_of(src_row.max(1))
+        || data.len() / src_row.max(1) * dst_row != dst_len
+    {
         crate::bail!("data is not whole rows of {src}");
     }
-    let mut out = vec![0u8; dst_len];
-    let mut row = vec![0f32; cols];
-    for (s, d) in data
-        .chunks_exact(src_row)
-        .zip(out.chunks_exact_mut(dst_row))
-    {
-        dequantize_row_ref(src, s, &mut row);
-        if !quantize_row_ref(dst, &row, d) {
-            crate::bail!("no quantizer for {dst}");
+    if let Some(imp) = importance {
+        if imp.len() != cols {
+            crate::bail!("importance has {} columns, the matrix {cols}", imp.len());
         }
+    }
+    let mut out = vec![0u8; dst_len];
+    let rows = dst_len / dst_row.max(1);
+    // Rows are independent: split them over threads (the result does not depend on it).
+    let threads = if quant_search::has_search(dst) && rows >= 64 {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(16)
+    } else {
+        1
+    };
+    let per = rows.div_ceil(threads).max(1);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for (s, d) in data
+            .chunks(per * src_row)
+            .zip(out.chunks_mut(per * dst_row))
+        {
+            let failed = &failed;
+            scope.spawn(move || {
+                let mut row = vec![0f32; cols];
+                for (s, d) in s.chunks_exact(src_row).zip(d.chunks_exact_mut(dst_row)) {
+                    dequantize_row_ref(src, s, &mut row);
+                    let ok = quant_search::quantize_row(dst, &row, importance, d)
+                        || quantize_row_ref(dst, &row, d);
+                    if !ok {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    if failed.into_inner() {
+        crate::bail!("no quantizer for {dst}");
     }
     Ok(out)
 }
@@ -120,25 +233,40 @@ mod tests {
 
     #[test]
     fn policy() {
+        let m = "blk.0.ffn_up.weight";
         assert_eq!(
-            target_dtype(Recipe::Q4_0, DType::F32, &[64]),
+            target_dtype(Recipe::Q4_0, "x.bias", DType::F32, &[64]),
             (DType::F32, false)
         );
         assert_eq!(
-            target_dtype(Recipe::Q4_0, DType::F32, &[8, 64]),
+            target_dtype(Recipe::Q4_0, m, DType::F32, &[8, 64]),
             (DType::Q4_0, false)
         );
         assert_eq!(
-            target_dtype(Recipe::Q4_0, DType::F32, &[8, 172]),
+            target_dtype(Recipe::Q4_0, m, DType::F32, &[8, 172]),
             (DType::F16, true)
         );
         assert_eq!(
-            target_dtype(Recipe::Same, DType::Q6K, &[8, 256]),
+            target_dtype(Recipe::Same, m, DType::Q6K, &[8, 256]),
             (DType::Q6K, false)
         );
         assert_eq!(
-            target_dtype(Recipe::Same, DType::BF16, &[256]),
+            target_dtype(Recipe::Same, "x", DType::BF16, &[256]),
             (DType::F32, false)
+        );
+        for r in [Recipe::Q4, Recipe::Q4Z] {
+            assert_eq!(
+                target_dtype(r, m, DType::F32, &[8, 64]),
+                (DType::Q4Z, false)
+            );
+            assert_eq!(
+                target_dtype(r, "token_embd.weight", DType::Q4_1, &[8, 64]),
+                (DType::Q8_0, false)
+            );
+        }
+        assert_eq!(
+            target_dtype(Recipe::Q8_0, "output.weight", DType::F32, &[8, 64]),
+            (DType::Q8_0, false)
         );
         for r in Recipe::ALL {
             assert_eq!(Recipe::from_name(r.name()), Some(r));
@@ -149,9 +277,9 @@ mod tests {
     fn f16_round_trip_is_exact_for_halves() {
         let xs: Vec<f32> = (0..64).map(|i| i as f32 * 0.5 - 3.0).collect();
         let bytes: Vec<u8> = bytemuck::cast_slice(&xs).to_vec();
-        let h = convert(bytes.clone(), DType::F32, DType::F16, &[2, 32]).unwrap();
+        let h = convert(bytes.clone(), DType::F32, DType::F16, &[2, 32], None).unwrap();
         assert_eq!(h.len(), 128);
-        let back = convert(h, DType::F16, DType::F32, &[2, 32]).unwrap();
+        let back = convert(h, DType::F16, DType::F32, &[2, 32], None).unwrap();
         assert_eq!(back, bytes);
     }
 }

@@ -282,14 +282,15 @@ fn q8_0_quantizes_matrices_and_falls_back_to_f16_on_odd_rows() {
             DType::Q8_0
         };
         assert_eq!(t.dtype, want, "{ember}");
-        // q8_0 error: at most half a step (absmax / 127 / 2) per block, plus f16 rounding of d.
+        // q8_0 error: the scale search minimizes the block's squared error, which may clip
+        // the extreme by up to a step: at most one step (absmax / 127) plus f16 rounding of d.
         let (_, got) = tensor_f32(&f, &ember);
         let block = if want == DType::Q8_0 { 32 } else { vals.len() };
         for (g, v) in got.chunks(block).zip(vals.chunks(block)) {
             let amax = v.iter().fold(0f32, |m, x| m.max(x.abs()));
             for (a, b) in g.iter().zip(v) {
                 assert!(
-                    (a - b).abs() <= amax / 127.0 * 0.51 + amax * 1e-3 + 1e-7,
+                    (a - b).abs() <= amax / 127.0 * 1.01 + amax * 1e-3 + 1e-7,
                     "{ember}: {a} vs {b}"
                 );
             }
@@ -327,6 +328,8 @@ fn convert_writes_the_file_and_refuses_to_overwrite() {
         quant: Some(Recipe::F32),
         force: false,
         progress: false,
+        calibration: None,
+        calibration_tokens: 0,
     };
     let s = ember_convert::convert(&opts).unwrap();
     let len = std::fs::metadata(&out).unwrap().len();

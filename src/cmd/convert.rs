@@ -14,9 +14,15 @@ Inputs:
 
 Quantization (--quant):
   f32, f16, bf16    every matrix in that type
-  q8_0, q4_0, q4_1  ggml block types (reference quantizers); a matrix whose rows are not
-                    multiples of 32 is written as f16 instead (listed on stderr)
+  q8_0              every matrix q8_0
+  q4_0, q4_1, q4_z  the per-layer matrices in that type, the token embedding and output
+                    head in q8_0 (as llama.cpp); q4_z is Ember's 4.5-bit affine type
+  q4                the recommended 4-bit recipe (q4_z; see docs/QUANTIZATION.md)
   same              keep each matrix's source type byte for byte (GGUF blocks are copied)
+  Block types are written by a least-squares search over candidate scales per block; a
+  matrix whose rows are not multiples of 32 is written as f16 instead (listed on stderr).
+  --calibration TEXT runs the f32 model over TEXT first and weights each matrix's
+  quantization error by the mean x² of the activations its columns meet.
   Norm weights and biases are always f32. Re-quantizing a quantized GGUF dequantizes it
   exactly to f32 first; a matrix already in the target type is copied unchanged.
   Default: `same` for GGUF input, `f16` for Hugging Face input.")]
@@ -26,7 +32,7 @@ pub struct Args {
     /// Output .ember file.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Weight type: f32, f16, bf16, q8_0, q4_0, q4_1 or same [default: same for GGUF, f16 for HF].
+    /// Weight type: f32, f16, bf16, q8_0, q4_0, q4_1, q4_z, q4 or same [default: same for GGUF, f16 for HF].
     #[arg(short, long, value_parser = parse_recipe)]
     pub quant: Option<Recipe>,
     /// Overwrite OUTPUT if it exists.
@@ -35,6 +41,12 @@ pub struct Args {
     /// No progress on stderr (the summary line is still printed).
     #[arg(long)]
     pub quiet: bool,
+    /// Calibration text (UTF-8) for importance-weighted quantization.
+    #[arg(long, value_name = "TEXT")]
+    pub calibration: Option<PathBuf>,
+    /// At most this many calibration tokens.
+    #[arg(long, default_value_t = 8192)]
+    pub calibration_tokens: usize,
 }
 
 fn parse_recipe(s: &str) -> Result<Recipe, String> {
@@ -51,6 +63,8 @@ pub fn run(args: Args) -> CmdResult {
         quant: args.quant,
         force: args.force,
         progress: !args.quiet,
+        calibration: args.calibration.clone(),
+        calibration_tokens: args.calibration_tokens,
     })?;
     eprintln!(
         "wrote {}: {} tensors, {} parameters, {:.1} MB, {:.2} bits/weight (--quant {}), {:.2} s",
