@@ -162,8 +162,16 @@ impl Executor for ThreadPool {
             s.wake.notify_all();
         }
         s.work(job);
+        // Spin briefly (the other parts usually finish within microseconds), then yield so
+        // an oversubscribed machine can run the worker we are waiting for.
+        let mut spins = 0u32;
         while s.remaining.load(Ordering::Acquire) != 0 {
-            core::hint::spin_loop();
+            if spins < SPIN {
+                spins += 1;
+                core::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
     }
 }
