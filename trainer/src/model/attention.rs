@@ -26,6 +26,22 @@ impl AttnShape {
     }
 }
 
+/// Causal blocks: rows [r0, r1) only see keys [0, r1), so splitting T in two halves skips
+/// the all-zero upper-right quarter of every T x T product.
+fn row_blocks(t: usize) -> [(usize, usize); 2] {
+    let h = t / 2;
+    [(0, h), (h, t)]
+}
+
+/// Rows `r0..` of a (T, HS) head inside the fused buffer (row stride `stride`).
+fn head<T>(seq: &[T], col: usize, r0: usize, stride: usize) -> View<'_, T> {
+    View {
+        data: &seq[r0 * stride + col..],
+        rs: stride,
+        cs: 1,
+    }
+}
+
 /// qkv: (B T, QKV); out: (B T, NH HS); att: (B, NH, T, T) softmax probabilities (saved).
 pub fn attention_forward<T: Float>(out: &mut [T], att: &mut [T], qkv: &[T], s: AttnShape) {
     let (t, hs, qd, od) = (s.t, s.hs, s.qkv_dim(), s.nh * s.hs);
@@ -35,18 +51,22 @@ pub fn attention_forward<T: Float>(out: &mut [T], att: &mut [T], qkv: &[T], s: A
         for h in 0..s.nh {
             let (qc, kc, vc) = s.cols(h);
             let p = &mut att[(b * s.nh + h) * t * t..(b * s.nh + h + 1) * t * t];
-            // scores (T, T) = q (T, HS) @ k^T * scale
-            let q = View {
-                data: &seq[qc..],
-                rs: qd,
-                cs: 1,
-            };
-            let k = View {
-                data: &seq[kc..],
-                rs: qd,
-                cs: 1,
-            };
-            gemm(t, hs, t, scale, q, k.t(), T::ZERO, p, t, 1);
+            // scores (T, T) = q (T, HS) @ k^T * scale, row block by row block
+            for (r0, r1) in row_blocks(t) {
+                let (q, k) = (head(seq, qc, r0, qd), head(seq, kc, 0, qd));
+                gemm(
+                    r1 - r0,
+                    hs,
+                    r1,
+                    scale,
+                    q,
+                    k.t(),
+                    T::ZERO,
+                    &mut p[r0 * t..],
+                    t,
+                    1,
+                );
+            }
             for (i, row) in p.chunks_exact_mut(t).enumerate() {
                 let mut mx = row[0];
                 for &v in &row[1..=i] {
@@ -68,13 +88,26 @@ pub fn attention_forward<T: Float>(out: &mut [T], att: &mut [T], qkv: &[T], s: A
                 }
             }
             // out (T, HS) = att (T, T) @ v (T, HS)
-            let v = View {
-                data: &seq[vc..],
-                rs: qd,
-                cs: 1,
-            };
-            let o = &mut out[b * t * od + h * hs..];
-            gemm(t, t, hs, T::ONE, View::rows(p, t), v, T::ZERO, o, od, 1);
+            for (r0, r1) in row_blocks(t) {
+                let pr = View {
+                    data: &p[r0 * t..],
+                    rs: t,
+                    cs: 1,
+                };
+                let o = &mut out[(b * t + r0) * od + h * hs..];
+                gemm(
+                    r1 - r0,
+                    r1,
+                    hs,
+                    T::ONE,
+                    pr,
+                    head(seq, vc, 0, qd),
+                    T::ZERO,
+                    o,
+                    od,
+                    1,
+                );
+            }
         }
     }
 }
@@ -94,34 +127,46 @@ pub fn attention_backward<T: Float>(
     for b in 0..s.b {
         let seq = &qkv[b * t * qd..(b + 1) * t * qd];
         let dseq = &mut dqkv[b * t * qd..(b + 1) * t * qd];
+        let dy_seq = &dout[b * t * od..(b + 1) * t * od];
         for h in 0..s.nh {
             let (qc, kc, vc) = s.cols(h);
             let p = &att[(b * s.nh + h) * t * t..(b * s.nh + h + 1) * t * t];
-            let dy = View {
-                data: &dout[b * t * od + h * hs..],
-                rs: od,
-                cs: 1,
-            };
-            let v = View {
-                data: &seq[vc..],
-                rs: qd,
-                cs: 1,
-            };
-            // dP (T, T) = dy (T, HS) @ v^T
-            gemm(t, hs, t, T::ONE, dy, v.t(), T::ZERO, scratch, t, 1);
-            // dv (T, HS) += P^T @ dy
-            gemm(
-                t,
-                t,
-                hs,
-                T::ONE,
-                View::rows(p, t).t(),
-                dy,
-                T::ONE,
-                &mut dseq[vc..],
-                qd,
-                1,
-            );
+            for (r0, r1) in row_blocks(t) {
+                // dP rows r0..r1 (keys 0..r1) = dy (rows r0..r1) @ v^T
+                let (dy, v) = (head(dy_seq, h * hs, r0, od), head(seq, vc, 0, qd));
+                gemm(
+                    r1 - r0,
+                    hs,
+                    r1,
+                    T::ONE,
+                    dy,
+                    v.t(),
+                    T::ZERO,
+                    &mut scratch[r0 * t..],
+                    t,
+                    1,
+                );
+                // dv (keys c0..c1) += P[c0.., c0..c1]^T @ dy[c0..]: rows above c0 are zero
+                let (c0, c1) = (r0, r1);
+                let pc = View {
+                    data: &p[c0 * t + c0..],
+                    rs: t,
+                    cs: 1,
+                };
+                let dy = head(dy_seq, h * hs, c0, od);
+                gemm(
+                    c1 - c0,
+                    t - c0,
+                    hs,
+                    T::ONE,
+                    pc.t(),
+                    dy,
+                    T::ONE,
+                    &mut dseq[c0 * qd + vc..],
+                    qd,
+                    1,
+                );
+            }
             // dS = P * (dP - rowsum(dP * P)) * scale, zero above the diagonal
             for (i, (ds, pr)) in scratch
                 .chunks_exact_mut(t)
@@ -139,41 +184,46 @@ pub fn attention_backward<T: Float>(
                     *v = T::ZERO;
                 }
             }
-            let q = View {
-                data: &seq[qc..],
-                rs: qd,
-                cs: 1,
-            };
-            let k = View {
-                data: &seq[kc..],
-                rs: qd,
-                cs: 1,
-            };
-            // dq (T, HS) = dS @ k; dk (T, HS) += dS^T @ q
-            gemm(
-                t,
-                t,
-                hs,
-                T::ONE,
-                View::rows(scratch, t),
-                k,
-                T::ONE,
-                &mut dseq[qc..],
-                qd,
-                1,
-            );
-            gemm(
-                t,
-                t,
-                hs,
-                T::ONE,
-                View::rows(scratch, t).t(),
-                q,
-                T::ONE,
-                &mut dseq[kc..],
-                qd,
-                1,
-            );
+            for (r0, r1) in row_blocks(t) {
+                // dq (rows r0..r1) = dS (rows r0..r1, keys 0..r1) @ k
+                let ds = View {
+                    data: &scratch[r0 * t..],
+                    rs: t,
+                    cs: 1,
+                };
+                gemm(
+                    r1 - r0,
+                    r1,
+                    hs,
+                    T::ONE,
+                    ds,
+                    head(seq, kc, 0, qd),
+                    T::ONE,
+                    &mut dseq[r0 * qd + qc..],
+                    qd,
+                    1,
+                );
+                // dk (keys c0..c1) += dS[c0.., c0..c1]^T @ q[c0..]
+                let (c0, c1) = (r0, r1);
+                let dsc = View {
+                    data: &scratch[c0 * t + c0..],
+                    rs: t,
+                    cs: 1,
+                };
+                let q = head(seq, qc, c0, qd);
+                gemm(
+                    c1 - c0,
+                    t - c0,
+                    hs,
+                    T::ONE,
+                    dsc.t(),
+                    q,
+                    T::ONE,
+                    &mut dseq[c0 * qd + kc..],
+                    qd,
+                    1,
+                );
+            }
         }
     }
 }
@@ -188,7 +238,7 @@ mod tests {
     fn backward_matches_finite_differences() {
         let s = AttnShape {
             b: 2,
-            t: 3,
+            t: 5,
             nh: 4,
             kvh: 2,
             hs: 2,
