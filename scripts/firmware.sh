@@ -19,7 +19,12 @@ rustup target add thumbv7em-none-eabihf >/dev/null 2>&1 || true
 target=${CARGO_TARGET_DIR:-$root/target}
 fw_target=$target/firmware
 echo "building the firmware (thumbv7em-none-eabihf) and the host's edge binary ..."
-(cd examples/firmware && cargo build --release --quiet --target-dir "$fw_target")
+(
+    cd examples/firmware
+    cargo fmt --check
+    cargo clippy --release --quiet --target-dir "$fw_target" -- -D warnings
+    cargo build --release --quiet --target-dir "$fw_target"
+)
 elf=$fw_target/thumbv7em-none-eabihf/release/ember-firmware
 # The host side: the slim runtime-only binary (it has `run`).
 cargo build --profile edge --no-default-features --features runtime-only --quiet
