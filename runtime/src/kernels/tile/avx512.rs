@@ -90,12 +90,14 @@ fn check_q8<const T: usize>(
 /// decode), two blocks per step.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn tile_blocks<const T: usize>(
+unsafe fn tile_blocks<const T: usize, const K: u8>(
     w: &[u8],
     row_bytes: usize,
     a: &[ActRow; T],
-    kind: Kind,
 ) -> [[f32; T]; TILE] {
+    // The block type is a const parameter so each instantiation is specialized: no branch
+    // on the type in the inner loops, and the accumulators stay in registers.
+    let kind = Kind::from_const(K);
     let bb = kind.block_bytes();
     let nb = check_q8(w, row_bytes, bb, a);
     let zero = _mm512_setzero_si512();
@@ -192,7 +194,20 @@ enum Kind {
     Q4_1,
 }
 
+const Q8_0: u8 = 0;
+const Q4_0: u8 = 1;
+const Q4_1: u8 = 2;
+
 impl Kind {
+    #[inline(always)]
+    const fn from_const(k: u8) -> Kind {
+        match k {
+            Q8_0 => Kind::Q8_0,
+            Q4_0 => Kind::Q4_0,
+            _ => Kind::Q4_1,
+        }
+    }
+
     fn block_bytes(self) -> usize {
         match self {
             Kind::Q8_0 => 34,
@@ -205,38 +220,38 @@ impl Kind {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn tile_q8_0(w: &[u8], row_bytes: usize, a: &[ActRow; TILE]) -> Tile {
     // SAFETY: same features; bounds are checked inside.
-    unsafe { tile_blocks(w, row_bytes, a, Kind::Q8_0) }
+    unsafe { tile_blocks::<TILE, Q8_0>(w, row_bytes, a) }
 }
 
 /// Decode: TILE rows against one token.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn rows_q8_0(w: &[u8], row_bytes: usize, a: &ActRow) -> [f32; TILE] {
     // SAFETY: same features; bounds are checked inside.
-    unsafe { tile_blocks(w, row_bytes, &[*a], Kind::Q8_0) }.map(|r| r[0])
+    unsafe { tile_blocks::<1, Q8_0>(w, row_bytes, &[*a]) }.map(|r| r[0])
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn rows_q4_0(w: &[u8], row_bytes: usize, a: &ActRow) -> [f32; TILE] {
     // SAFETY: same features; bounds are checked inside.
-    unsafe { tile_blocks(w, row_bytes, &[*a], Kind::Q4_0) }.map(|r| r[0])
+    unsafe { tile_blocks::<1, Q4_0>(w, row_bytes, &[*a]) }.map(|r| r[0])
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn rows_q4_1(w: &[u8], row_bytes: usize, a: &ActRow) -> [f32; TILE] {
     // SAFETY: same features; bounds are checked inside.
-    unsafe { tile_blocks(w, row_bytes, &[*a], Kind::Q4_1) }.map(|r| r[0])
+    unsafe { tile_blocks::<1, Q4_1>(w, row_bytes, &[*a]) }.map(|r| r[0])
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn tile_q4_0(w: &[u8], row_bytes: usize, a: &[ActRow; TILE]) -> Tile {
     // SAFETY: same features; bounds are checked inside.
-    unsafe { tile_blocks(w, row_bytes, a, Kind::Q4_0) }
+    unsafe { tile_blocks::<TILE, Q4_0>(w, row_bytes, a) }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn tile_q4_1(w: &[u8], row_bytes: usize, a: &[ActRow; TILE]) -> Tile {
     // SAFETY: same features; bounds are checked inside.
-    unsafe { tile_blocks(w, row_bytes, a, Kind::Q4_1) }
+    unsafe { tile_blocks::<TILE, Q4_1>(w, row_bytes, a) }
 }
 
 /// Float tiles: 16 columns per step, masked loads for the tail.
