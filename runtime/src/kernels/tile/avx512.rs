@@ -41,10 +41,13 @@ fn f32_pair(a: f32, b: f32) -> __m512 {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn load_act(p: *const i8, two: bool) -> __m512i {
-    let mask: u64 = if two { !0 } else { 0xFFFF_FFFF };
-    // SAFETY: the caller guarantees 32 (or 64 when `two`) readable bytes; masked-off bytes
-    // are not accessed.
-    unsafe { _mm512_maskz_loadu_epi8(mask, p) }
+    if two {
+        // SAFETY: the caller guarantees 64 readable bytes.
+        unsafe { _mm512_loadu_si512(p as *const __m512i) }
+    } else {
+        // SAFETY: the caller guarantees 32 readable bytes; masked-off bytes are not accessed.
+        unsafe { _mm512_maskz_loadu_epi8(0xFFFF_FFFF, p) }
+    }
 }
 
 /// Nibbles of two Q4 blocks (16 bytes each at p0, p1) as 64 unsigned bytes in element order.
