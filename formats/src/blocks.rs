@@ -88,9 +88,10 @@ pub struct BlockQ6K {
 
 /// Ember's q4_z (not a ggml type): 32 elements, `x = d * (q - z / 8)`, nibbles as in Q4_0.
 /// The scale and the zero point share one u16, `sd = d9 << 7 | z`: `d9` is the top nine
-/// bits of `d`'s f16 encoding below the sign (5 exponent bits, 4 mantissa bits), `z` in
-/// 0..=127 is the zero point in eighths. The same 4.5 bits per weight as Q4_0, but affine
-/// like Q4_1, whose (d, m) pairs it represents to within ~1.5% of `d` (see
+/// bits below the sign of the f16 encoding of `256 d` (5 exponent bits, 4 mantissa bits;
+/// the 2^-8 shift moves f16's range down to where weight scales live, 2^-22 .. 248), `z`
+/// in 0..=127 is the zero point in eighths. The same 4.5 bits per weight as Q4_0, but
+/// affine like Q4_1, whose (d, m) pairs it represents to within ~1.5% of `d` (see
 /// docs/QUANTIZATION.md).
 #[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
 #[repr(C)]
@@ -107,10 +108,13 @@ impl BlockQ4Z {
     }
 }
 
+/// The q4_z scale shift: `d = f16(d9 << 6) * Q4Z_SHIFT`.
+pub const Q4Z_SHIFT: f32 = 1.0 / 256.0;
+
 /// `(d, z / 8)` of a packed q4_z `sd`.
 #[inline]
 pub fn q4z_scale_zero(sd: u16) -> (f32, f32) {
-    (f16_to_f32((sd >> 1) & 0x7FC0), (sd & 0x7F) as f32 * 0.125)
+    (q4z_d(sd >> 7), (sd & 0x7F) as f32 * 0.125)
 }
 
 /// The 9-bit scale code nearest to `d` (>= 0), rounding in f16 bit space (so it is
@@ -120,6 +124,7 @@ pub fn q4z_code_d(d: f32, up: bool) -> u16 {
     if d.is_nan() || d <= 0.0 {
         return 0;
     }
+    let d = d * 256.0;
     let bits = f32_to_f16(d);
     if bits >= 0x7C00 {
         return MAX;
@@ -140,7 +145,7 @@ pub fn q4z_code_d(d: f32, up: bool) -> u16 {
 /// The scale of a 9-bit code.
 #[inline]
 pub fn q4z_d(code: u16) -> f32 {
-    f16_to_f32(code << 6)
+    f16_to_f32(code << 6) * Q4Z_SHIFT
 }
 
 const _: () = {
@@ -647,7 +652,7 @@ mod tests {
         assert_eq!(q4z_code_d(0.0, false), 0);
         assert_eq!(q4z_code_d(-1.0, true), 0);
         assert_eq!(q4z_code_d(f32::NAN, true), 0);
-        assert_eq!(q4z_d(q4z_code_d(1e9, false)), 63488.0);
+        assert_eq!(q4z_d(q4z_code_d(1e9, false)), 63488.0 / 256.0);
         // Powers of two and 4-bit mantissas are exact.
         for d in [1.0f32, 0.5, 0.0625, 1.5, 0.001953125 * 1.9375] {
             assert_eq!(q4z_d(q4z_code_d(d, false)), d);
@@ -661,7 +666,7 @@ mod tests {
             // Nearest: within half a step (< 3.2% of d) for normal scales; up: >= d.
             let x = d * 1.02;
             assert!(q4z_d(q4z_code_d(x, true)) >= x);
-            if d > 1e-4 {
+            if d > 1e-6 {
                 let back = q4z_d(q4z_code_d(x, false));
                 assert!((back - x).abs() <= 0.032 * x, "{x} {back}");
             }

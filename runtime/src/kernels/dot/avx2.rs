@@ -175,7 +175,8 @@ pub unsafe fn dot_q4_1(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     hsum_ps(acc) + _mm256_cvtss_f32(mins)
 }
 
-/// q4_z: dw (dx · dot(q, xq) − z · sx) per block; the f16 bits of dw are `(sd >> 1) & 0x7FC0`.
+/// q4_z: dw (dx · dot(q, xq) − z · sx) per block; dw is the f16 `(sd >> 1) & 0x7FC0` times
+/// 2^-8.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q4_z(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     let nb = blocks(w, 18, qs, d, s);
@@ -195,7 +196,8 @@ pub unsafe fn dot_q4_z(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
             offset = _mm256_fmadd_ps(dw, _mm256_set1_ps(z * s[b]), offset);
         }
     }
-    hsum_ps(acc) - _mm256_cvtss_f32(offset)
+    // The 2^-8 scale shift of q4_z, applied once (exact: a power of two).
+    (hsum_ps(acc) - _mm256_cvtss_f32(offset)) * ember_format::blocks::Q4Z_SHIFT
 }
 
 /// Float dot over 32 elements per step with four accumulators; `load(i)` gives 8 weights.

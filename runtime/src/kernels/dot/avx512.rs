@@ -158,7 +158,7 @@ pub unsafe fn dot_q4_1(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
 }
 
 /// q4_z: dw (dx · dot(q, xq) − z · sx) per block, two blocks per step (as `dot_q4`); the
-/// f16 bits of dw are `(sd >> 1) & 0x7FC0`.
+/// f16 bits of dw are `(sd >> 1) & 0x7FC0` (times 2^-8, applied at the end).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub unsafe fn dot_q4_z(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     let nb = blocks(w, 18, qs, d, s);
@@ -195,7 +195,9 @@ pub unsafe fn dot_q4_z(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
             offset = _mm256_add_ps(offset, e0);
         }
     }
-    hsum256(_mm256_add_ps(acc0, acc1)) - _mm256_cvtss_f32(offset)
+    // The 2^-8 scale shift of q4_z, applied once (exact: a power of two).
+    (hsum256(_mm256_add_ps(acc0, acc1)) - _mm256_cvtss_f32(offset))
+        * ember_format::blocks::Q4Z_SHIFT
 }
 
 #[inline]
