@@ -220,6 +220,7 @@ fn tiles_match_scalar_dots() {
             DType::Q8_0,
             DType::Q4_0,
             DType::Q4_1,
+            DType::Q4Z,
             DType::F32,
             DType::F16,
             DType::BF16,
@@ -281,7 +282,7 @@ fn decode_row_groups_match_scalar_dots() {
     let mut rng = Rng(5);
     let scalar = Kernels::scalar();
     for k in levels() {
-        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1] {
+        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4Z] {
             let (RowDot::Quantized(_, _, Some(rows_fn)), RowDot::Quantized(dot, ..)) =
                 (k.row_dot(dtype), scalar.row_dot(dtype))
             else {

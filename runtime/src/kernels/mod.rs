@@ -128,6 +128,7 @@ pub struct Kernels {
     pub tile_q8_0: Option<TileQ8Fn>,
     pub tile_q4_0: Option<TileQ8Fn>,
     pub tile_q4_1: Option<TileQ8Fn>,
+    pub tile_q4_z: Option<TileQ8Fn>,
     pub tile_f32: Option<TileFloatFn>,
     pub tile_f16: Option<TileFloatFn>,
     pub tile_bf16: Option<TileFloatFn>,
@@ -135,6 +136,7 @@ pub struct Kernels {
     pub rows_q8_0: Option<RowsQ8Fn>,
     pub rows_q4_0: Option<RowsQ8Fn>,
     pub rows_q4_1: Option<RowsQ8Fn>,
+    pub rows_q4_z: Option<RowsQ8Fn>,
 }
 
 /// How a matrix of a dtype meets its activations: a row dot, a prefill tile and a decode
@@ -166,12 +168,14 @@ impl Kernels {
             tile_q8_0: None,
             tile_q4_0: None,
             tile_q4_1: None,
+            tile_q4_z: None,
             tile_f32: None,
             tile_f16: None,
             tile_bf16: None,
             rows_q8_0: None,
             rows_q4_0: None,
             rows_q4_1: None,
+            rows_q4_z: None,
         }
     }
 
@@ -229,7 +233,7 @@ impl Kernels {
             DType::Q4K => RowDot::Quantized(self.dot_q4_k, None, None),
             DType::Q5K => RowDot::Quantized(self.dot_q5_k, None, None),
             DType::Q6K => RowDot::Quantized(self.dot_q6_k, None, None),
-            DType::Q4Z => RowDot::Quantized(self.dot_q4_z, None, None),
+            DType::Q4Z => RowDot::Quantized(self.dot_q4_z, self.tile_q4_z, self.rows_q4_z),
             // DType is non-exhaustive; a new type must be added here before the loader
             // accepts it (Weights::load checks `supports`).
             _ => RowDot::Float(self.dot_f32, None),
@@ -303,12 +307,14 @@ mod x86 {
             wrap!(tile512, tile_q8_0, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
             wrap!(tile512, tile_q4_0, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
             wrap!(tile512, tile_q4_1, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
+            wrap!(tile512, tile_q4_z, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
             wrap!(tile512, tile_f32, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
             wrap!(tile512, tile_f16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
             wrap!(tile512, tile_bf16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
             wrap!(tile512, rows_q8_0, (w: &[u8], n: usize, a: &ActRow) -> [f32; TILE]);
             wrap!(tile512, rows_q4_0, (w: &[u8], n: usize, a: &ActRow) -> [f32; TILE]);
             wrap!(tile512, rows_q4_1, (w: &[u8], n: usize, a: &ActRow) -> [f32; TILE]);
+            wrap!(tile512, rows_q4_z, (w: &[u8], n: usize, a: &ActRow) -> [f32; TILE]);
         }
         Kernels {
             level: Level::Avx512,
@@ -323,12 +329,14 @@ mod x86 {
             tile_q8_0: Some(w::tile_q8_0),
             tile_q4_0: Some(w::tile_q4_0),
             tile_q4_1: Some(w::tile_q4_1),
+            tile_q4_z: Some(w::tile_q4_z),
             tile_f32: Some(w::tile_f32),
             tile_f16: Some(w::tile_f16),
             tile_bf16: Some(w::tile_bf16),
             rows_q8_0: Some(w::rows_q8_0),
             rows_q4_0: Some(w::rows_q4_0),
             rows_q4_1: Some(w::rows_q4_1),
+            rows_q4_z: Some(w::rows_q4_z),
             ..scalar_rest()
         }
     }
@@ -399,6 +407,7 @@ mod arm {
             tile_q8_0: Some(w::tile_q8_0),
             tile_q4_0: Some(w::tile_q4_0),
             tile_q4_1: Some(w::tile_q4_1),
+            tile_q4_z: None,
             tile_f32: Some(w::tile_f32),
             tile_f16: Some(w::tile_f16),
             tile_bf16: Some(w::tile_bf16),
@@ -406,6 +415,7 @@ mod arm {
             rows_q8_0: None,
             rows_q4_0: None,
             rows_q4_1: None,
+            rows_q4_z: None,
         }
     }
 }

@@ -89,7 +89,7 @@ fn check_q8<const T: usize>(
     nb
 }
 
-/// Shared by Q4_0, Q4_1 and Q8_0: TILE rows against T tokens (T = TILE for prefill, 1 for
+/// Shared by Q4_0, Q4_1, Q4_Z and Q8_0: TILE rows against T tokens (T = TILE for prefill, 1 for
 /// decode), two blocks per step.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -127,8 +127,8 @@ unsafe fn tile_blocks<const T: usize, const K: u8>(
                         _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(8), xt));
                     x[t] = xt;
                 }
-                // m · sx spread over the 8 lanes of each block.
-                Kind::Q4_1 => {
+                // m · sx spread over the 8 lanes of each block (q4_z: m = -d z).
+                Kind::Q4_1 | Kind::Q4Z => {
                     let s1 = if two { a[t].s[b1] } else { 0.0 };
                     extra[t] = f32_pair(a[t].s[b] / 8.0, s1 / 8.0);
                     x[t] = xt;
@@ -144,7 +144,14 @@ unsafe fn tile_blocks<const T: usize, const K: u8>(
             let p1 = unsafe { w.as_ptr().add(r * row_bytes + bb * b1) };
             // SAFETY: p0 and p1 point at whole blocks of this kind.
             let (d0, d1) = unsafe { (u16_at(p0), if two { u16_at(p1) } else { 0 }) };
-            let dw = f16_pair(d0, d1);
+            let dw = match kind {
+                // sd = d9 << 7 | z: the scale is the f16 (sd >> 1) & 0x7FC0 times 2^-8.
+                Kind::Q4Z => _mm512_mul_ps(
+                    f16_pair((d0 >> 1) & 0x7FC0, (d1 >> 1) & 0x7FC0),
+                    _mm512_set1_ps(ember_format::blocks::Q4Z_SHIFT),
+                ),
+                _ => f16_pair(d0, d1),
+            };
             let (wq, corr, m) = match kind {
                 // SAFETY: p0/p1 point at whole blocks.
                 Kind::Q4_0 => (unsafe { nibbles2(p0.add(2), p1.add(2)) }, None, None),
@@ -157,6 +164,15 @@ unsafe fn tile_blocks<const T: usize, const K: u8>(
                         unsafe { nibbles2(p0.add(4), p1.add(4)) },
                         None,
                         Some(f16_pair(m0, m1)),
+                    )
+                }
+                Kind::Q4Z => {
+                    let z = f32_pair(-((d0 & 0x7F) as f32) * 0.125, -((d1 & 0x7F) as f32) * 0.125);
+                    // SAFETY: p0/p1 point at whole blocks.
+                    (
+                        unsafe { nibbles2(p0.add(2), p1.add(2)) },
+                        None,
+                        Some(_mm512_mul_ps(dw, z)),
                     )
                 }
                 Kind::Q8_0 => {
@@ -175,7 +191,7 @@ unsafe fn tile_blocks<const T: usize, const K: u8>(
             for t in 0..T {
                 let dot = match kind {
                     Kind::Q4_0 => _mm512_dpbusd_epi32(init[t], wq, x[t]),
-                    Kind::Q4_1 => _mm512_dpbusd_epi32(zero, wq, x[t]),
+                    Kind::Q4_1 | Kind::Q4Z => _mm512_dpbusd_epi32(zero, wq, x[t]),
                     Kind::Q8_0 => _mm512_dpbusd_epi32(corr.unwrap_or(zero), x[t], wq),
                 };
                 let scale = _mm512_mul_ps(dw, dx[t]);
@@ -195,11 +211,13 @@ enum Kind {
     Q8_0,
     Q4_0,
     Q4_1,
+    Q4Z,
 }
 
 const Q8_0: u8 = 0;
 const Q4_0: u8 = 1;
 const Q4_1: u8 = 2;
+const Q4Z: u8 = 3;
 
 impl Kind {
     #[inline(always)]
@@ -207,6 +225,7 @@ impl Kind {
         match k {
             Q8_0 => Kind::Q8_0,
             Q4_0 => Kind::Q4_0,
+            Q4Z => Kind::Q4Z,
             _ => Kind::Q4_1,
         }
     }
@@ -214,7 +233,7 @@ impl Kind {
     fn block_bytes(self) -> usize {
         match self {
             Kind::Q8_0 => 34,
-            Kind::Q4_0 => 18,
+            Kind::Q4_0 | Kind::Q4Z => 18,
             Kind::Q4_1 => 20,
         }
     }
@@ -243,6 +262,18 @@ pub unsafe fn rows_q4_0(w: &[u8], row_bytes: usize, a: &ActRow) -> [f32; TILE] {
 pub unsafe fn rows_q4_1(w: &[u8], row_bytes: usize, a: &ActRow) -> [f32; TILE] {
     // SAFETY: same features; bounds are checked inside.
     unsafe { tile_blocks::<1, Q4_1>(w, row_bytes, &[*a]) }.map(|r| r[0])
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn rows_q4_z(w: &[u8], row_bytes: usize, a: &ActRow) -> [f32; TILE] {
+    // SAFETY: same features; bounds are checked inside.
+    unsafe { tile_blocks::<1, Q4Z>(w, row_bytes, &[*a]) }.map(|r| r[0])
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn tile_q4_z(w: &[u8], row_bytes: usize, a: &[ActRow; TILE]) -> Tile {
+    // SAFETY: same features; bounds are checked inside.
+    unsafe { tile_blocks::<TILE, Q4Z>(w, row_bytes, a) }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
