@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut gen = Generator::new(&mut session, &tokenizer, sampling, &[]);
     gen.prefill(&prompt)?;
-    print!("ROMEO:\n");
+    println!("ROMEO:");
     let mut emit = |t: &str| print!("{t}");
     for _ in prompt.len()..model.config.context_length {
         if gen.next(&mut emit)?.is_none() {
