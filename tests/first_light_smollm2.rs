@@ -101,3 +101,43 @@ fn smollm2_f16_keeps_the_first_16_greedy_tokens() {
         );
     }
 }
+
+/// The acceptance continuations hold with every kernel level this CPU runs (scalar, AVX2,
+/// AVX-512 here; NEON under qemu runs the kernel tests).
+#[test]
+fn smollm2_greedy_is_identical_with_every_kernel_level() {
+    use ember_runtime::kernels::{Kernels, Level};
+    let Some(fx) = fixture() else { return };
+    let bytes = convert(&fx.gguf, Recipe::F32);
+    let file = EmberFile::parse(&bytes).unwrap();
+    let model = Model::load(&file).unwrap();
+    for level in Level::ALL {
+        let Some(kernels) = Kernels::for_level(level) else {
+            eprintln!(
+                "SKIPPED: kernel level {} (not supported here)",
+                level.name()
+            );
+            continue;
+        };
+        for case in fx.reference["generate"].as_array().unwrap() {
+            let prompt = ids(&case["prompt_ids"]);
+            let want = ids(&case["greedy_ids"]);
+            let mut session = Session::new(&model, prompt.len() + want.len()).unwrap();
+            session.set_kernels(kernels);
+            session.set_threads(2);
+            let mut next = argmax(session.prefill(&prompt).unwrap());
+            let mut got = Vec::new();
+            for _ in 0..want.len() {
+                got.push(next);
+                next = argmax(session.step(next).unwrap());
+            }
+            assert_eq!(
+                got,
+                want,
+                "{} kernels, prompt {:?}",
+                level.name(),
+                case["prompt"]
+            );
+        }
+    }
+}

@@ -168,3 +168,49 @@ fn caller_buffers_match_heap_session() {
     let mut too_few = [Layer::EMPTY; 1];
     assert!(Model::load_into(&file, &mut too_few).is_err());
 }
+
+/// Every kernel level and thread count gives the reference greedy continuation.
+#[test]
+fn tiny_fixtures_greedy_with_every_kernel_level_and_thread_count() {
+    use ember_runtime::kernels::{Kernels, Level};
+    for name in ["tiny-llama", "tiny-qwen2", "tiny-gpt2"] {
+        let Some(dir) = shared_fixture(name) else {
+            return;
+        };
+        let reference = read_json(&dir.join("reference.json"));
+        let input = ids(&reference["input_ids"]);
+        let greedy = ids(&reference["greedy_ids"]);
+        for recipe in [Recipe::F32, Recipe::F16] {
+            let bytes = convert(&dir, recipe);
+            let file = EmberFile::parse(&bytes).unwrap();
+            let model = Model::load(&file).unwrap();
+            for level in Level::ALL {
+                let Some(kernels) = Kernels::for_level(level) else {
+                    continue;
+                };
+                for threads in [1, 3] {
+                    let mut session = Session::new(&model, input.len() + greedy.len()).unwrap();
+                    session.set_kernels(kernels);
+                    session.set_threads(threads);
+                    let mut next = argmax(session.prefill(&input).unwrap());
+                    let mut got = Vec::new();
+                    for _ in 0..greedy.len() {
+                        got.push(next);
+                        next = argmax(session.step(next).unwrap());
+                    }
+                    if recipe == Recipe::F32 {
+                        assert_eq!(got, greedy, "{name} {} {threads} threads", level.name());
+                    } else {
+                        // f16 weights: at least the first half of the continuation.
+                        assert_eq!(
+                            got[..8],
+                            greedy[..8],
+                            "{name} f16 {} {threads} threads",
+                            level.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
