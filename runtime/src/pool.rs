@@ -12,24 +12,29 @@ use crate::exec::Executor;
 
 type Job = dyn Fn(usize) + Sync;
 
+/// State shared by the dispatcher and the workers. The job slot (`job`, `parts`) is written
+/// only by the dispatcher, before it publishes a new epoch, and only after every worker has
+/// acknowledged the previous epoch: so a worker never reads a slot that is being rewritten,
+/// and never runs a job whose closure has gone out of scope.
 struct Shared {
-    /// Bumped (Release) after `job` and `parts` are set for a new job.
+    /// Bumped (SeqCst) after `job` and `parts` are set for a new job.
     epoch: AtomicU64,
     job: UnsafeCell<Option<*const Job>>,
     parts: AtomicUsize,
     /// The next unclaimed part.
     next: AtomicUsize,
-    /// Parts not yet finished.
-    remaining: AtomicUsize,
+    /// Per worker: the last epoch it finished (all its claimed parts done, no further reads
+    /// of the job slot until the next epoch).
+    acks: Vec<AtomicU64>,
     stop: AtomicBool,
     sleepers: AtomicUsize,
     lock: Mutex<()>,
     wake: Condvar,
 }
 
-// SAFETY: `job` is written only by the dispatching thread while no job is running (the
-// previous `run` waited for every part), and read by workers only after they observe the new
-// epoch with Acquire ordering, which orders the write before the read.
+// SAFETY: `job` is written only by the dispatching thread while every worker has
+// acknowledged the previous epoch (none is reading it), and read by workers only after they
+// observe the new epoch, which is published with SeqCst after the write.
 unsafe impl Sync for Shared {}
 // SAFETY: as above; the raw job pointer is only dereferenced during `run`.
 unsafe impl Send for Shared {}
@@ -44,7 +49,6 @@ impl Shared {
                 return;
             }
             job(p);
-            self.remaining.fetch_sub(1, Ordering::Release);
         }
     }
 }
@@ -62,23 +66,24 @@ pub struct ThreadPool {
 impl ThreadPool {
     /// A pool running jobs on `threads` threads: the caller plus `threads - 1` workers.
     pub fn new(threads: usize) -> ThreadPool {
+        let n = threads.max(1) - 1;
         let shared = Arc::new(Shared {
             epoch: AtomicU64::new(0),
             job: UnsafeCell::new(None),
             parts: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
-            remaining: AtomicUsize::new(0),
+            acks: (0..n).map(|_| AtomicU64::new(0)).collect(),
             stop: AtomicBool::new(false),
             sleepers: AtomicUsize::new(0),
             lock: Mutex::new(()),
             wake: Condvar::new(),
         });
-        let workers = (1..threads.max(1))
+        let workers = (0..n)
             .map(|i| {
                 let s = Arc::clone(&shared);
                 std::thread::Builder::new()
-                    .name(std::format!("ember-worker-{i}"))
-                    .spawn(move || worker(&s))
+                    .name(std::format!("ember-worker-{}", i + 1))
+                    .spawn(move || worker(&s, i))
                     .expect("spawning a worker thread")
             })
             .collect();
@@ -95,12 +100,12 @@ impl ThreadPool {
     }
 }
 
-fn worker(s: &Shared) {
+fn worker(s: &Shared, me: usize) {
     let mut seen = 0u64;
     loop {
         let mut spins = 0;
         let epoch = loop {
-            let e = s.epoch.load(Ordering::Acquire);
+            let e = s.epoch.load(Ordering::SeqCst);
             if e != seen {
                 break e;
             }
@@ -118,16 +123,51 @@ fn worker(s: &Shared) {
             s.sleepers.fetch_sub(1, Ordering::SeqCst);
         };
         seen = epoch;
-        if s.stop.load(Ordering::Acquire) {
+        if s.stop.load(Ordering::SeqCst) {
+            s.acks[me].store(epoch, Ordering::SeqCst);
             return;
         }
-        // SAFETY: the job pointer was set before the epoch was bumped (see Shared), and the
-        // dispatcher keeps the job alive until `remaining` reaches zero, which cannot happen
-        // before this worker finishes the parts it claims.
+        // SAFETY: the slot was written before this epoch was published and will not be
+        // rewritten before this worker acknowledges the epoch below; the dispatcher keeps
+        // the job alive until every worker has acknowledged.
         if let Some(job) = unsafe { *s.job.get() } {
-            // SAFETY: as above: the pointee outlives every claimed part.
+            // SAFETY: as above: the pointee outlives this epoch.
             s.work(unsafe { &*job });
         }
+        s.acks[me].store(epoch, Ordering::SeqCst);
+    }
+}
+
+impl ThreadPool {
+    /// Waits until every worker has acknowledged `epoch`: spinning briefly, then yielding so
+    /// an oversubscribed machine runs the workers we wait for.
+    fn wait_acks(&self, epoch: u64) {
+        let s = &*self.shared;
+        let mut spins = 0u32;
+        while s.acks.iter().any(|a| a.load(Ordering::SeqCst) != epoch) {
+            if spins < SPIN {
+                spins += 1;
+                core::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Publishes the job slot as a new epoch and wakes sleeping workers.
+    fn publish(&self, job: Option<*const Job>, parts: usize) -> u64 {
+        let s = &*self.shared;
+        // SAFETY: every worker acknowledged the previous epoch (run and drop wait for it),
+        // so none reads the slot now.
+        unsafe { *s.job.get() = job };
+        s.parts.store(parts, Ordering::SeqCst);
+        s.next.store(0, Ordering::SeqCst);
+        let epoch = s.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        if s.sleepers.load(Ordering::SeqCst) > 0 {
+            let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.wake.notify_all();
+        }
+        epoch
     }
 }
 
@@ -144,49 +184,21 @@ impl Executor for ThreadPool {
             return;
         }
         let _one_at_a_time = self.dispatch.lock().unwrap_or_else(|e| e.into_inner());
-        let s = &*self.shared;
-        // SAFETY: no job is running (the previous run returned only after all its parts
-        // finished), so no worker reads `job` now. The lifetime is erased; `run` does not
-        // return until every part has finished, so the reference outlives its uses.
-        unsafe {
-            let erased: *const Job =
-                core::mem::transmute::<&(dyn Fn(usize) + Sync), &'static Job>(job);
-            *s.job.get() = Some(erased);
-        }
-        s.parts.store(parts, Ordering::Release);
-        s.remaining.store(parts, Ordering::Release);
-        s.next.store(0, Ordering::Release);
-        s.epoch.fetch_add(1, Ordering::SeqCst);
-        if s.sleepers.load(Ordering::SeqCst) > 0 {
-            let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
-            s.wake.notify_all();
-        }
-        s.work(job);
-        // Spin briefly (the other parts usually finish within microseconds), then yield so
-        // an oversubscribed machine can run the worker we are waiting for.
-        let mut spins = 0u32;
-        while s.remaining.load(Ordering::Acquire) != 0 {
-            if spins < SPIN {
-                spins += 1;
-                core::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
+        // SAFETY: the lifetime is erased only for the slot; `run` does not return until every
+        // worker has acknowledged this epoch, after which none dereferences the pointer.
+        let erased: *const Job =
+            unsafe { core::mem::transmute::<&(dyn Fn(usize) + Sync), &'static Job>(job) };
+        let epoch = self.publish(Some(erased), parts);
+        self.shared.work(job);
+        // Every part is claimed by now; each claimer finishes its parts before acknowledging.
+        self.wait_acks(epoch);
     }
 }
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
-        let s = &*self.shared;
-        s.stop.store(true, Ordering::Release);
-        // SAFETY: no job is running; workers that wake see `stop` before reading `job`.
-        unsafe { *s.job.get() = None };
-        s.epoch.fetch_add(1, Ordering::SeqCst);
-        {
-            let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
-            s.wake.notify_all();
-        }
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.publish(None, 0);
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
@@ -218,6 +230,23 @@ mod tests {
                 });
                 assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
             }
+        }
+    }
+
+    /// Back-to-back jobs whose closures borrow short-lived locals: a worker that ran part of
+    /// a finished job (the race this pool's acknowledgements rule out) would see a value
+    /// from another job.
+    #[test]
+    fn no_part_runs_after_its_job_returned() {
+        let pool = ThreadPool::new(3);
+        for round in 0..3_000u32 {
+            let tag = round;
+            let seen = AtomicU32::new(0);
+            pool.run(3, &|_| {
+                assert_eq!(tag, round, "a part ran with another job's closure");
+                seen.fetch_add(1, Ordering::Relaxed);
+            });
+            assert_eq!(seen.load(Ordering::Relaxed), 3);
         }
     }
 

@@ -25,6 +25,8 @@ pub type QuantizeFn = fn(&[f32], &mut [i8], &mut [f32], &mut [f32]);
 pub type DotQ8Fn = fn(&[u8], &[i8], &[f32], &[f32]) -> f32;
 /// Float weight row (f32/f16/bf16 bytes) · f32 activations.
 pub type DotFloatFn = fn(&[u8], &[f32]) -> f32;
+/// y += a · x.
+pub type AxpyFn = fn(&mut [f32], f32, &[f32]);
 
 /// An instruction-set level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +126,8 @@ pub struct Kernels {
     pub dot_f32: DotFloatFn,
     pub dot_f16: DotFloatFn,
     pub dot_bf16: DotFloatFn,
+    /// y += a * x (attention's weighted sum of values).
+    pub axpy: AxpyFn,
     /// GEMM tiles (prefill); `None` multiplies token by token with the row dot.
     pub tile_q8_0: Option<TileQ8Fn>,
     pub tile_q4_0: Option<TileQ8Fn>,
@@ -165,6 +169,7 @@ impl Kernels {
             dot_f32: s::dot_f32,
             dot_f16: s::dot_f16,
             dot_bf16: s::dot_bf16,
+            axpy: s::axpy,
             tile_q8_0: None,
             tile_q4_0: None,
             tile_q4_1: None,
@@ -275,6 +280,7 @@ mod x86 {
             wrap!(avx2, dot_f32, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx2, dot_f16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx2, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
+            wrap!(avx2, axpy, (y: &mut [f32], a: f32, x: &[f32]) -> ());
         }
         Kernels {
             level: Level::Avx2,
@@ -286,6 +292,7 @@ mod x86 {
             dot_f32: w::dot_f32,
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,
+            axpy: w::axpy,
             ..scalar_rest()
         }
     }
@@ -301,6 +308,7 @@ mod x86 {
             wrap!(avx512, dot_f32, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx512, dot_f16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx512, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
+            wrap!(avx512, axpy, (y: &mut [f32], a: f32, x: &[f32]) -> ());
             use super::tile512;
             use super::{ActRow, TILE};
             type Tile = [[f32; TILE]; TILE];
@@ -326,6 +334,7 @@ mod x86 {
             dot_f32: w::dot_f32,
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,
+            axpy: w::axpy,
             tile_q8_0: Some(w::tile_q8_0),
             tile_q4_0: Some(w::tile_q4_0),
             tile_q4_1: Some(w::tile_q4_1),
@@ -404,6 +413,7 @@ mod arm {
             dot_f32: w::dot_f32,
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,
+            axpy: super::dot::scalar::axpy,
             tile_q8_0: Some(w::tile_q8_0),
             tile_q4_0: Some(w::tile_q4_0),
             tile_q4_1: Some(w::tile_q4_1),

@@ -3,6 +3,8 @@
 
 use ember_format::blocks;
 
+use super::Kernels;
+
 use crate::math::{expf, sincos64, sqrt64, tanhf};
 use crate::model::Matrix;
 
@@ -95,10 +97,12 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// One query head against cached keys and values of positions 0..n.
-/// q (HS); keys, values: (n, stride) with this head's vector at `offset`; scores (n) scratch.
+/// One query head against cached keys and values of positions 0..n, with the level's float
+/// dot and axpy. q (HS); keys, values: (n, stride) with this head's vector at `offset`;
+/// scores (n) scratch.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_head(
+    k: &Kernels,
     out: &mut [f32],
     q: &[f32],
     keys: &[f32],
@@ -111,16 +115,17 @@ pub fn attention_head(
     let hs = q.len();
     let scale = 1.0 / sqrt64(hs as f64) as f32;
     for (p, s) in scores[..n].iter_mut().enumerate() {
-        let k = &keys[p * stride + offset..p * stride + offset + hs];
-        *s = dot(q, k) * scale;
+        let key = &keys[p * stride + offset..p * stride + offset + hs];
+        *s = (k.dot_f32)(bytemuck::cast_slice(key), q) * scale;
     }
     softmax(&mut scores[..n]);
     out[..hs].fill(0.0);
     for (p, &w) in scores[..n].iter().enumerate() {
-        let v = &values[p * stride + offset..p * stride + offset + hs];
-        for (o, &x) in out[..hs].iter_mut().zip(v) {
-            *o += w * x;
-        }
+        (k.axpy)(
+            &mut out[..hs],
+            w,
+            &values[p * stride + offset..p * stride + offset + hs],
+        );
     }
 }
 

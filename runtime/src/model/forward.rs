@@ -321,7 +321,7 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                                          // att (T, NH·HS).
                     let out = unsafe { att.slice(i * qd + h * hs, hs) };
                     let qh = &q[i * qd + h * hs..i * qd + (h + 1) * hs];
-                    k::attention_head(out, qh, keys, values, kvd, kv_off, n, scores);
+                    k::attention_head(cx.kernels, out, qh, keys, values, kvd, kv_off, n, scores);
                 }
             });
             linear(cx, li, "attn_output", &layer.o, s.att, t, s.xn, &mut s.act);

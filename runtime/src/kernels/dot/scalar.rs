@@ -242,3 +242,10 @@ pub fn dot_bf16(w: &[u8], x: &[f32]) -> f32 {
     let w: &[u16] = bytemuck::cast_slice(w);
     dot_with(x.len(), |i| f32::from_bits((w[i] as u32) << 16), x)
 }
+
+/// y += a · x.
+pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
