@@ -14,8 +14,10 @@ type Job = dyn Fn(usize) + Sync;
 
 /// State shared by the dispatcher and the workers. The job slot (`job`, `parts`) is written
 /// only by the dispatcher, before it publishes a new epoch, and only after every worker has
-/// acknowledged the previous epoch: so a worker never reads a slot that is being rewritten,
-/// and never runs a job whose closure has gone out of scope.
+/// either finished the previous epoch or been closed out of it: so a worker never reads a
+/// slot that is being rewritten, and never runs a job whose closure has gone out of scope.
+/// A worker that has not started an epoch when the dispatcher finishes is closed out rather
+/// than waited for, so a descheduled worker never stalls the caller.
 struct Shared {
     /// Bumped (SeqCst) after `job` and `parts` are set for a new job.
     epoch: AtomicU64,
@@ -23,9 +25,9 @@ struct Shared {
     parts: AtomicUsize,
     /// The next unclaimed part.
     next: AtomicUsize,
-    /// Per worker: the last epoch it finished (all its claimed parts done, no further reads
-    /// of the job slot until the next epoch).
-    acks: Vec<AtomicU64>,
+    /// Per worker: `epoch << 2 | tag`, tag ENTERED (working on that epoch), DONE (finished
+    /// it) or CLOSED (the dispatcher finished it without this worker).
+    states: Vec<AtomicU64>,
     stop: AtomicBool,
     sleepers: AtomicUsize,
     lock: Mutex<()>,
@@ -53,6 +55,14 @@ impl Shared {
     }
 }
 
+const DONE: u64 = 0;
+const ENTERED: u64 = 1;
+const CLOSED: u64 = 2;
+
+fn state(epoch: u64, tag: u64) -> u64 {
+    (epoch << 2) | tag
+}
+
 /// Spin iterations before a worker sleeps (roughly 50-100 µs).
 const SPIN: u32 = 20_000;
 
@@ -72,7 +82,7 @@ impl ThreadPool {
             job: UnsafeCell::new(None),
             parts: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
-            acks: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            states: (0..n).map(|_| AtomicU64::new(state(0, DONE))).collect(),
             stop: AtomicBool::new(false),
             sleepers: AtomicUsize::new(0),
             lock: Mutex::new(()),
@@ -124,32 +134,71 @@ fn worker(s: &Shared, me: usize) {
         };
         seen = epoch;
         if s.stop.load(Ordering::SeqCst) {
-            s.acks[me].store(epoch, Ordering::SeqCst);
             return;
         }
-        // SAFETY: the slot was written before this epoch was published and will not be
-        // rewritten before this worker acknowledges the epoch below; the dispatcher keeps
-        // the job alive until every worker has acknowledged.
+        // Enter the epoch unless the dispatcher already closed it for us.
+        let me_state = &s.states[me];
+        let entered = loop {
+            let st = me_state.load(Ordering::SeqCst);
+            if st >> 2 >= epoch {
+                break false;
+            }
+            if me_state
+                .compare_exchange(
+                    st,
+                    state(epoch, ENTERED),
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                )
+                .is_ok()
+            {
+                break true;
+            }
+        };
+        if !entered {
+            continue;
+        }
+        // SAFETY: the slot was written before this epoch was published and is not rewritten
+        // while this worker is ENTERED; the dispatcher keeps the job alive until then.
         if let Some(job) = unsafe { *s.job.get() } {
             // SAFETY: as above: the pointee outlives this epoch.
             s.work(unsafe { &*job });
         }
-        s.acks[me].store(epoch, Ordering::SeqCst);
+        me_state.store(state(epoch, DONE), Ordering::SeqCst);
     }
 }
 
 impl ThreadPool {
-    /// Waits until every worker has acknowledged `epoch`: spinning briefly, then yielding so
-    /// an oversubscribed machine runs the workers we wait for.
-    fn wait_acks(&self, epoch: u64) {
-        let s = &*self.shared;
+    /// Ends `epoch`: closes out every worker that has not entered it and waits for those
+    /// that have (spinning briefly, then yielding so an oversubscribed machine runs them).
+    fn finish(&self, epoch: u64) {
         let mut spins = 0u32;
-        while s.acks.iter().any(|a| a.load(Ordering::SeqCst) != epoch) {
-            if spins < SPIN {
-                spins += 1;
-                core::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
+        for st in &self.shared.states {
+            loop {
+                let cur = st.load(Ordering::SeqCst);
+                if cur == state(epoch, ENTERED) {
+                    if spins < SPIN {
+                        spins += 1;
+                        core::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                    continue;
+                }
+                if cur >> 2 == epoch {
+                    break; // done, or already closed
+                }
+                if st
+                    .compare_exchange(
+                        cur,
+                        state(epoch, CLOSED),
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    )
+                    .is_ok()
+                {
+                    break;
+                }
             }
         }
     }
@@ -157,7 +206,7 @@ impl ThreadPool {
     /// Publishes the job slot as a new epoch and wakes sleeping workers.
     fn publish(&self, job: Option<*const Job>, parts: usize) -> u64 {
         let s = &*self.shared;
-        // SAFETY: every worker acknowledged the previous epoch (run and drop wait for it),
+        // SAFETY: every worker finished or was closed out of the previous epoch (`finish`),
         // so none reads the slot now.
         unsafe { *s.job.get() = job };
         s.parts.store(parts, Ordering::SeqCst);
@@ -185,13 +234,14 @@ impl Executor for ThreadPool {
         }
         let _one_at_a_time = self.dispatch.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: the lifetime is erased only for the slot; `run` does not return until every
-        // worker has acknowledged this epoch, after which none dereferences the pointer.
+        // worker has finished or been closed out of this epoch, after which none
+        // dereferences the pointer.
         let erased: *const Job =
             unsafe { core::mem::transmute::<&(dyn Fn(usize) + Sync), &'static Job>(job) };
         let epoch = self.publish(Some(erased), parts);
         self.shared.work(job);
-        // Every part is claimed by now; each claimer finishes its parts before acknowledging.
-        self.wait_acks(epoch);
+        // Every part is claimed by now; each claimer finishes its parts before marking DONE.
+        self.finish(epoch);
     }
 }
 

@@ -6,8 +6,11 @@ use super::{ActQ8, Kernels, RowDot, TILE};
 use crate::exec::{Executor, SyncMutPtr};
 use crate::model::Matrix;
 
-/// Rows per work unit: large enough to amortize dispatch, small enough to balance.
-const MIN_ROWS_PER_THREAD: usize = 16;
+/// Rows per work unit at least: large enough to amortize claiming a part.
+const MIN_ROWS_PER_PART: usize = 32;
+/// Parts per thread: a few, so a thread that is descheduled mid-matmul (a busy machine)
+/// leaves parts the others can take instead of all of them waiting for it.
+const PARTS_PER_THREAD: usize = 4;
 
 /// out[i·rows + r] = dot(W[r], x[i]) + bias[r] for i < t. `act` is scratch for the
 /// quantized activations (T rows of at least `cols`). Prefill (t > 1) uses the level's
@@ -31,19 +34,22 @@ pub fn matmul(
     }
     let act: &ActQ8 = act;
     let out_ptr = SyncMutPtr(out.as_mut_ptr());
-    let threads = exec
-        .threads()
-        .min(rows.div_ceil(MIN_ROWS_PER_THREAD))
-        .max(1);
+    let parts = if exec.threads() > 1 {
+        (exec.threads() * PARTS_PER_THREAD)
+            .min(rows / MIN_ROWS_PER_PART)
+            .max(1)
+    } else {
+        1
+    };
     let row_bytes = w.row_bytes();
     let token = |i: usize| &x[i * cols..(i + 1) * cols];
-    exec.run(threads, &|part| {
+    exec.run(parts, &|part| {
         // Row ranges start on tile boundaries so tiles never straddle two parts.
-        let start = (rows * part / threads) / TILE * TILE;
-        let end = if part + 1 == threads {
+        let start = (rows * part / parts) / TILE * TILE;
+        let end = if part + 1 == parts {
             rows
         } else {
-            (rows * (part + 1) / threads) / TILE * TILE
+            (rows * (part + 1) / parts) / TILE * TILE
         };
         let put = |r: usize, i: usize, v: f32| {
             let b = bias.map_or(0.0, |b| b[r]);
