@@ -114,27 +114,21 @@ unsafe fn tile_blocks<const T: usize, const K: u8>(
         let mut x = [zero; T];
         let mut dx = [_mm512_setzero_ps(); T];
         let mut extra = [_mm512_setzero_ps(); T];
-        let mut init = [zero; T];
         for t in 0..T {
             // SAFETY: check_q8 verified 32·nb activation bytes per token.
             let xt = unsafe { load_act(a[t].qs.as_ptr().add(32 * b), two) };
             let d1 = if two { a[t].d[b1] } else { 0.0 };
             dx[t] = f32_pair(a[t].d[b], d1);
             match kind {
-                // sum (q - 8) x: start the integer sum at -8 · (per-lane sum of x).
-                Kind::Q4_0 => {
-                    init[t] =
-                        _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(8), xt));
-                    x[t] = xt;
-                }
                 // m · sx spread over the 8 lanes of each block (q4_z: m = -d z).
                 Kind::Q4_1 | Kind::Q4Z => {
                     let s1 = if two { a[t].s[b1] } else { 0.0 };
                     extra[t] = f32_pair(a[t].s[b] / 8.0, s1 / 8.0);
                     x[t] = xt;
                 }
-                // Signed weights: x + 128 is the unsigned operand (x XOR 0x80).
-                Kind::Q8_0 => x[t] = _mm512_xor_si512(xt, _mm512_set1_epi8(-128)),
+                // Signed weights (q8_0, and q4_0 as q - 8): x + 128 is the unsigned operand
+                // (x XOR 0x80); the per-row correction below removes the 128.
+                Kind::Q8_0 | Kind::Q4_0 => x[t] = _mm512_xor_si512(xt, _mm512_set1_epi8(-128)),
             }
         }
         for r in 0..TILE {
@@ -153,8 +147,14 @@ unsafe fn tile_blocks<const T: usize, const K: u8>(
                 _ => f16_pair(d0, d1),
             };
             let (wq, corr, m) = match kind {
-                // SAFETY: p0/p1 point at whole blocks.
-                Kind::Q4_0 => (unsafe { nibbles2(p0.add(2), p1.add(2)) }, None, None),
+                Kind::Q4_0 => {
+                    // SAFETY: p0/p1 point at whole blocks. Signed q - 8 in [-8, 7].
+                    let wq = unsafe { nibbles2(p0.add(2), p1.add(2)) };
+                    let wq = _mm512_sub_epi8(wq, _mm512_set1_epi8(8));
+                    // sum (x + 128) w = sum x w + 128 sum w: start at -128 · (per-lane sum of w).
+                    let c = _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(-128), wq);
+                    (wq, Some(_mm512_sub_epi32(zero, c)), None)
+                }
                 Kind::Q4_1 => {
                     // SAFETY: as above.
                     let (m0, m1) =
@@ -190,9 +190,8 @@ unsafe fn tile_blocks<const T: usize, const K: u8>(
             };
             for t in 0..T {
                 let dot = match kind {
-                    Kind::Q4_0 => _mm512_dpbusd_epi32(init[t], wq, x[t]),
                     Kind::Q4_1 | Kind::Q4Z => _mm512_dpbusd_epi32(zero, wq, x[t]),
-                    Kind::Q8_0 => _mm512_dpbusd_epi32(corr.unwrap_or(zero), x[t], wq),
+                    Kind::Q8_0 | Kind::Q4_0 => _mm512_dpbusd_epi32(corr.unwrap_or(zero), x[t], wq),
                 };
                 let scale = _mm512_mul_ps(dw, dx[t]);
                 acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[r][t]);
