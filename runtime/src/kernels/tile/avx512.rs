@@ -111,7 +111,12 @@ unsafe fn tile_blocks<const T: usize, const K: u8>(
         let b1 = if two { b + 1 } else { b };
         // Activation side, once per token: bytes, scales, and the per-lane correction that
         // turns the unsigned-weight trick into the signed result.
+        // q4_0 has two ways to handle its offset of 8: per token (decode: one token, so the
+        // correction costs once per block pair) or per row with signed weights (prefill: the
+        // per-token correction registers would spill).
+        let q4_0_per_token = T == 1;
         let mut x = [zero; T];
+        let mut init = [zero; T];
         let mut dx = [_mm512_setzero_ps(); T];
         let mut extra = [_mm512_setzero_ps(); T];
         for t in 0..T {
@@ -124,6 +129,12 @@ unsafe fn tile_blocks<const T: usize, const K: u8>(
                 Kind::Q4_1 | Kind::Q4Z => {
                     let s1 = if two { a[t].s[b1] } else { 0.0 };
                     extra[t] = f32_pair(a[t].s[b] / 8.0, s1 / 8.0);
+                    x[t] = xt;
+                }
+                // sum (q - 8) x: start the integer sum at -8 · (per-lane sum of x).
+                Kind::Q4_0 if q4_0_per_token => {
+                    let c = _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(8), xt);
+                    init[t] = _mm512_sub_epi32(zero, c);
                     x[t] = xt;
                 }
                 // Signed weights (q8_0, and q4_0 as q - 8): x + 128 is the unsigned operand
@@ -147,6 +158,10 @@ unsafe fn tile_blocks<const T: usize, const K: u8>(
                 _ => f16_pair(d0, d1),
             };
             let (wq, corr, m) = match kind {
+                Kind::Q4_0 if q4_0_per_token => {
+                    // SAFETY: p0/p1 point at whole blocks.
+                    (unsafe { nibbles2(p0.add(2), p1.add(2)) }, None, None)
+                }
                 Kind::Q4_0 => {
                     // SAFETY: p0/p1 point at whole blocks. Signed q - 8 in [-8, 7].
                     let wq = unsafe { nibbles2(p0.add(2), p1.add(2)) };
@@ -190,6 +205,7 @@ unsafe fn tile_blocks<const T: usize, const K: u8>(
             };
             for t in 0..T {
                 let dot = match kind {
+                    Kind::Q4_0 if q4_0_per_token => _mm512_dpbusd_epi32(init[t], wq, x[t]),
                     Kind::Q4_1 | Kind::Q4Z => _mm512_dpbusd_epi32(zero, wq, x[t]),
                     Kind::Q8_0 | Kind::Q4_0 => _mm512_dpbusd_epi32(corr.unwrap_or(zero), x[t], wq),
                 };
