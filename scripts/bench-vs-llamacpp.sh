@@ -18,6 +18,10 @@ rounds="${ROUNDS:-3}"
 prompt="${PROMPT:-128}"
 gen="${GEN:-64}"
 venv=".cache/llamacpp-venv"
+# llama-cpp-python's llama.cpp uses OpenMP; with the default active waiting, 2 threads on a
+# busy 2-core machine collapse (under 1 token/s here). Passive waiting is the fair setting
+# whenever other processes share the cores; override with OMP_WAIT_POLICY=active.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 work=".cache/bench"
 mkdir -p "$work"
 

@@ -8,11 +8,26 @@ pp: one batch of p prompt tokens (like llama-bench's pp); tg: n single-token dec
 import argparse
 import ctypes
 import json
+import os
 import statistics
 import sys
 import time
 
 import llama_cpp
+
+# llama.cpp's extra CPU buffer types (the AMX and repacked-weight backends) crash inside
+# llama_decode on this machine's VM (AMX tiles present but unusable), so they are turned off:
+# set LLAMACPP_EXTRA_BUFTS=1 to keep them where they work.
+if os.environ.get("LLAMACPP_EXTRA_BUFTS") != "1":
+    _default_params = llama_cpp.llama_model_default_params
+
+    def _no_extra_bufts():
+        p = _default_params()
+        p.use_extra_bufts = False
+        return p
+
+    llama_cpp.llama_model_default_params = _no_extra_bufts
+    llama_cpp.llama.llama_cpp.llama_model_default_params = _no_extra_bufts
 
 FTYPES = {"f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q4_k_m": 15}
 
@@ -41,14 +56,14 @@ def bench(path, p, n, threads, reps):
     pp, tg = [], []
     for rep in range(reps + 1):  # one warm-up repetition
         llm.reset()
-        llm._ctx.kv_cache_clear() if hasattr(llm._ctx, "kv_cache_clear") else None
+        llm._ctx.kv_cache_clear()
         t = time.perf_counter()
         llm.eval(prompt)
         dt = time.perf_counter() - t
         if rep:
             pp.append(p / dt)
         llm.reset()
-        llm._ctx.kv_cache_clear() if hasattr(llm._ctx, "kv_cache_clear") else None
+        llm._ctx.kv_cache_clear()
         tok = prompt[0]
         t = time.perf_counter()
         for _ in range(n):
