@@ -96,8 +96,10 @@ mod peaks {
     #[target_feature(enable = "avx512f")]
     unsafe fn fma512_impl(n: u64) -> f64 {
         let mut a = [_mm512_set1_ps(1.0); 12];
-        let (m, c) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-6));
+        let (mut m, c) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-6));
         for _ in 0..n {
+            // Opaque to the optimizer, so the chain cannot be folded or hoisted.
+            m = std::hint::black_box(m);
             for v in a.iter_mut() {
                 *v = _mm512_fmadd_ps(*v, m, c);
             }
@@ -114,8 +116,9 @@ mod peaks {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn fma256_impl(n: u64) -> f64 {
         let mut a = [_mm256_set1_ps(1.0); 12];
-        let (m, c) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-6));
+        let (mut m, c) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-6));
         for _ in 0..n {
+            m = std::hint::black_box(m);
             for v in a.iter_mut() {
                 *v = _mm256_fmadd_ps(*v, m, c);
             }
@@ -132,8 +135,9 @@ mod peaks {
     #[target_feature(enable = "avx512f,avx512vnni")]
     unsafe fn vnni512_impl(n: u64) -> f64 {
         let mut a = [_mm512_setzero_si512(); 12];
-        let (u, s) = (_mm512_set1_epi8(3), _mm512_set1_epi8(-2));
+        let (mut u, s) = (_mm512_set1_epi8(3), _mm512_set1_epi8(-2));
         for _ in 0..n {
+            u = std::hint::black_box(u);
             for v in a.iter_mut() {
                 *v = _mm512_dpbusd_epi32(*v, u, s);
             }
