@@ -12,13 +12,22 @@ use ember_runtime::kernels::matmul::matmul;
 use ember_runtime::kernels::{ActQ8Buf, Kernels, Level};
 use ember_runtime::model::Matrix;
 
-const DTYPES: [DType; 6] = [DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::F16, DType::BF16, DType::F32];
+const DTYPES: [DType; 6] = [
+    DType::Q4_0,
+    DType::Q4_1,
+    DType::Q8_0,
+    DType::F16,
+    DType::BF16,
+    DType::F32,
+];
 
 fn matrix(dtype: DType, rows: usize, cols: usize) -> Vec<u8> {
     let mut data = Vec::new();
     let mut row = vec![0u8; dtype.row_bytes(cols).unwrap()];
     for r in 0..rows {
-        let x: Vec<f32> = (0..cols).map(|i| (((i * 31 + r * 7) % 97) as f32 - 48.0) / 48.0).collect();
+        let x: Vec<f32> = (0..cols)
+            .map(|i| (((i * 31 + r * 7) % 97) as f32 - 48.0) / 48.0)
+            .collect();
         quantize_row_ref(dtype, &x, &mut row);
         data.extend_from_slice(&row);
     }
@@ -30,8 +39,15 @@ fn bench(c: &mut Criterion, group: &str, rows: usize, cols: usize, tokens: usize
     g.sample_size(20);
     for dtype in DTYPES {
         let data = matrix(dtype, rows, cols);
-        let w = Matrix { dtype, rows, cols, data: &data };
-        let x: Vec<f32> = (0..tokens * cols).map(|i| ((i % 13) as f32 - 6.0) / 6.0).collect();
+        let w = Matrix {
+            dtype,
+            rows,
+            cols,
+            data: &data,
+        };
+        let x: Vec<f32> = (0..tokens * cols)
+            .map(|i| ((i % 13) as f32 - 6.0) / 6.0)
+            .collect();
         let mut out = vec![0f32; tokens * rows];
         let mut act = ActQ8Buf::new(tokens, cols);
         if tokens == 1 {
@@ -40,7 +56,9 @@ fn bench(c: &mut Criterion, group: &str, rows: usize, cols: usize, tokens: usize
             g.throughput(Throughput::Elements((rows * cols * tokens) as u64));
         }
         for level in Level::ALL {
-            let Some(k) = Kernels::for_level(level) else { continue };
+            let Some(k) = Kernels::for_level(level) else {
+                continue;
+            };
             g.bench_with_input(BenchmarkId::new(dtype.name(), level.name()), &k, |b, k| {
                 b.iter(|| matmul(k, &Serial, &w, None, &x, tokens, &mut out, &mut act.view()))
             });
