@@ -412,57 +412,22 @@ pub fn quantize_row_ref(dtype: DType, src: &[f32], dst: &mut [u8]) -> bool {
                 b.copy_from_slice(&f32_to_bf16(x).to_le_bytes());
             }
         }
-        DType::Q8_0 => {
-            for (b, x) in blocks_mut::<BlockQ8_0>(dst)
-                .iter_mut()
-                .zip(src.chunks_exact(32))
-            {
-                *b = quantize_q8_0_ref(x.try_into().expect("32 elements"));
-            }
-        }
-        DType::Q4_0 => {
-            for (b, x) in blocks_mut::<BlockQ4_0>(dst)
-                .iter_mut()
-                .zip(src.chunks_exact(32))
-            {
-                *b = quantize_q4_0_ref(x.try_into().expect("32 elements"));
-            }
-        }
-        DType::Q4_1 => {
-            for (b, x) in blocks_mut::<BlockQ4_1>(dst)
-                .iter_mut()
-                .zip(src.chunks_exact(32))
-            {
-                *b = quantize_q4_1_ref(x.try_into().expect("32 elements"));
-            }
-        }
-        DType::Q5_0 => {
-            for (b, x) in blocks_mut::<BlockQ5_0>(dst)
-                .iter_mut()
-                .zip(src.chunks_exact(32))
-            {
-                *b = quantize_q5_0_ref(x.try_into().expect("32 elements"));
-            }
-        }
-        DType::Q5_1 => {
-            for (b, x) in blocks_mut::<BlockQ5_1>(dst)
-                .iter_mut()
-                .zip(src.chunks_exact(32))
-            {
-                *b = quantize_q5_1_ref(x.try_into().expect("32 elements"));
-            }
-        }
-        DType::Q4Z => {
-            for (b, x) in blocks_mut::<BlockQ4Z>(dst)
-                .iter_mut()
-                .zip(src.chunks_exact(32))
-            {
-                *b = quantize_q4_z_ref(x.try_into().expect("32 elements"));
-            }
-        }
+        DType::Q8_0 => quantize_blocks(dst, src, quantize_q8_0_ref),
+        DType::Q4_0 => quantize_blocks(dst, src, quantize_q4_0_ref),
+        DType::Q4_1 => quantize_blocks(dst, src, quantize_q4_1_ref),
+        DType::Q5_0 => quantize_blocks(dst, src, quantize_q5_0_ref),
+        DType::Q5_1 => quantize_blocks(dst, src, quantize_q5_1_ref),
+        DType::Q4Z => quantize_blocks(dst, src, quantize_q4_z_ref),
         DType::Q4K | DType::Q5K | DType::Q6K => return false,
     }
     true
+}
+
+/// Quantizes `src` into consecutive blocks of 32 with `quantize`.
+fn quantize_blocks<B: Pod>(dst: &mut [u8], src: &[f32], quantize: fn(&[f32; 32]) -> B) {
+    for (b, x) in blocks_mut::<B>(dst).iter_mut().zip(src.chunks_exact(32)) {
+        *b = quantize(x.try_into().expect("32 elements"));
+    }
 }
 
 /// The element of largest magnitude, with its sign (ggml's choice for symmetric types).
