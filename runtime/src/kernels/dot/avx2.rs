@@ -134,45 +134,52 @@ pub unsafe fn dot_q8_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     hsum_ps(acc)
 }
 
+/// Shared by Q4_0 and Q4_1: the sum over blocks of dw·dx·dot(nibbles, xq), plus the sum of
+/// `offset(p)`·sx, where `offset` gives a block's per-element offset broadcast to 8 lanes
+/// (every lane of that running sum holds the same value).
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_q4_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
-    let nb = blocks(w, 18, qs, d, s);
+unsafe fn dot_q4(
+    w: &[u8],
+    block_bytes: usize,
+    qs: &[i8],
+    d: &[f32],
+    s: &[f32],
+    offset: impl Fn(*const u8) -> __m256,
+) -> f32 {
+    let nb = blocks(w, block_bytes, qs, d, s);
     let mut acc = _mm256_setzero_ps();
-    // Every lane of `offset` holds the same running sum of dw * sx.
-    let mut offset = _mm256_setzero_ps();
+    let mut offsets = _mm256_setzero_ps();
     for b in 0..nb {
-        // SAFETY: `blocks` checked that block b of w (18 bytes) and of qs (32) exist.
+        // SAFETY: `blocks` checked that block b of w and of qs (32 bytes) exist.
         unsafe {
-            let p = w.as_ptr().add(18 * b);
+            let p = w.as_ptr().add(block_bytes * b);
             let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
-            let dot = mul_sum_us8(nibbles(p.add(2)), xq);
+            let dot = mul_sum_us8(nibbles(p.add(block_bytes - 16)), xq);
             let dw = f16x8(u16_at(p));
             acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(d[b])), dot, acc);
-            offset = _mm256_fmadd_ps(dw, _mm256_set1_ps(s[b]), offset);
+            offsets = _mm256_fmadd_ps(offset(p), _mm256_set1_ps(s[b]), offsets);
         }
     }
-    hsum_ps(acc) - 8.0 * _mm256_cvtss_f32(offset)
+    hsum_ps(acc) + _mm256_cvtss_f32(offsets)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q4_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    // sum (q - 8) x: the offset of each element is -8 dw.
+    // SAFETY: `dot_q4` passes p pointing at a whole 18-byte block.
+    unsafe {
+        dot_q4(w, 18, qs, d, s, |p| {
+            _mm256_mul_ps(f16x8(u16_at(p)), _mm256_set1_ps(-8.0))
+        })
+    }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q4_1(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
-    let nb = blocks(w, 20, qs, d, s);
-    let mut acc = _mm256_setzero_ps();
-    // Every lane of `mins` holds the same running sum of m * sx.
-    let mut mins = _mm256_setzero_ps();
-    for b in 0..nb {
-        // SAFETY: `blocks` checked that block b of w (20 bytes) and of qs (32) exist.
-        unsafe {
-            let p = w.as_ptr().add(20 * b);
-            let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
-            let dot = mul_sum_us8(nibbles(p.add(4)), xq);
-            let dw = f16x8(u16_at(p));
-            let m = f16x8(u16_at(p.add(2)));
-            acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(d[b])), dot, acc);
-            mins = _mm256_fmadd_ps(m, _mm256_set1_ps(s[b]), mins);
-        }
-    }
-    hsum_ps(acc) + _mm256_cvtss_f32(mins)
+    // sum (dw q + m) x: the offset of each element is the block minimum m.
+    // SAFETY: `dot_q4` passes p pointing at a whole 20-byte block.
+    unsafe { dot_q4(w, 20, qs, d, s, |p| f16x8(u16_at(p.add(2)))) }
 }
 
 /// q4_z: dw (dx · dot(q, xq) − z · sx) per block; dw is the f16 `(sd >> 1) & 0x7FC0` times
