@@ -125,6 +125,11 @@ pub enum Error {
         name: ShortName,
         layout: u32,
     },
+    /// A known layout that does not apply to the tensor's dtype or shape.
+    LayoutMismatch {
+        name: ShortName,
+        layout: &'static str,
+    },
     /// Zero or too many dimensions, a zero or absurd extent, or a row that is not whole blocks.
     BadShape {
         name: ShortName,
@@ -192,6 +197,10 @@ impl fmt::Display for Error {
             Error::UnknownLayout { name, layout } => {
                 write!(f, "tensor '{name}' has unknown layout id {layout}")
             }
+            Error::LayoutMismatch { name, layout } => write!(
+                f,
+                "tensor '{name}': layout {layout} does not apply to its dtype or shape"
+            ),
             Error::BadShape { name } => write!(f, "tensor '{name}' has an invalid shape"),
             Error::SizeMismatch { name, dtype, expected, actual } => write!(
                 f,

@@ -32,6 +32,7 @@ mod dtype;
 mod error;
 pub mod layout;
 mod read;
+pub mod rows16;
 #[cfg(feature = "write")]
 mod write;
 pub mod xxh64;
@@ -57,18 +58,22 @@ pub use write::{OwnedValue, Writer};
 pub enum Layout {
     /// Row-major; quantized rows are consecutive blocks.
     RowMajor,
+    /// Groups of 16 rows with their blocks interleaved for SIMD ([`rows16`]).
+    Rows16,
 }
 
 impl Layout {
     pub const fn id(self) -> u32 {
         match self {
             Layout::RowMajor => 0,
+            Layout::Rows16 => 1,
         }
     }
 
     pub fn from_id(id: u32) -> Option<Layout> {
         match id {
             0 => Some(Layout::RowMajor),
+            1 => Some(Layout::Rows16),
             _ => None,
         }
     }
@@ -76,6 +81,7 @@ impl Layout {
     pub const fn name(self) -> &'static str {
         match self {
             Layout::RowMajor => "row-major",
+            Layout::Rows16 => "rows16",
         }
     }
 }

@@ -629,6 +629,12 @@ impl<'a> DirIter<'a> {
                 actual: byte_len,
             });
         }
+        if layout == Layout::Rows16 && !crate::rows16::supports(dtype, &shape[..ndim]) {
+            return Err(Error::LayoutMismatch {
+                name: short,
+                layout: layout.name(),
+            });
+        }
         self.rest = &b[entry_end as usize..];
         Ok(RawTensor {
             name,

@@ -143,11 +143,24 @@ impl Writer {
         self.tensors.keys().map(|k| k.as_str())
     }
 
-    /// Adds a tensor; `data` must be exactly `dtype.tensor_bytes(shape)` bytes.
+    /// Adds a tensor; `data` must be exactly `dtype.tensor_bytes(shape)` bytes, row-major.
     pub fn add_tensor(
         &mut self,
         name: &str,
         dtype: DType,
+        shape: &[usize],
+        data: Vec<u8>,
+    ) -> Result<(), Error> {
+        self.add_tensor_with_layout(name, dtype, Layout::RowMajor, shape, data)
+    }
+
+    /// Adds a tensor whose `data` is already arranged in `layout` (see
+    /// [`crate::rows16::interleave`]); the layout must apply to dtype and shape.
+    pub fn add_tensor_with_layout(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        layout: Layout,
         shape: &[usize],
         data: Vec<u8>,
     ) -> Result<(), Error> {
@@ -174,6 +187,12 @@ impl Writer {
                 actual: data.len() as u64,
             });
         }
+        if layout == Layout::Rows16 && !crate::rows16::supports(dtype, shape) {
+            return Err(Error::LayoutMismatch {
+                name: short,
+                layout: layout.name(),
+            });
+        }
         if self.tensors.contains_key(name) {
             return Err(Error::Duplicate { name: short });
         }
@@ -181,7 +200,7 @@ impl Writer {
             name.into(),
             TensorEntry {
                 dtype,
-                layout: Layout::RowMajor,
+                layout,
                 shape: shape.into(),
                 data,
             },

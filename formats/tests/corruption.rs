@@ -186,6 +186,15 @@ fn unknown_dtype_and_layout_are_rejected() {
         parse_and_walk(&bytes),
         Err(Error::UnknownLayout { layout: 5, .. })
     ));
+    // rows16 is known, but not for the first tensor's dtype or shape.
+    let mut bytes = full.clone();
+    bytes[e0 + 8..e0 + 12].copy_from_slice(&1u32.to_le_bytes());
+    reseal(&mut bytes);
+    let err = parse_and_walk(&bytes).unwrap_err();
+    assert!(
+        matches!(err, Error::LayoutMismatch { .. }),
+        "{err}: the sample's first tensor must not be rows16-eligible"
+    );
 }
 
 #[test]

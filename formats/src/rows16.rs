@@ -1,0 +1,126 @@
+//! The `rows16` layout (id 1): a block-quantized matrix stored in groups of 16 rows, each
+//! group's blocks interleaved so that one 64-byte SIMD load carries the same 4 columns of
+//! all 16 rows (one 32-bit lane per row) and the 16 rows' scales sit side by side.
+//!
+//! A group of 16 rows is stored contiguously, block column after block column: the matrix
+//! `(rows, cols)` becomes `rows / 16` groups of `cols / 32` tiles. A tile has exactly the
+//! bytes of the 16 row-major blocks it replaces (16 × block_bytes), arranged as:
+//!
+//! - the blocks' u16 header fields, field by field, 16 rows each: `d[16]` (Q8_0, Q4_0),
+//!   `d[16] m[16]` (Q4_1), `sd[16]` (Q4_Z);
+//! - the quant bytes in chunks of 4 bytes per row: chunk `a` is
+//!   `qs[row 0][4a..4a+4], qs[row 1][4a..4a+4], ..., qs[row 15][4a..4a+4]` (64 bytes); Q4
+//!   types have 4 chunks (nibble byte i holds weights i and i + 16, as in the row-major block),
+//!   Q8_0 has 8 chunks and stores each quant as `q + 128` (an unsigned byte, the operand
+//!   VNNI's `dpbusd` wants; the kernels subtract `128 · Σx` per block).
+//!
+//! Nothing is lost: [`interleave`] and [`block_of_row`] are exact inverses.
+
+use crate::DType;
+
+/// Rows per group.
+pub const GROUP: usize = 16;
+
+/// Weights per block for every dtype this layout takes.
+pub const BLOCK: usize = 32;
+
+/// u16 header fields and quant bytes per block, for dtypes the layout takes.
+pub const fn fields(dtype: DType) -> Option<(usize, usize)> {
+    match dtype {
+        DType::Q4_0 | DType::Q4Z => Some((1, 16)),
+        DType::Q4_1 => Some((2, 16)),
+        DType::Q8_0 => Some((1, 32)),
+        _ => None,
+    }
+}
+
+/// Whether a tensor of this dtype and shape can be stored as rows16: a matrix of a 32-weight
+/// block type whose row count is a multiple of 16.
+pub fn supports(dtype: DType, shape: &[usize]) -> bool {
+    fields(dtype).is_some()
+        && shape.len() == 2
+        && shape[0] > 0
+        && shape[0] % GROUP == 0
+        && shape[1] % BLOCK == 0
+}
+
+/// Bytes of one tile (16 blocks).
+pub fn tile_bytes(dtype: DType) -> Option<usize> {
+    fields(dtype).map(|(h, q)| GROUP * (2 * h + q))
+}
+
+/// Bias added to Q8_0 quant bytes in this layout (as u8: `q + 128`).
+const Q8_BIAS: u8 = 0x80;
+
+/// Byte `k` of row `r`'s block (in row-major block order) ↔ its position in the tile.
+fn tile_pos(h: usize, r: usize, k: usize) -> usize {
+    let head = 2 * h;
+    if k < head {
+        // Field k / 2, byte k % 2 of row r.
+        (k / 2) * 2 * GROUP + 2 * r + k % 2
+    } else {
+        let i = k - head;
+        GROUP * head + (i / 4) * 4 * GROUP + 4 * r + i % 4
+    }
+}
+
+/// Rearranges a row-major matrix (`src`, rows × cols of `dtype` blocks) into rows16
+/// (`dst`, same length). Panics if the layout does not apply (see [`supports`]) or the
+/// lengths are wrong: callers check first.
+pub fn interleave(dtype: DType, rows: usize, cols: usize, src: &[u8], dst: &mut [u8]) {
+    assert!(supports(dtype, &[rows, cols]));
+    let (h, q) = fields(dtype).unwrap_or((1, 16));
+    let bb = 2 * h + q;
+    let nb = cols / BLOCK;
+    assert!(src.len() == rows * nb * bb && dst.len() == src.len());
+    for g in 0..rows / GROUP {
+        for b in 0..nb {
+            let tile = &mut dst[(g * nb + b) * GROUP * bb..][..GROUP * bb];
+            for r in 0..GROUP {
+                let block = &src[((g * GROUP + r) * nb + b) * bb..][..bb];
+                for (k, &byte) in block.iter().enumerate() {
+                    let v = if dtype == DType::Q8_0 && k >= 2 * h {
+                        byte ^ Q8_BIAS
+                    } else {
+                        byte
+                    };
+                    tile[tile_pos(h, r, k)] = v;
+                }
+            }
+        }
+    }
+}
+
+/// Row `r` (0..16) of a tile, as the row-major block it came from (the first
+/// `block_bytes` bytes of `out`).
+pub fn block_of_row(dtype: DType, tile: &[u8], r: usize, out: &mut [u8]) {
+    let (h, q) = fields(dtype).expect("rows16 dtype");
+    let bb = 2 * h + q;
+    assert!(r < GROUP && tile.len() >= GROUP * bb && out.len() >= bb);
+    for (k, o) in out[..bb].iter_mut().enumerate() {
+        let v = tile[tile_pos(h, r, k)];
+        *o = if dtype == DType::Q8_0 && k >= 2 * h {
+            v ^ Q8_BIAS
+        } else {
+            v
+        };
+    }
+}
+
+/// Dequantizes row `r` of a rows16 matrix with `cols` columns into `dst` (cols values).
+pub fn dequantize_row(dtype: DType, data: &[u8], cols: usize, r: usize, dst: &mut [f32]) {
+    let tb = tile_bytes(dtype).expect("rows16 dtype");
+    let nb = cols / BLOCK;
+    let (g, rr) = (r / GROUP, r % GROUP);
+    let mut block = [0u8; 34];
+    let bb = tb / GROUP;
+    for b in 0..nb {
+        let tile = &data[(g * nb + b) * tb..][..tb];
+        block_of_row(dtype, tile, rr, &mut block);
+        crate::blocks::dequantize_row_ref(
+            dtype,
+            &block[..bb],
+            &mut dst[b * BLOCK..(b + 1) * BLOCK],
+        );
+    }
+}
