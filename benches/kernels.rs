@@ -41,6 +41,7 @@ fn bench(c: &mut Criterion, group: &str, rows: usize, cols: usize, tokens: usize
         let data = matrix(dtype, rows, cols);
         let w = Matrix {
             dtype,
+            layout: ember_format::Layout::RowMajor,
             rows,
             cols,
             data: &data,

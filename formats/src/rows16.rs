@@ -40,8 +40,8 @@ pub fn supports(dtype: DType, shape: &[usize]) -> bool {
     fields(dtype).is_some()
         && shape.len() == 2
         && shape[0] > 0
-        && shape[0] % GROUP == 0
-        && shape[1] % BLOCK == 0
+        && shape[0].is_multiple_of(GROUP)
+        && shape[1].is_multiple_of(BLOCK)
 }
 
 /// Bytes of one tile (16 blocks).
@@ -112,11 +112,13 @@ pub fn dequantize_row(dtype: DType, data: &[u8], cols: usize, r: usize, dst: &mu
     let tb = tile_bytes(dtype).expect("rows16 dtype");
     let nb = cols / BLOCK;
     let (g, rr) = (r / GROUP, r % GROUP);
-    let mut block = [0u8; 34];
+    // u16 storage: the block structs are 2-byte aligned.
+    let mut buf = [0u16; 17];
+    let block: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
     let bb = tb / GROUP;
     for b in 0..nb {
         let tile = &data[(g * nb + b) * tb..][..tb];
-        block_of_row(dtype, tile, rr, &mut block);
+        block_of_row(dtype, tile, rr, block);
         crate::blocks::dequantize_row_ref(
             dtype,
             &block[..bb],

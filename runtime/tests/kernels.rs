@@ -5,7 +5,7 @@
 //! (scripts/test.sh does, per architecture) to make a skipped level a failure.
 
 use ember_format::blocks::{f32_to_f16, quantize_row_ref};
-use ember_format::DType;
+use ember_format::{rows16, DType, Layout};
 use ember_runtime::exec::{Executor, Serial};
 use ember_runtime::kernels::matmul::matmul;
 use ember_runtime::kernels::{ActQ8Buf, Kernels, Level, RowDot};
@@ -172,6 +172,7 @@ fn matmul_is_bit_identical_for_any_thread_count() {
             .collect();
         let w = Matrix {
             dtype,
+            layout: Layout::RowMajor,
             rows,
             cols,
             data: &data,
@@ -309,6 +310,106 @@ fn decode_row_groups_match_scalar_dots() {
                         k.level.name()
                     );
                 }
+            }
+        }
+    }
+}
+
+/// A random rows16 matrix: its row-major rows and the interleaved bytes.
+fn random_rows16(rng: &mut Rng, dtype: DType, rows: usize, cols: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let row_major: Vec<Vec<u8>> = (0..rows).map(|_| random_row(rng, dtype, cols)).collect();
+    let flat = row_major.concat();
+    let mut inter = vec![0u8; flat.len()];
+    rows16::interleave(dtype, rows, cols, &flat, &mut inter);
+    (row_major, inter)
+}
+
+#[test]
+fn rows16_groups_match_scalar_row_dots_at_every_level() {
+    use ember_runtime::kernels::{GROUP, GROUP_TOKENS};
+    let mut rng = Rng(16);
+    let scalar = Kernels::scalar();
+    // The reference itself is checked against the row-major dots, then each SIMD level.
+    for k in std::iter::once(scalar).chain(levels()) {
+        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4Z] {
+            let g = k.group(dtype).unwrap();
+            let RowDot::Quantized(dot, ..) = scalar.row_dot(dtype) else {
+                unreachable!()
+            };
+            for nb in [1usize, 2, 3, 17, 18, 48] {
+                let n = 32 * nb;
+                let (rows, w) = random_rows16(&mut rng, dtype, GROUP, n);
+                let x: Vec<f32> = (0..GROUP_TOKENS * n).map(|_| rng.f32()).collect();
+                let mut buf = ActQ8Buf::new(GROUP_TOKENS, n);
+                let mut act = buf.view();
+                act.fill(scalar.quantize_q8, &x, GROUP_TOKENS, n);
+                let a: [_; GROUP_TOKENS] = core::array::from_fn(|t| act.row(t));
+                let gemm = (g.gemm)(&w, &a);
+                for t in 0..GROUP_TOKENS {
+                    let gemv = (g.gemv)(&w, &a[t]);
+                    assert_eq!(gemv, gemm[t], "{} {dtype}: gemv == gemm", k.level.name());
+                    for r in 0..GROUP {
+                        let e = dot(&rows[r], a[t].qs, a[t].d, a[t].s);
+                        let got = gemm[t][r];
+                        let tol = 1e-5 * (n as f32).sqrt() * (e.abs() + 1.0) + 1e-5;
+                        assert!(
+                            (got - e).abs() <= tol,
+                            "{} {dtype} nb={nb} token {t} row {r}: {got} vs {e}",
+                            k.level.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn rows16_matmul_matches_row_major_for_any_thread_count() {
+    use ember_runtime::pool::ThreadPool;
+    let mut rng = Rng(61);
+    // 7 tokens: one 4-token call and three single ones per group.
+    let (rows, cols, t) = (80, 96, 7);
+    for k in std::iter::once(Kernels::scalar()).chain(levels()) {
+        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4Z] {
+            let (row_major, inter) = random_rows16(&mut rng, dtype, rows, cols);
+            let flat = row_major.concat();
+            let matrix = |layout, data| Matrix {
+                dtype,
+                layout,
+                rows,
+                cols,
+                data,
+            };
+            let x: Vec<f32> = (0..t * cols).map(|_| rng.f32()).collect();
+            let bias: Vec<f32> = (0..rows).map(|_| rng.f32()).collect();
+            let run = |w: &Matrix, exec: &dyn Executor| {
+                let mut out = vec![0f32; t * rows];
+                let mut act_buf = ActQ8Buf::new(t, cols);
+                let mut act = act_buf.view();
+                matmul(&k, exec, w, Some(&bias), &x, t, &mut out, &mut act);
+                out
+            };
+            let grouped = matrix(Layout::Rows16, &inter[..]);
+            let one = run(&grouped, &Serial);
+            for threads in [2, 3] {
+                assert_eq!(run(&grouped, &ThreadPool::new(threads)), one, "{dtype}");
+            }
+            let want = run(&matrix(Layout::RowMajor, &flat[..]), &Serial);
+            for (g, e) in one.iter().zip(&want) {
+                let tol = 1e-5 * (cols as f32).sqrt() * (e.abs() + 1.0);
+                assert!(
+                    (g - e).abs() <= tol,
+                    "{} {dtype}: {g} vs {e}",
+                    k.level.name()
+                );
+            }
+            // Embedding lookups read rows16 rows back exactly.
+            let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
+            for r in [0, 17, rows - 1] {
+                ember_runtime::kernels::dequantize_row(&grouped, r, &mut a);
+                ember_format::blocks::dequantize_row_ref(dtype, &row_major[r], &mut b);
+                assert_eq!(a, b);
             }
         }
     }

@@ -2,9 +2,10 @@
 //! over the executor's threads. Each output element is computed by one thread in a fixed
 //! order, so results do not depend on the thread count.
 
-use super::{ActQ8, Kernels, RowDot, TILE};
+use super::{ActQ8, GroupFns, Kernels, RowDot, GROUP, GROUP_TOKENS, TILE};
 use crate::exec::{Executor, SyncMutPtr};
 use crate::model::Matrix;
+use ember_format::Layout;
 
 /// Rows per work unit at least: large enough to amortize claiming a part.
 const MIN_ROWS_PER_PART: usize = 32;
@@ -33,14 +34,11 @@ pub fn matmul(
         act.fill(k.quantize_q8, x, t, cols);
     }
     let act: &ActQ8 = act;
+    let parts = parts_for(exec, rows);
+    if let (Layout::Rows16, Some(g)) = (w.layout, k.group(w.dtype)) {
+        return matmul_rows16(g, exec, w, bias, t, out, act, parts);
+    }
     let out_ptr = SyncMutPtr(out.as_mut_ptr());
-    let parts = if exec.threads() > 1 {
-        (exec.threads() * PARTS_PER_THREAD)
-            .min(rows / MIN_ROWS_PER_PART)
-            .max(1)
-    } else {
-        1
-    };
     let row_bytes = w.row_bytes();
     let token = |i: usize| &x[i * cols..(i + 1) * cols];
     exec.run(parts, &|part| {
@@ -119,6 +117,62 @@ pub fn matmul(
                     RowDot::Float(f, _) => f(row, token(i)),
                 };
                 put(r, i, v);
+            }
+        }
+    });
+}
+
+fn parts_for(exec: &dyn Executor, rows: usize) -> usize {
+    if exec.threads() > 1 {
+        (exec.threads() * PARTS_PER_THREAD)
+            .min(rows / MIN_ROWS_PER_PART)
+            .max(1)
+    } else {
+        1
+    }
+}
+
+/// A rows16 matrix: each part takes whole groups of 16 rows and streams each group once
+/// against all T tokens (4 at a time, then one at a time), so the group's weights stay in
+/// L1 while the tokens pass.
+#[allow(clippy::too_many_arguments)]
+fn matmul_rows16(
+    g: GroupFns,
+    exec: &dyn Executor,
+    w: &Matrix,
+    bias: Option<&[f32]>,
+    t: usize,
+    out: &mut [f32],
+    act: &ActQ8,
+    parts: usize,
+) {
+    let rows = w.rows;
+    let groups = rows / GROUP;
+    let group_bytes = w.data.len() / groups;
+    let out_ptr = SyncMutPtr(out.as_mut_ptr());
+    exec.run(parts, &|part| {
+        let put = |r: usize, i: usize, v: f32| {
+            let b = bias.map_or(0.0, |b| b[r]);
+            // SAFETY: i·rows + r < t·rows <= out.len(), and each (i, r) is written by
+            // exactly one part: parts own disjoint groups of rows.
+            unsafe { out_ptr.write(i * rows + r, v + b) };
+        };
+        for gi in groups * part / parts..groups * (part + 1) / parts {
+            let wg = &w.data[gi * group_bytes..(gi + 1) * group_bytes];
+            let mut i = 0;
+            while i + GROUP_TOKENS <= t {
+                let o = (g.gemm)(wg, &core::array::from_fn(|j| act.row(i + j)));
+                for (j, token) in o.iter().enumerate() {
+                    for (r, &v) in token.iter().enumerate() {
+                        put(gi * GROUP + r, i + j, v);
+                    }
+                }
+                i += GROUP_TOKENS;
+            }
+            for i in i..t {
+                for (r, &v) in (g.gemv)(wg, &act.row(i)).iter().enumerate() {
+                    put(gi * GROUP + r, i, v);
+                }
             }
         }
     });

@@ -4,6 +4,7 @@
 
 pub mod act;
 pub mod dot;
+pub mod group;
 pub mod matmul;
 pub mod ops;
 pub mod tile;
@@ -17,6 +18,7 @@ pub use ops::{
 };
 
 use ember_format::DType;
+pub use group::{GroupFns, GroupGemmFn, GroupGemvFn, GROUP, GROUP_TOKENS};
 pub use tile::{RowsQ8Fn, TileFloatFn, TileQ8Fn, TILE};
 
 /// x (32·nb) -> int8 blocks: qs (32·nb), scales d (nb), d·sum(q) s (nb).
@@ -141,6 +143,11 @@ pub struct Kernels {
     pub rows_q4_0: Option<RowsQ8Fn>,
     pub rows_q4_1: Option<RowsQ8Fn>,
     pub rows_q4_z: Option<RowsQ8Fn>,
+    /// Kernels for matrices in the rows16 layout (every level has at least the reference).
+    pub group_q8_0: GroupFns,
+    pub group_q4_0: GroupFns,
+    pub group_q4_1: GroupFns,
+    pub group_q4_z: GroupFns,
 }
 
 /// How a matrix of a dtype meets its activations: a row dot, a prefill tile and a decode
@@ -181,6 +188,10 @@ impl Kernels {
             rows_q4_0: None,
             rows_q4_1: None,
             rows_q4_z: None,
+            group_q8_0: group::scalar::Q8_0,
+            group_q4_0: group::scalar::Q4_0,
+            group_q4_1: group::scalar::Q4_1,
+            group_q4_z: group::scalar::Q4_Z,
         }
     }
 
@@ -245,6 +256,17 @@ impl Kernels {
         }
     }
 
+    /// The rows16 kernels for `dtype`, if the layout takes that dtype.
+    pub fn group(&self, dtype: DType) -> Option<GroupFns> {
+        match dtype {
+            DType::Q8_0 => Some(self.group_q8_0),
+            DType::Q4_0 => Some(self.group_q4_0),
+            DType::Q4_1 => Some(self.group_q4_1),
+            DType::Q4Z => Some(self.group_q4_z),
+            _ => None,
+        }
+    }
+
     /// Whether matrices of `dtype` can be multiplied.
     pub fn supports(dtype: DType) -> bool {
         DType::ALL.contains(&dtype)
@@ -255,9 +277,10 @@ impl Kernels {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::dot::{avx2, avx512};
+    use super::group::avx512 as group512;
     use super::tile::avx512 as tile512;
     use super::{ActRow, TILE};
-    use super::{Kernels, Level};
+    use super::{GroupFns, Kernels, Level};
 
     macro_rules! wrap {
         ($module:ident, $name:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
@@ -323,6 +346,17 @@ mod x86 {
             wrap!(tile512, rows_q4_0, (w: &[u8], n: usize, a: &ActRow) -> [f32; TILE]);
             wrap!(tile512, rows_q4_1, (w: &[u8], n: usize, a: &ActRow) -> [f32; TILE]);
             wrap!(tile512, rows_q4_z, (w: &[u8], n: usize, a: &ActRow) -> [f32; TILE]);
+            use super::group512;
+            use crate::kernels::{GROUP, GROUP_TOKENS};
+            type Group = [[f32; GROUP]; GROUP_TOKENS];
+            wrap!(group512, gemv_q8_0, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
+            wrap!(group512, gemv_q4_0, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
+            wrap!(group512, gemv_q4_1, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
+            wrap!(group512, gemv_q4_z, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
+            wrap!(group512, gemm_q8_0, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
+            wrap!(group512, gemm_q4_0, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
+            wrap!(group512, gemm_q4_1, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
+            wrap!(group512, gemm_q4_z, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
         }
         Kernels {
             level: Level::Avx512,
@@ -346,6 +380,22 @@ mod x86 {
             rows_q4_0: Some(w::rows_q4_0),
             rows_q4_1: Some(w::rows_q4_1),
             rows_q4_z: Some(w::rows_q4_z),
+            group_q8_0: GroupFns {
+                gemv: w::gemv_q8_0,
+                gemm: w::gemm_q8_0,
+            },
+            group_q4_0: GroupFns {
+                gemv: w::gemv_q4_0,
+                gemm: w::gemm_q4_0,
+            },
+            group_q4_1: GroupFns {
+                gemv: w::gemv_q4_1,
+                gemm: w::gemm_q4_1,
+            },
+            group_q4_z: GroupFns {
+                gemv: w::gemv_q4_z,
+                gemm: w::gemm_q4_z,
+            },
             ..scalar_rest()
         }
     }
@@ -426,6 +476,8 @@ mod arm {
             rows_q4_0: None,
             rows_q4_1: None,
             rows_q4_z: None,
+            // rows16: the reference until the NEON versions land.
+            ..Kernels::scalar()
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Reference kernels: plain loops, shape comments, no unsafe. The specification that
 //! optimized kernels are tested against.
 
-use ember_format::blocks;
+use ember_format::{blocks, rows16, Layout};
 
 use super::Kernels;
 
@@ -28,7 +28,10 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// One row of `w` as f32 into `out` (cols).
 pub fn dequantize_row(w: &Matrix, r: usize, out: &mut [f32]) {
-    blocks::dequantize_row_ref(w.dtype, w.row(r), &mut out[..w.cols]);
+    match w.layout {
+        Layout::Rows16 => rows16::dequantize_row(w.dtype, w.data, w.cols, r, &mut out[..w.cols]),
+        _ => blocks::dequantize_row_ref(w.dtype, w.row(r), &mut out[..w.cols]),
+    }
 }
 
 /// out = x / rms(x) * w, over one row of C (mean of squares in f64 for accuracy).

@@ -1,14 +1,17 @@
 //! The model's tensors, borrowed from the file, checked against the config once at load.
 
-use ember_format::{DType, EmberFile, ShortName, TensorInfo};
+use ember_format::{DType, EmberFile, Layout, ShortName, TensorInfo};
 
 use super::config::{Config, FfnKind, NormKind, Positions};
 use crate::Error;
 
-/// A weight matrix (rows, cols) in any dtype; rows are contiguous (`cols` elements each).
+/// A weight matrix (rows, cols) in any dtype: rows contiguous (`cols` elements each), or in
+/// groups of 16 interleaved rows (the rows16 layout, docs/FORMAT.md).
 #[derive(Clone, Copy, Debug)]
 pub struct Matrix<'a> {
     pub dtype: DType,
+    /// Row-major, or rows16 (groups of 16 rows interleaved for the kernels).
+    pub layout: Layout,
     pub rows: usize,
     pub cols: usize,
     pub data: &'a [u8],
@@ -18,6 +21,7 @@ impl<'a> Matrix<'a> {
     /// An empty matrix, a placeholder in caller-provided layer storage.
     pub const EMPTY: Matrix<'static> = Matrix {
         dtype: DType::F32,
+        layout: Layout::RowMajor,
         rows: 0,
         cols: 0,
         data: &[],
@@ -28,7 +32,9 @@ impl<'a> Matrix<'a> {
         self.data.len() / self.rows
     }
 
+    /// Row `r`'s bytes (row-major matrices only: rows16 rows are not contiguous).
     pub fn row(&self, r: usize) -> &'a [u8] {
+        debug_assert!(self.layout == Layout::RowMajor);
         let n = self.row_bytes();
         &self.data[r * n..(r + 1) * n]
     }
@@ -155,6 +161,7 @@ impl<'f, 'a> Loader<'f, 'a> {
         }
         Ok(Matrix {
             dtype: t.dtype,
+            layout: t.layout,
             rows,
             cols,
             data: t.data,

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use ember_format::blocks::quantize_row_ref;
-use ember_format::DType;
+use ember_format::{rows16, DType, Layout};
 use ember_runtime::exec::Executor;
 use ember_runtime::kernels::matmul::matmul;
 use ember_runtime::kernels::{ActQ8Buf, Kernels, Level};
@@ -16,9 +16,10 @@ use super::roofline::{peak_compute, read_bandwidth, stream_buffer};
 use super::{median, Args};
 use crate::cmd::CmdResult;
 
-const DTYPES: [DType; 6] = [
+const DTYPES: [DType; 7] = [
     DType::Q4_0,
     DType::Q4_1,
+    DType::Q4Z,
     DType::Q8_0,
     DType::F16,
     DType::BF16,
@@ -77,40 +78,57 @@ pub fn run(args: &Args, threads: usize) -> CmdResult {
     let mut rows_out = Vec::new();
     for dtype in DTYPES {
         let cols = 4096;
-        let rows = GEMV_BYTES / dtype.row_bytes(cols).unwrap_or(1);
-        let big = matrix_data(dtype, rows, cols);
+        let rows = GEMV_BYTES / dtype.row_bytes(cols).unwrap_or(1) / 16 * 16;
         let (gr, gc, gt) = GEMM_SHAPE;
-        let small = matrix_data(dtype, gr, gc);
-        for k in &levels {
-            let w = Matrix {
-                dtype,
-                rows,
-                cols,
-                data: &big,
-            };
-            let secs = time_matmul(k, &*exec, &w, 1, args.reps.max(3));
-            let gemv_gbs = big.len() as f64 / secs / 1e9;
-            let w = Matrix {
-                dtype,
-                rows: gr,
-                cols: gc,
-                data: &small,
-            };
-            let secs = time_matmul(k, &*exec, &w, gt, args.reps.max(3));
-            let gemm_gops = 2.0 * (gr * gc * gt) as f64 / secs / 1e9;
-            let peak = if dtype.is_quantized() {
-                int8_peak
-            } else {
-                fma_peak
-            };
-            rows_out.push(json!({
-                "dtype": dtype.name(),
-                "level": k.level.name(),
-                "gemv_gb_s": gemv_gbs,
-                "gemv_pct_of_bandwidth": 100.0 * gemv_gbs / bw,
-                "gemm_gop_s": gemm_gops,
-                "gemm_pct_of_peak": peak.map(|p| 100.0 * gemm_gops / p),
-            }));
+        // Row-major, and the converter's rows16 layout where it applies.
+        let mut layouts = vec![(
+            Layout::RowMajor,
+            matrix_data(dtype, rows, cols),
+            matrix_data(dtype, gr, gc),
+        )];
+        if rows16::supports(dtype, &[rows, cols]) {
+            let (big, small) = (&layouts[0].1, &layouts[0].2);
+            let mut big16 = vec![0u8; big.len()];
+            rows16::interleave(dtype, rows, cols, big, &mut big16);
+            let mut small16 = vec![0u8; small.len()];
+            rows16::interleave(dtype, gr, gc, small, &mut small16);
+            layouts.push((Layout::Rows16, big16, small16));
+        }
+        for (layout, big, small) in &layouts {
+            for k in &levels {
+                let w = Matrix {
+                    dtype,
+                    layout: *layout,
+                    rows,
+                    cols,
+                    data: big,
+                };
+                let secs = time_matmul(k, &*exec, &w, 1, args.reps.max(3));
+                let gemv_gbs = big.len() as f64 / secs / 1e9;
+                let w = Matrix {
+                    dtype,
+                    layout: *layout,
+                    rows: gr,
+                    cols: gc,
+                    data: small,
+                };
+                let secs = time_matmul(k, &*exec, &w, gt, args.reps.max(3));
+                let gemm_gops = 2.0 * (gr * gc * gt) as f64 / secs / 1e9;
+                let peak = if dtype.is_quantized() {
+                    int8_peak
+                } else {
+                    fma_peak
+                };
+                rows_out.push(json!({
+                    "dtype": dtype.name(),
+                    "layout": layout.name(),
+                    "level": k.level.name(),
+                    "gemv_gb_s": gemv_gbs,
+                    "gemv_pct_of_bandwidth": 100.0 * gemv_gbs / bw,
+                    "gemm_gop_s": gemm_gops,
+                    "gemm_pct_of_peak": peak.map(|p| 100.0 * gemm_gops / p),
+                }));
+            }
         }
     }
     if args.json {
@@ -128,13 +146,14 @@ pub fn run(args: &Args, threads: usize) -> CmdResult {
     println!("{threads} threads: read bandwidth {bw:.1} GB/s, f32 FMA peak {} GFLOP/s, int8 peak {} GOP/s", fmt_peak(fma_peak), fmt_peak(int8_peak));
     println!("GEMV: {} MiB matrix x 1 token (memory-bound); GEMM: {}x{} matrix x {} tokens (compute-bound)", GEMV_BYTES >> 20, GEMM_SHAPE.0, GEMM_SHAPE.1, GEMM_SHAPE.2);
     println!(
-        "{:<6} {:<7} {:>10} {:>10} {:>11} {:>9}",
-        "dtype", "level", "GEMV GB/s", "% of BW", "GEMM GOP/s", "% of peak"
+        "{:<6} {:<9} {:<7} {:>10} {:>10} {:>11} {:>9}",
+        "dtype", "layout", "level", "GEMV GB/s", "% of BW", "GEMM GOP/s", "% of peak"
     );
     for r in &rows_out {
         println!(
-            "{:<6} {:<7} {:>10.1} {:>9.0}% {:>11.1} {:>8}",
+            "{:<6} {:<9} {:<7} {:>10.1} {:>9.0}% {:>11.1} {:>8}",
             r["dtype"].as_str().unwrap_or(""),
+            r["layout"].as_str().unwrap_or(""),
             r["level"].as_str().unwrap_or(""),
             r["gemv_gb_s"].as_f64().unwrap_or(0.0),
             r["gemv_pct_of_bandwidth"].as_f64().unwrap_or(0.0),

@@ -1,0 +1,195 @@
+//! AVX-512 VNNI rows16 kernels: lane r of every vector is row r of the group. Per tile, the
+//! 16 scales convert in one instruction, each 64-byte chunk (4 quant bytes × 16 rows) meets
+//! a broadcast of the matching 4 activation bytes in one `vpdpbusd`, and nothing is shuffled.
+#![allow(clippy::missing_safety_doc)]
+
+use core::arch::x86_64::*;
+
+use super::{check, GROUP, GROUP_TOKENS};
+use crate::kernels::ActRow;
+use ember_format::DType;
+
+type Out<const T: usize> = [[f32; GROUP]; T];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Q8_0,
+    Q4_0,
+    Q4_1,
+    Q4Z,
+}
+
+const Q8_0: u8 = 0;
+const Q4_0: u8 = 1;
+const Q4_1: u8 = 2;
+const Q4Z: u8 = 3;
+
+impl Kind {
+    #[inline(always)]
+    const fn from_const(k: u8) -> Kind {
+        match k {
+            Q8_0 => Kind::Q8_0,
+            Q4_0 => Kind::Q4_0,
+            Q4_1 => Kind::Q4_1,
+            _ => Kind::Q4Z,
+        }
+    }
+
+    const fn dtype(self) -> DType {
+        match self {
+            Kind::Q8_0 => DType::Q8_0,
+            Kind::Q4_0 => DType::Q4_0,
+            Kind::Q4_1 => DType::Q4_1,
+            Kind::Q4Z => DType::Q4Z,
+        }
+    }
+
+    /// Bytes of the scale fields at the start of a tile.
+    const fn head(self) -> usize {
+        match self {
+            Kind::Q4_1 => 64,
+            _ => 32,
+        }
+    }
+
+    const fn tile_bytes(self) -> usize {
+        match self {
+            Kind::Q8_0 => 16 * 34,
+            Kind::Q4_1 => 16 * 20,
+            _ => 16 * 18,
+        }
+    }
+}
+
+/// 16 f16 values at p as f32.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn f16x16(p: *const u8) -> __m512 {
+    // SAFETY: the caller guarantees 32 readable bytes.
+    _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(p as *const __m256i) })
+}
+
+/// 4 activation bytes (columns 4k..4k+4 of the block at x) in every lane.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn bcast(x: *const i8, k: usize) -> __m512i {
+    // SAFETY: the caller guarantees 32 readable bytes at x and k < 8.
+    _mm512_set1_epi32(unsafe { (x.add(4 * k) as *const i32).read_unaligned() })
+}
+
+/// The shared body: one group against T tokens. Per tile and row, with dot the integer sum
+/// of the stored (unsigned) quants times the activation bytes:
+/// result += dw·(dx·dot) + mw·sx, where sx = dx·Σx and mw is -8·dw (Q4_0), -128·dw (Q8_0,
+/// stored as q + 128), m (Q4_1) or -dw·z/8 (Q4_Z).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
+    let kind = Kind::from_const(K);
+    let nb = check(kind.dtype(), w, a);
+    let tb = kind.tile_bytes();
+    let nibble = _mm512_set1_epi8(0x0F);
+    let mut acc = [_mm512_setzero_ps(); T];
+    // Σ mw·sx; for Q4_0 and Q8_0 Σ dw·sx, scaled by -8 or -128 once at the end.
+    let mut accm = [_mm512_setzero_ps(); T];
+    for b in 0..nb {
+        // SAFETY: check() verified nb tiles of tb bytes.
+        let p = unsafe { w.as_ptr().add(b * tb) };
+        // SAFETY: a tile starts with its scale fields (32 or 64 bytes).
+        let (dw, mw) = unsafe {
+            match kind {
+                Kind::Q4Z => {
+                    // sd = d9 << 7 | z: the scale is the f16 (sd >> 1) & 0x7FC0 times 2^-8.
+                    let sd = _mm256_loadu_si256(p as *const __m256i);
+                    let bits =
+                        _mm256_and_si256(_mm256_srli_epi16::<1>(sd), _mm256_set1_epi16(0x7FC0));
+                    let dw = _mm512_mul_ps(
+                        _mm512_cvtph_ps(bits),
+                        _mm512_set1_ps(ember_format::blocks::Q4Z_SHIFT),
+                    );
+                    let z = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm256_and_si256(
+                        sd,
+                        _mm256_set1_epi16(0x7F),
+                    )));
+                    (
+                        dw,
+                        _mm512_mul_ps(dw, _mm512_mul_ps(z, _mm512_set1_ps(-0.125))),
+                    )
+                }
+                Kind::Q4_1 => (f16x16(p), f16x16(p.add(32))),
+                Kind::Q4_0 | Kind::Q8_0 => {
+                    let dw = f16x16(p);
+                    (dw, dw)
+                }
+            }
+        };
+        // SAFETY: the quants follow the scales: 4 (Q4) or 8 (Q8_0) chunks of 64 bytes.
+        let q = unsafe { p.add(kind.head()) };
+        // wq[k] pairs with activation bytes 4k..4k+4 of the block.
+        let mut wq = [_mm512_setzero_si512(); 8];
+        for c in 0..4 {
+            if kind == Kind::Q8_0 {
+                // SAFETY: as above.
+                unsafe {
+                    wq[2 * c] = _mm512_loadu_si512(q.add(128 * c) as *const __m512i);
+                    wq[2 * c + 1] = _mm512_loadu_si512(q.add(128 * c + 64) as *const __m512i);
+                }
+            } else {
+                // SAFETY: as above. Low nibbles are columns 4c.., high ones 16 + 4c...
+                let v = unsafe { _mm512_loadu_si512(q.add(64 * c) as *const __m512i) };
+                wq[c] = _mm512_and_si512(v, nibble);
+                wq[c + 4] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), nibble);
+            }
+        }
+        for t in 0..T {
+            // SAFETY: check() verified 32·nb activation bytes.
+            let x = unsafe { a[t].qs.as_ptr().add(32 * b) };
+            // Two accumulators halve the dependency chain.
+            let (mut d0, mut d1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+            for k in (0..8).step_by(2) {
+                // SAFETY: x points at a whole activation block.
+                unsafe {
+                    d0 = _mm512_dpbusd_epi32(d0, wq[k], bcast(x, k));
+                    d1 = _mm512_dpbusd_epi32(d1, wq[k + 1], bcast(x, k + 1));
+                }
+            }
+            let dot = _mm512_cvtepi32_ps(_mm512_add_epi32(d0, d1));
+            let u = _mm512_mul_ps(dot, _mm512_set1_ps(a[t].d[b]));
+            acc[t] = _mm512_fmadd_ps(u, dw, acc[t]);
+            accm[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(a[t].s[b]), accm[t]);
+        }
+    }
+    let c = match kind {
+        Kind::Q4_0 => -8.0,
+        Kind::Q8_0 => -128.0,
+        Kind::Q4_1 | Kind::Q4Z => 1.0,
+    };
+    let mut out = [[0f32; GROUP]; T];
+    for t in 0..T {
+        let v = _mm512_fmadd_ps(accm[t], _mm512_set1_ps(c), acc[t]);
+        // SAFETY: out[t] holds 16 f32.
+        unsafe { _mm512_storeu_ps(out[t].as_mut_ptr(), v) };
+    }
+    out
+}
+
+macro_rules! kernels {
+    ($gemv:ident, $gemm:ident, $k:expr) => {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        pub unsafe fn $gemv(w: &[u8], a: &ActRow) -> [f32; GROUP] {
+            // SAFETY: same features; bounds are checked inside.
+            let out = unsafe { group::<1, { $k }>(w, &[*a]) };
+            out[0]
+        }
+
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        pub unsafe fn $gemm(w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Out<GROUP_TOKENS> {
+            // SAFETY: same features; bounds are checked inside.
+            unsafe { group::<GROUP_TOKENS, { $k }>(w, a) }
+        }
+    };
+}
+
+kernels!(gemv_q8_0, gemm_q8_0, Q8_0);
+kernels!(gemv_q4_0, gemm_q4_0, Q4_0);
+kernels!(gemv_q4_1, gemm_q4_1, Q4_1);
+kernels!(gemv_q4_z, gemm_q4_z, Q4Z);

@@ -1,0 +1,74 @@
+//! Reference rows16 kernels: each row's blocks are rebuilt in row-major form and met with the
+//! reference block dot, block by block, so the result is the row-major reference's sum.
+// Rows and tokens index several arrays at once.
+#![allow(clippy::needless_range_loop)]
+
+use super::{check, GroupFns, GROUP, GROUP_TOKENS};
+use crate::kernels::dot::scalar as dot;
+use crate::kernels::{ActRow, DotQ8Fn};
+use ember_format::{rows16, DType};
+
+fn group_with<const T: usize>(
+    dtype: DType,
+    f: DotQ8Fn,
+    w: &[u8],
+    a: &[ActRow; T],
+) -> [[f32; GROUP]; T] {
+    let nb = check(dtype, w, a);
+    let tb = w.len() / nb.max(1);
+    let bb = tb / GROUP;
+    let mut out = [[0f32; GROUP]; T];
+    // u16 storage: the block structs are 2-byte aligned.
+    let mut buf = [0u16; 17];
+    let block: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
+    for b in 0..nb {
+        let tile = &w[b * tb..(b + 1) * tb];
+        for r in 0..GROUP {
+            rows16::block_of_row(dtype, tile, r, block);
+            for t in 0..T {
+                let x = &a[t];
+                out[t][r] += f(
+                    &block[..bb],
+                    &x.qs[32 * b..32 * (b + 1)],
+                    &x.d[b..b + 1],
+                    &x.s[b..b + 1],
+                );
+            }
+        }
+    }
+    out
+}
+
+macro_rules! reference {
+    ($gemv:ident, $gemm:ident, $dtype:expr, $dot:path) => {
+        pub fn $gemv(w: &[u8], a: &ActRow) -> [f32; GROUP] {
+            group_with::<1>($dtype, $dot, w, &[*a])[0]
+        }
+
+        pub fn $gemm(w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> [[f32; GROUP]; GROUP_TOKENS] {
+            group_with($dtype, $dot, w, a)
+        }
+    };
+}
+
+reference!(gemv_q8_0, gemm_q8_0, DType::Q8_0, dot::dot_q8_0);
+reference!(gemv_q4_0, gemm_q4_0, DType::Q4_0, dot::dot_q4_0);
+reference!(gemv_q4_1, gemm_q4_1, DType::Q4_1, dot::dot_q4_1);
+reference!(gemv_q4_z, gemm_q4_z, DType::Q4Z, dot::dot_q4_z);
+
+pub const Q8_0: GroupFns = GroupFns {
+    gemv: gemv_q8_0,
+    gemm: gemm_q8_0,
+};
+pub const Q4_0: GroupFns = GroupFns {
+    gemv: gemv_q4_0,
+    gemm: gemm_q4_0,
+};
+pub const Q4_1: GroupFns = GroupFns {
+    gemv: gemv_q4_1,
+    gemm: gemm_q4_1,
+};
+pub const Q4_Z: GroupFns = GroupFns {
+    gemv: gemv_q4_z,
+    gemm: gemm_q4_z,
+};
