@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ember_format::{DType, Writer};
+use ember_format::{DType, Layout, Writer};
 
 use crate::calibrate::Importance;
 use crate::error::{Context, Result};
@@ -78,6 +78,8 @@ pub struct Summary {
     pub seconds: f64,
     /// Matrices that could not take the recipe's block type and were written as f16.
     pub fallbacks: Vec<String>,
+    /// Matrices written in the rows16 layout.
+    pub rows16: usize,
 }
 
 impl Summary {
@@ -228,6 +230,7 @@ fn write_plan(
         file_bytes: 0,
         seconds: 0.0,
         fallbacks: Vec::new(),
+        rows16: 0,
     };
     for (i, t) in plan.tensors.iter().enumerate() {
         let (dst, fallback) = quant::target_dtype(recipe, &t.name, t.dtype, &t.shape);
@@ -282,6 +285,9 @@ pub struct Options {
     pub calibration: Option<PathBuf>,
     /// At most this many calibration tokens.
     pub calibration_tokens: usize,
+    /// `Rows16` (the default of `ember convert`) stores every block-quantized matrix with a
+    /// multiple of 16 rows in the kernels' interleaved layout; `RowMajor` keeps GGUF order.
+    pub layout: Layout,
 }
 
 /// Converts `opts.input` and writes `opts.output` (via a temporary file renamed into place).
@@ -315,7 +321,11 @@ pub fn convert(opts: &Options) -> Result<Summary> {
         }
         None => None,
     };
-    let (w, mut summary) = build_with(&opts.input, opts.quant, importance.as_ref(), opts.progress)?;
+    let (mut w, mut summary) =
+        build_with(&opts.input, opts.quant, importance.as_ref(), opts.progress)?;
+    if opts.layout == Layout::Rows16 {
+        summary.rows16 = w.use_rows16();
+    }
     summary.file_bytes = w
         .write_file(&opts.output)
         .context(format!("writing {}", opts.output.display()))?;

@@ -11,6 +11,7 @@
 //!     progress: true,
 //!     calibration: None,
 //!     calibration_tokens: 0,
+//!     layout: ember_format::Layout::Rows16,
 //! })?;
 //! println!("{} tensors, {:.2} bits/weight", summary.tensors, summary.bits_per_weight());
 //! # Ok::<(), ember_convert::Error>(())

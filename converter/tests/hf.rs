@@ -330,6 +330,7 @@ fn convert_writes_the_file_and_refuses_to_overwrite() {
         progress: false,
         calibration: None,
         calibration_tokens: 0,
+        layout: ember_format::Layout::Rows16,
     };
     let s = ember_convert::convert(&opts).unwrap();
     let len = std::fs::metadata(&out).unwrap().len();

@@ -208,6 +208,22 @@ impl Writer {
         Ok(())
     }
 
+    /// Rearranges every tensor the rows16 layout applies to (block-quantized matrices
+    /// with a multiple of 16 rows) into it; returns how many.
+    pub fn use_rows16(&mut self) -> usize {
+        let mut n = 0;
+        for t in self.tensors.values_mut() {
+            if t.layout == Layout::RowMajor && crate::rows16::supports(t.dtype, &t.shape) {
+                let mut out = alloc::vec![0u8; t.data.len()];
+                crate::rows16::interleave(t.dtype, t.shape[0], t.shape[1], &t.data, &mut out);
+                t.data = out;
+                t.layout = Layout::Rows16;
+                n += 1;
+            }
+        }
+        n
+    }
+
     pub fn add_tensor_f32(
         &mut self,
         name: &str,

@@ -2,6 +2,7 @@
 use std::path::PathBuf;
 
 use ember_convert::{Options, Recipe};
+use ember_format::Layout;
 
 use super::CmdResult;
 
@@ -25,7 +26,15 @@ Quantization (--quant):
   quantization error by the mean x² of the activations its columns meet.
   Norm weights and biases are always f32. Re-quantizing a quantized GGUF dequantizes it
   exactly to f32 first; a matrix already in the target type is copied unchanged.
-  Default: `same` for GGUF input, `f16` for Hugging Face input.")]
+  Default: `same` for GGUF input, `f16` for Hugging Face input.
+
+Layout (--layout): rows16 (default) stores each block-quantized matrix whose row count is a
+  multiple of 16 in groups of 16 interleaved rows, so the kernels stream it without
+  shuffles; the bytes are the same blocks, moved (docs/FORMAT.md). row-major keeps GGUF order.
+
+Example:
+  ember convert SmolLM2-135M-Instruct.Q4_1.gguf -o smollm2.ember
+  ember convert ./my-hf-model -o model.ember --quant q4 --calibration wiki.txt")]
 pub struct Args {
     /// Hugging Face checkpoint directory or GGUF file.
     pub input: PathBuf,
@@ -47,6 +56,18 @@ pub struct Args {
     /// At most this many calibration tokens.
     #[arg(long, default_value_t = 8192)]
     pub calibration_tokens: usize,
+    /// Weight layout: rows16 (block-quantized matrices interleaved in groups of 16 rows
+    /// for the SIMD kernels) or row-major (GGUF order).
+    #[arg(long, default_value = "rows16", value_parser = parse_layout)]
+    pub layout: Layout,
+}
+
+fn parse_layout(s: &str) -> Result<Layout, String> {
+    match s {
+        "rows16" => Ok(Layout::Rows16),
+        "row-major" => Ok(Layout::RowMajor),
+        _ => Err(format!("unknown layout '{s}' (choose rows16 or row-major)")),
+    }
 }
 
 fn parse_recipe(s: &str) -> Result<Recipe, String> {
@@ -65,11 +86,13 @@ pub fn run(args: Args) -> CmdResult {
         progress: !args.quiet,
         calibration: args.calibration.clone(),
         calibration_tokens: args.calibration_tokens,
+        layout: args.layout,
     })?;
     eprintln!(
-        "wrote {}: {} tensors, {} parameters, {:.1} MB, {:.2} bits/weight (--quant {}), {:.2} s",
+        "wrote {}: {} tensors ({} in rows16), {} parameters, {:.1} MB, {:.2} bits/weight (--quant {}), {:.2} s",
         args.output.display(),
         summary.tensors,
+        summary.rows16,
         summary.params,
         summary.file_bytes as f64 / 1e6,
         summary.bits_per_weight(),
