@@ -1,6 +1,6 @@
 //! First light on SmolLM2-135M-Instruct from its GGUF: tokenization equal to Hugging Face,
 //! top-10 logits within 1e-3 and 32-token greedy continuations identical at f32; the first
-//! 16 greedy tokens identical at f16.
+//! 16 greedy tokens identical at f16; the shipped Q4_1 blocks agree across layouts and levels.
 mod common;
 
 use common::{convert, ids, read_json, shared_fixture, smollm2_gguf};
@@ -138,6 +138,61 @@ fn smollm2_greedy_is_identical_with_every_kernel_level() {
                 level.name(),
                 case["prompt"]
             );
+        }
+    }
+}
+
+/// The shipped Q4_1 blocks (`--quant same`) give the same greedy continuations in both
+/// layouts (row-major and the converter's default rows16) with every kernel level: the
+/// rows16 kernels compute what the row-major ones do.
+#[test]
+fn smollm2_q4_1_greedy_agrees_across_layouts_and_kernel_levels() {
+    use ember_runtime::kernels::{Kernels, Level};
+    let Some(fx) = fixture() else { return };
+    let (mut writer, _) = ember_convert::build(&fx.gguf, Some(Recipe::Same), false).unwrap();
+    let row_major = ember_format::AlignedBytes::from(writer.to_vec());
+    assert!(writer.use_rows16() > 200, "SmolLM2's matrices take rows16");
+    let rows16 = ember_format::AlignedBytes::from(writer.to_vec());
+    let n = 24;
+    let mut anchor: Vec<Vec<u32>> = Vec::new();
+    for (layout, bytes) in [("row-major", &row_major), ("rows16", &rows16)] {
+        let file = EmberFile::parse(bytes).unwrap();
+        let model = Model::load(&file).unwrap();
+        for level in Level::ALL {
+            let Some(kernels) = Kernels::for_level(level) else {
+                eprintln!(
+                    "SKIPPED: kernel level {} (not supported here)",
+                    level.name()
+                );
+                continue;
+            };
+            for (c, case) in fx.reference["generate"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .enumerate()
+            {
+                let prompt = ids(&case["prompt_ids"]);
+                let mut session = Session::new(&model, prompt.len() + n).unwrap();
+                session.set_kernels(kernels);
+                session.set_threads(2);
+                let mut next = argmax(session.prefill(&prompt).unwrap());
+                let mut got = Vec::new();
+                for _ in 0..n {
+                    got.push(next);
+                    next = argmax(session.step(next).unwrap());
+                }
+                if anchor.len() <= c {
+                    anchor.push(got);
+                } else {
+                    assert_eq!(
+                        got,
+                        anchor[c],
+                        "{layout}, {} kernels, prompt {c}",
+                        level.name()
+                    );
+                }
+            }
         }
     }
 }

@@ -34,10 +34,10 @@ pub fn matmul(
         act.fill(k.quantize_q8, x, t, cols);
     }
     let act: &ActQ8 = act;
-    let parts = parts_for(exec, rows);
     if let (Layout::Rows16, Some(g)) = (w.layout, k.group(w.dtype)) {
-        return matmul_rows16(g, exec, w, bias, t, out, act, parts);
+        return matmul_rows16(g, exec, [(w, bias, out)], t, act);
     }
+    let parts = parts_for(exec, rows);
     let out_ptr = SyncMutPtr(out.as_mut_ptr());
     let row_bytes = w.row_bytes();
     let token = |i: usize| &x[i * cols..(i + 1) * cols];
@@ -132,46 +132,95 @@ fn parts_for(exec: &dyn Executor, rows: usize) -> usize {
     }
 }
 
-/// A rows16 matrix: each part takes whole groups of 16 rows and streams each group once
-/// against all T tokens (4 at a time, then one at a time), so the group's weights stay in
-/// L1 while the tokens pass.
-#[allow(clippy::too_many_arguments)]
-fn matmul_rows16(
+/// One matrix of a fused multiplication: weights, bias, output (T, rows).
+pub type Product<'o, 'w> = (&'o Matrix<'w>, Option<&'o [f32]>, &'o mut [f32]);
+
+/// Several matrices that share their input (attention's q, k, v; the FFN's gate and up),
+/// in one dispatch over the threads with the input quantized once. Falls back to one
+/// [`matmul`] each unless all are rows16 of one dtype.
+pub fn matmul_many<const N: usize>(
+    k: &Kernels,
+    exec: &dyn Executor,
+    products: [Product; N],
+    x: &[f32],
+    t: usize,
+    act: &mut ActQ8,
+) {
+    let first = products[0].0;
+    let fused = products.iter().all(|(w, ..)| {
+        w.layout == Layout::Rows16 && w.dtype == first.dtype && w.cols == first.cols
+    });
+    match k.group(first.dtype) {
+        Some(g) if fused => {
+            assert!(x.len() >= t * first.cols);
+            act.fill(k.quantize_q8, x, t, first.cols);
+            matmul_rows16(g, exec, products, t, act);
+        }
+        _ => {
+            for (w, bias, out) in products {
+                matmul(k, exec, w, bias, x, t, out, act);
+            }
+        }
+    }
+}
+
+/// Rows16 matrices (their activations already quantized in `act`): the parts split the
+/// groups of all N matrices, in order, and each group is streamed once against all T
+/// tokens (4 at a time, then one at a time) while its weights sit in L1.
+fn matmul_rows16<const N: usize>(
     g: GroupFns,
     exec: &dyn Executor,
-    w: &Matrix,
-    bias: Option<&[f32]>,
+    products: [Product; N],
     t: usize,
-    out: &mut [f32],
     act: &ActQ8,
-    parts: usize,
 ) {
-    let rows = w.rows;
-    let groups = rows / GROUP;
-    let group_bytes = w.data.len() / groups;
-    let out_ptr = SyncMutPtr(out.as_mut_ptr());
+    // Per matrix: (weights, bias, output, rows, bytes per group, first global group).
+    let mut total = 0;
+    let mats = products.map(|(w, bias, out)| {
+        assert!(out.len() >= t * w.rows && w.rows % GROUP == 0);
+        let groups = w.rows / GROUP;
+        let m = (
+            w,
+            bias,
+            SyncMutPtr(out.as_mut_ptr()),
+            w.data.len() / groups.max(1),
+            total,
+        );
+        total += groups;
+        m
+    });
+    let rows: usize = mats.iter().map(|m| m.0.rows).sum();
+    let parts = parts_for(exec, rows);
     exec.run(parts, &|part| {
-        let put = |r: usize, i: usize, v: f32| {
-            let b = bias.map_or(0.0, |b| b[r]);
-            // SAFETY: i·rows + r < t·rows <= out.len(), and each (i, r) is written by
-            // exactly one part: parts own disjoint groups of rows.
-            unsafe { out_ptr.write(i * rows + r, v + b) };
-        };
-        for gi in groups * part / parts..groups * (part + 1) / parts {
+        for global in total * part / parts..total * (part + 1) / parts {
+            // The matrix holding this group: the last one starting at or before it.
+            let Some(&(w, bias, out, group_bytes, first)) =
+                mats.iter().rev().find(|m| m.4 <= global)
+            else {
+                continue;
+            };
+            let (gi, rows) = (global - first, w.rows);
+            let put = |r: usize, i: usize, v: f32| {
+                let r = gi * GROUP + r;
+                let b = bias.map_or(0.0, |b| b[r]);
+                // SAFETY: i·rows + r < t·rows <= out.len(), and each (i, r) is written by
+                // exactly one part: parts own disjoint groups.
+                unsafe { out.write(i * rows + r, v + b) };
+            };
             let wg = &w.data[gi * group_bytes..(gi + 1) * group_bytes];
             let mut i = 0;
             while i + GROUP_TOKENS <= t {
                 let o = (g.gemm)(wg, &core::array::from_fn(|j| act.row(i + j)));
                 for (j, token) in o.iter().enumerate() {
                     for (r, &v) in token.iter().enumerate() {
-                        put(gi * GROUP + r, i + j, v);
+                        put(r, i + j, v);
                     }
                 }
                 i += GROUP_TOKENS;
             }
             for i in i..t {
                 for (r, &v) in (g.gemv)(wg, &act.row(i)).iter().enumerate() {
-                    put(gi * GROUP + r, i, v);
+                    put(r, i, v);
                 }
             }
         }

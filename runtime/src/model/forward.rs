@@ -232,6 +232,24 @@ fn linear(
     k::matmul::matmul(c.kernels, c.exec, &l.w, l.b, x, t, out, act);
 }
 
+/// Linear layers sharing their input, in one fused multiplication where the kernels allow.
+fn linears<const N: usize>(
+    c: Compute,
+    layer: usize,
+    ls: [(&'static str, &Linear, &mut [f32]); N],
+    x: &[f32],
+    t: usize,
+    act: &mut ActQ8,
+) {
+    if let Some(o) = c.observer {
+        for (name, l, _) in &ls {
+            o.matmul_input(Some(layer), name, &x[..t * l.w.cols], t);
+        }
+    }
+    let products = ls.map(|(_, l, out)| (&l.w, l.b, out));
+    k::matmul::matmul_many(c.kernels, c.exec, products, x, t, act);
+}
+
 fn embed(m: &Matrix, id: usize, out: &mut [f32]) {
     k::dequantize_row(m, id, out);
 }
@@ -280,17 +298,17 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         for (li, layer) in w.layers.as_ref().iter().enumerate() {
             // Attention block: x += Wo · attention(rope(Wq·xn), rope(Wk·xn), Wv·xn)
             norm(cfg.norm, cfg.norm_eps, &layer.attn_norm, s.x, s.xn, t, c);
-            linear(cx, li, "attn_q", &layer.q, s.xn, t, s.q, &mut s.act);
             let (new_k, new_v) = s.kv.split_at_mut(t * kvd);
-            linear(cx, li, "attn_k", &layer.k, s.xn, t, new_k, &mut s.act);
-            linear(
+            linears(
                 cx,
                 li,
-                "attn_v",
-                &layer.v,
+                [
+                    ("attn_q", &layer.q, &mut s.q[..]),
+                    ("attn_k", &layer.k, &mut new_k[..]),
+                    ("attn_v", &layer.v, &mut new_v[..t * kvd]),
+                ],
                 s.xn,
                 t,
-                &mut new_v[..t * kvd],
                 &mut s.act,
             );
             if cfg.positions == Positions::Rope {
@@ -331,8 +349,17 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
             norm(cfg.norm, cfg.norm_eps, &layer.ffn_norm, s.x, s.xn, t, c);
             match (cfg.ffn, &layer.gate) {
                 (FfnKind::SwiGlu, Some(gate)) => {
-                    linear(cx, li, "ffn_gate", gate, s.xn, t, s.ffn_a, &mut s.act);
-                    linear(cx, li, "ffn_up", &layer.up, s.xn, t, s.ffn_b, &mut s.act);
+                    linears(
+                        cx,
+                        li,
+                        [
+                            ("ffn_gate", gate, &mut s.ffn_a[..]),
+                            ("ffn_up", &layer.up, &mut s.ffn_b[..]),
+                        ],
+                        s.xn,
+                        t,
+                        &mut s.act,
+                    );
                     k::swiglu(&mut s.ffn_a[..t * f], &s.ffn_b[..t * f]);
                 }
                 _ => {
