@@ -45,7 +45,7 @@ for type in $types; do
     elif [[ ! -s "$src" ]]; then
         "$venv/bin/python" scripts/llamacpp_bench.py quantize "$gguf" "$src" "$type" >&2
     fi
-    model="$work/smollm2-$type.ember"
+    model="$work/smollm2-$type.rows16.ember"
     [[ -s "$model" && "$model" -nt "$src" ]] || "$ember" convert "$src" -o "$model" --quant same --force --quiet >&2
     lpp=(); ltg=(); epp=(); etg=()
     for ((r = 0; r < rounds; r++)); do
