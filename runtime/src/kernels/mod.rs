@@ -277,6 +277,7 @@ impl Kernels {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::dot::{avx2, avx512};
+    use super::group::avx2 as group2;
     use super::group::avx512 as group512;
     use super::tile::avx512 as tile512;
     use super::{ActRow, TILE};
@@ -304,6 +305,18 @@ mod x86 {
             wrap!(avx2, dot_f16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx2, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx2, axpy, (y: &mut [f32], a: f32, x: &[f32]) -> ());
+            use super::group2;
+            use super::ActRow;
+            use crate::kernels::{GROUP, GROUP_TOKENS};
+            type Group = [[f32; GROUP]; GROUP_TOKENS];
+            wrap!(group2, gemv_q8_0, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
+            wrap!(group2, gemv_q4_0, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
+            wrap!(group2, gemv_q4_1, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
+            wrap!(group2, gemv_q4_z, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
+            wrap!(group2, gemm_q8_0, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
+            wrap!(group2, gemm_q4_0, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
+            wrap!(group2, gemm_q4_1, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
+            wrap!(group2, gemm_q4_z, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
         }
         Kernels {
             level: Level::Avx2,
@@ -316,6 +329,22 @@ mod x86 {
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,
             axpy: w::axpy,
+            group_q8_0: GroupFns {
+                gemv: w::gemv_q8_0,
+                gemm: w::gemm_q8_0,
+            },
+            group_q4_0: GroupFns {
+                gemv: w::gemv_q4_0,
+                gemm: w::gemm_q4_0,
+            },
+            group_q4_1: GroupFns {
+                gemv: w::gemv_q4_1,
+                gemm: w::gemm_q4_1,
+            },
+            group_q4_z: GroupFns {
+                gemv: w::gemv_q4_z,
+                gemm: w::gemm_q4_z,
+            },
             ..scalar_rest()
         }
     }
@@ -410,8 +439,9 @@ mod x86 {
 #[cfg(target_arch = "aarch64")]
 mod arm {
     use super::dot::neon;
+    use super::group::neon as group_neon;
     use super::tile::neon as tile_neon;
-    use super::{Kernels, Level};
+    use super::{GroupFns, Kernels, Level};
 
     macro_rules! wrap {
         ($module:ident, $name:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
@@ -446,6 +476,17 @@ mod arm {
             wrap!(tile_neon, tile_f32, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
             wrap!(tile_neon, tile_f16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
             wrap!(tile_neon, tile_bf16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
+            use super::super::{GROUP, GROUP_TOKENS};
+            use super::group_neon;
+            type Group = [[f32; GROUP]; GROUP_TOKENS];
+            wrap!(group_neon, gemv_q8_0, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
+            wrap!(group_neon, gemv_q4_0, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
+            wrap!(group_neon, gemv_q4_1, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
+            wrap!(group_neon, gemv_q4_z, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
+            wrap!(group_neon, gemm_q8_0, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
+            wrap!(group_neon, gemm_q4_0, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
+            wrap!(group_neon, gemm_q4_1, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
+            wrap!(group_neon, gemm_q4_z, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
         }
         Kernels {
             level: Level::Neon,
@@ -476,8 +517,22 @@ mod arm {
             rows_q4_0: None,
             rows_q4_1: None,
             rows_q4_z: None,
-            // rows16: the reference until the NEON versions land.
-            ..Kernels::scalar()
+            group_q8_0: GroupFns {
+                gemv: w::gemv_q8_0,
+                gemm: w::gemm_q8_0,
+            },
+            group_q4_0: GroupFns {
+                gemv: w::gemv_q4_0,
+                gemm: w::gemm_q4_0,
+            },
+            group_q4_1: GroupFns {
+                gemv: w::gemv_q4_1,
+                gemm: w::gemm_q4_1,
+            },
+            group_q4_z: GroupFns {
+                gemv: w::gemv_q4_z,
+                gemm: w::gemm_q4_z,
+            },
         }
     }
 }

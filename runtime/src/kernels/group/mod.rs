@@ -7,7 +7,11 @@
 pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
 pub mod avx512;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
 
 use super::ActRow;
 use ember_format::DType;

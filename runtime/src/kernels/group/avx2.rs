@@ -1,0 +1,205 @@
+//! AVX2 rows16 kernels: a group is two halves of 8 rows, one lane per row (a 64-byte chunk
+//! is rows 0-7 in its first 32 bytes, rows 8-15 in the next). Without VNNI each chunk meets
+//! the broadcast 4 activation bytes in `maddubs` (u8 × i8 pairs into i16) and `madd` (i16
+//! pairs into i32), so the 4 products of a row land in its lane with no shuffle.
+// Tokens and row ranges index several arrays at once.
+#![allow(clippy::missing_safety_doc, clippy::needless_range_loop)]
+
+use core::arch::x86_64::*;
+
+use super::{check, GROUP, GROUP_TOKENS};
+use crate::kernels::ActRow;
+use ember_format::DType;
+
+type Out<const T: usize> = [[f32; GROUP]; T];
+
+const Q8_0: u8 = 0;
+const Q4_0: u8 = 1;
+const Q4_1: u8 = 2;
+const Q4Z: u8 = 3;
+
+const fn dtype(k: u8) -> DType {
+    match k {
+        Q8_0 => DType::Q8_0,
+        Q4_0 => DType::Q4_0,
+        Q4_1 => DType::Q4_1,
+        _ => DType::Q4Z,
+    }
+}
+
+/// Bytes of the scale fields at the start of a tile.
+const fn head(k: u8) -> usize {
+    if k == Q4_1 {
+        64
+    } else {
+        32
+    }
+}
+
+const fn tile_bytes(k: u8) -> usize {
+    match k {
+        Q8_0 => 16 * 34,
+        Q4_1 => 16 * 20,
+        _ => 16 * 18,
+    }
+}
+
+/// 8 f16 values at p as f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16x8(p: *const u8) -> __m256 {
+    // SAFETY: the caller guarantees 16 readable bytes.
+    _mm256_cvtph_ps(unsafe { _mm_loadu_si128(p as *const __m128i) })
+}
+
+/// 4 activation bytes (columns 4k..4k+4 of the block at x) in every lane.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bcast(x: *const i8, k: usize) -> __m256i {
+    // SAFETY: the caller guarantees 32 readable bytes at x and k < 8.
+    _mm256_set1_epi32(unsafe { (x.add(4 * k) as *const i32).read_unaligned() })
+}
+
+/// One half's scales: (dw, mw) with mw the factor of sx (see `group`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scales<const K: u8>(p: *const u8) -> (__m256, __m256) {
+    // SAFETY: the caller guarantees the half's scale fields at p (and m at p + 32 for Q4_1).
+    unsafe {
+        match K {
+            Q4Z => {
+                // sd = d9 << 7 | z: the scale is the f16 (sd >> 1) & 0x7FC0 times 2^-8.
+                let sd = _mm_loadu_si128(p as *const __m128i);
+                let bits = _mm_and_si128(_mm_srli_epi16::<1>(sd), _mm_set1_epi16(0x7FC0));
+                let dw = _mm256_mul_ps(
+                    _mm256_cvtph_ps(bits),
+                    _mm256_set1_ps(ember_format::blocks::Q4Z_SHIFT),
+                );
+                let z = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm_and_si128(
+                    sd,
+                    _mm_set1_epi16(0x7F),
+                )));
+                (
+                    dw,
+                    _mm256_mul_ps(dw, _mm256_mul_ps(z, _mm256_set1_ps(-0.125))),
+                )
+            }
+            Q4_1 => (f16x8(p), f16x8(p.add(32))),
+            Q4_0 => {
+                let dw = f16x8(p);
+                (dw, _mm256_mul_ps(dw, _mm256_set1_ps(-8.0)))
+            }
+            // Q8_0 is multiplied as signed q: no offset to take back.
+            _ => (f16x8(p), _mm256_setzero_ps()),
+        }
+    }
+}
+
+/// The shared body: one group against T tokens. Per tile and row, with dot the integer sum
+/// of the quants times the activation bytes:
+/// result += dw·(dx·dot) + mw·sx, where sx = dx·Σx and mw is -8·dw (Q4_0), m (Q4_1),
+/// -dw·z/8 (Q4_Z) or 0 (Q8_0: its q + 128 bytes go back to signed q, see below).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
+    let nb = check(dtype(K), w, a);
+    let tb = tile_bytes(K);
+    let nibble = _mm256_set1_epi8(0x0F);
+    let flip = _mm256_set1_epi8(-128);
+    let ones = _mm256_set1_epi16(1);
+    // acc[t][h]: rows 8h..8h+8 of token t.
+    let mut acc = [[_mm256_setzero_ps(); 2]; T];
+    for b in 0..nb {
+        // SAFETY: check() verified nb tiles of tb bytes.
+        let p = unsafe { w.as_ptr().add(b * tb) };
+        // SAFETY: the quants follow the scales: 4 (Q4) or 8 (Q8_0) chunks of 64 bytes.
+        let q = unsafe { p.add(head(K)) };
+        for h in 0..2 {
+            // SAFETY: the tile starts with 16 u16 scale fields (then 16 m for Q4_1).
+            let (dw, mw) = unsafe { scales::<K>(p.add(16 * h)) };
+            // wq[k]: rows 8h.. against activation bytes 4k..4k+4; Q8_0 keeps signed q.
+            let mut wq = [_mm256_setzero_si256(); 8];
+            for c in 0..4 {
+                // SAFETY: chunks are 64 bytes, the half's 32 at offset 32h.
+                unsafe {
+                    if K == Q8_0 {
+                        let v0 = _mm256_loadu_si256(q.add(128 * c + 32 * h) as *const __m256i);
+                        let v1 = _mm256_loadu_si256(q.add(128 * c + 64 + 32 * h) as *const __m256i);
+                        wq[2 * c] = _mm256_xor_si256(v0, flip);
+                        wq[2 * c + 1] = _mm256_xor_si256(v1, flip);
+                    } else {
+                        // Low nibbles are columns 4c.., high ones 16 + 4c...
+                        let v = _mm256_loadu_si256(q.add(64 * c + 32 * h) as *const __m256i);
+                        wq[c] = _mm256_and_si256(v, nibble);
+                        wq[c + 4] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), nibble);
+                    }
+                }
+            }
+            for t in 0..T {
+                // SAFETY: check() verified 32·nb activation bytes.
+                let x = unsafe { a[t].qs.as_ptr().add(32 * b) };
+                let dot = if K == Q8_0 {
+                    // u8 q + 128 times x could saturate maddubs (2·255·127 > 32767):
+                    // |q| times x with q's sign moved onto x stays within 2·128·127.
+                    let mut d = _mm256_setzero_si256();
+                    for k in 0..8 {
+                        // SAFETY: x points at a whole activation block.
+                        let xk = unsafe { bcast(x, k) };
+                        let pr = _mm256_maddubs_epi16(
+                            _mm256_abs_epi8(wq[k]),
+                            _mm256_sign_epi8(xk, wq[k]),
+                        );
+                        d = _mm256_add_epi32(d, _mm256_madd_epi16(pr, ones));
+                    }
+                    d
+                } else {
+                    // Nibble pairs are at most 2·15·128 = 3840, so all 8 sum in i16.
+                    let mut s = _mm256_setzero_si256();
+                    for k in 0..8 {
+                        // SAFETY: x points at a whole activation block.
+                        let xk = unsafe { bcast(x, k) };
+                        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(wq[k], xk));
+                    }
+                    _mm256_madd_epi16(s, ones)
+                };
+                let u = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(a[t].d[b]));
+                let mut v = _mm256_fmadd_ps(u, dw, acc[t][h]);
+                if K != Q8_0 {
+                    v = _mm256_fmadd_ps(mw, _mm256_set1_ps(a[t].s[b]), v);
+                }
+                acc[t][h] = v;
+            }
+        }
+    }
+    let mut out = [[0f32; GROUP]; T];
+    for t in 0..T {
+        // SAFETY: out[t] holds 16 f32.
+        unsafe {
+            _mm256_storeu_ps(out[t].as_mut_ptr(), acc[t][0]);
+            _mm256_storeu_ps(out[t].as_mut_ptr().add(8), acc[t][1]);
+        }
+    }
+    out
+}
+
+macro_rules! kernels {
+    ($gemv:ident, $gemm:ident, $k:expr) => {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn $gemv(w: &[u8], a: &ActRow) -> [f32; GROUP] {
+            // SAFETY: same features; bounds are checked inside.
+            let out = unsafe { group::<1, { $k }>(w, &[*a]) };
+            out[0]
+        }
+
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn $gemm(w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Out<GROUP_TOKENS> {
+            // SAFETY: same features; bounds are checked inside.
+            unsafe { group::<GROUP_TOKENS, { $k }>(w, a) }
+        }
+    };
+}
+
+kernels!(gemv_q8_0, gemm_q8_0, Q8_0);
+kernels!(gemv_q4_0, gemm_q4_0, Q4_0);
+kernels!(gemv_q4_1, gemm_q4_1, Q4_1);
+kernels!(gemv_q4_z, gemm_q4_z, Q4Z);

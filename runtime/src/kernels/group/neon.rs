@@ -1,0 +1,198 @@
+//! NEON + SDOT rows16 kernels: a group is four quarters of 4 rows, one i32 lane per row (16
+//! bytes of a 64-byte chunk are 4 rows × 4 quant bytes). SDOT's by-element form multiplies
+//! them with one 4-byte lane of the 16 activation bytes already in a register, so nothing is
+//! broadcast or shuffled. Stable Rust lacks the SDOT intrinsics: it is one-instruction `asm!`.
+// Tokens and row ranges index several arrays at once.
+#![allow(clippy::missing_safety_doc, clippy::needless_range_loop)]
+
+use core::arch::aarch64::*;
+use core::arch::asm;
+
+use super::{check, GROUP, GROUP_TOKENS};
+use crate::kernels::dot::neon::{f16x4, i8x32_at};
+use crate::kernels::ActRow;
+use ember_format::DType;
+
+type Out<const T: usize> = [[f32; GROUP]; T];
+
+const Q8_0: u8 = 0;
+const Q4_0: u8 = 1;
+const Q4_1: u8 = 2;
+const Q4Z: u8 = 3;
+
+const fn dtype(k: u8) -> DType {
+    match k {
+        Q8_0 => DType::Q8_0,
+        Q4_0 => DType::Q4_0,
+        Q4_1 => DType::Q4_1,
+        _ => DType::Q4Z,
+    }
+}
+
+/// Bytes of the scale fields at the start of a tile.
+const fn head(k: u8) -> usize {
+    if k == Q4_1 {
+        64
+    } else {
+        32
+    }
+}
+
+const fn tile_bytes(k: u8) -> usize {
+    match k {
+        Q8_0 => 16 * 34,
+        Q4_1 => 16 * 20,
+        _ => 16 * 18,
+    }
+}
+
+/// acc + SDOT of w's four 4-byte groups with bytes 4L..4L+4 of x (lane i gets
+/// sum of w[4i..4i+4] * x[4L..4L+4]).
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn sdot_lane<const L: i32>(mut acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+    // SAFETY: SDOT only reads and writes the named vector registers; the dotprod feature is
+    // enabled on this function, so its callers run on a CPU that has it. L < 4 (asserted by
+    // the assembler: the index field has two bits).
+    unsafe {
+        asm!(
+            "sdot {acc:v}.4s, {w:v}.16b, {x:v}.4b[{l}]",
+            acc = inout(vreg) acc,
+            w = in(vreg) w,
+            x = in(vreg) x,
+            l = const L,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
+/// 4 f16 values at p as f32.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn f16x4_load(p: *const u8) -> float32x4_t {
+    // SAFETY: the caller guarantees 8 readable bytes; byte loads need no alignment.
+    f16x4(vreinterpret_u16_u8(unsafe { vld1_u8(p) }))
+}
+
+/// One quarter's scales: (dw, mw) with mw the factor of sx (see `group`).
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn scales<const K: u8>(p: *const u8) -> (float32x4_t, float32x4_t) {
+    // SAFETY: the caller guarantees the quarter's scale fields at p (and m at p + 32 for
+    // Q4_1).
+    unsafe {
+        match K {
+            Q4Z => {
+                // sd = d9 << 7 | z: the scale is the f16 (sd >> 1) & 0x7FC0 times 2^-8.
+                let sd = vreinterpret_u16_u8(vld1_u8(p));
+                let bits = vand_u16(vshr_n_u16::<1>(sd), vdup_n_u16(0x7FC0));
+                let dw = vmulq_n_f32(f16x4(bits), ember_format::blocks::Q4Z_SHIFT);
+                let z = vcvtq_f32_u32(vmovl_u16(vand_u16(sd, vdup_n_u16(0x7F))));
+                (dw, vmulq_f32(dw, vmulq_n_f32(z, -0.125)))
+            }
+            Q4_1 => (f16x4_load(p), f16x4_load(p.add(32))),
+            Q4_0 => {
+                let dw = f16x4_load(p);
+                (dw, vmulq_n_f32(dw, -8.0))
+            }
+            // Q8_0 is multiplied as signed q: no offset to take back.
+            _ => (f16x4_load(p), vdupq_n_f32(0.0)),
+        }
+    }
+}
+
+/// The shared body: one group against T tokens. Per tile and row, with dot the integer sum
+/// of the quants times the activation bytes:
+/// result += dw·(dx·dot) + mw·sx, where sx = dx·Σx and mw is -8·dw (Q4_0), m (Q4_1),
+/// -dw·z/8 (Q4_Z) or 0 (Q8_0: its q + 128 bytes go back to signed q for SDOT).
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
+    let nb = check(dtype(K), w, a);
+    let tb = tile_bytes(K);
+    let nibble = vdupq_n_u8(0x0F);
+    let flip = vdupq_n_u8(0x80);
+    // acc[t][g]: rows 4g..4g+4 of token t.
+    let mut acc = [[vdupq_n_f32(0.0); 4]; T];
+    for b in 0..nb {
+        // SAFETY: check() verified nb tiles of tb bytes.
+        let p = unsafe { w.as_ptr().add(b * tb) };
+        // SAFETY: the quants follow the scales: 4 (Q4) or 8 (Q8_0) chunks of 64 bytes.
+        let q = unsafe { p.add(head(K)) };
+        // SAFETY: check() verified 32·nb activation bytes per token.
+        let x: [(int8x16_t, int8x16_t); T] =
+            core::array::from_fn(|t| unsafe { i8x32_at(a[t].qs.as_ptr().add(32 * b)) });
+        for g in 0..4 {
+            // SAFETY: the tile starts with 16 u16 scale fields (then 16 m for Q4_1).
+            let (dw, mw) = unsafe { scales::<K>(p.add(8 * g)) };
+            // wq[k]: rows 4g..4g+4 against activation bytes 4k..4k+4 (signed for SDOT:
+            // nibbles are 0..15, Q8_0's bytes are flipped back to q).
+            let mut wq = [vdupq_n_s8(0); 8];
+            for c in 0..4 {
+                // SAFETY: chunks are 64 bytes, the quarter's 16 at offset 16g.
+                unsafe {
+                    if K == Q8_0 {
+                        let v0 = vld1q_u8(q.add(128 * c + 16 * g));
+                        let v1 = vld1q_u8(q.add(128 * c + 64 + 16 * g));
+                        wq[2 * c] = vreinterpretq_s8_u8(veorq_u8(v0, flip));
+                        wq[2 * c + 1] = vreinterpretq_s8_u8(veorq_u8(v1, flip));
+                    } else {
+                        // Low nibbles are columns 4c.., high ones 16 + 4c...
+                        let v = vld1q_u8(q.add(64 * c + 16 * g));
+                        wq[c] = vreinterpretq_s8_u8(vandq_u8(v, nibble));
+                        wq[c + 4] = vreinterpretq_s8_u8(vshrq_n_u8::<4>(v));
+                    }
+                }
+            }
+            for t in 0..T {
+                let (x0, x1) = x[t];
+                let mut d = vdupq_n_s32(0);
+                d = sdot_lane::<0>(d, wq[0], x0);
+                d = sdot_lane::<1>(d, wq[1], x0);
+                d = sdot_lane::<2>(d, wq[2], x0);
+                d = sdot_lane::<3>(d, wq[3], x0);
+                d = sdot_lane::<0>(d, wq[4], x1);
+                d = sdot_lane::<1>(d, wq[5], x1);
+                d = sdot_lane::<2>(d, wq[6], x1);
+                d = sdot_lane::<3>(d, wq[7], x1);
+                let u = vmulq_n_f32(vcvtq_f32_s32(d), a[t].d[b]);
+                let mut v = vfmaq_f32(acc[t][g], u, dw);
+                if K != Q8_0 {
+                    v = vfmaq_n_f32(v, mw, a[t].s[b]);
+                }
+                acc[t][g] = v;
+            }
+        }
+    }
+    let mut out = [[0f32; GROUP]; T];
+    for t in 0..T {
+        for g in 0..4 {
+            // SAFETY: out[t] holds 16 f32, 4 per quarter.
+            unsafe { vst1q_f32(out[t].as_mut_ptr().add(4 * g), acc[t][g]) };
+        }
+    }
+    out
+}
+
+macro_rules! kernels {
+    ($gemv:ident, $gemm:ident, $k:expr) => {
+        #[target_feature(enable = "neon,dotprod")]
+        pub unsafe fn $gemv(w: &[u8], a: &ActRow) -> [f32; GROUP] {
+            // SAFETY: same features; bounds are checked inside.
+            let out = unsafe { group::<1, { $k }>(w, &[*a]) };
+            out[0]
+        }
+
+        #[target_feature(enable = "neon,dotprod")]
+        pub unsafe fn $gemm(w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Out<GROUP_TOKENS> {
+            // SAFETY: same features; bounds are checked inside.
+            unsafe { group::<GROUP_TOKENS, { $k }>(w, a) }
+        }
+    };
+}
+
+kernels!(gemv_q8_0, gemm_q8_0, Q8_0);
+kernels!(gemv_q4_0, gemm_q4_0, Q4_0);
+kernels!(gemv_q4_1, gemm_q4_1, Q4_1);
+kernels!(gemv_q4_z, gemm_q4_z, Q4Z);
