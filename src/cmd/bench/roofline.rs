@@ -24,6 +24,15 @@ pub fn read_bandwidth(buf: &[u64], threads: usize) -> f64 {
 }
 
 fn sum(words: &[u64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present.
+        return unsafe { sum_avx2(words) };
+    }
+    sum_scalar(words)
+}
+
+fn sum_scalar(words: &[u64]) -> u64 {
     let mut acc = [0u64; 8];
     for c in words.chunks_exact(8) {
         for (a, &w) in acc.iter_mut().zip(c) {
@@ -31,6 +40,32 @@ fn sum(words: &[u64]) -> u64 {
         }
     }
     acc.iter().fold(0, |x, &y| x.wrapping_add(y))
+}
+
+/// 128 bytes per step in four independent adds, so the loop waits on memory, not on adds
+/// (the scalar loop tops out below what the SIMD GEMVs stream).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sum_avx2(words: &[u64]) -> u64 {
+    use core::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_si256(); 4];
+    let chunks = words.chunks_exact(16);
+    let tail = sum_scalar(chunks.remainder());
+    for c in chunks {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: c holds 16 u64; lanes 4k..4k+4 are in bounds.
+            let v = unsafe { _mm256_loadu_si256(c.as_ptr().add(4 * k) as *const __m256i) };
+            *a = _mm256_add_epi64(*a, v);
+        }
+    }
+    let mut out = [0u64; 4];
+    let total = _mm256_add_epi64(
+        _mm256_add_epi64(acc[0], acc[1]),
+        _mm256_add_epi64(acc[2], acc[3]),
+    );
+    // SAFETY: out holds 4 u64.
+    unsafe { _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, total) };
+    out.iter().fold(tail, |x, &y| x.wrapping_add(y))
 }
 
 /// A buffer for bandwidth tests, touched once so its pages exist.
@@ -66,6 +101,9 @@ mod peaks {
     use super::PeakLoop;
     use core::arch::x86_64::*;
 
+    /// Independent accumulators: enough to cover latency × ports (4-5 cycles × 2).
+    const CHAINS: usize = 16;
+
     /// The widest loops this CPU runs: returns functions giving the ops performed.
     pub fn select() -> (Option<PeakLoop>, Option<PeakLoop>) {
         let avx512 = std::is_x86_feature_detected!("avx512f");
@@ -95,17 +133,20 @@ mod peaks {
 
     #[target_feature(enable = "avx512f")]
     unsafe fn fma512_impl(n: u64) -> f64 {
-        let mut a = [_mm512_set1_ps(1.0); 12];
-        let (mut m, c) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-6));
+        let mut a = [_mm512_set1_ps(1.0); CHAINS];
+        let (m, c) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-6));
         for _ in 0..n {
-            // Opaque to the optimizer, so the chain cannot be folded or hoisted.
-            m = std::hint::black_box(m);
             for v in a.iter_mut() {
                 *v = _mm512_fmadd_ps(*v, m, c);
+                // SAFETY: an empty asm that only claims to change *v (kept in a register),
+                // so the optimizer can neither fold the chain nor spill it to memory.
+                unsafe {
+                    core::arch::asm!("/* {0} */", inout(zmm_reg) * v, options(nomem, nostack))
+                };
             }
         }
         std::hint::black_box(&a);
-        (n * 12 * 16 * 2) as f64
+        (n * CHAINS as u64 * 16 * 2) as f64
     }
 
     fn fma256(n: u64) -> f64 {
@@ -115,16 +156,19 @@ mod peaks {
 
     #[target_feature(enable = "avx2,fma")]
     unsafe fn fma256_impl(n: u64) -> f64 {
-        let mut a = [_mm256_set1_ps(1.0); 12];
-        let (mut m, c) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-6));
+        let mut a = [_mm256_set1_ps(1.0); CHAINS];
+        let (m, c) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-6));
         for _ in 0..n {
-            m = std::hint::black_box(m);
             for v in a.iter_mut() {
                 *v = _mm256_fmadd_ps(*v, m, c);
+                // SAFETY: as in fma512_impl.
+                unsafe {
+                    core::arch::asm!("/* {0} */", inout(ymm_reg) * v, options(nomem, nostack))
+                };
             }
         }
         std::hint::black_box(&a);
-        (n * 12 * 8 * 2) as f64
+        (n * CHAINS as u64 * 8 * 2) as f64
     }
 
     fn vnni512(n: u64) -> f64 {
@@ -134,16 +178,19 @@ mod peaks {
 
     #[target_feature(enable = "avx512f,avx512vnni")]
     unsafe fn vnni512_impl(n: u64) -> f64 {
-        let mut a = [_mm512_setzero_si512(); 12];
-        let (mut u, s) = (_mm512_set1_epi8(3), _mm512_set1_epi8(-2));
+        let mut a = [_mm512_setzero_si512(); CHAINS];
+        let (u, s) = (_mm512_set1_epi8(3), _mm512_set1_epi8(-2));
         for _ in 0..n {
-            u = std::hint::black_box(u);
             for v in a.iter_mut() {
                 *v = _mm512_dpbusd_epi32(*v, u, s);
+                // SAFETY: as in fma512_impl.
+                unsafe {
+                    core::arch::asm!("/* {0} */", inout(zmm_reg) * v, options(nomem, nostack))
+                };
             }
         }
         std::hint::black_box(&a);
-        (n * 12 * 64 * 2) as f64
+        (n * CHAINS as u64 * 64 * 2) as f64
     }
 
     fn maddubs256(n: u64) -> f64 {
@@ -162,7 +209,11 @@ mod peaks {
         );
         for _ in 0..n {
             for v in a.iter_mut() {
-                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), one);
+                let mut w = u;
+                // SAFETY: as in fma512_impl: makes each chain's operand opaque, so the
+                // multiply is neither hoisted out of the loop nor shared between chains.
+                unsafe { core::arch::asm!("/* {0} */", inout(ymm_reg) w, options(nomem, nostack)) };
+                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, s), one);
                 *v = _mm256_add_epi32(*v, p);
             }
         }
