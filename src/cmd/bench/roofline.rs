@@ -77,7 +77,7 @@ pub fn stream_buffer() -> Vec<u64> {
 /// An FMA counts two flops; a u8 × i8 multiply-accumulate counts two ops.
 pub fn peak_compute(threads: usize) -> (Option<f64>, Option<f64>) {
     let one = |f: PeakLoop| -> f64 {
-        let iters = 2_000_000u64;
+        let iters = 20_000_000u64;
         let _ = f(iters / 10);
         let start = Instant::now();
         let ops = std::thread::scope(|s| {

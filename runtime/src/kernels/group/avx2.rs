@@ -112,6 +112,7 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
     for b in 0..nb {
         // SAFETY: check() verified nb tiles of tb bytes.
         let p = unsafe { w.as_ptr().add(b * tb) };
+        super::prefetch_ahead(p, tb);
         // SAFETY: the quants follow the scales: 4 (Q4) or 8 (Q8_0) chunks of 64 bytes.
         let q = unsafe { p.add(head(K)) };
         for h in 0..2 {

@@ -11,9 +11,6 @@ use ember_format::DType;
 
 type Out<const T: usize> = [[f32; GROUP]; T];
 
-/// Bytes ahead of the current tile to prefetch.
-const PREFETCH: usize = 2048;
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Q8_0,
@@ -97,14 +94,7 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
     for b in 0..nb {
         // SAFETY: check() verified nb tiles of tb bytes.
         let p = unsafe { w.as_ptr().add(b * tb) };
-        // Ask for the bytes PREFETCH ahead now: the hardware prefetcher alone leaves a
-        // single core short of the memory bandwidth on 4-bit weights. Prefetches never
-        // fault, so running past the end of the group is harmless.
-        let mut off = 0;
-        while off < tb {
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH + off) as *const i8);
-            off += 64;
-        }
+        super::prefetch_ahead(p, tb);
         // SAFETY: a tile starts with its scale fields (32 or 64 bytes).
         let (dw, mw) = unsafe {
             match kind {

@@ -47,3 +47,22 @@ pub fn check(dtype: DType, w: &[u8], a: &[ActRow]) -> usize {
     }
     nb
 }
+
+/// Bytes ahead of the current tile that x86 kernels prefetch.
+#[cfg(target_arch = "x86_64")]
+const PREFETCH: usize = 2048;
+
+/// Asks for the `len` bytes PREFETCH past `p`: the hardware prefetcher alone leaves one
+/// core short of the memory bandwidth on 4-bit weights (1-thread SmolLM2 Q4_0 decode went
+/// from 99 to 145 tokens/s). Prefetches never fault, so passing the group's end is harmless.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_ahead(p: *const u8, len: usize) {
+    use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    let mut off = 0;
+    while off < len {
+        // SAFETY: SSE is part of x86-64; a prefetch reads nothing and cannot fault.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH + off) as *const i8) };
+        off += 64;
+    }
+}
