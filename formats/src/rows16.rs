@@ -14,7 +14,12 @@
 //!   Q8_0 has 8 chunks and stores each quant as `q + 128` (an unsigned byte, the operand
 //!   VNNI's `dpbusd` wants; the kernels subtract `128 · Σx` per block).
 //!
-//! Nothing is lost: [`interleave`] and [`block_of_row`] are exact inverses.
+//! Float matrices (F32, F16, BF16) with a multiple of 16 rows are stored group by group,
+//! each group column-major: element (r, k) of a group at index `k·16 + r`, so one load
+//! carries column k of all 16 rows.
+//!
+//! Nothing is lost: [`interleave`] and [`block_of_row`] / [`dequantize_row`] are exact
+//! inverses.
 
 use crate::DType;
 
@@ -34,14 +39,23 @@ pub const fn fields(dtype: DType) -> Option<(usize, usize)> {
     }
 }
 
-/// Whether a tensor of this dtype and shape can be stored as rows16: a matrix of a 32-weight
-/// block type whose row count is a multiple of 16.
+/// Bytes per element of the float types the layout takes (F32, F16, BF16).
+pub const fn float_bytes(dtype: DType) -> Option<usize> {
+    match dtype {
+        DType::F32 => Some(4),
+        DType::F16 | DType::BF16 => Some(2),
+        _ => None,
+    }
+}
+
+/// Whether a tensor of this dtype and shape can be stored as rows16: a matrix whose row
+/// count is a multiple of 16, of a 32-weight block type or a float type.
 pub fn supports(dtype: DType, shape: &[usize]) -> bool {
-    fields(dtype).is_some()
-        && shape.len() == 2
+    shape.len() == 2
         && shape[0] > 0
         && shape[0].is_multiple_of(GROUP)
-        && shape[1].is_multiple_of(BLOCK)
+        && (float_bytes(dtype).is_some()
+            || (fields(dtype).is_some() && shape[1].is_multiple_of(BLOCK)))
 }
 
 /// Bytes of one tile (16 blocks).
@@ -69,6 +83,22 @@ fn tile_pos(h: usize, r: usize, k: usize) -> usize {
 /// lengths are wrong: callers check first.
 pub fn interleave(dtype: DType, rows: usize, cols: usize, src: &[u8], dst: &mut [u8]) {
     assert!(supports(dtype, &[rows, cols]));
+    if let Some(e) = float_bytes(dtype) {
+        // Floats: each group column-major, element (r, k) at (k·16 + r).
+        assert!(src.len() == rows * cols * e && dst.len() == src.len());
+        for (from, to) in src
+            .chunks_exact(GROUP * cols * e)
+            .zip(dst.chunks_exact_mut(GROUP * cols * e))
+        {
+            for r in 0..GROUP {
+                for k in 0..cols {
+                    let (a, b) = ((r * cols + k) * e, (k * GROUP + r) * e);
+                    to[b..b + e].copy_from_slice(&from[a..a + e]);
+                }
+            }
+        }
+        return;
+    }
     let (h, q) = fields(dtype).unwrap_or((1, 16));
     let bb = 2 * h + q;
     let nb = cols / BLOCK;
@@ -109,6 +139,18 @@ pub fn block_of_row(dtype: DType, tile: &[u8], r: usize, out: &mut [u8]) {
 
 /// Dequantizes row `r` of a rows16 matrix with `cols` columns into `dst` (cols values).
 pub fn dequantize_row(dtype: DType, data: &[u8], cols: usize, r: usize, dst: &mut [f32]) {
+    if let Some(e) = float_bytes(dtype) {
+        let group = &data[(r / GROUP) * GROUP * cols * e..][..GROUP * cols * e];
+        let mut one = [0u8; 4];
+        for (k, d) in dst[..cols].iter_mut().enumerate() {
+            let at = (k * GROUP + r % GROUP) * e;
+            one[..e].copy_from_slice(&group[at..at + e]);
+            let mut v = [0f32];
+            crate::blocks::dequantize_row_ref(dtype, &one[..e], &mut v);
+            *d = v[0];
+        }
+        return;
+    }
     let tb = tile_bytes(dtype).expect("rows16 dtype");
     let nb = cols / BLOCK;
     let (g, rr) = (r / GROUP, r % GROUP);

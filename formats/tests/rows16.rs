@@ -45,6 +45,37 @@ fn interleave_round_trips_and_dequantizes_like_row_major() {
 }
 
 #[test]
+fn float_groups_are_column_major_and_round_trip() {
+    let mut rng = Rng::new(17);
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        let e = rows16::float_bytes(dtype).unwrap();
+        for (rows, cols) in [(16, 1), (16, 7), (48, 100)] {
+            let src = random_tensor(&mut rng, dtype, &[rows, cols]);
+            let mut dst = vec![0u8; src.len()];
+            rows16::interleave(dtype, rows, cols, &src, &mut dst);
+            let (mut want, mut got) = (vec![0f32; cols], vec![0f32; cols]);
+            for r in 0..rows {
+                for k in 0..cols {
+                    let a = (r * cols + k) * e;
+                    let b = ((r / 16) * 16 * cols + k * 16 + r % 16) * e;
+                    assert_eq!(src[a..a + e], dst[b..b + e], "{dtype:?} ({r}, {k})");
+                }
+                blocks::dequantize_row_ref(
+                    dtype,
+                    &src[r * cols * e..(r + 1) * cols * e],
+                    &mut want,
+                );
+                rows16::dequantize_row(dtype, &dst, cols, r, &mut got);
+                assert_eq!(
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn a_tile_puts_sixteen_rows_of_four_columns_in_one_chunk() {
     // Q4_0: row r's block has scale 0x0100 + r and nibble bytes 16r + i.
     let (rows, cols) = (16, 32);
@@ -79,7 +110,11 @@ fn writer_and_reader_check_where_the_layout_applies() {
     let mut w = Writer::new();
     w.add_tensor_with_layout("m", DType::Q4_1, Layout::Rows16, &[32, 64], inter.clone())
         .unwrap();
-    for (dtype, shape) in [(DType::Q4_1, [24, 64]), (DType::F16, [32, 64])] {
+    for (dtype, shape) in [
+        (DType::Q4_1, [24, 64]),
+        (DType::F16, [8, 64]),
+        (DType::Q4K, [32, 256]),
+    ] {
         let bytes = vec![0u8; dtype.tensor_bytes(&shape).unwrap()];
         let err = w
             .add_tensor_with_layout("x", dtype, Layout::Rows16, &shape, bytes)

@@ -365,13 +365,59 @@ fn rows16_groups_match_scalar_row_dots_at_every_level() {
 }
 
 #[test]
+fn rows16_float_groups_match_scalar_row_dots_at_every_level() {
+    use ember_runtime::kernels::{FLOAT_TOKENS, GROUP};
+    let mut rng = Rng(33);
+    let scalar = Kernels::scalar();
+    for k in std::iter::once(scalar).chain(levels()) {
+        for dtype in [DType::F32, DType::F16, DType::BF16] {
+            let f = k.group_float(dtype).unwrap();
+            let RowDot::Float(dot, _) = scalar.row_dot(dtype) else {
+                unreachable!()
+            };
+            for cols in [1usize, 2, 3, 7, 16, 33, 576] {
+                let (rows, w) = random_rows16(&mut rng, dtype, GROUP, cols);
+                let x: Vec<Vec<f32>> = (0..FLOAT_TOKENS)
+                    .map(|_| (0..cols).map(|_| rng.f32()).collect())
+                    .collect();
+                for n in 1..=FLOAT_TOKENS {
+                    let xs: Vec<&[f32]> = x[..n].iter().map(|v| v.as_slice()).collect();
+                    let mut out = vec![[0f32; GROUP]; n];
+                    f(&w, &xs, &mut out);
+                    for (t, o) in out.iter().enumerate() {
+                        for r in 0..GROUP {
+                            let e = dot(&rows[r], xs[t]);
+                            let tol = 1e-5 * (cols as f32).sqrt() * (e.abs() + 1.0);
+                            assert!(
+                                (o[r] - e).abs() <= tol,
+                                "{} {dtype} cols={cols} n={n} token {t} row {r}: {} vs {e}",
+                                k.level.name(),
+                                o[r]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn rows16_matmul_matches_row_major_for_any_thread_count() {
     use ember_runtime::pool::ThreadPool;
     let mut rng = Rng(61);
     // 7 tokens: one 4-token call and three single ones per group.
     let (rows, cols, t) = (80, 96, 7);
     for k in std::iter::once(Kernels::scalar()).chain(levels()) {
-        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4Z] {
+        for dtype in [
+            DType::Q8_0,
+            DType::Q4_0,
+            DType::Q4_1,
+            DType::Q4Z,
+            DType::F32,
+            DType::F16,
+            DType::BF16,
+        ] {
             let (row_major, inter) = random_rows16(&mut rng, dtype, rows, cols);
             let flat = row_major.concat();
             let matrix = |layout, data| Matrix {

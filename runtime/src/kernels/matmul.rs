@@ -2,7 +2,9 @@
 //! over the executor's threads. Each output element is computed by one thread in a fixed
 //! order, so results do not depend on the thread count.
 
-use super::{ActQ8, GroupFns, Kernels, RowDot, GROUP, GROUP_TOKENS, TILE};
+use super::{
+    ActQ8, GroupFloatFn, GroupFns, Kernels, RowDot, FLOAT_TOKENS, GROUP, GROUP_TOKENS, TILE,
+};
 use crate::exec::{Executor, SyncMutPtr};
 use crate::model::Matrix;
 use ember_format::Layout;
@@ -33,10 +35,10 @@ pub fn matmul(
     if let RowDot::Quantized(..) = dot {
         act.fill(k.quantize_q8, x, t, cols);
     }
-    let act: &ActQ8 = act;
-    if let (Layout::Rows16, Some(g)) = (w.layout, k.group(w.dtype)) {
-        return matmul_rows16(g, exec, [(w, bias, out)], t, act);
+    if w.layout == Layout::Rows16 {
+        return matmul_many(k, exec, [(w, bias, out)], x, t, act);
     }
+    let act: &ActQ8 = act;
     let parts = parts_for(exec, rows);
     let out_ptr = SyncMutPtr(out.as_mut_ptr());
     let row_bytes = w.row_bytes();
@@ -84,9 +86,12 @@ pub fn matmul(
         } else {
             start
         };
-        for r in (start..tiled_rows_end).step_by(TILE) {
-            let wr = &w.data[r * row_bytes..(r + TILE) * row_bytes];
-            for i in (0..tiled_tokens).step_by(TILE) {
+        // Tokens outer: the 4 tokens' activations stay in L1 while this part's weight rows
+        // stream past (f32 activations are the larger operand; rows outer re-read them all
+        // from L2 for every 4 rows).
+        for i in (0..tiled_tokens).step_by(TILE) {
+            for r in (start..tiled_rows_end).step_by(TILE) {
+                let wr = &w.data[r * row_bytes..(r + TILE) * row_bytes];
                 let tile = match dot {
                     RowDot::Quantized(_, Some(f), _) => {
                         f(wr, row_bytes, &core::array::from_fn(|j| act.row(i + j)))
@@ -150,31 +155,39 @@ pub fn matmul_many<const N: usize>(
     let fused = products.iter().all(|(w, ..)| {
         w.layout == Layout::Rows16 && w.dtype == first.dtype && w.cols == first.cols
     });
-    match k.group(first.dtype) {
-        Some(g) if fused => {
-            assert!(x.len() >= t * first.cols);
-            act.fill(k.quantize_q8, x, t, first.cols);
-            matmul_rows16(g, exec, products, t, act);
+    let cols = first.cols;
+    assert!(x.len() >= t * cols);
+    match (k.group(first.dtype), k.group_float(first.dtype)) {
+        (Some(g), _) if fused => {
+            act.fill(k.quantize_q8, x, t, cols);
+            matmul_rows16(Group::Quantized(g, act), exec, products, t);
         }
+        (_, Some(f)) if fused => matmul_rows16(Group::Float(f, x, cols), exec, products, t),
         _ => {
             for (w, bias, out) in products {
+                // A lone rows16 matrix always takes the fused path: no recursion.
+                assert!(
+                    w.layout == Layout::RowMajor || N > 1,
+                    "rows16 {} has no kernel",
+                    w.dtype
+                );
                 matmul(k, exec, w, bias, x, t, out, act);
             }
         }
     }
 }
 
-/// Rows16 matrices (their activations already quantized in `act`): the parts split the
-/// groups of all N matrices, in order, and each group is streamed once against all T
-/// tokens (4 at a time, then one at a time) while its weights sit in L1.
-fn matmul_rows16<const N: usize>(
-    g: GroupFns,
-    exec: &dyn Executor,
-    products: [Product; N],
-    t: usize,
-    act: &ActQ8,
-) {
-    // Per matrix: (weights, bias, output, rows, bytes per group, first global group).
+/// A rows16 kernel and its input: quantized activations, or f32 tokens (T, cols).
+#[derive(Clone, Copy)]
+enum Group<'a, 'b> {
+    Quantized(GroupFns, &'a ActQ8<'b>),
+    Float(GroupFloatFn, &'a [f32], usize),
+}
+
+/// Rows16 matrices: the parts split the groups of all N matrices, in order, and each group
+/// is streamed once against all T tokens (a few at a time) while its weights sit in L1.
+fn matmul_rows16<const N: usize>(g: Group, exec: &dyn Executor, products: [Product; N], t: usize) {
+    // Per matrix: (weights, bias, output, bytes per group, first global group).
     let mut total = 0;
     let mats = products.map(|(w, bias, out)| {
         assert!(out.len() >= t * w.rows && w.rows % GROUP == 0);
@@ -200,27 +213,43 @@ fn matmul_rows16<const N: usize>(
                 continue;
             };
             let (gi, rows) = (global - first, w.rows);
-            let put = |r: usize, i: usize, v: f32| {
-                let r = gi * GROUP + r;
-                let b = bias.map_or(0.0, |b| b[r]);
-                // SAFETY: i·rows + r < t·rows <= out.len(), and each (i, r) is written by
-                // exactly one part: parts own disjoint groups.
-                unsafe { out.write(i * rows + r, v + b) };
+            let put = |i: usize, o: &[f32; GROUP]| {
+                for (r, &v) in o.iter().enumerate() {
+                    let r = gi * GROUP + r;
+                    let b = bias.map_or(0.0, |b| b[r]);
+                    // SAFETY: i·rows + r < t·rows <= out.len(), and each (i, r) is written
+                    // by exactly one part: parts own disjoint groups.
+                    unsafe { out.write(i * rows + r, v + b) };
+                }
             };
             let wg = &w.data[gi * group_bytes..(gi + 1) * group_bytes];
-            let mut i = 0;
-            while i + GROUP_TOKENS <= t {
-                let o = (g.gemm)(wg, &core::array::from_fn(|j| act.row(i + j)));
-                for (j, token) in o.iter().enumerate() {
-                    for (r, &v) in token.iter().enumerate() {
-                        put(r, i + j, v);
+            match g {
+                Group::Quantized(g, act) => {
+                    let mut i = 0;
+                    while i + GROUP_TOKENS <= t {
+                        let o = (g.gemm)(wg, &core::array::from_fn(|j| act.row(i + j)));
+                        for (j, o) in o.iter().enumerate() {
+                            put(i + j, o);
+                        }
+                        i += GROUP_TOKENS;
+                    }
+                    for i in i..t {
+                        put(i, &(g.gemv)(wg, &act.row(i)));
                     }
                 }
-                i += GROUP_TOKENS;
-            }
-            for i in i..t {
-                for (r, &v) in (g.gemv)(wg, &act.row(i)).iter().enumerate() {
-                    put(r, i, v);
+                Group::Float(f, x, cols) => {
+                    let mut o = [[0f32; GROUP]; FLOAT_TOKENS];
+                    for i in (0..t).step_by(FLOAT_TOKENS) {
+                        let n = FLOAT_TOKENS.min(t - i);
+                        let xs: [&[f32]; FLOAT_TOKENS] = core::array::from_fn(|j| {
+                            let tok = (i + j).min(t - 1);
+                            &x[tok * cols..(tok + 1) * cols]
+                        });
+                        f(wg, &xs[..n], &mut o[..n]);
+                        for (j, o) in o[..n].iter().enumerate() {
+                            put(i + j, o);
+                        }
+                    }
                 }
             }
         }

@@ -18,7 +18,9 @@ pub use ops::{
 };
 
 use ember_format::DType;
-pub use group::{GroupFns, GroupGemmFn, GroupGemvFn, GROUP, GROUP_TOKENS};
+pub use group::{
+    GroupFloatFn, GroupFns, GroupGemmFn, GroupGemvFn, FLOAT_TOKENS, GROUP, GROUP_TOKENS,
+};
 pub use tile::{RowsQ8Fn, TileFloatFn, TileQ8Fn, TILE};
 
 /// x (32·nb) -> int8 blocks: qs (32·nb), scales d (nb), d·sum(q) s (nb).
@@ -148,6 +150,9 @@ pub struct Kernels {
     pub group_q4_0: GroupFns,
     pub group_q4_1: GroupFns,
     pub group_q4_z: GroupFns,
+    pub group_f32: GroupFloatFn,
+    pub group_f16: GroupFloatFn,
+    pub group_bf16: GroupFloatFn,
 }
 
 /// How a matrix of a dtype meets its activations: a row dot, a prefill tile and a decode
@@ -192,6 +197,9 @@ impl Kernels {
             group_q4_0: group::scalar::Q4_0,
             group_q4_1: group::scalar::Q4_1,
             group_q4_z: group::scalar::Q4_Z,
+            group_f32: group::scalar::group_f32,
+            group_f16: group::scalar::group_f16,
+            group_bf16: group::scalar::group_bf16,
         }
     }
 
@@ -263,6 +271,16 @@ impl Kernels {
             DType::Q4_0 => Some(self.group_q4_0),
             DType::Q4_1 => Some(self.group_q4_1),
             DType::Q4Z => Some(self.group_q4_z),
+            _ => None,
+        }
+    }
+
+    /// The rows16 kernel for a float `dtype`.
+    pub fn group_float(&self, dtype: DType) -> Option<GroupFloatFn> {
+        match dtype {
+            DType::F32 => Some(self.group_f32),
+            DType::F16 => Some(self.group_f16),
+            DType::BF16 => Some(self.group_bf16),
             _ => None,
         }
     }
@@ -386,6 +404,9 @@ mod x86 {
             wrap!(group512, gemm_q4_0, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
             wrap!(group512, gemm_q4_1, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
             wrap!(group512, gemm_q4_z, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
+            wrap!(group512, group_f32, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
+            wrap!(group512, group_f16, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
+            wrap!(group512, group_bf16, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
         }
         Kernels {
             level: Level::Avx512,
@@ -425,6 +446,9 @@ mod x86 {
                 gemv: w::gemv_q4_z,
                 gemm: w::gemm_q4_z,
             },
+            group_f32: w::group_f32,
+            group_f16: w::group_f16,
+            group_bf16: w::group_bf16,
             ..scalar_rest()
         }
     }
@@ -533,6 +557,9 @@ mod arm {
                 gemv: w::gemv_q4_z,
                 gemm: w::gemm_q4_z,
             },
+            group_f32: super::group::scalar::group_f32,
+            group_f16: super::group::scalar::group_f16,
+            group_bf16: super::group::scalar::group_bf16,
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{check, GROUP, GROUP_TOKENS};
+use super::{check, check_float, GROUP, GROUP_TOKENS};
 use crate::kernels::ActRow;
 use ember_format::DType;
 
@@ -194,3 +194,89 @@ kernels!(gemv_q8_0, gemm_q8_0, Q8_0);
 kernels!(gemv_q4_0, gemm_q4_0, Q4_0);
 kernels!(gemv_q4_1, gemm_q4_1, Q4_1);
 kernels!(gemv_q4_z, gemm_q4_z, Q4Z);
+
+/// 16 rows of column k as f32, for element type E (0 f32, 1 f16, 2 bf16).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn column<const E: u8>(p: *const u8) -> __m512 {
+    // SAFETY: the caller guarantees 16 elements at p.
+    unsafe {
+        match E {
+            0 => _mm512_loadu_ps(p as *const f32),
+            1 => _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)),
+            _ => _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(
+                _mm256_loadu_si256(p as *const __m256i),
+            ))),
+        }
+    }
+}
+
+/// T tokens against one column-major float group: per column, one load of 16 rows and
+/// one FMA per token with the token's value broadcast. Two sets of accumulators (even and
+/// odd columns) keep enough FMAs in flight when T is small.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn float_group<const T: usize, const E: u8>(
+    w: &[u8],
+    x: &[&[f32]],
+    out: &mut [[f32; GROUP]],
+) {
+    let dtype = [DType::F32, DType::F16, DType::BF16][E as usize];
+    let cols = check_float(dtype, w, x, out);
+    let step = GROUP * if E == 0 { 4 } else { 2 };
+    let xs: [*const f32; T] = core::array::from_fn(|t| x[t].as_ptr());
+    let mut even = [_mm512_setzero_ps(); T];
+    let mut odd = [_mm512_setzero_ps(); T];
+    let p = w.as_ptr();
+    let mut k = 0;
+    while k + 2 <= cols {
+        // SAFETY: check_float() verified cols columns of 16 elements and cols values per token.
+        unsafe {
+            let w0 = column::<E>(p.add(k * step));
+            let w1 = column::<E>(p.add((k + 1) * step));
+            for t in 0..T {
+                even[t] = _mm512_fmadd_ps(w0, _mm512_set1_ps(*xs[t].add(k)), even[t]);
+                odd[t] = _mm512_fmadd_ps(w1, _mm512_set1_ps(*xs[t].add(k + 1)), odd[t]);
+            }
+        }
+        k += 2;
+    }
+    if k < cols {
+        // SAFETY: as above; k is the last column.
+        unsafe {
+            let w0 = column::<E>(p.add(k * step));
+            for t in 0..T {
+                even[t] = _mm512_fmadd_ps(w0, _mm512_set1_ps(*xs[t].add(k)), even[t]);
+            }
+        }
+    }
+    for t in 0..T {
+        // SAFETY: out[t] holds 16 f32 (check_float: out.len() == T).
+        unsafe { _mm512_storeu_ps(out[t].as_mut_ptr(), _mm512_add_ps(even[t], odd[t])) };
+    }
+}
+
+macro_rules! float_kernel {
+    ($name:ident, $e:expr) => {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        pub unsafe fn $name(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
+            // SAFETY: same features; bounds are checked inside (check_float).
+            unsafe {
+                match x.len() {
+                    1 => float_group::<1, { $e }>(w, x, out),
+                    2 => float_group::<2, { $e }>(w, x, out),
+                    3 => float_group::<3, { $e }>(w, x, out),
+                    4 => float_group::<4, { $e }>(w, x, out),
+                    5 => float_group::<5, { $e }>(w, x, out),
+                    6 => float_group::<6, { $e }>(w, x, out),
+                    7 => float_group::<7, { $e }>(w, x, out),
+                    _ => float_group::<8, { $e }>(w, x, out),
+                }
+            }
+        }
+    };
+}
+
+float_kernel!(group_f32, 0);
+float_kernel!(group_f16, 1);
+float_kernel!(group_bf16, 2);

@@ -26,6 +26,27 @@ pub type GroupGemvFn = fn(w: &[u8], a: &ActRow) -> [f32; GROUP];
 /// As [`GroupGemvFn`] for 4 tokens at once: out[t][r].
 pub type GroupGemmFn = fn(w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> [[f32; GROUP]; GROUP_TOKENS];
 
+/// Tokens per call of a float group kernel, at most.
+pub const FLOAT_TOKENS: usize = 8;
+
+/// Float rows16 (F32, F16, BF16: each group column-major): out[t][r] = row r · x[t] for
+/// 1 to [`FLOAT_TOKENS`] tokens of equal length (the matrix's cols); `out.len() == x.len()`.
+pub type GroupFloatFn = fn(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]);
+
+/// Columns of a float group, after checking the buffers agree (a kernel's precondition).
+#[inline]
+pub fn check_float(dtype: DType, w: &[u8], x: &[&[f32]], out: &[[f32; GROUP]]) -> usize {
+    let e = ember_format::rows16::float_bytes(dtype).unwrap_or(0);
+    assert!(!x.is_empty() && x.len() <= FLOAT_TOKENS && out.len() == x.len());
+    let cols = x[0].len();
+    assert!(
+        e > 0 && w.len() == GROUP * cols * e,
+        "rows16 group of the wrong size"
+    );
+    assert!(x.iter().all(|t| t.len() == cols));
+    cols
+}
+
 /// A level's pair of rows16 kernels for one dtype.
 #[derive(Clone, Copy, Debug)]
 pub struct GroupFns {

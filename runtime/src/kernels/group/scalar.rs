@@ -72,3 +72,37 @@ pub const Q4_Z: GroupFns = GroupFns {
     gemv: gemv_q4_z,
     gemm: gemm_q4_z,
 };
+
+/// Reference float groups: each element converted and multiplied in column order.
+fn float_with(dtype: DType, w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
+    let cols = super::check_float(dtype, w, x, out);
+    let e = w.len() / (GROUP * cols.max(1));
+    let mut col = [0f32; GROUP];
+    for o in out.iter_mut() {
+        *o = [0.0; GROUP];
+    }
+    for k in 0..cols {
+        ember_format::blocks::dequantize_row_ref(
+            dtype,
+            &w[k * GROUP * e..(k + 1) * GROUP * e],
+            &mut col,
+        );
+        for (o, xt) in out.iter_mut().zip(x) {
+            for r in 0..GROUP {
+                o[r] += col[r] * xt[k];
+            }
+        }
+    }
+}
+
+pub fn group_f32(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
+    float_with(DType::F32, w, x, out)
+}
+
+pub fn group_f16(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
+    float_with(DType::F16, w, x, out)
+}
+
+pub fn group_bf16(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
+    float_with(DType::BF16, w, x, out)
+}
