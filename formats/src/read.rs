@@ -225,9 +225,10 @@ impl<'a> TensorInfo<'a> {
         self.shape().iter().product()
     }
 
-    /// Zero-copy `f32` view of an F32 tensor (the data is 64-byte aligned).
+    /// Zero-copy `f32` view of a row-major F32 tensor (the data is 64-byte aligned); `None`
+    /// for other dtypes and for rows16 matrices, whose element order is not row-major.
     pub fn as_f32(&self) -> Option<&'a [f32]> {
-        if self.dtype != DType::F32 {
+        if self.dtype != DType::F32 || self.layout != Layout::RowMajor {
             return None;
         }
         bytemuck::try_cast_slice(self.data).ok()
