@@ -335,6 +335,9 @@ mod x86 {
             wrap!(group2, gemm_q4_0, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
             wrap!(group2, gemm_q4_1, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
             wrap!(group2, gemm_q4_z, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
+            wrap!(group2, group_f32, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
+            wrap!(group2, group_f16, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
+            wrap!(group2, group_bf16, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
         }
         Kernels {
             level: Level::Avx2,
@@ -363,6 +366,9 @@ mod x86 {
                 gemv: w::gemv_q4_z,
                 gemm: w::gemm_q4_z,
             },
+            group_f32: w::group_f32,
+            group_f16: w::group_f16,
+            group_bf16: w::group_bf16,
             ..scalar_rest()
         }
     }
@@ -511,6 +517,9 @@ mod arm {
             wrap!(group_neon, gemm_q4_0, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
             wrap!(group_neon, gemm_q4_1, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
             wrap!(group_neon, gemm_q4_z, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
+            wrap!(group_neon, group_f32, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
+            wrap!(group_neon, group_f16, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
+            wrap!(group_neon, group_bf16, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
         }
         Kernels {
             level: Level::Neon,
@@ -557,9 +566,9 @@ mod arm {
                 gemv: w::gemv_q4_z,
                 gemm: w::gemm_q4_z,
             },
-            group_f32: super::group::scalar::group_f32,
-            group_f16: super::group::scalar::group_f16,
-            group_bf16: super::group::scalar::group_bf16,
+            group_f32: w::group_f32,
+            group_f16: w::group_f16,
+            group_bf16: w::group_bf16,
         }
     }
 }

@@ -2,13 +2,14 @@
 //! bytes of a 64-byte chunk are 4 rows × 4 quant bytes). SDOT's by-element form multiplies
 //! them with one 4-byte lane of the 16 activation bytes already in a register, so nothing is
 //! broadcast or shuffled. Stable Rust lacks the SDOT intrinsics: it is one-instruction `asm!`.
+//! Float groups (column-major) are one FMA by element per token and quarter column, at the end.
 // Tokens and row ranges index several arrays at once.
 #![allow(clippy::missing_safety_doc, clippy::needless_range_loop)]
 
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::{check, GROUP, GROUP_TOKENS};
+use super::{check, check_float, GROUP, GROUP_TOKENS};
 use crate::kernels::dot::neon::{f16x4, i8x32_at};
 use crate::kernels::ActRow;
 use ember_format::DType;
@@ -196,3 +197,143 @@ kernels!(gemv_q8_0, gemm_q8_0, Q8_0);
 kernels!(gemv_q4_0, gemm_q4_0, Q4_0);
 kernels!(gemv_q4_1, gemm_q4_1, Q4_1);
 kernels!(gemv_q4_z, gemm_q4_z, Q4Z);
+
+/// 16 rows of one column as four f32 vectors, for element type E (0 f32, 1 f16, 2 bf16).
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn float_column<const E: u8>(p: *const u8) -> [float32x4_t; 4] {
+    // SAFETY: the caller guarantees 16 elements at p; these loads need no alignment.
+    unsafe {
+        match E {
+            0 => {
+                let f = p as *const f32;
+                [
+                    vld1q_f32(f),
+                    vld1q_f32(f.add(4)),
+                    vld1q_f32(f.add(8)),
+                    vld1q_f32(f.add(12)),
+                ]
+            }
+            1 => {
+                let h0 = vld1q_u16(p as *const u16);
+                let h1 = vld1q_u16((p as *const u16).add(8));
+                [
+                    f16x4(vget_low_u16(h0)),
+                    f16x4(vget_high_u16(h0)),
+                    f16x4(vget_low_u16(h1)),
+                    f16x4(vget_high_u16(h1)),
+                ]
+            }
+            _ => {
+                // A bf16 is the high half of its f32.
+                let h0 = vld1q_u16(p as *const u16);
+                let h1 = vld1q_u16((p as *const u16).add(8));
+                [
+                    vreinterpretq_f32_u32(vshll_n_u16::<16>(vget_low_u16(h0))),
+                    vreinterpretq_f32_u32(vshll_n_u16::<16>(vget_high_u16(h0))),
+                    vreinterpretq_f32_u32(vshll_n_u16::<16>(vget_low_u16(h1))),
+                    vreinterpretq_f32_u32(vshll_n_u16::<16>(vget_high_u16(h1))),
+                ]
+            }
+        }
+    }
+}
+
+/// T tokens (at most 4) against one column-major float group: per column, the 16 rows in
+/// four vectors and four FMAs per token by its value. U sets of accumulators (column k goes
+/// to set k mod U) keep enough FMAs in flight when T is small; the 4·T·U ≤ 16 accumulators
+/// and the column stay within the 32 vector registers.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn float_pass<const T: usize, const U: usize, const E: u8>(
+    p: *const u8,
+    cols: usize,
+    xs: [*const f32; T],
+    out: &mut [[f32; GROUP]],
+) {
+    let step = GROUP * if E == 0 { 4 } else { 2 };
+    let mut acc = [[[vdupq_n_f32(0.0); 4]; T]; U];
+    let mut k = 0;
+    while k + U <= cols {
+        for u in 0..U {
+            // SAFETY: the caller guarantees cols columns of 16 elements at p and cols values
+            // at each xs[t]; k + u < cols.
+            unsafe {
+                let w = float_column::<E>(p.add((k + u) * step));
+                for t in 0..T {
+                    let b = *xs[t].add(k + u);
+                    for g in 0..4 {
+                        acc[u][t][g] = vfmaq_n_f32(acc[u][t][g], w[g], b);
+                    }
+                }
+            }
+        }
+        k += U;
+    }
+    while k < cols {
+        // SAFETY: as above; k < cols.
+        unsafe {
+            let w = float_column::<E>(p.add(k * step));
+            for t in 0..T {
+                let b = *xs[t].add(k);
+                for g in 0..4 {
+                    acc[0][t][g] = vfmaq_n_f32(acc[0][t][g], w[g], b);
+                }
+            }
+        }
+        k += 1;
+    }
+    for t in 0..T {
+        for g in 0..4 {
+            let mut v = acc[0][t][g];
+            for u in 1..U {
+                v = vaddq_f32(v, acc[u][t][g]);
+            }
+            // SAFETY: out[t] holds 16 f32 (the caller passes at least T of them).
+            unsafe { vst1q_f32(out[t].as_mut_ptr().add(4 * g), v) };
+        }
+    }
+}
+
+/// 1 to 8 tokens: at most 4 per pass over the group (8 tokens × 4 vectors of accumulators
+/// would take all 32 registers); the second pass finds the group in cache.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn float_group<const E: u8>(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
+    let dtype = [DType::F32, DType::F16, DType::BF16][E as usize];
+    let cols = check_float(dtype, w, x, out);
+    let p = w.as_ptr();
+    let xs = |i: usize| x[i].as_ptr();
+    let (first, rest) = out.split_at_mut(x.len().min(4));
+    // SAFETY: check_float() verified cols columns of 16 elements at p, cols values per
+    // token and one out row per token; each pass gets as many tokens as out rows.
+    unsafe {
+        match x.len() {
+            1 => float_pass::<1, 4, E>(p, cols, [xs(0)], first),
+            2 => float_pass::<2, 2, E>(p, cols, [xs(0), xs(1)], first),
+            3 => float_pass::<3, 1, E>(p, cols, [xs(0), xs(1), xs(2)], first),
+            _ => float_pass::<4, 1, E>(p, cols, [xs(0), xs(1), xs(2), xs(3)], first),
+        }
+        match x.len() {
+            5 => float_pass::<1, 4, E>(p, cols, [xs(4)], rest),
+            6 => float_pass::<2, 2, E>(p, cols, [xs(4), xs(5)], rest),
+            7 => float_pass::<3, 1, E>(p, cols, [xs(4), xs(5), xs(6)], rest),
+            8 => float_pass::<4, 1, E>(p, cols, [xs(4), xs(5), xs(6), xs(7)], rest),
+            _ => {}
+        }
+    }
+}
+
+macro_rules! float_kernel {
+    ($name:ident, $e:expr) => {
+        #[target_feature(enable = "neon")]
+        pub unsafe fn $name(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
+            // SAFETY: same features; bounds are checked inside (check_float).
+            unsafe { float_group::<{ $e }>(w, x, out) }
+        }
+    };
+}
+
+float_kernel!(group_f32, 0);
+float_kernel!(group_f16, 1);
+float_kernel!(group_bf16, 2);
