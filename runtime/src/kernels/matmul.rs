@@ -202,8 +202,14 @@ fn matmul_rows16<const N: usize>(g: Group, exec: &dyn Executor, products: [Produ
         total += groups;
         m
     });
-    let rows: usize = mats.iter().map(|m| m.0.rows).sum();
-    let parts = parts_for(exec, rows);
+    // Whole groups per part, twice as many parts as for row-major matrices: a group is
+    // already a large unit, and finer parts leave less idle time at the end of a decode
+    // step's short matmuls.
+    let parts = if exec.threads() > 1 {
+        (exec.threads() * 2 * PARTS_PER_THREAD).min(total).max(1)
+    } else {
+        1
+    };
     exec.run(parts, &|part| {
         for global in total * part / parts..total * (part + 1) / parts {
             // The matrix holding this group: the last one starting at or before it.

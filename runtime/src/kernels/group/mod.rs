@@ -1,8 +1,9 @@
 //! Kernels for matrices in the rows16 layout (docs/FORMAT.md): one call multiplies a group
-//! of 16 rows, streamed once, against one token (decode) or four (prefill). The layout puts
-//! 4 quant bytes of each of the 16 rows in one 64-byte chunk, so SIMD versions need no
-//! shuffles: one lane per row, activations broadcast 4 bytes at a time.
-//! `scalar.rs` is the reference (the row-major block dots, block by block).
+//! of 16 rows, streamed once, against one token (decode) or several (prefill: 4 for block
+//! types, up to 8 for floats). Lane r of every vector is row r: block types load 4 quant
+//! bytes of each of the 16 rows per 64-byte chunk and meet a broadcast of 4 activation
+//! bytes; float groups load one column of 16 rows and meet a broadcast activation. No
+//! shuffles, no horizontal sums. `scalar.rs` is the reference.
 
 pub mod scalar;
 
