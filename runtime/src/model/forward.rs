@@ -189,14 +189,40 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
     }
 }
 
-fn norm(kind: NormKind, eps: f32, n: &Norm, x: &[f32], out: &mut [f32], t: usize, c: usize) {
-    for i in 0..t {
-        let (xi, oi) = (&x[i * c..(i + 1) * c], &mut out[i * c..(i + 1) * c]);
+/// Runs `f(i)` for every token i < t: split over the threads when a prompt has enough tokens
+/// to pay for a dispatch, inline for decode.
+fn per_token(exec: &dyn Executor, t: usize, f: &(dyn Fn(usize) + Sync)) {
+    let threads = exec.threads();
+    if t < 8 || threads == 1 {
+        (0..t).for_each(f);
+        return;
+    }
+    let parts = t.min(threads * 4);
+    exec.run(parts, &|p| (t * p / parts..t * (p + 1) / parts).for_each(f));
+}
+
+#[allow(clippy::too_many_arguments)]
+fn norm(
+    exec: &dyn Executor,
+    kind: NormKind,
+    eps: f32,
+    n: &Norm,
+    x: &[f32],
+    out: &mut [f32],
+    t: usize,
+    c: usize,
+) {
+    assert!(x.len() >= t * c && out.len() >= t * c);
+    let o = SyncMutPtr(out.as_mut_ptr());
+    per_token(exec, t, &|i| {
+        let xi = &x[i * c..(i + 1) * c];
+        // SAFETY: token i alone writes row i of out, which holds t rows of c.
+        let oi = unsafe { o.slice(i * c, c) };
         match (kind, n.bias) {
             (NormKind::Layer, Some(b)) => k::layernorm(oi, xi, n.weight, b, eps),
             _ => k::rmsnorm(oi, xi, n.weight, eps),
         }
-    }
+    });
 }
 
 /// The kernels and threads a forward pass runs on.
@@ -297,7 +323,16 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
 
         for (li, layer) in w.layers.as_ref().iter().enumerate() {
             // Attention block: x += Wo · attention(rope(Wq·xn), rope(Wk·xn), Wv·xn)
-            norm(cfg.norm, cfg.norm_eps, &layer.attn_norm, s.x, s.xn, t, c);
+            norm(
+                cx.exec,
+                cfg.norm,
+                cfg.norm_eps,
+                &layer.attn_norm,
+                s.x,
+                s.xn,
+                t,
+                c,
+            );
             let (new_k, new_v) = s.kv.split_at_mut(t * kvd);
             linears(
                 cx,
@@ -346,7 +381,16 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
             k::add_in_place(&mut s.x[..t * c], &s.xn[..t * c]);
 
             // Feed-forward block: x += down(silu(gate·xn) * up·xn)  or  down(gelu(up·xn))
-            norm(cfg.norm, cfg.norm_eps, &layer.ffn_norm, s.x, s.xn, t, c);
+            norm(
+                cx.exec,
+                cfg.norm,
+                cfg.norm_eps,
+                &layer.ffn_norm,
+                s.x,
+                s.xn,
+                t,
+                c,
+            );
             match (cfg.ffn, &layer.gate) {
                 (FfnKind::SwiGlu, Some(gate)) => {
                     linears(
@@ -360,11 +404,17 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                         t,
                         &mut s.act,
                     );
-                    k::swiglu(&mut s.ffn_a[..t * f], &s.ffn_b[..t * f]);
+                    let (a, b) = (SyncMutPtr(s.ffn_a.as_mut_ptr()), &s.ffn_b[..t * f]);
+                    per_token(cx.exec, t, &|i| {
+                        // SAFETY: token i alone uses row i of ffn_a, which holds t rows of f.
+                        k::swiglu(unsafe { a.slice(i * f, f) }, &b[i * f..(i + 1) * f])
+                    });
                 }
                 _ => {
                     linear(cx, li, "ffn_up", &layer.up, s.xn, t, s.ffn_a, &mut s.act);
-                    k::gelu_tanh(&mut s.ffn_a[..t * f]);
+                    let a = SyncMutPtr(s.ffn_a.as_mut_ptr());
+                    // SAFETY: token i alone uses row i of ffn_a, which holds t rows of f.
+                    per_token(cx.exec, t, &|i| k::gelu_tanh(unsafe { a.slice(i * f, f) }));
                 }
             }
             linear(
@@ -384,6 +434,7 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         let first = if logits == Logits::All { 0 } else { t - 1 };
         let n = t - first;
         norm(
+            cx.exec,
             cfg.norm,
             cfg.norm_eps,
             &w.output_norm,

@@ -239,6 +239,8 @@ unsafe fn float_pass<const T: usize, const U: usize, const E: u8>(
     let mut acc = [[[_mm256_setzero_ps(); 2]; T]; U];
     let mut k = 0;
     while k + U <= cols {
+        // The first pass over a group streams its weights from memory.
+        super::prefetch_ahead(p.wrapping_add(k * step), U * step);
         for u in 0..U {
             // SAFETY: the caller guarantees cols columns of 16 elements at p and cols values
             // at each xs[t]; k + u < cols.
@@ -283,8 +285,8 @@ unsafe fn float_pass<const T: usize, const U: usize, const E: u8>(
     }
 }
 
-/// 1 to 8 tokens: at most 4 per pass over the group (8 tokens × 2 halves of accumulators
-/// alone would take all 16 registers); the second pass finds the group in cache. Measured
+/// Any number of tokens, at most 4 per pass over the group (8 tokens × 2 halves of accumulators
+/// alone would take all 16 registers); later passes find the group in cache. Measured
 /// on 8 tokens: one pass spills and runs ~10% slower, the two 8-row halves one after the
 /// other (8 accumulators each) are no faster and slower for bf16 and f32.
 #[inline]
@@ -293,23 +295,17 @@ unsafe fn float_group<const E: u8>(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROU
     let dtype = [DType::F32, DType::F16, DType::BF16][E as usize];
     let cols = check_float(dtype, w, x, out);
     let p = w.as_ptr();
-    let xs = |i: usize| x[i].as_ptr();
-    let (first, rest) = out.split_at_mut(x.len().min(4));
-    // SAFETY: check_float() verified cols columns of 16 elements at p, cols values per
-    // token and one out row per token; each pass gets as many tokens as out rows.
-    unsafe {
-        match x.len() {
-            1 => float_pass::<1, 4, E>(p, cols, [xs(0)], first),
-            2 => float_pass::<2, 2, E>(p, cols, [xs(0), xs(1)], first),
-            3 => float_pass::<3, 1, E>(p, cols, [xs(0), xs(1), xs(2)], first),
-            _ => float_pass::<4, 1, E>(p, cols, [xs(0), xs(1), xs(2), xs(3)], first),
-        }
-        match x.len() {
-            5 => float_pass::<1, 4, E>(p, cols, [xs(4)], rest),
-            6 => float_pass::<2, 2, E>(p, cols, [xs(4), xs(5)], rest),
-            7 => float_pass::<3, 1, E>(p, cols, [xs(4), xs(5), xs(6)], rest),
-            8 => float_pass::<4, 1, E>(p, cols, [xs(4), xs(5), xs(6), xs(7)], rest),
-            _ => {}
+    for (xc, oc) in x.chunks(4).zip(out.chunks_mut(4)) {
+        let xs = |i: usize| xc[i].as_ptr();
+        // SAFETY: check_float() verified cols columns of 16 elements at p, cols values per
+        // token and one out row per token; each pass gets as many tokens as out rows.
+        unsafe {
+            match xc.len() {
+                1 => float_pass::<1, 4, E>(p, cols, [xs(0)], oc),
+                2 => float_pass::<2, 2, E>(p, cols, [xs(0), xs(1)], oc),
+                3 => float_pass::<3, 1, E>(p, cols, [xs(0), xs(1), xs(2)], oc),
+                _ => float_pass::<4, 1, E>(p, cols, [xs(0), xs(1), xs(2), xs(3)], oc),
+            }
         }
     }
 }

@@ -212,47 +212,82 @@ unsafe fn column<const E: u8>(p: *const u8) -> __m512 {
 }
 
 /// T tokens against one column-major float group: per column, one load of 16 rows and
-/// one FMA per token with the token's value broadcast. Two sets of accumulators (even and
-/// odd columns) keep enough FMAs in flight when T is small.
+/// one FMA per token with the token's value broadcast. S sets of accumulators (columns
+/// k mod S) keep at least 8 FMAs in flight when T is small; 16 tokens use all 16 alone,
+/// so one weight conversion feeds 16 FMAs.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn float_group<const T: usize, const E: u8>(
-    w: &[u8],
-    x: &[&[f32]],
+unsafe fn float_pass<const T: usize, const S: usize, const E: u8>(
+    p: *const u8,
+    cols: usize,
+    xs: [*const f32; T],
     out: &mut [[f32; GROUP]],
 ) {
-    let dtype = [DType::F32, DType::F16, DType::BF16][E as usize];
-    let cols = check_float(dtype, w, x, out);
     let step = GROUP * if E == 0 { 4 } else { 2 };
-    let xs: [*const f32; T] = core::array::from_fn(|t| x[t].as_ptr());
-    let mut even = [_mm512_setzero_ps(); T];
-    let mut odd = [_mm512_setzero_ps(); T];
-    let p = w.as_ptr();
+    let mut acc = [[_mm512_setzero_ps(); T]; S];
     let mut k = 0;
-    while k + 2 <= cols {
-        // SAFETY: check_float() verified cols columns of 16 elements and cols values per token.
-        unsafe {
-            let w0 = column::<E>(p.add(k * step));
-            let w1 = column::<E>(p.add((k + 1) * step));
-            for t in 0..T {
-                even[t] = _mm512_fmadd_ps(w0, _mm512_set1_ps(*xs[t].add(k)), even[t]);
-                odd[t] = _mm512_fmadd_ps(w1, _mm512_set1_ps(*xs[t].add(k + 1)), odd[t]);
+    while k + S <= cols {
+        // The first pass over a group streams its weights from memory.
+        super::prefetch_ahead(p.wrapping_add(k * step), S * step);
+        for (s, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: the caller guarantees cols columns of 16 elements at p and cols values
+            // at each xs[t]; k + s < cols.
+            unsafe {
+                let wv = column::<E>(p.add((k + s) * step));
+                for t in 0..T {
+                    acc[t] = _mm512_fmadd_ps(wv, _mm512_set1_ps(*xs[t].add(k + s)), acc[t]);
+                }
             }
         }
-        k += 2;
+        k += S;
     }
-    if k < cols {
-        // SAFETY: as above; k is the last column.
+    for k in k..cols {
+        // SAFETY: as above; k < cols.
         unsafe {
-            let w0 = column::<E>(p.add(k * step));
+            let wv = column::<E>(p.add(k * step));
             for t in 0..T {
-                even[t] = _mm512_fmadd_ps(w0, _mm512_set1_ps(*xs[t].add(k)), even[t]);
+                acc[0][t] = _mm512_fmadd_ps(wv, _mm512_set1_ps(*xs[t].add(k)), acc[0][t]);
             }
         }
     }
     for t in 0..T {
-        // SAFETY: out[t] holds 16 f32 (check_float: out.len() == T).
-        unsafe { _mm512_storeu_ps(out[t].as_mut_ptr(), _mm512_add_ps(even[t], odd[t])) };
+        let mut v = acc[0][t];
+        for a in &acc[1..] {
+            v = _mm512_add_ps(v, a[t]);
+        }
+        // SAFETY: the caller passes T out rows of 16 f32.
+        unsafe { _mm512_storeu_ps(out[t].as_mut_ptr(), v) };
+    }
+}
+
+/// Any number of tokens (at most FLOAT_TOKENS), 16, 8, 4, 2 or 1 per pass over the group;
+/// later passes find it in cache.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn float_group<const E: u8>(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
+    let dtype = [DType::F32, DType::F16, DType::BF16][E as usize];
+    let cols = check_float(dtype, w, x, out);
+    let p = w.as_ptr();
+    let mut i = 0;
+    while i < x.len() {
+        let n = [16, 8, 4, 2, 1]
+            .into_iter()
+            .find(|&n| i + n <= x.len())
+            .unwrap_or(1);
+        let xs = |j: usize| x[i + j].as_ptr();
+        let o = &mut out[i..i + n];
+        // SAFETY: check_float() verified cols columns of 16 elements at p, cols values per
+        // token and one out row per token; each pass gets n tokens and n out rows.
+        unsafe {
+            match n {
+                16 => float_pass::<16, 1, E>(p, cols, core::array::from_fn(xs), o),
+                8 => float_pass::<8, 2, E>(p, cols, core::array::from_fn(xs), o),
+                4 => float_pass::<4, 2, E>(p, cols, core::array::from_fn(xs), o),
+                2 => float_pass::<2, 4, E>(p, cols, core::array::from_fn(xs), o),
+                _ => float_pass::<1, 4, E>(p, cols, core::array::from_fn(xs), o),
+            }
+        }
+        i += n;
     }
 }
 
@@ -261,18 +296,7 @@ macro_rules! float_kernel {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         pub unsafe fn $name(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
             // SAFETY: same features; bounds are checked inside (check_float).
-            unsafe {
-                match x.len() {
-                    1 => float_group::<1, { $e }>(w, x, out),
-                    2 => float_group::<2, { $e }>(w, x, out),
-                    3 => float_group::<3, { $e }>(w, x, out),
-                    4 => float_group::<4, { $e }>(w, x, out),
-                    5 => float_group::<5, { $e }>(w, x, out),
-                    6 => float_group::<6, { $e }>(w, x, out),
-                    7 => float_group::<7, { $e }>(w, x, out),
-                    _ => float_group::<8, { $e }>(w, x, out),
-                }
-            }
+            unsafe { float_group::<{ $e }>(w, x, out) }
         }
     };
 }

@@ -1,6 +1,6 @@
 //! Kernels for matrices in the rows16 layout (docs/FORMAT.md): one call multiplies a group
 //! of 16 rows, streamed once, against one token (decode) or several (prefill: 4 for block
-//! types, up to 8 for floats). Lane r of every vector is row r: block types load 4 quant
+//! types, up to 16 for floats). Lane r of every vector is row r: block types load 4 quant
 //! bytes of each of the 16 rows per 64-byte chunk and meet a broadcast of 4 activation
 //! bytes; float groups load one column of 16 rows and meet a broadcast activation. No
 //! shuffles, no horizontal sums. `scalar.rs` is the reference.
@@ -28,7 +28,7 @@ pub type GroupGemvFn = fn(w: &[u8], a: &ActRow) -> [f32; GROUP];
 pub type GroupGemmFn = fn(w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> [[f32; GROUP]; GROUP_TOKENS];
 
 /// Tokens per call of a float group kernel, at most.
-pub const FLOAT_TOKENS: usize = 8;
+pub const FLOAT_TOKENS: usize = 16;
 
 /// Float rows16 (F32, F16, BF16: each group column-major): out[t][r] = row r · x[t] for
 /// 1 to [`FLOAT_TOKENS`] tokens of equal length (the matrix's cols); `out.len() == x.len()`.

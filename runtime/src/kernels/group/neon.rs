@@ -295,31 +295,25 @@ unsafe fn float_pass<const T: usize, const U: usize, const E: u8>(
     }
 }
 
-/// 1 to 8 tokens: at most 4 per pass over the group (8 tokens × 4 vectors of accumulators
-/// would take all 32 registers); the second pass finds the group in cache.
+/// Any number of tokens, at most 4 per pass over the group (8 tokens × 4 vectors of accumulators
+/// would take all 32 registers); later passes find the group in cache.
 #[inline]
 #[target_feature(enable = "neon")]
 unsafe fn float_group<const E: u8>(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
     let dtype = [DType::F32, DType::F16, DType::BF16][E as usize];
     let cols = check_float(dtype, w, x, out);
     let p = w.as_ptr();
-    let xs = |i: usize| x[i].as_ptr();
-    let (first, rest) = out.split_at_mut(x.len().min(4));
-    // SAFETY: check_float() verified cols columns of 16 elements at p, cols values per
-    // token and one out row per token; each pass gets as many tokens as out rows.
-    unsafe {
-        match x.len() {
-            1 => float_pass::<1, 4, E>(p, cols, [xs(0)], first),
-            2 => float_pass::<2, 2, E>(p, cols, [xs(0), xs(1)], first),
-            3 => float_pass::<3, 1, E>(p, cols, [xs(0), xs(1), xs(2)], first),
-            _ => float_pass::<4, 1, E>(p, cols, [xs(0), xs(1), xs(2), xs(3)], first),
-        }
-        match x.len() {
-            5 => float_pass::<1, 4, E>(p, cols, [xs(4)], rest),
-            6 => float_pass::<2, 2, E>(p, cols, [xs(4), xs(5)], rest),
-            7 => float_pass::<3, 1, E>(p, cols, [xs(4), xs(5), xs(6)], rest),
-            8 => float_pass::<4, 1, E>(p, cols, [xs(4), xs(5), xs(6), xs(7)], rest),
-            _ => {}
+    for (xc, oc) in x.chunks(4).zip(out.chunks_mut(4)) {
+        let xs = |i: usize| xc[i].as_ptr();
+        // SAFETY: check_float() verified cols columns of 16 elements at p, cols values per
+        // token and one out row per token; each pass gets as many tokens as out rows.
+        unsafe {
+            match xc.len() {
+                1 => float_pass::<1, 4, E>(p, cols, [xs(0)], oc),
+                2 => float_pass::<2, 2, E>(p, cols, [xs(0), xs(1)], oc),
+                3 => float_pass::<3, 1, E>(p, cols, [xs(0), xs(1), xs(2)], oc),
+                _ => float_pass::<4, 1, E>(p, cols, [xs(0), xs(1), xs(2), xs(3)], oc),
+            }
         }
     }
 }
