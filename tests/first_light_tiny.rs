@@ -1,9 +1,9 @@
 //! First light on the tiny Hugging Face fixtures: after `--quant f32`, every logit within
 //! 1e-4 of transformers (relative to the row's largest |logit|) and the 16-token greedy
-//! continuation identical.
+//! continuation identical, in both weight layouts (row-major and rows16).
 mod common;
 
-use common::{convert, ids, read_json, shared_fixture};
+use common::{convert, convert_rows16, ids, read_json, shared_fixture};
 use ember_convert::Recipe;
 use ember_format::EmberFile;
 use ember_runtime::sampler::argmax;
@@ -14,8 +14,16 @@ fn check_fixture(name: &str) {
         return;
     };
     let reference = read_json(&dir.join("reference.json"));
-    let bytes = convert(&dir, Recipe::F32);
-    let file = EmberFile::parse(&bytes).unwrap();
+    for (layout, bytes) in [
+        ("row-major", convert(&dir, Recipe::F32)),
+        ("rows16", convert_rows16(&dir, Recipe::F32)),
+    ] {
+        check_model(name, layout, &bytes, &reference);
+    }
+}
+
+fn check_model(name: &str, layout: &str, bytes: &[u8], reference: &serde_json::Value) {
+    let file = EmberFile::parse(bytes).unwrap();
     let model = Model::load(&file).unwrap();
     let v = model.config.vocab_size;
 
@@ -42,8 +50,11 @@ fn check_fixture(name: &str) {
             worst = worst.max(err);
         }
     }
-    eprintln!("{name}: worst relative logit error {worst:.2e}");
-    assert!(worst <= 1e-4, "{name}: logits differ by {worst:.2e}");
+    eprintln!("{name} ({layout}): worst relative logit error {worst:.2e}");
+    assert!(
+        worst <= 1e-4,
+        "{name} ({layout}): logits differ by {worst:.2e}"
+    );
 
     // Greedy continuation, token by token through the KV cache.
     let greedy = ids(&reference["greedy_ids"]);
@@ -54,7 +65,10 @@ fn check_fixture(name: &str) {
         got.push(next);
         next = argmax(session.step(next).unwrap());
     }
-    assert_eq!(got, greedy, "{name}: greedy continuation differs");
+    assert_eq!(
+        got, greedy,
+        "{name} ({layout}): greedy continuation differs"
+    );
 }
 
 #[test]
@@ -180,8 +194,17 @@ fn tiny_fixtures_greedy_with_every_kernel_level_and_thread_count() {
         let reference = read_json(&dir.join("reference.json"));
         let input = ids(&reference["input_ids"]);
         let greedy = ids(&reference["greedy_ids"]);
-        for recipe in [Recipe::F32, Recipe::F16] {
-            let bytes = convert(&dir, recipe);
+        for (recipe, rows16) in [
+            (Recipe::F32, false),
+            (Recipe::F16, false),
+            (Recipe::F32, true),
+            (Recipe::F16, true),
+        ] {
+            let bytes = if rows16 {
+                convert_rows16(&dir, recipe)
+            } else {
+                convert(&dir, recipe)
+            };
             let file = EmberFile::parse(&bytes).unwrap();
             let model = Model::load(&file).unwrap();
             for level in Level::ALL {
@@ -199,13 +222,18 @@ fn tiny_fixtures_greedy_with_every_kernel_level_and_thread_count() {
                         next = argmax(session.step(next).unwrap());
                     }
                     if recipe == Recipe::F32 {
-                        assert_eq!(got, greedy, "{name} {} {threads} threads", level.name());
+                        assert_eq!(
+                            got,
+                            greedy,
+                            "{name} rows16={rows16} {} {threads} threads",
+                            level.name()
+                        );
                     } else {
                         // f16 weights: at least the first half of the continuation.
                         assert_eq!(
                             got[..8],
                             greedy[..8],
-                            "{name} f16 {} {threads} threads",
+                            "{name} f16 rows16={rows16} {} {threads} threads",
                             level.name()
                         );
                     }

@@ -37,9 +37,17 @@ pub fn smollm2_gguf() -> Option<PathBuf> {
     }
 }
 
-/// Converts `input` with `recipe` into an in-memory, aligned `.ember` file.
+/// Converts `input` with `recipe` into an in-memory, aligned `.ember` file (row-major).
 pub fn convert(input: &Path, recipe: ember_convert::Recipe) -> AlignedBytes {
     let (writer, _) = ember_convert::build(input, Some(recipe), false).expect("convert");
+    AlignedBytes::from(writer.to_vec())
+}
+
+/// As [`convert`], in the rows16 layout `ember convert` writes by default (every matrix it
+/// applies to; the rest stay row-major).
+pub fn convert_rows16(input: &Path, recipe: ember_convert::Recipe) -> AlignedBytes {
+    let (mut writer, _) = ember_convert::build(input, Some(recipe), false).expect("convert");
+    assert!(writer.use_rows16() > 0, "no matrix took the rows16 layout");
     AlignedBytes::from(writer.to_vec())
 }
 
