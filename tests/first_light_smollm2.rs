@@ -3,7 +3,7 @@
 //! 16 greedy tokens identical at f16; the shipped Q4_1 blocks agree across layouts and levels.
 mod common;
 
-use common::{convert, ids, read_json, shared_fixture, smollm2_gguf};
+use common::{convert, convert_rows16, ids, read_json, shared_fixture, smollm2_gguf};
 use ember_convert::Recipe;
 use ember_format::EmberFile;
 use ember_runtime::sampler::argmax;
@@ -38,8 +38,18 @@ fn greedy(model: &Model, prompt: &[u32], n: usize) -> Vec<u32> {
 #[test]
 fn smollm2_f32_matches_transformers() {
     let Some(fx) = fixture() else { return };
-    let bytes = convert(&fx.gguf, Recipe::F32);
-    let file = EmberFile::parse(&bytes).unwrap();
+    check_f32(&fx, "row-major", &convert(&fx.gguf, Recipe::F32));
+}
+
+/// The same acceptance on the rows16 layout `ember convert` writes by default.
+#[test]
+fn smollm2_f32_rows16_matches_transformers() {
+    let Some(fx) = fixture() else { return };
+    check_f32(&fx, "rows16", &convert_rows16(&fx.gguf, Recipe::F32));
+}
+
+fn check_f32(fx: &Fixture, layout: &str, bytes: &[u8]) {
+    let file = EmberFile::parse(bytes).unwrap();
     let model = Model::load(&file).unwrap();
     let tokenizer = Tokenizer::from_file(&file).unwrap();
     let v = model.config.vocab_size;
@@ -68,15 +78,15 @@ fn smollm2_f32_matches_transformers() {
             }
         }
         eprintln!(
-            "prompt {:?}: worst top-10 logit error {worst:.2e}",
+            "{layout}, prompt {:?}: worst top-10 logit error {worst:.2e}",
             case["prompt"]
         );
-        assert!(worst <= 1e-3, "top-10 logits differ by {worst}");
+        assert!(worst <= 1e-3, "{layout}: top-10 logits differ by {worst}");
         let want = ids(&case["greedy_ids"]);
         assert_eq!(
             greedy(&model, &prompt, want.len()),
             want,
-            "greedy for {:?}",
+            "{layout}: greedy for {:?}",
             case["prompt"]
         );
     }
