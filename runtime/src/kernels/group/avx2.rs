@@ -14,36 +14,7 @@ use ember_format::DType;
 
 type Out<const T: usize> = [[f32; GROUP]; T];
 
-const Q8_0: u8 = 0;
-const Q4_0: u8 = 1;
-const Q4_1: u8 = 2;
-const Q4Z: u8 = 3;
-
-const fn dtype(k: u8) -> DType {
-    match k {
-        Q8_0 => DType::Q8_0,
-        Q4_0 => DType::Q4_0,
-        Q4_1 => DType::Q4_1,
-        _ => DType::Q4Z,
-    }
-}
-
-/// Bytes of the scale fields at the start of a tile.
-const fn head(k: u8) -> usize {
-    if k == Q4_1 {
-        64
-    } else {
-        32
-    }
-}
-
-const fn tile_bytes(k: u8) -> usize {
-    match k {
-        Q8_0 => 16 * 34,
-        Q4_1 => 16 * 20,
-        _ => 16 * 18,
-    }
-}
+use super::kind::{dtype, head, tile_bytes, Q4Z, Q4_0, Q4_1, Q8_0};
 
 /// 8 f16 values at p as f32.
 #[inline]
@@ -184,28 +155,6 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
     out
 }
 
-macro_rules! kernels {
-    ($gemv:ident, $gemm:ident, $k:expr) => {
-        #[target_feature(enable = "avx2,fma,f16c")]
-        pub unsafe fn $gemv(w: &[u8], a: &ActRow) -> [f32; GROUP] {
-            // SAFETY: same features; bounds are checked inside.
-            let out = unsafe { group::<1, { $k }>(w, &[*a]) };
-            out[0]
-        }
-
-        #[target_feature(enable = "avx2,fma,f16c")]
-        pub unsafe fn $gemm(w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Out<GROUP_TOKENS> {
-            // SAFETY: same features; bounds are checked inside.
-            unsafe { group::<GROUP_TOKENS, { $k }>(w, a) }
-        }
-    };
-}
-
-kernels!(gemv_q8_0, gemm_q8_0, Q8_0);
-kernels!(gemv_q4_0, gemm_q4_0, Q4_0);
-kernels!(gemv_q4_1, gemm_q4_1, Q4_1);
-kernels!(gemv_q4_z, gemm_q4_z, Q4Z);
-
 /// 8 rows of one column as f32, for element type E (0 f32, 1 f16, 2 bf16).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -310,16 +259,4 @@ unsafe fn float_group<const E: u8>(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROU
     }
 }
 
-macro_rules! float_kernel {
-    ($name:ident, $e:expr) => {
-        #[target_feature(enable = "avx2,fma,f16c")]
-        pub unsafe fn $name(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
-            // SAFETY: same features; bounds are checked inside (check_float).
-            unsafe { float_group::<{ $e }>(w, x, out) }
-        }
-    };
-}
-
-float_kernel!(group_f32, 0);
-float_kernel!(group_f16, 1);
-float_kernel!(group_bf16, 2);
+super::entry_points!("avx2,fma,f16c");

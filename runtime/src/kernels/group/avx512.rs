@@ -11,55 +11,7 @@ use ember_format::DType;
 
 type Out<const T: usize> = [[f32; GROUP]; T];
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Q8_0,
-    Q4_0,
-    Q4_1,
-    Q4Z,
-}
-
-const Q8_0: u8 = 0;
-const Q4_0: u8 = 1;
-const Q4_1: u8 = 2;
-const Q4Z: u8 = 3;
-
-impl Kind {
-    #[inline(always)]
-    const fn from_const(k: u8) -> Kind {
-        match k {
-            Q8_0 => Kind::Q8_0,
-            Q4_0 => Kind::Q4_0,
-            Q4_1 => Kind::Q4_1,
-            _ => Kind::Q4Z,
-        }
-    }
-
-    const fn dtype(self) -> DType {
-        match self {
-            Kind::Q8_0 => DType::Q8_0,
-            Kind::Q4_0 => DType::Q4_0,
-            Kind::Q4_1 => DType::Q4_1,
-            Kind::Q4Z => DType::Q4Z,
-        }
-    }
-
-    /// Bytes of the scale fields at the start of a tile.
-    const fn head(self) -> usize {
-        match self {
-            Kind::Q4_1 => 64,
-            _ => 32,
-        }
-    }
-
-    const fn tile_bytes(self) -> usize {
-        match self {
-            Kind::Q8_0 => 16 * 34,
-            Kind::Q4_1 => 16 * 20,
-            _ => 16 * 18,
-        }
-    }
-}
+use super::kind::{dtype, head, tile_bytes, Q4Z, Q4_0, Q4_1, Q8_0};
 
 /// 16 f16 values at p as f32.
 #[inline]
@@ -84,9 +36,8 @@ unsafe fn bcast(x: *const i8, k: usize) -> __m512i {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
-    let kind = Kind::from_const(K);
-    let nb = check(kind.dtype(), w, a);
-    let tb = kind.tile_bytes();
+    let nb = check(dtype(K), w, a);
+    let tb = tile_bytes(K);
     let nibble = _mm512_set1_epi8(0x0F);
     let mut acc = [_mm512_setzero_ps(); T];
     // Σ mw·sx; for Q4_0 and Q8_0 Σ dw·sx, scaled by -8 or -128 once at the end.
@@ -97,8 +48,8 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
         super::prefetch_ahead(p, tb);
         // SAFETY: a tile starts with its scale fields (32 or 64 bytes).
         let (dw, mw) = unsafe {
-            match kind {
-                Kind::Q4Z => {
+            match K {
+                Q4Z => {
                     // sd = d9 << 7 | z: the scale is the f16 (sd >> 1) & 0x7FC0 times 2^-8.
                     let sd = _mm256_loadu_si256(p as *const __m256i);
                     let bits =
@@ -116,19 +67,19 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
                         _mm512_mul_ps(dw, _mm512_mul_ps(z, _mm512_set1_ps(-0.125))),
                     )
                 }
-                Kind::Q4_1 => (f16x16(p), f16x16(p.add(32))),
-                Kind::Q4_0 | Kind::Q8_0 => {
+                Q4_1 => (f16x16(p), f16x16(p.add(32))),
+                _ => {
                     let dw = f16x16(p);
                     (dw, dw)
                 }
             }
         };
         // SAFETY: the quants follow the scales: 4 (Q4) or 8 (Q8_0) chunks of 64 bytes.
-        let q = unsafe { p.add(kind.head()) };
+        let q = unsafe { p.add(head(K)) };
         // wq[k] pairs with activation bytes 4k..4k+4 of the block.
         let mut wq = [_mm512_setzero_si512(); 8];
         for c in 0..4 {
-            if kind == Kind::Q8_0 {
+            if K == Q8_0 {
                 // SAFETY: as above.
                 unsafe {
                     wq[2 * c] = _mm512_loadu_si512(q.add(128 * c) as *const __m512i);
@@ -159,10 +110,10 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
             accm[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(a[t].s[b]), accm[t]);
         }
     }
-    let c = match kind {
-        Kind::Q4_0 => -8.0,
-        Kind::Q8_0 => -128.0,
-        Kind::Q4_1 | Kind::Q4Z => 1.0,
+    let c = match K {
+        Q4_0 => -8.0,
+        Q8_0 => -128.0,
+        _ => 1.0,
     };
     let mut out = [[0f32; GROUP]; T];
     for t in 0..T {
@@ -172,28 +123,6 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
     }
     out
 }
-
-macro_rules! kernels {
-    ($gemv:ident, $gemm:ident, $k:expr) => {
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-        pub unsafe fn $gemv(w: &[u8], a: &ActRow) -> [f32; GROUP] {
-            // SAFETY: same features; bounds are checked inside.
-            let out = unsafe { group::<1, { $k }>(w, &[*a]) };
-            out[0]
-        }
-
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-        pub unsafe fn $gemm(w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Out<GROUP_TOKENS> {
-            // SAFETY: same features; bounds are checked inside.
-            unsafe { group::<GROUP_TOKENS, { $k }>(w, a) }
-        }
-    };
-}
-
-kernels!(gemv_q8_0, gemm_q8_0, Q8_0);
-kernels!(gemv_q4_0, gemm_q4_0, Q4_0);
-kernels!(gemv_q4_1, gemm_q4_1, Q4_1);
-kernels!(gemv_q4_z, gemm_q4_z, Q4Z);
 
 /// 16 rows of column k as f32, for element type E (0 f32, 1 f16, 2 bf16).
 #[inline]
@@ -291,16 +220,4 @@ unsafe fn float_group<const E: u8>(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROU
     }
 }
 
-macro_rules! float_kernel {
-    ($name:ident, $e:expr) => {
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-        pub unsafe fn $name(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
-            // SAFETY: same features; bounds are checked inside (check_float).
-            unsafe { float_group::<{ $e }>(w, x, out) }
-        }
-    };
-}
-
-float_kernel!(group_f32, 0);
-float_kernel!(group_f16, 1);
-float_kernel!(group_bf16, 2);
+super::entry_points!("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c");

@@ -5,6 +5,87 @@
 //! bytes; float groups load one column of 16 rows and meet a broadcast activation. No
 //! shuffles, no horizontal sums. `scalar.rs` is the reference.
 
+use super::ActRow;
+use ember_format::DType;
+
+/// The block types of the quantized group kernels, as const parameters: each kernel is
+/// instantiated per type, so its inner loops carry no branch on it.
+pub mod kind {
+    use ember_format::DType;
+
+    pub const Q8_0: u8 = 0;
+    pub const Q4_0: u8 = 1;
+    pub const Q4_1: u8 = 2;
+    pub const Q4Z: u8 = 3;
+
+    pub const fn dtype(k: u8) -> DType {
+        match k {
+            Q8_0 => DType::Q8_0,
+            Q4_0 => DType::Q4_0,
+            Q4_1 => DType::Q4_1,
+            _ => DType::Q4Z,
+        }
+    }
+
+    /// Bytes of the scale fields at the start of a tile.
+    pub const fn head(k: u8) -> usize {
+        if k == Q4_1 {
+            64
+        } else {
+            32
+        }
+    }
+
+    pub const fn tile_bytes(k: u8) -> usize {
+        match k {
+            Q8_0 => 16 * 34,
+            Q4_1 => 16 * 20,
+            _ => 16 * 18,
+        }
+    }
+}
+
+/// A level's public kernels, the same names at every level, over its generic
+/// `group::<T, K>` (block types) and `float_group::<E>` (0 f32, 1 f16, 2 bf16), each
+/// compiled with the level's target features.
+macro_rules! entry_points {
+    ($features:literal) => {
+        entry_points!(@quant $features, gemv_q8_0, gemm_q8_0, super::kind::Q8_0);
+        entry_points!(@quant $features, gemv_q4_0, gemm_q4_0, super::kind::Q4_0);
+        entry_points!(@quant $features, gemv_q4_1, gemm_q4_1, super::kind::Q4_1);
+        entry_points!(@quant $features, gemv_q4_z, gemm_q4_z, super::kind::Q4Z);
+        entry_points!(@float $features, group_f32, 0);
+        entry_points!(@float $features, group_f16, 1);
+        entry_points!(@float $features, group_bf16, 2);
+    };
+    (@quant $features:literal, $gemv:ident, $gemm:ident, $k:expr) => {
+        #[target_feature(enable = $features)]
+        pub unsafe fn $gemv(w: &[u8], a: &ActRow) -> [f32; GROUP] {
+            // SAFETY: same features; bounds are checked inside.
+            let out = unsafe { group::<1, { $k }>(w, &[*a]) };
+            out[0]
+        }
+
+        #[target_feature(enable = $features)]
+        pub unsafe fn $gemm(
+            w: &[u8],
+            a: &[ActRow; GROUP_TOKENS],
+        ) -> [[f32; GROUP]; GROUP_TOKENS] {
+            // SAFETY: same features; bounds are checked inside.
+            unsafe { group::<GROUP_TOKENS, { $k }>(w, a) }
+        }
+    };
+    (@float $features:literal, $name:ident, $e:expr) => {
+        #[target_feature(enable = $features)]
+        pub unsafe fn $name(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
+            // SAFETY: same features; bounds are checked inside (check_float).
+            unsafe { float_group::<{ $e }>(w, x, out) }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use entry_points;
+
 pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
@@ -13,9 +94,6 @@ pub mod avx2;
 pub mod avx512;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
-
-use super::ActRow;
-use ember_format::DType;
 
 /// Rows per group (the layout's).
 pub const GROUP: usize = ember_format::rows16::GROUP;
