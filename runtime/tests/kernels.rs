@@ -479,3 +479,62 @@ fn axpy_matches_scalar() {
         }
     }
 }
+
+#[test]
+fn attention_kernels_match_scalar() {
+    const HS: [usize; 9] = [1, 3, 7, 16, 24, 33, 64, 80, 128];
+    const N: [usize; 9] = [1, 2, 3, 5, 15, 16, 17, 33, 100];
+    let mut rng = Rng(77);
+    let scalar = Kernels::scalar();
+    for k in levels() {
+        for &hs in &HS {
+            for &n in &N {
+                // Rows of a wider KV cache, this head's vectors at a nonzero offset, and
+                // exactly (n − 1)·stride + offset + hs floats so an overrun would be caught.
+                let (stride, offset) = (2 * hs + 5, hs + 3);
+                let len = (n - 1) * stride + offset + hs;
+                let keys: Vec<f32> = (0..len).map(|_| rng.f32() * 2.0).collect();
+                let values: Vec<f32> = (0..len).map(|_| rng.f32() * 2.0).collect();
+                let q: Vec<f32> = (0..hs).map(|_| rng.f32() * 2.0).collect();
+                let scale = 1.0 / (hs as f32).sqrt();
+                let row = |v: &[f32], p: usize| -> Vec<f32> {
+                    v[p * stride + offset..p * stride + offset + hs].to_vec()
+                };
+                let tol = |terms: f32, len: usize| 1e-6 * (len as f32).sqrt() * terms + 1e-7;
+                let what = |name: &str| format!("{} {name} hs={hs} n={n}", k.level.name());
+
+                let (mut got, mut want) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+                (k.attn_scores)(&q, &keys, stride, offset, scale, &mut got);
+                (scalar.attn_scores)(&q, &keys, stride, offset, scale, &mut want);
+                for p in 0..n {
+                    let key = row(&keys, p);
+                    let terms = key.iter().zip(&q).map(|(a, b)| (a * b).abs()).sum::<f32>();
+                    let terms = terms * scale;
+                    assert!(
+                        (got[p] - want[p]).abs() <= tol(terms, hs),
+                        "{} p={p}: {} vs {}",
+                        what("attn_scores"),
+                        got[p],
+                        want[p]
+                    );
+                }
+
+                // Weights of either sign, like scores before the softmax, to test the sum.
+                let w: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+                let (mut got, mut want) = (vec![f32::NAN; hs], vec![f32::NAN; hs]);
+                (k.attn_values)(&w, &values, stride, offset, &mut got);
+                (scalar.attn_values)(&w, &values, stride, offset, &mut want);
+                for d in 0..hs {
+                    let terms: f32 = (0..n).map(|p| (w[p] * row(&values, p)[d]).abs()).sum();
+                    assert!(
+                        (got[d] - want[d]).abs() <= tol(terms, n),
+                        "{} d={d}: {} vs {}",
+                        what("attn_values"),
+                        got[d],
+                        want[d]
+                    );
+                }
+            }
+        }
+    }
+}

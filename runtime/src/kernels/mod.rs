@@ -31,6 +31,12 @@ pub type DotQ8Fn = fn(&[u8], &[i8], &[f32], &[f32]) -> f32;
 pub type DotFloatFn = fn(&[u8], &[f32]) -> f32;
 /// y += a · x.
 pub type AxpyFn = fn(&mut [f32], f32, &[f32]);
+/// (q, keys, stride, offset, scale, scores): scores[p] = scale · q · keys[p·stride + offset..]
+/// [..q.len()] for p < scores.len().
+pub type AttnScoresFn = fn(&[f32], &[f32], usize, usize, f32, &mut [f32]);
+/// (scores, values, stride, offset, out): out[d] = Σ_p scores[p] · values[p·stride + offset + d]
+/// for d < out.len(); out is overwritten.
+pub type AttnValuesFn = fn(&[f32], &[f32], usize, usize, &mut [f32]);
 
 /// An instruction-set level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,6 +138,10 @@ pub struct Kernels {
     pub dot_bf16: DotFloatFn,
     /// y += a * x (attention's weighted sum of values).
     pub axpy: AxpyFn,
+    /// One query head's scores against the cached keys of its KV head.
+    pub attn_scores: AttnScoresFn,
+    /// One query head's softmax-weighted sum of the cached values.
+    pub attn_values: AttnValuesFn,
     /// GEMM tiles (prefill); `None` multiplies token by token with the row dot.
     pub tile_q8_0: Option<TileQ8Fn>,
     pub tile_q4_0: Option<TileQ8Fn>,
@@ -182,6 +192,8 @@ impl Kernels {
             dot_f16: s::dot_f16,
             dot_bf16: s::dot_bf16,
             axpy: s::axpy,
+            attn_scores: s::attn_scores,
+            attn_values: s::attn_values,
             tile_q8_0: None,
             tile_q4_0: None,
             tile_q4_1: None,
@@ -323,6 +335,8 @@ mod x86 {
             wrap!(avx2, dot_f16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx2, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx2, axpy, (y: &mut [f32], a: f32, x: &[f32]) -> ());
+            wrap!(avx2, attn_scores, (q: &[f32], keys: &[f32], stride: usize, offset: usize, scale: f32, scores: &mut [f32]) -> ());
+            wrap!(avx2, attn_values, (scores: &[f32], values: &[f32], stride: usize, offset: usize, out: &mut [f32]) -> ());
             use super::group2;
             use super::ActRow;
             use crate::kernels::{GROUP, GROUP_TOKENS};
@@ -350,6 +364,8 @@ mod x86 {
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,
             axpy: w::axpy,
+            attn_scores: w::attn_scores,
+            attn_values: w::attn_values,
             group_q8_0: GroupFns {
                 gemv: w::gemv_q8_0,
                 gemm: w::gemm_q8_0,
@@ -385,6 +401,8 @@ mod x86 {
             wrap!(avx512, dot_f16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx512, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx512, axpy, (y: &mut [f32], a: f32, x: &[f32]) -> ());
+            wrap!(avx512, attn_scores, (q: &[f32], keys: &[f32], stride: usize, offset: usize, scale: f32, scores: &mut [f32]) -> ());
+            wrap!(avx512, attn_values, (scores: &[f32], values: &[f32], stride: usize, offset: usize, out: &mut [f32]) -> ());
             use super::tile512;
             use super::{ActRow, TILE};
             type Tile = [[f32; TILE]; TILE];
@@ -425,6 +443,8 @@ mod x86 {
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,
             axpy: w::axpy,
+            attn_scores: w::attn_scores,
+            attn_values: w::attn_values,
             tile_q8_0: Some(w::tile_q8_0),
             tile_q4_0: Some(w::tile_q4_0),
             tile_q4_1: Some(w::tile_q4_1),
@@ -500,6 +520,8 @@ mod arm {
             wrap!(neon, dot_f32, (w: &[u8], x: &[f32]) -> f32);
             wrap!(neon, dot_f16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(neon, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
+            wrap!(neon, attn_scores, (q: &[f32], keys: &[f32], stride: usize, offset: usize, scale: f32, scores: &mut [f32]) -> ());
+            wrap!(neon, attn_values, (scores: &[f32], values: &[f32], stride: usize, offset: usize, out: &mut [f32]) -> ());
             wrap!(tile_neon, tile_q8_0, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
             wrap!(tile_neon, tile_q4_0, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
             wrap!(tile_neon, tile_q4_1, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
@@ -538,6 +560,8 @@ mod arm {
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,
             axpy: super::dot::scalar::axpy,
+            attn_scores: w::attn_scores,
+            attn_values: w::attn_values,
             tile_q8_0: Some(w::tile_q8_0),
             tile_q4_0: Some(w::tile_q4_0),
             tile_q4_1: Some(w::tile_q4_1),

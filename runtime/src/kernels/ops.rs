@@ -100,8 +100,8 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// One query head against cached keys and values of positions 0..n, with the level's float
-/// dot and axpy. q (HS); keys, values: (n, stride) with this head's vector at `offset`;
+/// One query head against cached keys and values of positions 0..n, with the level's
+/// attention kernels (scores, softmax, weighted sum of values). q (HS); keys, values: (n, stride) with this head's vector at `offset`;
 /// scores (n) scratch.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_head(
@@ -117,19 +117,9 @@ pub fn attention_head(
 ) {
     let hs = q.len();
     let scale = 1.0 / sqrt64(hs as f64) as f32;
-    for (p, s) in scores[..n].iter_mut().enumerate() {
-        let key = &keys[p * stride + offset..p * stride + offset + hs];
-        *s = (k.dot_f32)(bytemuck::cast_slice(key), q) * scale;
-    }
+    (k.attn_scores)(q, keys, stride, offset, scale, &mut scores[..n]);
     softmax(&mut scores[..n]);
-    out[..hs].fill(0.0);
-    for (p, &w) in scores[..n].iter().enumerate() {
-        (k.axpy)(
-            &mut out[..hs],
-            w,
-            &values[p * stride + offset..p * stride + offset + hs],
-        );
-    }
+    (k.attn_values)(&scores[..n], values, stride, offset, &mut out[..hs]);
 }
 
 /// gate = silu(gate) * up, elementwise.

@@ -288,3 +288,199 @@ pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     }
     scalar::axpy(&mut y[i..n], a, &x[i..n]);
 }
+
+/// For each of the NV 8-float vectors covering `rem` floats: whether it is full, and the
+/// `vmaskmovps` mask of its lanes below rem.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn masks8<const NV: usize>(rem: usize) -> [(bool, __m256i); NV] {
+    core::array::from_fn(|c| {
+        let left = rem.saturating_sub(8 * c).min(8);
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        (
+            left == 8,
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(left as i32), lanes),
+        )
+    })
+}
+
+/// Eight floats at p: a plain load if `full`, else only the lanes of `mask` (others 0).
+///
+/// # Safety
+/// p must hold 8 floats if full, else the lanes of mask.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load8(p: *const f32, (full, mask): (bool, __m256i)) -> __m256 {
+    // SAFETY: the caller's promise; vmaskmovps does not touch masked-off lanes.
+    unsafe {
+        if full {
+            _mm256_loadu_ps(p)
+        } else {
+            _mm256_maskload_ps(p, mask)
+        }
+    }
+}
+
+/// Keys `base + j·stride`, j < count ≤ 8, against the NV-vector block of q at qp.
+///
+/// # Safety
+/// Each of the count rows, and q, must hold the lanes of `masks`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scores_block<const NV: usize>(
+    qp: *const f32,
+    masks: [(bool, __m256i); NV],
+    base: *const f32,
+    stride: usize,
+    count: usize,
+    acc: &mut [__m256; 8],
+) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        let qv: [__m256; NV] = core::array::from_fn(|c| load8(qp.add(8 * c), masks[c]));
+        for (j, a) in acc.iter_mut().enumerate() {
+            if j < count {
+                let row = base.add(j * stride);
+                for c in 0..NV {
+                    *a = _mm256_fmadd_ps(qv[c], load8(row.add(8 * c), masks[c]), *a);
+                }
+            }
+        }
+    }
+}
+
+/// Lane j = the horizontal sum of v[j]: one hadd tree for the eight.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum8(v: &[__m256; 8]) -> __m256 {
+    let h01 = _mm256_hadd_ps(v[0], v[1]);
+    let h23 = _mm256_hadd_ps(v[2], v[3]);
+    let h45 = _mm256_hadd_ps(v[4], v[5]);
+    let h67 = _mm256_hadd_ps(v[6], v[7]);
+    // Each 128-bit half: partial sums of keys 0-3 (resp. 4-7).
+    let lo = _mm256_hadd_ps(h01, h23);
+    let hi = _mm256_hadd_ps(h45, h67);
+    _mm256_add_ps(
+        _mm256_permute2f128_ps::<0x20>(lo, hi),
+        _mm256_permute2f128_ps::<0x31>(lo, hi),
+    )
+}
+
+/// scores[p] = scale · q · keys[p·stride + offset..][..hs]: 8 keys at a time, q in registers
+/// in blocks of 32 floats, one reduction tree per 8 keys.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn attn_scores(
+    q: &[f32],
+    keys: &[f32],
+    stride: usize,
+    offset: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    let (hs, n) = (q.len(), scores.len());
+    scalar::check_rows(keys.len(), n, stride, offset, hs);
+    let vscale = _mm256_set1_ps(scale);
+    let mut p0 = 0;
+    while p0 < n {
+        let count = (n - p0).min(8);
+        let mut acc = [_mm256_setzero_ps(); 8];
+        let mut d0 = 0;
+        while d0 < hs {
+            let rem = hs - d0;
+            // SAFETY: rows p0..p0+count exist (check_rows: (n−1)·stride + offset + hs ≤
+            // keys.len()), and the masks keep every load within d0..hs of q and of each row.
+            unsafe {
+                let qp = q.as_ptr().add(d0);
+                let base = keys.as_ptr().add(p0 * stride + offset + d0);
+                match rem.div_ceil(8) {
+                    1 => scores_block::<1>(qp, masks8(rem), base, stride, count, &mut acc),
+                    2 => scores_block::<2>(qp, masks8(rem), base, stride, count, &mut acc),
+                    3 => scores_block::<3>(qp, masks8(rem), base, stride, count, &mut acc),
+                    _ => scores_block::<4>(qp, masks8(rem), base, stride, count, &mut acc),
+                }
+            }
+            d0 += 32;
+        }
+        let s = _mm256_mul_ps(hsum8(&acc), vscale);
+        if count == 8 {
+            // SAFETY: p0 + 8 <= n = scores.len().
+            unsafe { _mm256_storeu_ps(scores.as_mut_ptr().add(p0), s) };
+        } else {
+            let mut tmp = [0f32; 8];
+            // SAFETY: tmp holds 8 floats.
+            unsafe { _mm256_storeu_ps(tmp.as_mut_ptr(), s) };
+            scores[p0..].copy_from_slice(&tmp[..count]);
+        }
+        p0 += 8;
+    }
+}
+
+/// out[..8·NV] (lanes of `masks`) = Σ_p scores[p] · rows p from `base`.
+///
+/// # Safety
+/// Each of the scores.len() rows `base + p·stride` must hold the lanes of masks; so must out.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn values_block<const NV: usize>(
+    scores: &[f32],
+    base: *const f32,
+    stride: usize,
+    masks: [(bool, __m256i); NV],
+    out: *mut f32,
+) {
+    let mut acc = [_mm256_setzero_ps(); NV];
+    // SAFETY: the caller's promise; masked-off lanes are not touched.
+    unsafe {
+        let mut row = base;
+        for &s in scores {
+            let w = _mm256_set1_ps(s);
+            for c in 0..NV {
+                acc[c] = _mm256_fmadd_ps(w, load8(row.add(8 * c), masks[c]), acc[c]);
+            }
+            row = row.wrapping_add(stride);
+        }
+        for c in 0..NV {
+            let (full, mask) = masks[c];
+            if full {
+                _mm256_storeu_ps(out.add(8 * c), acc[c]);
+            } else {
+                _mm256_maskstore_ps(out.add(8 * c), mask, acc[c]);
+            }
+        }
+    }
+}
+
+/// out[d] = Σ_p scores[p] · values[p·stride + offset + d]: out kept in registers across all
+/// positions, in blocks of up to 64 floats.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn attn_values(
+    scores: &[f32],
+    values: &[f32],
+    stride: usize,
+    offset: usize,
+    out: &mut [f32],
+) {
+    let hs = out.len();
+    scalar::check_rows(values.len(), scores.len(), stride, offset, hs);
+    if scores.is_empty() {
+        out.fill(0.0);
+        return;
+    }
+    let mut d0 = 0;
+    while d0 < hs {
+        let rem = hs - d0;
+        // SAFETY: every row p < n holds d0..hs at offset (check_rows), out holds d0..hs, and
+        // the masks stop at hs.
+        unsafe {
+            let base = values.as_ptr().add(offset + d0);
+            let o = out.as_mut_ptr().add(d0);
+            match rem.div_ceil(8) {
+                1 => values_block::<1>(scores, base, stride, masks8(rem), o),
+                2 => values_block::<2>(scores, base, stride, masks8(rem), o),
+                3 | 4 => values_block::<4>(scores, base, stride, masks8(rem), o),
+                _ => values_block::<8>(scores, base, stride, masks8(rem), o),
+            }
+        }
+        d0 += 64;
+    }
+}

@@ -289,3 +289,196 @@ pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
         i += 16;
     }
 }
+
+/// Lane masks of the NV 16-float vectors covering `rem` floats (all lanes past rem off).
+#[inline]
+fn masks16<const NV: usize>(rem: usize) -> [__mmask16; NV] {
+    core::array::from_fn(|c| {
+        let left = rem.saturating_sub(16 * c).min(16);
+        ((1u32 << left) - 1) as __mmask16
+    })
+}
+
+/// Keys `rows[j] = base + j·stride`, j < count ≤ 16, against the NV-vector block of q at
+/// `qp` (lanes past `masks` off), accumulated into acc[j].
+///
+/// # Safety
+/// Each of the count rows must hold the masked-on lanes of the block.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn scores_block<const NV: usize>(
+    qp: *const f32,
+    masks: [__mmask16; NV],
+    base: *const f32,
+    stride: usize,
+    count: usize,
+    acc: &mut [__m512; 16],
+) {
+    // SAFETY: masked-off lanes are not read; the caller vouches for the rest.
+    unsafe {
+        let qv: [__m512; NV] =
+            core::array::from_fn(|c| _mm512_maskz_loadu_ps(masks[c], qp.add(16 * c)));
+        for (j, a) in acc.iter_mut().enumerate() {
+            if j < count {
+                let row = base.add(j * stride);
+                for c in 0..NV {
+                    let kv = _mm512_maskz_loadu_ps(masks[c], row.add(16 * c));
+                    *a = _mm512_fmadd_ps(qv[c], kv, *a);
+                }
+            }
+        }
+    }
+}
+
+/// Lane j = the horizontal sum of v[j]: a transpose-and-add tree, 46 shuffles and adds for
+/// the 16 sums instead of 16 separate reductions.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn hsum16(v: &[__m512; 16]) -> __m512 {
+    // Lanes 0-7: v[2i]'s halves added; lanes 8-15: v[2i+1]'s.
+    let c: [__m512; 8] = core::array::from_fn(|i| {
+        let (a, b) = (v[2 * i], v[2 * i + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b01_00_01_00>(a, b),
+            _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b),
+        )
+    });
+    // 128-bit block b of d[i]: four partial sums of key 4i + b.
+    let d: [__m512; 4] = core::array::from_fn(|i| {
+        let (a, b) = (c[2 * i], c[2 * i + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(a, b),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b),
+        )
+    });
+    // Block b of e[i]: two partials of key 8i + b, then two of key 8i + 4 + b.
+    let e: [__m512; 2] = core::array::from_fn(|i| {
+        let (a, b) = (d[2 * i], d[2 * i + 1]);
+        _mm512_add_ps(
+            _mm512_shuffle_ps::<0b01_00_01_00>(a, b),
+            _mm512_shuffle_ps::<0b11_10_11_10>(a, b),
+        )
+    });
+    // Block b: the sums of keys b, 4 + b, 8 + b, 12 + b.
+    let f = _mm512_add_ps(
+        _mm512_shuffle_ps::<0b10_00_10_00>(e[0], e[1]),
+        _mm512_shuffle_ps::<0b11_01_11_01>(e[0], e[1]),
+    );
+    // Lane 4b + i holds key 4i + b: transpose back.
+    let idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_permutexvar_ps(idx, f)
+}
+
+/// scores[p] = scale · q · keys[p·stride + offset..][..hs]: 16 keys at a time, q in registers
+/// in blocks of 64 floats, one reduction tree per 16 keys.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn attn_scores(
+    q: &[f32],
+    keys: &[f32],
+    stride: usize,
+    offset: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    let (hs, n) = (q.len(), scores.len());
+    scalar::check_rows(keys.len(), n, stride, offset, hs);
+    let vscale = _mm512_set1_ps(scale);
+    let mut p0 = 0;
+    while p0 < n {
+        let count = (n - p0).min(16);
+        let mut acc = [_mm512_setzero_ps(); 16];
+        let mut d0 = 0;
+        while d0 < hs {
+            let rem = hs - d0;
+            // SAFETY: rows p0..p0+count exist (check_rows: (n−1)·stride + offset + hs ≤
+            // keys.len()), and the masks keep every load within d0..hs of q and of each row.
+            unsafe {
+                let qp = q.as_ptr().add(d0);
+                let base = keys.as_ptr().add(p0 * stride + offset + d0);
+                match rem.div_ceil(16) {
+                    1 => scores_block::<1>(qp, masks16(rem), base, stride, count, &mut acc),
+                    2 => scores_block::<2>(qp, masks16(rem), base, stride, count, &mut acc),
+                    _ => scores_block::<4>(qp, masks16(rem), base, stride, count, &mut acc),
+                }
+            }
+            d0 += 64;
+        }
+        let m = ((1u32 << count) - 1) as __mmask16;
+        // SAFETY: lanes p0..p0+count lie within scores.
+        unsafe {
+            _mm512_mask_storeu_ps(
+                scores.as_mut_ptr().add(p0),
+                m,
+                _mm512_mul_ps(hsum16(&acc), vscale),
+            )
+        };
+        p0 += 16;
+    }
+}
+
+/// out[..16·NV] (lanes past `masks` off) = Σ_p scores[p] · rows p from `base`, summed in
+/// position order (the order of one axpy per position).
+///
+/// # Safety
+/// Each of the scores.len() rows `base + p·stride` must hold the masked-on lanes; so must out.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn values_block<const NV: usize>(
+    scores: &[f32],
+    base: *const f32,
+    stride: usize,
+    masks: [__mmask16; NV],
+    out: *mut f32,
+) {
+    let mut acc = [_mm512_setzero_ps(); NV];
+    // SAFETY: rows p < scores.len() and out hold the masked-on lanes (the caller's promise);
+    // masked-off lanes are not touched.
+    unsafe {
+        let mut row = base;
+        for &s in scores {
+            let w = _mm512_set1_ps(s);
+            for c in 0..NV {
+                let v = _mm512_maskz_loadu_ps(masks[c], row.add(16 * c));
+                acc[c] = _mm512_fmadd_ps(w, v, acc[c]);
+            }
+            row = row.wrapping_add(stride);
+        }
+        for c in 0..NV {
+            _mm512_mask_storeu_ps(out.add(16 * c), masks[c], acc[c]);
+        }
+    }
+}
+
+/// out[d] = Σ_p scores[p] · values[p·stride + offset + d]: out kept in registers across all
+/// positions, in blocks of up to 64 floats.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn attn_values(
+    scores: &[f32],
+    values: &[f32],
+    stride: usize,
+    offset: usize,
+    out: &mut [f32],
+) {
+    let hs = out.len();
+    scalar::check_rows(values.len(), scores.len(), stride, offset, hs);
+    if scores.is_empty() {
+        out.fill(0.0);
+        return;
+    }
+    let mut d0 = 0;
+    while d0 < hs {
+        let rem = hs - d0;
+        // SAFETY: every row p < n holds d0..hs at offset (check_rows), out holds d0..hs, and
+        // the masks stop at hs.
+        unsafe {
+            let base = values.as_ptr().add(offset + d0);
+            let o = out.as_mut_ptr().add(d0);
+            match rem.div_ceil(16) {
+                1 => values_block::<1>(scores, base, stride, masks16(rem), o),
+                2 => values_block::<2>(scores, base, stride, masks16(rem), o),
+                _ => values_block::<4>(scores, base, stride, masks16(rem), o),
+            }
+        }
+        d0 += 64;
+    }
+}

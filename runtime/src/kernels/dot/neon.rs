@@ -2,7 +2,7 @@
 //! Integer block dots use SDOT (16 i8 × i8 products into four i32 lanes per instruction);
 //! float dots use four-lane FMAs. Stable Rust lacks `vdotq_s32` and the f16 vector types,
 //! so SDOT and the f16 -> f32 widening (FCVTL, base ARMv8) are one-instruction `asm!`.
-#![allow(clippy::missing_safety_doc)]
+#![allow(clippy::missing_safety_doc, clippy::needless_range_loop)]
 
 use core::arch::aarch64::*;
 use core::arch::asm;
@@ -594,4 +594,186 @@ pub unsafe fn dot_bf16(w: &[u8], x: &[f32]) -> f32 {
     };
     let full = n / 4 * 4;
     sum + scalar::dot_bf16(&w[2 * full..2 * n], &x[full..])
+}
+
+/// Keys `base + j·stride`, j < count ≤ 8, against the 4·NV floats of q at qp.
+///
+/// # Safety
+/// q and each of the count rows must hold 4·NV floats.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn scores_block<const NV: usize>(
+    qp: *const f32,
+    base: *const f32,
+    stride: usize,
+    count: usize,
+    acc: &mut [float32x4_t; 8],
+) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        let qv: [float32x4_t; NV] = core::array::from_fn(|c| vld1q_f32(qp.add(4 * c)));
+        for (j, a) in acc.iter_mut().enumerate() {
+            if j < count {
+                let row = base.add(j * stride);
+                for c in 0..NV {
+                    *a = vfmaq_f32(*a, qv[c], vld1q_f32(row.add(4 * c)));
+                }
+            }
+        }
+    }
+}
+
+/// scores[p] = scale · q · keys[p·stride + offset..][..hs]: 8 keys at a time, q in registers
+/// in blocks of up to 32 floats, one pairwise-add tree per 4 keys.
+#[target_feature(enable = "neon,dotprod")]
+pub unsafe fn attn_scores(
+    q: &[f32],
+    keys: &[f32],
+    stride: usize,
+    offset: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    let (hs, n) = (q.len(), scores.len());
+    scalar::check_rows(keys.len(), n, stride, offset, hs);
+    let full = hs / 4;
+    // The last hs % 4 floats of q, zero-padded.
+    let mut q_tail = [0f32; 4];
+    q_tail[..hs - 4 * full].copy_from_slice(&q[4 * full..]);
+    let mut p0 = 0;
+    while p0 < n {
+        let count = (n - p0).min(8);
+        let mut acc = [vdupq_n_f32(0.0); 8];
+        let mut v = 0;
+        while v < full {
+            // SAFETY: rows p0..p0+count exist (check_rows: (n−1)·stride + offset + hs ≤
+            // keys.len()), and each block reads vectors v..v+NV ≤ full of q and of each row.
+            unsafe {
+                let qp = q.as_ptr().add(4 * v);
+                let base = keys.as_ptr().add(p0 * stride + offset + 4 * v);
+                v += match full - v {
+                    8.. => {
+                        scores_block::<8>(qp, base, stride, count, &mut acc);
+                        8
+                    }
+                    4..=7 => {
+                        scores_block::<4>(qp, base, stride, count, &mut acc);
+                        4
+                    }
+                    2 | 3 => {
+                        scores_block::<2>(qp, base, stride, count, &mut acc);
+                        2
+                    }
+                    _ => {
+                        scores_block::<1>(qp, base, stride, count, &mut acc);
+                        1
+                    }
+                };
+            }
+        }
+        if hs > 4 * full {
+            // SAFETY: q_tail holds 4 floats.
+            let qt = unsafe { vld1q_f32(q_tail.as_ptr()) };
+            for (j, a) in acc.iter_mut().enumerate().take(count) {
+                let at = (p0 + j) * stride + offset;
+                let mut kt = [0f32; 4];
+                kt[..hs - 4 * full].copy_from_slice(&keys[at + 4 * full..at + hs]);
+                // SAFETY: kt holds 4 floats.
+                *a = vfmaq_f32(*a, qt, unsafe { vld1q_f32(kt.as_ptr()) });
+            }
+        }
+        let sums = [
+            vpaddq_f32(vpaddq_f32(acc[0], acc[1]), vpaddq_f32(acc[2], acc[3])),
+            vpaddq_f32(vpaddq_f32(acc[4], acc[5]), vpaddq_f32(acc[6], acc[7])),
+        ];
+        let mut tmp = [0f32; 8];
+        // SAFETY: tmp holds 8 floats.
+        unsafe {
+            vst1q_f32(tmp.as_mut_ptr(), vmulq_n_f32(sums[0], scale));
+            vst1q_f32(tmp.as_mut_ptr().add(4), vmulq_n_f32(sums[1], scale));
+        }
+        scores[p0..p0 + count].copy_from_slice(&tmp[..count]);
+        p0 += 8;
+    }
+}
+
+/// out[..4·NV] = Σ_p scores[p] · rows p from `base`.
+///
+/// # Safety
+/// Each of the scores.len() rows `base + p·stride` must hold 4·NV floats; so must out.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn values_block<const NV: usize>(
+    scores: &[f32],
+    base: *const f32,
+    stride: usize,
+    out: *mut f32,
+) {
+    let mut acc = [vdupq_n_f32(0.0); NV];
+    // SAFETY: the caller's promise.
+    unsafe {
+        let mut row = base;
+        for &s in scores {
+            for c in 0..NV {
+                acc[c] = vfmaq_n_f32(acc[c], vld1q_f32(row.add(4 * c)), s);
+            }
+            row = row.wrapping_add(stride);
+        }
+        for c in 0..NV {
+            vst1q_f32(out.add(4 * c), acc[c]);
+        }
+    }
+}
+
+/// out[d] = Σ_p scores[p] · values[p·stride + offset + d]: out kept in registers across all
+/// positions, in blocks of up to 64 floats; the last hs % 4 columns in plain loops.
+#[target_feature(enable = "neon,dotprod")]
+pub unsafe fn attn_values(
+    scores: &[f32],
+    values: &[f32],
+    stride: usize,
+    offset: usize,
+    out: &mut [f32],
+) {
+    let hs = out.len();
+    scalar::check_rows(values.len(), scores.len(), stride, offset, hs);
+    let full = hs / 4;
+    let mut v = 0;
+    while v < full {
+        // SAFETY: every row p < n holds hs floats at offset (check_rows), out holds hs, and
+        // each block covers vectors v..v+NV ≤ full = hs / 4.
+        unsafe {
+            let base = values.as_ptr().add(offset + 4 * v);
+            let o = out.as_mut_ptr().add(4 * v);
+            v += match full - v {
+                16.. => {
+                    values_block::<16>(scores, base, stride, o);
+                    16
+                }
+                8..=15 => {
+                    values_block::<8>(scores, base, stride, o);
+                    8
+                }
+                4..=7 => {
+                    values_block::<4>(scores, base, stride, o);
+                    4
+                }
+                2 | 3 => {
+                    values_block::<2>(scores, base, stride, o);
+                    2
+                }
+                _ => {
+                    values_block::<1>(scores, base, stride, o);
+                    1
+                }
+            };
+        }
+    }
+    for d in 4 * full..hs {
+        let mut sum = 0f32;
+        for (p, &s) in scores.iter().enumerate() {
+            sum += s * values[p * stride + offset + d];
+        }
+        out[d] = sum;
+    }
 }

@@ -249,3 +249,51 @@ pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
         *y += a * x;
     }
 }
+
+/// Attention scores of one query head against n = scores.len() cached keys:
+/// scores[p] = scale · Σ_d q[d] · keys[p·stride + offset + d], d < hs = q.len().
+/// keys: (n, stride) row-major, the head's hs keys at `offset` in each row.
+pub fn attn_scores(
+    q: &[f32],
+    keys: &[f32],
+    stride: usize,
+    offset: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    let hs = q.len();
+    check_rows(keys.len(), scores.len(), stride, offset, hs);
+    for (p, s) in scores.iter_mut().enumerate() {
+        let key = &keys[p * stride + offset..p * stride + offset + hs];
+        *s = scale * dot_with(hs, |i| key[i], q);
+    }
+}
+
+/// Attention's weighted sum of values: out[d] = Σ_p scores[p] · values[p·stride + offset + d]
+/// for d < hs = out.len(), p < n = scores.len(); out is overwritten.
+pub fn attn_values(scores: &[f32], values: &[f32], stride: usize, offset: usize, out: &mut [f32]) {
+    let hs = out.len();
+    check_rows(values.len(), scores.len(), stride, offset, hs);
+    out.fill(0.0);
+    for (p, &w) in scores.iter().enumerate() {
+        let v = &values[p * stride + offset..p * stride + offset + hs];
+        for (o, &x) in out.iter_mut().zip(v) {
+            *o += w * x;
+        }
+    }
+}
+
+/// Asserts that `len` floats hold n rows of `stride` with hs elements at `offset` in each:
+/// (n − 1)·stride + offset + hs ≤ len. The SIMD attention kernels rely on it for raw pointers.
+pub(crate) fn check_rows(len: usize, n: usize, stride: usize, offset: usize, hs: usize) {
+    if n > 0 {
+        let need = (n - 1)
+            .checked_mul(stride)
+            .and_then(|x| x.checked_add(offset))
+            .and_then(|x| x.checked_add(hs));
+        assert!(
+            need.is_some_and(|need| need <= len),
+            "attention: {n} rows of stride {stride} at offset {offset} + {hs} overrun {len}"
+        );
+    }
+}
