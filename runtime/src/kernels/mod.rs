@@ -155,14 +155,73 @@ pub struct Kernels {
     pub rows_q4_0: Option<RowsQ8Fn>,
     pub rows_q4_1: Option<RowsQ8Fn>,
     pub rows_q4_z: Option<RowsQ8Fn>,
-    /// Kernels for matrices in the rows16 layout (every level has at least the reference).
-    pub group_q8_0: GroupFns,
-    pub group_q4_0: GroupFns,
-    pub group_q4_1: GroupFns,
-    pub group_q4_z: GroupFns,
-    pub group_f32: GroupFloatFn,
-    pub group_f16: GroupFloatFn,
-    pub group_bf16: GroupFloatFn,
+    /// Kernels for matrices in the rows16 layout (every level has its own).
+    pub groups: GroupKernels,
+}
+
+/// A level's rows16 kernels, one per dtype the layout takes.
+#[derive(Clone, Copy, Debug)]
+pub struct GroupKernels {
+    pub q8_0: GroupFns,
+    pub q4_0: GroupFns,
+    pub q4_1: GroupFns,
+    pub q4_z: GroupFns,
+    pub f32: GroupFloatFn,
+    pub f16: GroupFloatFn,
+    pub bf16: GroupFloatFn,
+}
+
+/// The [`GroupKernels`] of a module that defines the eleven group kernel names (each
+/// level's `group` module, or its safe wrappers).
+macro_rules! group_kernels {
+    ($m:path) => {{
+        use $m as m;
+        $crate::kernels::GroupKernels {
+            q8_0: $crate::kernels::GroupFns {
+                gemv: m::gemv_q8_0,
+                gemm: m::gemm_q8_0,
+            },
+            q4_0: $crate::kernels::GroupFns {
+                gemv: m::gemv_q4_0,
+                gemm: m::gemm_q4_0,
+            },
+            q4_1: $crate::kernels::GroupFns {
+                gemv: m::gemv_q4_1,
+                gemm: m::gemm_q4_1,
+            },
+            q4_z: $crate::kernels::GroupFns {
+                gemv: m::gemv_q4_z,
+                gemm: m::gemm_q4_z,
+            },
+            f32: m::group_f32,
+            f16: m::group_f16,
+            bf16: m::group_bf16,
+        }
+    }};
+}
+
+/// Safe wrappers (module `w` inside a level's table function) around a level's eleven
+/// `#[target_feature]` group kernels in module `$m`; uses that table's `wrap!`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! wrap_group_kernels {
+    ($m:ident) => {
+        type Group = [[f32; crate::kernels::GROUP]; crate::kernels::GROUP_TOKENS];
+        type Out = [f32; crate::kernels::GROUP];
+        type Rows = [[f32; crate::kernels::GROUP]];
+        type Act<'a> = crate::kernels::ActRow<'a>;
+        type Acts<'a> = [crate::kernels::ActRow<'a>; crate::kernels::GROUP_TOKENS];
+        wrap!($m, gemv_q8_0, (w: &[u8], a: &Act) -> Out);
+        wrap!($m, gemv_q4_0, (w: &[u8], a: &Act) -> Out);
+        wrap!($m, gemv_q4_1, (w: &[u8], a: &Act) -> Out);
+        wrap!($m, gemv_q4_z, (w: &[u8], a: &Act) -> Out);
+        wrap!($m, gemm_q8_0, (w: &[u8], a: &Acts) -> Group);
+        wrap!($m, gemm_q4_0, (w: &[u8], a: &Acts) -> Group);
+        wrap!($m, gemm_q4_1, (w: &[u8], a: &Acts) -> Group);
+        wrap!($m, gemm_q4_z, (w: &[u8], a: &Acts) -> Group);
+        wrap!($m, group_f32, (w: &[u8], x: &[&[f32]], out: &mut Rows) -> ());
+        wrap!($m, group_f16, (w: &[u8], x: &[&[f32]], out: &mut Rows) -> ());
+        wrap!($m, group_bf16, (w: &[u8], x: &[&[f32]], out: &mut Rows) -> ());
+    };
 }
 
 /// How a matrix of a dtype meets its activations: a row dot, a prefill tile and a decode
@@ -205,13 +264,7 @@ impl Kernels {
             rows_q4_0: None,
             rows_q4_1: None,
             rows_q4_z: None,
-            group_q8_0: group::scalar::Q8_0,
-            group_q4_0: group::scalar::Q4_0,
-            group_q4_1: group::scalar::Q4_1,
-            group_q4_z: group::scalar::Q4_Z,
-            group_f32: group::scalar::group_f32,
-            group_f16: group::scalar::group_f16,
-            group_bf16: group::scalar::group_bf16,
+            groups: group_kernels!(group::scalar),
         }
     }
 
@@ -279,10 +332,10 @@ impl Kernels {
     /// The rows16 kernels for `dtype`, if the layout takes that dtype.
     pub fn group(&self, dtype: DType) -> Option<GroupFns> {
         match dtype {
-            DType::Q8_0 => Some(self.group_q8_0),
-            DType::Q4_0 => Some(self.group_q4_0),
-            DType::Q4_1 => Some(self.group_q4_1),
-            DType::Q4Z => Some(self.group_q4_z),
+            DType::Q8_0 => Some(self.groups.q8_0),
+            DType::Q4_0 => Some(self.groups.q4_0),
+            DType::Q4_1 => Some(self.groups.q4_1),
+            DType::Q4Z => Some(self.groups.q4_z),
             _ => None,
         }
     }
@@ -290,9 +343,9 @@ impl Kernels {
     /// The rows16 kernel for a float `dtype`.
     pub fn group_float(&self, dtype: DType) -> Option<GroupFloatFn> {
         match dtype {
-            DType::F32 => Some(self.group_f32),
-            DType::F16 => Some(self.group_f16),
-            DType::BF16 => Some(self.group_bf16),
+            DType::F32 => Some(self.groups.f32),
+            DType::F16 => Some(self.groups.f16),
+            DType::BF16 => Some(self.groups.bf16),
             _ => None,
         }
     }
@@ -311,7 +364,7 @@ mod x86 {
     use super::group::avx512 as group512;
     use super::tile::avx512 as tile512;
     use super::{ActRow, TILE};
-    use super::{GroupFns, Kernels, Level};
+    use super::{Kernels, Level};
 
     macro_rules! wrap {
         ($module:ident, $name:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
@@ -338,20 +391,7 @@ mod x86 {
             wrap!(avx2, attn_scores, (q: &[f32], keys: &[f32], stride: usize, offset: usize, scale: f32, scores: &mut [f32]) -> ());
             wrap!(avx2, attn_values, (scores: &[f32], values: &[f32], stride: usize, offset: usize, out: &mut [f32]) -> ());
             use super::group2;
-            use super::ActRow;
-            use crate::kernels::{GROUP, GROUP_TOKENS};
-            type Group = [[f32; GROUP]; GROUP_TOKENS];
-            wrap!(group2, gemv_q8_0, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
-            wrap!(group2, gemv_q4_0, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
-            wrap!(group2, gemv_q4_1, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
-            wrap!(group2, gemv_q4_z, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
-            wrap!(group2, gemm_q8_0, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
-            wrap!(group2, gemm_q4_0, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
-            wrap!(group2, gemm_q4_1, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
-            wrap!(group2, gemm_q4_z, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
-            wrap!(group2, group_f32, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
-            wrap!(group2, group_f16, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
-            wrap!(group2, group_bf16, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
+            wrap_group_kernels!(group2);
         }
         Kernels {
             level: Level::Avx2,
@@ -366,25 +406,7 @@ mod x86 {
             axpy: w::axpy,
             attn_scores: w::attn_scores,
             attn_values: w::attn_values,
-            group_q8_0: GroupFns {
-                gemv: w::gemv_q8_0,
-                gemm: w::gemm_q8_0,
-            },
-            group_q4_0: GroupFns {
-                gemv: w::gemv_q4_0,
-                gemm: w::gemm_q4_0,
-            },
-            group_q4_1: GroupFns {
-                gemv: w::gemv_q4_1,
-                gemm: w::gemm_q4_1,
-            },
-            group_q4_z: GroupFns {
-                gemv: w::gemv_q4_z,
-                gemm: w::gemm_q4_z,
-            },
-            group_f32: w::group_f32,
-            group_f16: w::group_f16,
-            group_bf16: w::group_bf16,
+            groups: group_kernels!(w),
             ..scalar_rest()
         }
     }
@@ -418,19 +440,7 @@ mod x86 {
             wrap!(tile512, rows_q4_1, (w: &[u8], n: usize, a: &ActRow) -> [f32; TILE]);
             wrap!(tile512, rows_q4_z, (w: &[u8], n: usize, a: &ActRow) -> [f32; TILE]);
             use super::group512;
-            use crate::kernels::{GROUP, GROUP_TOKENS};
-            type Group = [[f32; GROUP]; GROUP_TOKENS];
-            wrap!(group512, gemv_q8_0, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
-            wrap!(group512, gemv_q4_0, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
-            wrap!(group512, gemv_q4_1, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
-            wrap!(group512, gemv_q4_z, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
-            wrap!(group512, gemm_q8_0, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
-            wrap!(group512, gemm_q4_0, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
-            wrap!(group512, gemm_q4_1, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
-            wrap!(group512, gemm_q4_z, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
-            wrap!(group512, group_f32, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
-            wrap!(group512, group_f16, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
-            wrap!(group512, group_bf16, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
+            wrap_group_kernels!(group512);
         }
         Kernels {
             level: Level::Avx512,
@@ -456,25 +466,7 @@ mod x86 {
             rows_q4_0: Some(w::rows_q4_0),
             rows_q4_1: Some(w::rows_q4_1),
             rows_q4_z: Some(w::rows_q4_z),
-            group_q8_0: GroupFns {
-                gemv: w::gemv_q8_0,
-                gemm: w::gemm_q8_0,
-            },
-            group_q4_0: GroupFns {
-                gemv: w::gemv_q4_0,
-                gemm: w::gemm_q4_0,
-            },
-            group_q4_1: GroupFns {
-                gemv: w::gemv_q4_1,
-                gemm: w::gemm_q4_1,
-            },
-            group_q4_z: GroupFns {
-                gemv: w::gemv_q4_z,
-                gemm: w::gemm_q4_z,
-            },
-            group_f32: w::group_f32,
-            group_f16: w::group_f16,
-            group_bf16: w::group_bf16,
+            groups: group_kernels!(w),
             ..scalar_rest()
         }
     }
@@ -491,7 +483,7 @@ mod arm {
     use super::dot::neon;
     use super::group::neon as group_neon;
     use super::tile::neon as tile_neon;
-    use super::{GroupFns, Kernels, Level};
+    use super::{Kernels, Level};
 
     macro_rules! wrap {
         ($module:ident, $name:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
@@ -528,20 +520,8 @@ mod arm {
             wrap!(tile_neon, tile_f32, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
             wrap!(tile_neon, tile_f16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
             wrap!(tile_neon, tile_bf16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
-            use super::super::{GROUP, GROUP_TOKENS};
             use super::group_neon;
-            type Group = [[f32; GROUP]; GROUP_TOKENS];
-            wrap!(group_neon, gemv_q8_0, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
-            wrap!(group_neon, gemv_q4_0, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
-            wrap!(group_neon, gemv_q4_1, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
-            wrap!(group_neon, gemv_q4_z, (w: &[u8], a: &ActRow) -> [f32; GROUP]);
-            wrap!(group_neon, gemm_q8_0, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
-            wrap!(group_neon, gemm_q4_0, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
-            wrap!(group_neon, gemm_q4_1, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
-            wrap!(group_neon, gemm_q4_z, (w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Group);
-            wrap!(group_neon, group_f32, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
-            wrap!(group_neon, group_f16, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
-            wrap!(group_neon, group_bf16, (w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) -> ());
+            wrap_group_kernels!(group_neon);
         }
         Kernels {
             level: Level::Neon,
@@ -574,25 +554,7 @@ mod arm {
             rows_q4_0: None,
             rows_q4_1: None,
             rows_q4_z: None,
-            group_q8_0: GroupFns {
-                gemv: w::gemv_q8_0,
-                gemm: w::gemm_q8_0,
-            },
-            group_q4_0: GroupFns {
-                gemv: w::gemv_q4_0,
-                gemm: w::gemm_q4_0,
-            },
-            group_q4_1: GroupFns {
-                gemv: w::gemv_q4_1,
-                gemm: w::gemm_q4_1,
-            },
-            group_q4_z: GroupFns {
-                gemv: w::gemv_q4_z,
-                gemm: w::gemm_q4_z,
-            },
-            group_f32: w::group_f32,
-            group_f16: w::group_f16,
-            group_bf16: w::group_bf16,
+            groups: group_kernels!(w),
         }
     }
 }

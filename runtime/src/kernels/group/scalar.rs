@@ -3,7 +3,7 @@
 // Rows and tokens index several arrays at once.
 #![allow(clippy::needless_range_loop)]
 
-use super::{check, GroupFns, GROUP, GROUP_TOKENS};
+use super::{check, GROUP, GROUP_TOKENS};
 use crate::kernels::dot::scalar as dot;
 use crate::kernels::{ActRow, DotQ8Fn};
 use ember_format::{rows16, DType};
@@ -55,23 +55,6 @@ reference!(gemv_q8_0, gemm_q8_0, DType::Q8_0, dot::dot_q8_0);
 reference!(gemv_q4_0, gemm_q4_0, DType::Q4_0, dot::dot_q4_0);
 reference!(gemv_q4_1, gemm_q4_1, DType::Q4_1, dot::dot_q4_1);
 reference!(gemv_q4_z, gemm_q4_z, DType::Q4Z, dot::dot_q4_z);
-
-pub const Q8_0: GroupFns = GroupFns {
-    gemv: gemv_q8_0,
-    gemm: gemm_q8_0,
-};
-pub const Q4_0: GroupFns = GroupFns {
-    gemv: gemv_q4_0,
-    gemm: gemm_q4_0,
-};
-pub const Q4_1: GroupFns = GroupFns {
-    gemv: gemv_q4_1,
-    gemm: gemm_q4_1,
-};
-pub const Q4_Z: GroupFns = GroupFns {
-    gemv: gemv_q4_z,
-    gemm: gemm_q4_z,
-};
 
 /// Reference float groups: each element converted and multiplied in column order.
 fn float_with(dtype: DType, w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
