@@ -48,6 +48,7 @@ pub mod kind {
 /// A level's public kernels, the same names at every level, over its generic
 /// `group::<T, K>` (block types) and `float_group::<E>` (0 f32, 1 f16, 2 bf16), each
 /// compiled with the level's target features.
+#[allow(unused_macros)] // no SIMD level on some targets (Cortex-M)
 macro_rules! entry_points {
     ($features:literal) => {
         entry_points!(@quant $features, gemv_q8_0, gemm_q8_0, super::kind::Q8_0);
