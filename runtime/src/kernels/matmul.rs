@@ -16,8 +16,9 @@ const MIN_ROWS_PER_PART: usize = 32;
 const PARTS_PER_THREAD: usize = 4;
 
 /// out[i·rows + r] = dot(W[r], x[i]) + bias[r] for i < t. `act` is scratch for the
-/// quantized activations (T rows of at least `cols`). Prefill (t > 1) uses the level's
-/// 4 × 4 tiles where it has them; leftover rows and tokens use the row dot.
+/// quantized activations (T rows of at least `cols`). Rows16 matrices go to the group
+/// kernels; row-major ones use the level's 4 × 4 tiles in prefill (t > 1) and its 4-row
+/// kernels in decode where it has them, and the row dot for what is left.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
     k: &Kernels,
@@ -31,12 +32,12 @@ pub fn matmul(
 ) {
     let (rows, cols) = (w.rows, w.cols);
     assert!(x.len() >= t * cols && out.len() >= t * rows);
+    if w.layout == Layout::Rows16 {
+        return matmul_many(k, exec, [(w, bias, out)], x, t, act);
+    }
     let dot = k.row_dot(w.dtype);
     if let RowDot::Quantized(..) = dot {
         act.fill(k.quantize_q8, x, t, cols);
-    }
-    if w.layout == Layout::Rows16 {
-        return matmul_many(k, exec, [(w, bias, out)], x, t, act);
     }
     let act: &ActQ8 = act;
     let parts = parts_for(exec, rows);
