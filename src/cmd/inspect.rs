@@ -207,15 +207,16 @@ fn print_text(path: &std::path::Path, file: &EmberFile, stats: &Stats, verified:
         .unwrap_or(4)
         .max(4);
     println!(
-        "  {:<width$}  {:<6} {:<16} {:>12}",
-        "name", "dtype", "shape", "bytes"
+        "  {:<width$}  {:<6} {:<9} {:<16} {:>12}",
+        "name", "dtype", "layout", "shape", "bytes"
     );
     for t in file.tensors() {
         let shape = format!("{:?}", t.shape());
         println!(
-            "  {:<width$}  {:<6} {:<16} {:>12}",
+            "  {:<width$}  {:<6} {:<9} {:<16} {:>12}",
             t.name,
             t.dtype.name(),
+            t.layout.name(),
             shape,
             t.data.len()
         );
