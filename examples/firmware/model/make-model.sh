@@ -14,6 +14,8 @@ ember=${CARGO_TARGET_DIR:-target}/release/ember
     --tokenizer char --layers 3 --heads 2 --kv-heads 2 --dim 64 --ffn 192 --ctx 64 \
     --steps 3000 --batch 12 --lr 2e-3 --min-lr 2e-4 --warmup 100 --eval-every 0 \
     --seed 1337 --threads 2
+# Row-major: a Cortex-M4 has no SIMD level, and the scalar row dots are the fast path there
+# (rows16 serves the SIMD kernels).
 "$ember" convert "$out/tiny" -o examples/firmware/model/tiny-q8_0.ember \
-    --quant q8_0 --force --quiet
+    --quant q8_0 --layout row-major --force --quiet
 "$ember" inspect --memory examples/firmware/model/tiny-q8_0.ember
