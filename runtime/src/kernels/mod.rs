@@ -522,6 +522,35 @@ mod arm {
             wrap!(tile_neon, tile_bf16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
             use super::group_neon;
             wrap_group_kernels!(group_neon);
+
+            /// Safe wrappers around the i8mm (SMMLA) prefill kernels.
+            macro_rules! wrap_i8mm {
+                ($($name:ident),*) => {$(
+                    pub fn $name(w: &[u8], a: &Acts) -> Group {
+                        // SAFETY: `neon()` places these wrappers in a Kernels table only
+                        // after detecting i8mm (and `for_level` checked dotprod).
+                        unsafe { group_neon::$name(w, a) }
+                    }
+                )*};
+            }
+            wrap_i8mm!(
+                gemm_q8_0_i8mm,
+                gemm_q4_0_i8mm,
+                gemm_q4_1_i8mm,
+                gemm_q4_z_i8mm
+            );
+        }
+        let mut groups = group_kernels!(w);
+        // Prefill with SMMLA where the CPU has i8mm (the matrix multiply extension).
+        #[cfg(feature = "std")]
+        let i8mm = std::arch::is_aarch64_feature_detected!("i8mm");
+        #[cfg(not(feature = "std"))]
+        let i8mm = cfg!(target_feature = "i8mm");
+        if i8mm {
+            groups.q8_0.gemm = w::gemm_q8_0_i8mm;
+            groups.q4_0.gemm = w::gemm_q4_0_i8mm;
+            groups.q4_1.gemm = w::gemm_q4_1_i8mm;
+            groups.q4_z.gemm = w::gemm_q4_z_i8mm;
         }
         Kernels {
             level: Level::Neon,
@@ -554,7 +583,7 @@ mod arm {
             rows_q4_0: None,
             rows_q4_1: None,
             rows_q4_z: None,
-            groups: group_kernels!(w),
+            groups,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! them with one 4-byte lane of the 16 activation bytes already in a register, so nothing is
 //! broadcast or shuffled. Stable Rust lacks the SDOT intrinsics: it is one-instruction `asm!`.
 //! Float groups (column-major) are one FMA by element per token and quarter column, at the end.
+//! With i8mm, prefill (4 tokens) uses SMMLA instead: `group_i8mm` and the `gemm_*_i8mm` kernels.
 // Tokens and row ranges index several arrays at once.
 #![allow(clippy::missing_safety_doc, clippy::needless_range_loop)]
 
@@ -147,6 +148,132 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
     out
 }
 
+/// acc + SMMLA of w and x: w holds 2 rows of 8 signed bytes, x 2 columns of 8 signed bytes
+/// (each stored as a row); the result's lanes are [w0·x0, w0·x1, w1·x0, w1·x1].
+#[inline]
+#[target_feature(enable = "neon,i8mm")]
+fn smmla(mut acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+    // SAFETY: SMMLA only reads and writes the named vector registers; the i8mm feature is
+    // enabled on this function, so its callers run on a CPU that has it.
+    unsafe {
+        asm!(
+            "smmla {acc:v}.4s, {w:v}.16b, {x:v}.16b",
+            acc = inout(vreg) acc,
+            w = in(vreg) w,
+            x = in(vreg) x,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
+/// `group::<GROUP_TOKENS, K>` with SMMLA (i8mm): 2 rows × 2 tokens × 8 columns per
+/// instruction instead of 4 rows × 1 token × 4 columns per SDOT. Zipping the 32-bit lanes
+/// of chunks 2j and 2j + 1 gives 2 rows × 8 consecutive quant bytes (SMMLA's first operand);
+/// 2 tokens' same 8 activation bytes make the second. The per-tile i32 sums are the SDOT
+/// version's, unzipped back to one vector per token and quarter, and meet the scales in the
+/// same float operations, so the results are bit-identical to it.
+#[inline]
+#[target_feature(enable = "neon,i8mm")]
+unsafe fn group_i8mm<const K: u8>(w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Out<GROUP_TOKENS> {
+    const T: usize = GROUP_TOKENS;
+    const P: usize = GROUP_TOKENS / 2;
+    let nb = check(dtype(K), w, a);
+    let tb = tile_bytes(K);
+    let nibble = vdupq_n_u8(0x0F);
+    let flip = vdupq_n_u8(0x80);
+    // acc[t][g]: rows 4g..4g+4 of token t.
+    let mut acc = [[vdupq_n_f32(0.0); 4]; T];
+    for b in 0..nb {
+        // SAFETY: check() verified nb tiles of tb bytes.
+        let p = unsafe { w.as_ptr().add(b * tb) };
+        // SAFETY: the quants follow the scales: 4 (Q4) or 8 (Q8_0) chunks of 64 bytes.
+        let q = unsafe { p.add(head(K)) };
+        // SAFETY: check() verified 32·nb activation bytes per token.
+        let x: [(int8x16_t, int8x16_t); T] =
+            core::array::from_fn(|t| unsafe { i8x32_at(a[t].qs.as_ptr().add(32 * b)) });
+        // xs[p][s]: tokens 2p and 2p + 1, activation bytes 8s..8s+8 of each.
+        let xs: [[int8x16_t; 4]; P] = core::array::from_fn(|p| {
+            let ((a0, a1), (b0, b1)) = (x[2 * p], x[2 * p + 1]);
+            let z = |u: int8x16_t, v: int8x16_t, hi: bool| {
+                let (u, v) = (vreinterpretq_s64_s8(u), vreinterpretq_s64_s8(v));
+                vreinterpretq_s8_s64(if hi {
+                    vzip2q_s64(u, v)
+                } else {
+                    vzip1q_s64(u, v)
+                })
+            };
+            [
+                z(a0, b0, false),
+                z(a0, b0, true),
+                z(a1, b1, false),
+                z(a1, b1, true),
+            ]
+        });
+        for g in 0..4 {
+            // SAFETY: the tile starts with 16 u16 scale fields (then 16 m for Q4_1).
+            let (dw, mw) = unsafe { scales::<K>(p.add(8 * g)) };
+            // wq[h][s]: rows 4g + 2h and 4g + 2h + 1, columns 8s..8s+8 (signed, as for SDOT).
+            let mut wq = [[vdupq_n_s8(0); 4]; 2];
+            for j in 0..2 {
+                // SAFETY: chunks are 64 bytes, the quarter's 16 at offset 16g.
+                unsafe {
+                    if K == Q8_0 {
+                        for k in 0..2 {
+                            let c = 4 * j + 2 * k;
+                            let v0 = veorq_u8(vld1q_u8(q.add(64 * c + 16 * g)), flip);
+                            let v1 = veorq_u8(vld1q_u8(q.add(64 * c + 64 + 16 * g)), flip);
+                            let (v0, v1) = (vreinterpretq_u32_u8(v0), vreinterpretq_u32_u8(v1));
+                            wq[0][2 * j + k] = vreinterpretq_s8_u32(vzip1q_u32(v0, v1));
+                            wq[1][2 * j + k] = vreinterpretq_s8_u32(vzip2q_u32(v0, v1));
+                        }
+                    } else {
+                        // Chunks 2j and 2j + 1: low nibbles are columns 8j.., high ones
+                        // 16 + 8j...
+                        let v0 = vreinterpretq_u32_u8(vld1q_u8(q.add(128 * j + 16 * g)));
+                        let v1 = vreinterpretq_u32_u8(vld1q_u8(q.add(128 * j + 64 + 16 * g)));
+                        let z = [vzip1q_u32(v0, v1), vzip2q_u32(v0, v1)];
+                        for h in 0..2 {
+                            let v = vreinterpretq_u8_u32(z[h]);
+                            wq[h][j] = vreinterpretq_s8_u8(vandq_u8(v, nibble));
+                            wq[h][j + 2] = vreinterpretq_s8_u8(vshrq_n_u8::<4>(v));
+                        }
+                    }
+                }
+            }
+            for p in 0..P {
+                // d[h]: [row 2h · token 2p, row 2h · token 2p+1, row 2h+1 · 2p, 2h+1 · 2p+1].
+                let d: [int32x4_t; 2] = core::array::from_fn(|h| {
+                    let mut d = vdupq_n_s32(0);
+                    for s in 0..4 {
+                        d = smmla(d, wq[h][s], xs[p][s]);
+                    }
+                    d
+                });
+                // Even lanes are token 2p's 4 rows, odd lanes token 2p + 1's.
+                let dt = [vuzp1q_s32(d[0], d[1]), vuzp2q_s32(d[0], d[1])];
+                for i in 0..2 {
+                    let t = 2 * p + i;
+                    let u = vmulq_n_f32(vcvtq_f32_s32(dt[i]), a[t].d[b]);
+                    let mut v = vfmaq_f32(acc[t][g], u, dw);
+                    if K != Q8_0 {
+                        v = vfmaq_n_f32(v, mw, a[t].s[b]);
+                    }
+                    acc[t][g] = v;
+                }
+            }
+        }
+    }
+    let mut out = [[0f32; GROUP]; T];
+    for t in 0..T {
+        for g in 0..4 {
+            // SAFETY: out[t] holds 16 f32, 4 per quarter.
+            unsafe { vst1q_f32(out[t].as_mut_ptr().add(4 * g), acc[t][g]) };
+        }
+    }
+    out
+}
+
 /// 16 rows of one column as four f32 vectors, for element type E (0 f32, 1 f16, 2 bf16).
 #[inline]
 #[target_feature(enable = "neon")]
@@ -268,3 +395,102 @@ unsafe fn float_group<const E: u8>(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROU
 }
 
 super::entry_points!("neon,dotprod");
+
+/// The 4-token (prefill) kernels with i8mm, named as `gemm_*` plus `_i8mm`.
+macro_rules! i8mm_entry_points {
+    ($($name:ident, $k:expr;)*) => {$(
+        #[target_feature(enable = "neon,i8mm")]
+        pub unsafe fn $name(w: &[u8], a: &[ActRow; GROUP_TOKENS]) -> Out<GROUP_TOKENS> {
+            // SAFETY: same features; bounds are checked inside.
+            unsafe { group_i8mm::<{ $k }>(w, a) }
+        }
+    )*};
+}
+
+i8mm_entry_points! {
+    gemm_q8_0_i8mm, Q8_0;
+    gemm_q4_0_i8mm, Q4_0;
+    gemm_q4_1_i8mm, Q4_1;
+    gemm_q4_z_i8mm, Q4Z;
+}
+
+// Detection, env and Vec need std; this file is aarch64-only (the cfg says so again).
+#[cfg(all(test, target_arch = "aarch64", feature = "std"))]
+mod tests {
+    use super::*;
+    use crate::kernels::{ActQ8Buf, Kernels};
+    use ember_format::{blocks::quantize_row_ref, rows16};
+    use std::{eprintln, vec, vec::Vec};
+
+    /// Uniform in [-1, 1) from an xorshift state.
+    fn random(state: &mut u64) -> f32 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        (*state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+
+    /// A random group of 16 rows of n columns (n a multiple of 32) in the rows16 layout.
+    fn random_group(state: &mut u64, dtype: DType, n: usize) -> Vec<u8> {
+        let row_bytes = dtype.row_bytes(n).unwrap();
+        let mut flat = vec![0u8; GROUP * row_bytes];
+        for row in flat.chunks_mut(row_bytes) {
+            let x: Vec<f32> = (0..n).map(|_| 2.0 * random(state)).collect();
+            assert!(quantize_row_ref(dtype, &x, row));
+        }
+        let mut w = vec![0u8; flat.len()];
+        rows16::interleave(dtype, GROUP, n, &flat, &mut w);
+        w
+    }
+
+    #[test]
+    fn i8mm_gemm_matches_sdot_and_scalar() {
+        if !std::arch::is_aarch64_feature_detected!("i8mm") {
+            let required = std::env::var("EMBER_REQUIRE_LEVELS").unwrap_or_default();
+            assert!(
+                !required.split(',').any(|l| l == "neon"),
+                "EMBER_REQUIRE_LEVELS has neon but this CPU lacks i8mm"
+            );
+            eprintln!("SKIPPED: i8mm (not supported by this CPU)");
+            return;
+        }
+        assert!(std::arch::is_aarch64_feature_detected!("dotprod"));
+        type Gemm = unsafe fn(&[u8], &[ActRow; GROUP_TOKENS]) -> Out<GROUP_TOKENS>;
+        type Reference = fn(&[u8], &[ActRow; GROUP_TOKENS]) -> Out<GROUP_TOKENS>;
+        use super::super::scalar as s;
+        let cases: [(DType, Gemm, Gemm, Reference); 4] = [
+            (DType::Q8_0, gemm_q8_0_i8mm, gemm_q8_0, s::gemm_q8_0),
+            (DType::Q4_0, gemm_q4_0_i8mm, gemm_q4_0, s::gemm_q4_0),
+            (DType::Q4_1, gemm_q4_1_i8mm, gemm_q4_1, s::gemm_q4_1),
+            (DType::Q4Z, gemm_q4_z_i8mm, gemm_q4_z, s::gemm_q4_z),
+        ];
+        let mut state = 88;
+        let quantize_q8 = Kernels::scalar().quantize_q8;
+        for (dtype, i8mm, sdot, reference) in cases {
+            for nb in [1usize, 2, 3, 17, 18] {
+                let n = 32 * nb;
+                let w = random_group(&mut state, dtype, n);
+                let x: Vec<f32> = (0..GROUP_TOKENS * n).map(|_| random(&mut state)).collect();
+                let mut buf = ActQ8Buf::new(GROUP_TOKENS, n);
+                let mut act = buf.view();
+                act.fill(quantize_q8, &x, GROUP_TOKENS, n);
+                let a: [_; GROUP_TOKENS] = core::array::from_fn(|t| act.row(t));
+                // SAFETY: this CPU has neon, dotprod and i8mm (checked above).
+                let (got, sdot) = unsafe { (i8mm(&w, &a), sdot(&w, &a)) };
+                let e = reference(&w, &a);
+                for t in 0..GROUP_TOKENS {
+                    // Same i32 sums and the same float operations: bit-identical.
+                    assert_eq!(got[t], sdot[t], "{dtype} nb={nb} token {t}: i8mm == SDOT");
+                    for r in 0..GROUP {
+                        let (g, e) = (got[t][r], e[t][r]);
+                        let tol = 1e-5 * (n as f32).sqrt() * (e.abs() + 1.0) + 1e-5;
+                        assert!(
+                            (g - e).abs() <= tol,
+                            "{dtype} nb={nb} token {t} row {r}: {g} vs {e}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
