@@ -68,6 +68,7 @@ case "$(uname -m)" in
         ;;
     aarch64)
         if has_flags asimddp; then require_levels=neon; fi
+        if has_flags asimddp i8mm; then require_levels=neon,i8mm; fi
         ;;
 esac
 
@@ -96,7 +97,8 @@ if [ "$(uname -m)" != aarch64 ]; then
     export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu max"
     check clippy-aarch64 cargo clippy -p ember-format -p ember-runtime --all-targets \
         --target aarch64-unknown-linux-gnu -- -D warnings
-    EMBER_REQUIRE_LEVELS=neon cargo_tests aarch64 -p ember-format -p ember-runtime \
+    # qemu's `-cpu max` has dotprod and i8mm: both NEON paths must run.
+    EMBER_REQUIRE_LEVELS=neon,i8mm cargo_tests aarch64 -p ember-format -p ember-runtime \
         --target aarch64-unknown-linux-gnu
 fi
 

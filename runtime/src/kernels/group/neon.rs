@@ -448,8 +448,8 @@ mod tests {
         if !std::arch::is_aarch64_feature_detected!("i8mm") {
             let required = std::env::var("EMBER_REQUIRE_LEVELS").unwrap_or_default();
             assert!(
-                !required.split(',').any(|l| l == "neon"),
-                "EMBER_REQUIRE_LEVELS has neon but this CPU lacks i8mm"
+                !required.split(',').any(|l| l == "i8mm"),
+                "EMBER_REQUIRE_LEVELS has i8mm but this CPU lacks it"
             );
             eprintln!("SKIPPED: i8mm (not supported by this CPU)");
             return;
