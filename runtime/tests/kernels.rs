@@ -462,25 +462,6 @@ fn rows16_matmul_matches_row_major_for_any_thread_count() {
 }
 
 #[test]
-fn axpy_matches_scalar() {
-    let mut rng = Rng(9);
-    let scalar = Kernels::scalar();
-    for k in levels() {
-        for &n in &LENGTHS {
-            let x: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
-            let y0: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
-            let a = rng.f32();
-            let (mut y1, mut y2) = (y0.clone(), y0.clone());
-            (k.axpy)(&mut y1, a, &x);
-            (scalar.axpy)(&mut y2, a, &x);
-            for (p, q) in y1.iter().zip(&y2) {
-                assert!((p - q).abs() <= 1e-6, "{} n={n}", k.level.name());
-            }
-        }
-    }
-}
-
-#[test]
 fn attention_kernels_match_scalar() {
     const HS: [usize; 9] = [1, 3, 7, 16, 24, 33, 64, 80, 128];
     const N: [usize; 9] = [1, 2, 3, 5, 15, 16, 17, 33, 100];

@@ -29,8 +29,6 @@ pub type QuantizeFn = fn(&[f32], &mut [i8], &mut [f32], &mut [f32]);
 pub type DotQ8Fn = fn(&[u8], &[i8], &[f32], &[f32]) -> f32;
 /// Float weight row (f32/f16/bf16 bytes) · f32 activations.
 pub type DotFloatFn = fn(&[u8], &[f32]) -> f32;
-/// y += a · x.
-pub type AxpyFn = fn(&mut [f32], f32, &[f32]);
 /// (q, keys, stride, offset, scale, scores): scores[p] = scale · q · keys[p·stride + offset..]
 /// [..q.len()] for p < scores.len().
 pub type AttnScoresFn = fn(&[f32], &[f32], usize, usize, f32, &mut [f32]);
@@ -136,8 +134,6 @@ pub struct Kernels {
     pub dot_f32: DotFloatFn,
     pub dot_f16: DotFloatFn,
     pub dot_bf16: DotFloatFn,
-    /// y += a * x (attention's weighted sum of values).
-    pub axpy: AxpyFn,
     /// One query head's scores against the cached keys of its KV head.
     pub attn_scores: AttnScoresFn,
     /// One query head's softmax-weighted sum of the cached values.
@@ -250,7 +246,6 @@ impl Kernels {
             dot_f32: s::dot_f32,
             dot_f16: s::dot_f16,
             dot_bf16: s::dot_bf16,
-            axpy: s::axpy,
             attn_scores: s::attn_scores,
             attn_values: s::attn_values,
             tile_q8_0: None,
@@ -387,7 +382,6 @@ mod x86 {
             wrap!(avx2, dot_f32, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx2, dot_f16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx2, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
-            wrap!(avx2, axpy, (y: &mut [f32], a: f32, x: &[f32]) -> ());
             wrap!(avx2, attn_scores, (q: &[f32], keys: &[f32], stride: usize, offset: usize, scale: f32, scores: &mut [f32]) -> ());
             wrap!(avx2, attn_values, (scores: &[f32], values: &[f32], stride: usize, offset: usize, out: &mut [f32]) -> ());
             use super::group2;
@@ -403,7 +397,6 @@ mod x86 {
             dot_f32: w::dot_f32,
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,
-            axpy: w::axpy,
             attn_scores: w::attn_scores,
             attn_values: w::attn_values,
             groups: group_kernels!(w),
@@ -422,7 +415,6 @@ mod x86 {
             wrap!(avx512, dot_f32, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx512, dot_f16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(avx512, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
-            wrap!(avx512, axpy, (y: &mut [f32], a: f32, x: &[f32]) -> ());
             wrap!(avx512, attn_scores, (q: &[f32], keys: &[f32], stride: usize, offset: usize, scale: f32, scores: &mut [f32]) -> ());
             wrap!(avx512, attn_values, (scores: &[f32], values: &[f32], stride: usize, offset: usize, out: &mut [f32]) -> ());
             use super::tile512;
@@ -452,7 +444,6 @@ mod x86 {
             dot_f32: w::dot_f32,
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,
-            axpy: w::axpy,
             attn_scores: w::attn_scores,
             attn_values: w::attn_values,
             tile_q8_0: Some(w::tile_q8_0),
@@ -568,7 +559,6 @@ mod arm {
             dot_f32: w::dot_f32,
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,
-            axpy: super::dot::scalar::axpy,
             attn_scores: w::attn_scores,
             attn_values: w::attn_values,
             tile_q8_0: Some(w::tile_q8_0),

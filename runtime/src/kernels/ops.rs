@@ -101,8 +101,8 @@ pub fn softmax(x: &mut [f32]) {
 }
 
 /// One query head against cached keys and values of positions 0..n, with the level's
-/// attention kernels (scores, softmax, weighted sum of values). q (HS); keys, values: (n, stride) with this head's vector at `offset`;
-/// scores (n) scratch.
+/// attention kernels (scores, softmax, weighted sum of values). q (HS); keys, values:
+/// (n, stride) with this head's vector at `offset`; scores (n) scratch.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_head(
     k: &Kernels,

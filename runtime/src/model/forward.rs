@@ -252,10 +252,7 @@ fn linear(
     out: &mut [f32],
     act: &mut ActQ8,
 ) {
-    if let Some(o) = c.observer {
-        o.matmul_input(Some(layer), name, &x[..t * l.w.cols], t);
-    }
-    k::matmul::matmul(c.kernels, c.exec, &l.w, l.b, x, t, out, act);
+    linears(c, layer, [(name, l, out)], x, t, act);
 }
 
 /// Linear layers sharing their input, in one fused multiplication where the kernels allow.

@@ -272,23 +272,6 @@ pub unsafe fn dot_bf16(w: &[u8], x: &[f32]) -> f32 {
     hsum_ps(acc) + scalar::dot_bf16(&w[2 * full..2 * n], &x[full..])
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    let n = y.len().min(x.len());
-    let av = _mm256_set1_ps(a);
-    let mut i = 0;
-    while i + 8 <= n {
-        // SAFETY: i + 8 <= n, within both slices.
-        unsafe {
-            let yp = y.as_mut_ptr().add(i);
-            let v = _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(yp));
-            _mm256_storeu_ps(yp, v);
-        }
-        i += 8;
-    }
-    scalar::axpy(&mut y[i..n], a, &x[i..n]);
-}
-
 /// For each of the NV 8-float vectors covering `rem` floats: whether it is full, and the
 /// `vmaskmovps` mask of its lanes below rem.
 #[inline]

@@ -265,31 +265,6 @@ pub unsafe fn dot_bf16(w: &[u8], x: &[f32]) -> f32 {
     main + scalar::dot_bf16(&w[2 * full..2 * n], &x[full..])
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    let n = y.len().min(x.len());
-    let av = _mm512_set1_ps(a);
-    let mut i = 0;
-    while i < n {
-        let m: __mmask16 = if n - i >= 16 {
-            0xFFFF
-        } else {
-            (1u16 << (n - i)) - 1
-        };
-        // SAFETY: lanes at or beyond n are masked off, the rest lie within both slices.
-        unsafe {
-            let yp = y.as_mut_ptr().add(i);
-            let v = _mm512_fmadd_ps(
-                av,
-                _mm512_maskz_loadu_ps(m, x.as_ptr().add(i)),
-                _mm512_maskz_loadu_ps(m, yp),
-            );
-            _mm512_mask_storeu_ps(yp, m, v);
-        }
-        i += 16;
-    }
-}
-
 /// Lane masks of the NV 16-float vectors covering `rem` floats (all lanes past rem off).
 #[inline]
 fn masks16<const NV: usize>(rem: usize) -> [__mmask16; NV] {

@@ -243,13 +243,6 @@ pub fn dot_bf16(w: &[u8], x: &[f32]) -> f32 {
     dot_with(x.len(), |i| f32::from_bits((w[i] as u32) << 16), x)
 }
 
-/// y += a · x.
-pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += a * x;
-    }
-}
-
 /// Attention scores of one query head against n = scores.len() cached keys:
 /// scores[p] = scale · Σ_d q[d] · keys[p·stride + offset + d], d < hs = q.len().
 /// keys: (n, stride) row-major, the head's hs keys at `offset` in each row.
