@@ -371,52 +371,58 @@ mod x86 {
         };
     }
 
+    /// Wrappers (module `w`) around the row kernels both x86 levels have in module `$m`.
+    macro_rules! wrap_x86_row_kernels {
+        ($m:ident) => {
+            wrap!($m, quantize_q8, (x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) -> ());
+            wrap!($m, dot_q8_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!($m, dot_q4_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!($m, dot_q4_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!($m, dot_q4_z, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!($m, dot_f32, (w: &[u8], x: &[f32]) -> f32);
+            wrap!($m, dot_f16, (w: &[u8], x: &[f32]) -> f32);
+            wrap!($m, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
+            wrap!($m, attn_scores, (q: &[f32], keys: &[f32], stride: usize, offset: usize, scale: f32, scores: &mut [f32]) -> ());
+            wrap!($m, attn_values, (scores: &[f32], values: &[f32], stride: usize, offset: usize, out: &mut [f32]) -> ());
+        };
+    }
+
+    /// A level's table from the wrappers in `w` (row kernels and group kernels); the types
+    /// without an x86 version use the reference.
+    macro_rules! x86_kernels {
+        ($level:expr) => {
+            Kernels {
+                level: $level,
+                quantize_q8: w::quantize_q8,
+                dot_q8_0: w::dot_q8_0,
+                dot_q4_0: w::dot_q4_0,
+                dot_q4_1: w::dot_q4_1,
+                dot_q4_z: w::dot_q4_z,
+                dot_f32: w::dot_f32,
+                dot_f16: w::dot_f16,
+                dot_bf16: w::dot_bf16,
+                attn_scores: w::attn_scores,
+                attn_values: w::attn_values,
+                groups: group_kernels!(w),
+                ..Kernels::scalar()
+            }
+        };
+    }
+
     pub fn avx2() -> Kernels {
         mod w {
             use super::avx2;
-            wrap!(avx2, quantize_q8, (x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) -> ());
-            wrap!(avx2, dot_q8_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(avx2, dot_q4_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(avx2, dot_q4_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(avx2, dot_q4_z, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(avx2, dot_f32, (w: &[u8], x: &[f32]) -> f32);
-            wrap!(avx2, dot_f16, (w: &[u8], x: &[f32]) -> f32);
-            wrap!(avx2, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
-            wrap!(avx2, attn_scores, (q: &[f32], keys: &[f32], stride: usize, offset: usize, scale: f32, scores: &mut [f32]) -> ());
-            wrap!(avx2, attn_values, (scores: &[f32], values: &[f32], stride: usize, offset: usize, out: &mut [f32]) -> ());
+            wrap_x86_row_kernels!(avx2);
             use super::group2;
             wrap_group_kernels!(group2);
         }
-        Kernels {
-            level: Level::Avx2,
-            quantize_q8: w::quantize_q8,
-            dot_q8_0: w::dot_q8_0,
-            dot_q4_0: w::dot_q4_0,
-            dot_q4_1: w::dot_q4_1,
-            dot_q4_z: w::dot_q4_z,
-            dot_f32: w::dot_f32,
-            dot_f16: w::dot_f16,
-            dot_bf16: w::dot_bf16,
-            attn_scores: w::attn_scores,
-            attn_values: w::attn_values,
-            groups: group_kernels!(w),
-            ..scalar_rest()
-        }
+        x86_kernels!(Level::Avx2)
     }
 
     pub fn avx512() -> Kernels {
         mod w {
             use super::avx512;
-            wrap!(avx512, quantize_q8, (x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) -> ());
-            wrap!(avx512, dot_q8_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(avx512, dot_q4_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(avx512, dot_q4_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(avx512, dot_q4_z, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(avx512, dot_f32, (w: &[u8], x: &[f32]) -> f32);
-            wrap!(avx512, dot_f16, (w: &[u8], x: &[f32]) -> f32);
-            wrap!(avx512, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
-            wrap!(avx512, attn_scores, (q: &[f32], keys: &[f32], stride: usize, offset: usize, scale: f32, scores: &mut [f32]) -> ());
-            wrap!(avx512, attn_values, (scores: &[f32], values: &[f32], stride: usize, offset: usize, out: &mut [f32]) -> ());
+            wrap_x86_row_kernels!(avx512);
             use super::tile512;
             use super::{ActRow, TILE};
             type Tile = [[f32; TILE]; TILE];
@@ -435,17 +441,6 @@ mod x86 {
             wrap_group_kernels!(group512);
         }
         Kernels {
-            level: Level::Avx512,
-            quantize_q8: w::quantize_q8,
-            dot_q8_0: w::dot_q8_0,
-            dot_q4_0: w::dot_q4_0,
-            dot_q4_1: w::dot_q4_1,
-            dot_q4_z: w::dot_q4_z,
-            dot_f32: w::dot_f32,
-            dot_f16: w::dot_f16,
-            dot_bf16: w::dot_bf16,
-            attn_scores: w::attn_scores,
-            attn_values: w::attn_values,
             tile_q8_0: Some(w::tile_q8_0),
             tile_q4_0: Some(w::tile_q4_0),
             tile_q4_1: Some(w::tile_q4_1),
@@ -457,14 +452,8 @@ mod x86 {
             rows_q4_0: Some(w::rows_q4_0),
             rows_q4_1: Some(w::rows_q4_1),
             rows_q4_z: Some(w::rows_q4_z),
-            groups: group_kernels!(w),
-            ..scalar_rest()
+            ..x86_kernels!(Level::Avx512)
         }
-    }
-
-    /// Types without a SIMD version yet use the reference.
-    fn scalar_rest() -> Kernels {
-        Kernels::scalar()
     }
 }
 

@@ -126,72 +126,62 @@ mod peaks {
         (fma, int8)
     }
 
-    fn fma512(n: u64) -> f64 {
-        // SAFETY: chosen by `select` only when AVX-512F is present.
-        unsafe { fma512_impl(n) }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    unsafe fn fma512_impl(n: u64) -> f64 {
-        let mut a = [_mm512_set1_ps(1.0); CHAINS];
-        let (m, c) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-6));
-        for _ in 0..n {
-            for v in a.iter_mut() {
-                *v = _mm512_fmadd_ps(*v, m, c);
-                // SAFETY: an empty asm that only claims to change *v (kept in a register),
-                // so the optimizer can neither fold the chain nor spill it to memory.
-                unsafe {
-                    core::arch::asm!("/* {0} */", inout(zmm_reg) * v, options(nomem, nostack))
-                };
+    /// A peak loop: CHAINS independent accumulators, each updated by `$step` (one
+    /// instruction doing `$ops` operations) per iteration.
+    macro_rules! chains {
+        ($name:ident, $features:literal, $reg:ident, $init:expr, |$v:ident| $step:expr, $ops:expr) => {
+            fn $name(n: u64) -> f64 {
+                #[target_feature(enable = $features)]
+                unsafe fn run(n: u64) -> f64 {
+                    let mut a = [$init; CHAINS];
+                    for _ in 0..n {
+                        for $v in a.iter_mut() {
+                            *$v = $step;
+                            // SAFETY: an empty asm that only claims to change the accumulator
+                            // (kept in a register), so the optimizer can neither fold the
+                            // chain nor spill it to memory.
+                            unsafe {
+                                core::arch::asm!(
+                                    "/* {0} */",
+                                    inout($reg) * $v,
+                                    options(nomem, nostack)
+                                )
+                            };
+                        }
+                    }
+                    std::hint::black_box(&a);
+                    (n * CHAINS as u64 * $ops) as f64
+                }
+                // SAFETY: chosen by `select` only when the CPU has these features.
+                unsafe { run(n) }
             }
-        }
-        std::hint::black_box(&a);
-        (n * CHAINS as u64 * 16 * 2) as f64
+        };
     }
 
-    fn fma256(n: u64) -> f64 {
-        // SAFETY: chosen by `select` only when AVX2 and FMA are present.
-        unsafe { fma256_impl(n) }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn fma256_impl(n: u64) -> f64 {
-        let mut a = [_mm256_set1_ps(1.0); CHAINS];
-        let (m, c) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-6));
-        for _ in 0..n {
-            for v in a.iter_mut() {
-                *v = _mm256_fmadd_ps(*v, m, c);
-                // SAFETY: as in fma512_impl.
-                unsafe {
-                    core::arch::asm!("/* {0} */", inout(ymm_reg) * v, options(nomem, nostack))
-                };
-            }
-        }
-        std::hint::black_box(&a);
-        (n * CHAINS as u64 * 8 * 2) as f64
-    }
-
-    fn vnni512(n: u64) -> f64 {
-        // SAFETY: chosen by `select` only when AVX-512F and VNNI are present.
-        unsafe { vnni512_impl(n) }
-    }
-
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    unsafe fn vnni512_impl(n: u64) -> f64 {
-        let mut a = [_mm512_setzero_si512(); CHAINS];
-        let (u, s) = (_mm512_set1_epi8(3), _mm512_set1_epi8(-2));
-        for _ in 0..n {
-            for v in a.iter_mut() {
-                *v = _mm512_dpbusd_epi32(*v, u, s);
-                // SAFETY: as in fma512_impl.
-                unsafe {
-                    core::arch::asm!("/* {0} */", inout(zmm_reg) * v, options(nomem, nostack))
-                };
-            }
-        }
-        std::hint::black_box(&a);
-        (n * CHAINS as u64 * 64 * 2) as f64
-    }
+    chains!(
+        fma512,
+        "avx512f",
+        zmm_reg,
+        _mm512_set1_ps(1.0),
+        |v| _mm512_fmadd_ps(*v, _mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-6)),
+        16 * 2
+    );
+    chains!(
+        fma256,
+        "avx2,fma",
+        ymm_reg,
+        _mm256_set1_ps(1.0),
+        |v| _mm256_fmadd_ps(*v, _mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-6)),
+        8 * 2
+    );
+    chains!(
+        vnni512,
+        "avx512f,avx512vnni",
+        zmm_reg,
+        _mm512_setzero_si512(),
+        |v| _mm512_dpbusd_epi32(*v, _mm512_set1_epi8(3), _mm512_set1_epi8(-2)),
+        64 * 2
+    );
 
     fn maddubs256(n: u64) -> f64 {
         // SAFETY: chosen by `select` only when AVX2 is present.
@@ -210,7 +200,7 @@ mod peaks {
         for _ in 0..n {
             for v in a.iter_mut() {
                 let mut w = u;
-                // SAFETY: as in fma512_impl: makes each chain's operand opaque, so the
+                // SAFETY: as in `chains!`: makes each chain's operand opaque, so the
                 // multiply is neither hoisted out of the loop nor shared between chains.
                 unsafe { core::arch::asm!("/* {0} */", inout(ymm_reg) w, options(nomem, nostack)) };
                 let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, s), one);
