@@ -1,23 +1,136 @@
 //! The model description the importers fill in and the writer turns into `model.*` and
 //! `general.*` keys (docs/FORMAT.md, "Model conventions").
 
-use ember_format::Writer;
+use ember_format::schema::{self, keys, Attention, Dims, Need, Positions, Shape};
+use ember_format::{OwnedValue, Writer};
 
 use crate::error::Result;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arch {
-    /// Llama family: RMSNorm, SwiGLU, RoPE (also Mistral, Qwen2 with biases, SmolLM).
-    Llama,
-    /// GPT-2: LayerNorm with biases, GELU (tanh), learned positions.
-    Gpt2,
+pub use ember_format::schema::Arch;
+
+/// How the global layers' RoPE frequencies are scaled (HF `rope_scaling` /
+/// `rope_parameters`, GGUF `rope.scaling.*` and `rope_freqs.weight`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RopeScaling {
+    None,
+    /// Positions divided by `factor`.
+    Linear {
+        factor: f32,
+    },
+    /// Llama 3.1: long wavelengths divided by `factor`, a smooth ramp between.
+    Llama3 {
+        factor: f32,
+        low_freq_factor: f32,
+        high_freq_factor: f32,
+        original_context: usize,
+    },
+    /// YaRN (Qwen, DeepSeek): frequencies blended by a ramp, cos and sin scaled by
+    /// `attention_factor`.
+    Yarn {
+        factor: f32,
+        original_context: usize,
+        beta_fast: f32,
+        beta_slow: f32,
+        attention_factor: f32,
+        truncate: bool,
+    },
+    /// Frequencies divided by these per-pair factors (GGUF `rope_freqs.weight`, which
+    /// llama.cpp's converter writes for Llama 3.1 scaling).
+    Factors(Vec<f32>),
 }
 
-impl Arch {
-    pub fn name(self) -> &'static str {
+impl RopeScaling {
+    pub fn name(&self) -> &'static str {
         match self {
-            Arch::Llama => "llama",
-            Arch::Gpt2 => "gpt2",
+            RopeScaling::None => "none",
+            RopeScaling::Linear { .. } => "linear",
+            RopeScaling::Llama3 { .. } | RopeScaling::Factors(_) => "llama3",
+            RopeScaling::Yarn { .. } => "yarn",
+        }
+    }
+
+    /// The scaled inverse frequencies (HS/2) for base `theta`, as transformers computes them;
+    /// None when nothing is scaled.
+    pub fn inv_freq(&self, theta: f32, head_dim: usize) -> Option<Vec<f32>> {
+        let half = head_dim / 2;
+        let base: Vec<f64> = (0..half)
+            .map(|i| 1.0 / (theta as f64).powf((2 * i) as f64 / head_dim as f64))
+            .collect();
+        let out: Vec<f64> = match self {
+            RopeScaling::None => return None,
+            RopeScaling::Linear { factor } => base.iter().map(|f| f / *factor as f64).collect(),
+            RopeScaling::Factors(fs) => base.iter().zip(fs).map(|(f, d)| f / *d as f64).collect(),
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_context,
+            } => {
+                let (factor, low, high) = (
+                    *factor as f64,
+                    *low_freq_factor as f64,
+                    *high_freq_factor as f64,
+                );
+                let old = *original_context as f64;
+                let (low_wavelen, high_wavelen) = (old / low, old / high);
+                base.iter()
+                    .map(|&f| {
+                        let wavelen = 2.0 * std::f64::consts::PI / f;
+                        if wavelen < high_wavelen {
+                            f
+                        } else if wavelen > low_wavelen {
+                            f / factor
+                        } else {
+                            let smooth = (old / wavelen - low) / (high - low);
+                            (1.0 - smooth) * f / factor + smooth * f
+                        }
+                    })
+                    .collect()
+            }
+            RopeScaling::Yarn {
+                factor,
+                original_context,
+                beta_fast,
+                beta_slow,
+                truncate,
+                ..
+            } => {
+                let dim = head_dim as f64;
+                let base_t = theta as f64;
+                let correction = |rotations: f64| {
+                    dim * ((*original_context as f64) / (rotations * 2.0 * std::f64::consts::PI))
+                        .ln()
+                        / (2.0 * base_t.ln())
+                };
+                let (mut low, mut high) =
+                    (correction(*beta_fast as f64), correction(*beta_slow as f64));
+                if *truncate {
+                    low = low.floor();
+                    high = high.ceil();
+                }
+                let (low, mut high) = (low.max(0.0), high.min(dim - 1.0));
+                if low == high {
+                    high += 0.001;
+                }
+                base.iter()
+                    .enumerate()
+                    .map(|(i, &f)| {
+                        let ramp = ((i as f64 - low) / (high - low)).clamp(0.0, 1.0);
+                        let extrapolation = 1.0 - ramp;
+                        f / *factor as f64 * (1.0 - extrapolation) + f * extrapolation
+                    })
+                    .collect()
+            }
+        };
+        Some(out.into_iter().map(|v| v as f32).collect())
+    }
+
+    pub fn attention_factor(&self) -> f32 {
+        match self {
+            RopeScaling::Yarn {
+                attention_factor, ..
+            } => *attention_factor,
+            _ => 1.0,
         }
     }
 }
@@ -36,9 +149,18 @@ pub struct ModelConfig {
     pub head_dim: usize,
     pub ffn_dim: usize,
     pub norm_eps: f32,
-    /// RoPE base (Llama only).
+    /// RoPE base (global layers).
     pub rope_theta: Option<f32>,
+    /// RoPE base of local layers, where it differs.
+    pub rope_theta_local: Option<f32>,
+    pub rope_scaling: RopeScaling,
     pub tied_embeddings: bool,
+    /// Window of local layers, and which layers are local (empty: all global).
+    pub sliding_window: Option<usize>,
+    pub layer_types: Vec<Attention>,
+    /// Multiplies q·k; None: 1/sqrt(HS).
+    pub attention_scale: Option<f32>,
+    pub final_logit_softcap: Option<f32>,
 }
 
 fn u32_of(key: &str, v: usize) -> Result<u32> {
@@ -49,6 +171,50 @@ fn u32_of(key: &str, v: usize) -> Result<u32> {
 }
 
 impl ModelConfig {
+    /// A config of `arch` with the optional features off (importers fill in the rest).
+    #[allow(clippy::too_many_arguments)]
+    pub fn basic(arch: Arch, name: String) -> ModelConfig {
+        ModelConfig {
+            arch,
+            name,
+            vocab_size: 0,
+            context_length: 0,
+            embedding_dim: 0,
+            layer_count: 0,
+            head_count: 0,
+            kv_head_count: 0,
+            head_dim: 0,
+            ffn_dim: 0,
+            norm_eps: 1e-5,
+            rope_theta: None,
+            rope_theta_local: None,
+            rope_scaling: RopeScaling::None,
+            tied_embeddings: false,
+            sliding_window: None,
+            layer_types: Vec::new(),
+            attention_scale: None,
+            final_logit_softcap: None,
+        }
+    }
+
+    pub fn dims(&self) -> Dims {
+        Dims {
+            vocab: self.vocab_size,
+            context: self.context_length,
+            dim: self.embedding_dim,
+            heads: self.head_count,
+            kv_heads: self.kv_head_count,
+            head_dim: self.head_dim,
+            ffn: self.ffn_dim,
+        }
+    }
+
+    /// The scaled RoPE frequencies of global layers, when a scaling applies.
+    pub fn rope_inv_freq(&self) -> Option<Vec<f32>> {
+        self.rope_scaling
+            .inv_freq(self.rope_theta.unwrap_or(10_000.0), self.head_dim)
+    }
+
     /// Consistency checks shared by every importer.
     pub fn validate(&self) -> Result<()> {
         let c = self;
@@ -71,7 +237,7 @@ impl ModelConfig {
                 c.kv_head_count
             );
         }
-        if c.arch == Arch::Llama && !c.head_dim.is_multiple_of(2) {
+        if c.arch.features().positions == Positions::Rope && !c.head_dim.is_multiple_of(2) {
             crate::bail!("RoPE needs an even head_dim, got {}", c.head_dim);
         }
         if !(c.norm_eps.is_finite() && c.norm_eps >= 0.0) {
@@ -80,9 +246,41 @@ impl ModelConfig {
                 c.norm_eps
             );
         }
-        if let Some(t) = c.rope_theta {
+        for t in [c.rope_theta, c.rope_theta_local].into_iter().flatten() {
             if !(t.is_finite() && t > 0.0) {
                 crate::bail!("rope theta {t} is not a positive number");
+            }
+        }
+        for (what, v) in [
+            ("attention scale", c.attention_scale),
+            ("final logit soft-cap", c.final_logit_softcap),
+        ] {
+            if let Some(v) = v {
+                if !(v.is_finite() && v > 0.0) {
+                    crate::bail!("{what} {v} is not a positive number");
+                }
+            }
+        }
+        if !c.layer_types.is_empty() && c.layer_types.len() != c.layer_count {
+            crate::bail!(
+                "{} layer types for {} layers",
+                c.layer_types.len(),
+                c.layer_count
+            );
+        }
+        let local = c.layer_types.contains(&Attention::Local);
+        match c.sliding_window {
+            Some(0) => crate::bail!("sliding window 0"),
+            None if local => crate::bail!("local attention layers without a sliding window"),
+            _ => {}
+        }
+        if let RopeScaling::Factors(f) = &c.rope_scaling {
+            if f.len() != c.head_dim / 2 || f.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                crate::bail!(
+                    "rope_freqs.weight needs {} positive factors, got {}",
+                    c.head_dim / 2,
+                    f.len()
+                );
             }
         }
         Ok(())
@@ -104,85 +302,72 @@ impl ModelConfig {
     /// Writes the `model.*` keys and `general.architecture` / `general.name`.
     pub fn write(&self, w: &mut Writer) -> Result<()> {
         let c = self;
-        w.set_str("general.architecture", c.arch.name());
-        w.set_str("general.name", &c.name);
-        w.set_u32("model.vocab_size", u32_of("vocab_size", c.vocab_size)?);
-        w.set_u32(
-            "model.context_length",
-            u32_of("context_length", c.context_length)?,
-        );
-        w.set_u32(
-            "model.embedding_dim",
-            u32_of("embedding_dim", c.embedding_dim)?,
-        );
-        w.set_u32("model.layer_count", u32_of("layer_count", c.layer_count)?);
-        w.set_u32("model.head_count", u32_of("head_count", c.head_count)?);
-        w.set_u32(
-            "model.kv_head_count",
-            u32_of("kv_head_count", c.kv_head_count)?,
-        );
-        w.set_u32("model.head_dim", u32_of("head_dim", c.head_dim)?);
-        w.set_u32("model.ffn_dim", u32_of("ffn_dim", c.ffn_dim)?);
-        w.set_f32("model.norm_eps", c.norm_eps);
-        w.set_bool("model.tied_embeddings", c.tied_embeddings);
-        match c.arch {
-            Arch::Llama => {
-                w.set_str("model.norm", "rms");
-                w.set_str("model.ffn", "swiglu");
-                w.set_str("model.positions", "rope");
-                w.set_f32("model.rope_theta", c.rope_theta.unwrap_or(10_000.0));
+        w.set_str(keys::ARCHITECTURE, c.arch.name());
+        w.set_str(keys::NAME, &c.name);
+        for (key, name, v) in [
+            (keys::VOCAB_SIZE, "vocab_size", c.vocab_size),
+            (keys::CONTEXT_LENGTH, "context_length", c.context_length),
+            (keys::EMBEDDING_DIM, "embedding_dim", c.embedding_dim),
+            (keys::LAYER_COUNT, "layer_count", c.layer_count),
+            (keys::HEAD_COUNT, "head_count", c.head_count),
+            (keys::KV_HEAD_COUNT, "kv_head_count", c.kv_head_count),
+            (keys::HEAD_DIM, "head_dim", c.head_dim),
+            (keys::FFN_DIM, "ffn_dim", c.ffn_dim),
+        ] {
+            w.set_u32(key, u32_of(name, v)?);
+        }
+        w.set_f32(keys::NORM_EPS, c.norm_eps);
+        w.set_bool(keys::TIED_EMBEDDINGS, c.tied_embeddings);
+        match c.arch.features().positions {
+            Positions::Rope => {
+                let theta = c.rope_theta.unwrap_or(10_000.0);
+                w.set_f32(keys::ROPE_THETA, theta);
+                if let Some(local) = c.rope_theta_local.filter(|&l| l != theta) {
+                    w.set_f32(keys::ROPE_THETA_LOCAL, local);
+                }
+                if c.rope_scaling != RopeScaling::None {
+                    w.set_str(keys::ROPE_SCALING, c.rope_scaling.name());
+                }
+                let factor = c.rope_scaling.attention_factor();
+                if factor != 1.0 {
+                    w.set_f32(keys::ROPE_ATTENTION_FACTOR, factor);
+                }
             }
-            Arch::Gpt2 => {
-                w.set_str("model.norm", "layer");
-                w.set_str("model.ffn", "gelu");
-                w.set_str("model.positions", "learned");
+            Positions::Learned => {}
+        }
+        if let Some(window) = c.sliding_window {
+            if c.layer_types.contains(&Attention::Local) {
+                w.set_u32(keys::SLIDING_WINDOW, u32_of("sliding_window", window)?);
+                let codes = c.layer_types.iter().map(|a| a.code()).collect();
+                w.set(keys::LAYER_TYPES, OwnedValue::U8(codes));
             }
+        }
+        if let Some(s) = c.attention_scale {
+            w.set_f32(keys::ATTENTION_SCALE, s);
+        }
+        if let Some(cap) = c.final_logit_softcap {
+            w.set_f32(keys::FINAL_LOGIT_SOFTCAP, cap);
         }
         Ok(())
     }
 
     /// Every tensor the runtime expects, with its shape; `bool` is "required" (biases are
-    /// optional). Importers check their sources against this list.
+    /// optional). Importers check their sources against this list (ember_format::schema).
     pub fn expected_tensors(&self) -> Vec<(String, Vec<usize>, bool)> {
-        let c = self;
-        let (v, e, f) = (c.vocab_size, c.embedding_dim, c.ffn_dim);
-        let q = c.head_count * c.head_dim;
-        let kv = c.kv_head_count * c.head_dim;
-        let gpt2 = c.arch == Arch::Gpt2;
-        let mut out = vec![("token_embd.weight".to_string(), vec![v, e], true)];
-        if gpt2 {
-            out.push(("pos_embd.weight".into(), vec![c.context_length, e], true));
-        }
-        for n in 0..c.layer_count {
-            let mut t = |name: &str, shape: Vec<usize>, required: bool| {
-                out.push((format!("blk.{n}.{name}"), shape, required))
-            };
-            t("attn_norm.weight", vec![e], true);
-            t("attn_norm.bias", vec![e], gpt2);
-            t("attn_q.weight", vec![q, e], true);
-            t("attn_q.bias", vec![q], gpt2);
-            t("attn_k.weight", vec![kv, e], true);
-            t("attn_k.bias", vec![kv], gpt2);
-            t("attn_v.weight", vec![kv, e], true);
-            t("attn_v.bias", vec![kv], gpt2);
-            t("attn_output.weight", vec![e, q], true);
-            t("attn_output.bias", vec![e], gpt2);
-            t("ffn_norm.weight", vec![e], true);
-            t("ffn_norm.bias", vec![e], gpt2);
-            if !gpt2 {
-                t("ffn_gate.weight", vec![f, e], true);
-                t("ffn_gate.bias", vec![f], false);
-            }
-            t("ffn_up.weight", vec![f, e], true);
-            t("ffn_up.bias", vec![f], gpt2);
-            t("ffn_down.weight", vec![e, f], true);
-            t("ffn_down.bias", vec![e], gpt2);
-        }
-        out.push(("output_norm.weight".into(), vec![e], true));
-        out.push(("output_norm.bias".into(), vec![e], gpt2));
-        if !c.tied_embeddings {
-            out.push(("output.weight".into(), vec![v, e], true));
-        }
+        let mut out = Vec::new();
+        schema::for_each_tensor(
+            self.arch,
+            &self.dims(),
+            self.layer_count,
+            self.tied_embeddings,
+            |name, shape, need| {
+                let shape = match shape {
+                    Shape::Vector(n) => vec![n],
+                    Shape::Matrix(r, c) => vec![r, c],
+                };
+                out.push((name.as_str().to_string(), shape, need == Need::Required));
+            },
+        );
         out
     }
 }

@@ -11,7 +11,7 @@ use crate::model::ModelConfig;
 use crate::rope;
 
 /// How an output tensor is made from its source bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// Byte-for-byte.
     Copy,
@@ -22,6 +22,11 @@ pub enum Op {
     Slice(Range<usize>),
     /// GGUF's interleaved RoPE rows back to HF's rotate-half order, `heads` heads.
     UnpermuteRope { heads: usize },
+    /// 1 + w of a float vector of dtype `from`, as f32: Gemma's norms scale by (1 + w),
+    /// which the runtime's RMSNorm takes folded (as GGUF files store them).
+    AddOne { from: DType },
+    /// Values computed by the converter (the RoPE frequency table); `src` is unused.
+    Values(Vec<f32>),
 }
 
 /// One output tensor.
@@ -38,7 +43,37 @@ pub struct Planned<'a> {
     pub op: Op,
 }
 
-impl Planned<'_> {
+impl<'a> Planned<'a> {
+    /// `name` copied from the source tensor `src_name`.
+    pub fn copy(
+        name: String,
+        src_name: &str,
+        shape: Vec<usize>,
+        dtype: DType,
+        src: &'a [u8],
+    ) -> Self {
+        Planned {
+            name,
+            shape,
+            dtype,
+            src_name: src_name.to_string(),
+            src,
+            op: Op::Copy,
+        }
+    }
+
+    /// The RoPE frequency table `inv_freq` (HS/2), as `rope.inv_freq`.
+    pub fn rope_inv_freq(inv_freq: Vec<f32>) -> Self {
+        Planned {
+            name: ember_format::schema::ROPE_INV_FREQ.to_string(),
+            shape: vec![inv_freq.len()],
+            dtype: DType::F32,
+            src_name: "(RoPE scaling)".to_string(),
+            src: &[],
+            op: Op::Values(inv_freq),
+        }
+    }
+
     pub fn elements(&self) -> usize {
         self.shape.iter().product()
     }
@@ -61,6 +96,16 @@ impl Planned<'_> {
                 let row_bytes = self.src.len() / self.shape[0];
                 rope::unpermute_rows(self.src, row_bytes, self.shape[0], *heads)
             }
+            Op::AddOne { from } => {
+                let n = self.elements();
+                let mut v = vec![0f32; n];
+                if from.tensor_bytes(&[n]) != Some(self.src.len()) || from.is_quantized() {
+                    crate::bail!("tensor {}: cannot add 1 to {from} data", self.src_name);
+                }
+                ember_format::blocks::dequantize_row_ref(*from, self.src, &mut v);
+                v.iter().flat_map(|x| (x + 1.0).to_le_bytes()).collect()
+            }
+            Op::Values(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         };
         if Some(out.len()) != want {
             crate::bail!(

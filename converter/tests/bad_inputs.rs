@@ -99,7 +99,7 @@ fn unsupported_architecture() {
     edit_config(&dir, |v| v["model_type"] = "bert".into());
     assert_eq!(
         err_of(&dir),
-        "unsupported architecture 'bert' in config.json (supported: llama, mistral, qwen2, gpt2)"
+        "unsupported architecture 'bert' in config.json (supported: llama, mistral, qwen2, qwen3, gemma3_text, gpt2)"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -107,11 +107,38 @@ fn unsupported_architecture() {
 #[test]
 fn unsupported_rope_scaling_and_activation() {
     let dir = tiny_llama_copy("rope");
+    // transformers 5's rope_parameters, and 4's rope_scaling.
+    edit_config(
+        &dir,
+        |v| {
+            v["rope_parameters"] =
+                serde_json::json!({"rope_type": "dynamic", "factor": 2.0, "rope_theta": 10000.0})
+        },
+    );
+    let e = err_of(&dir);
+    assert!(
+        e.contains("RoPE scaling type 'dynamic' is not supported"),
+        "{e}"
+    );
     edit_config(&dir, |v| {
-        v["rope_scaling"] = serde_json::json!({"rope_type": "llama3", "factor": 8.0})
+        v["rope_parameters"] = serde_json::Value::Null;
+        v["rope_theta"] = 10000.0.into();
+        v["rope_scaling"] = serde_json::json!({"type": "longrope", "factor": 8.0});
     });
     let e = err_of(&dir);
-    assert!(e.contains("RoPE scaling type 'llama3'"), "{e}");
+    assert!(
+        e.contains("RoPE scaling type 'longrope' is not supported"),
+        "{e}"
+    );
+    // A llama3 scaling without its parameters.
+    edit_config(&dir, |v| {
+        v["rope_scaling"] = serde_json::json!({"rope_type": "llama3", "factor": 8.0});
+    });
+    let e = err_of(&dir);
+    assert!(
+        e.contains("RoPE scaling 'llama3' lacks \"low_freq_factor\""),
+        "{e}"
+    );
     edit_config(&dir, |v| {
         v["rope_scaling"] = serde_json::Value::Null;
         v["hidden_act"] = "gelu".into();

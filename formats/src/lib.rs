@@ -33,6 +33,7 @@ mod error;
 pub mod layout;
 mod read;
 pub mod rows16;
+pub mod schema;
 #[cfg(feature = "write")]
 mod write;
 pub mod xxh64;

@@ -15,6 +15,9 @@ pub enum Error {
     BadConfig(&'static str),
     UnsupportedArchitecture,
     MissingTensor(ShortName),
+    /// A tensor the architecture does not have: running without it would silently compute
+    /// something else.
+    UnexpectedTensor(ShortName),
     /// A tensor's shape differs from what the config implies.
     TensorShape(ShortName),
     /// Norms, biases and positions must be f32; matrices any supported dtype.
@@ -46,10 +49,16 @@ impl fmt::Display for Error {
                 write!(f, "model metadata lacks '{k}' (or it has the wrong type)")
             }
             Error::BadConfig(what) => write!(f, "invalid model configuration: {what}"),
-            Error::UnsupportedArchitecture => f.write_str(
-                "unsupported general.architecture (this runtime runs llama, qwen2 and gpt2)",
+            Error::UnsupportedArchitecture => write!(
+                f,
+                "unsupported general.architecture (this runtime runs {})",
+                ember_format::schema::Arch::NAMES
             ),
             Error::MissingTensor(n) => write!(f, "model lacks tensor '{n}'"),
+            Error::UnexpectedTensor(n) => write!(
+                f,
+                "tensor '{n}' is not part of this architecture (a feature this runtime does not implement)"
+            ),
             Error::TensorShape(n) => write!(f, "tensor '{n}' has the wrong shape for this config"),
             Error::TensorDtype(n, d) => write!(f, "tensor '{n}' has unsupported dtype {d} here"),
             Error::Tokenizer => f.write_str("the model's tokenizer data is missing or corrupt"),

@@ -1,32 +1,57 @@
-//! Keys and values of every past position, per layer, in one buffer: a `Vec` with an
-//! allocator, or a caller's slice (`&mut [f32]`) on a microcontroller.
+//! Keys and values of past positions, per layer, in one buffer: a `Vec` with an allocator,
+//! or a caller's slice (`&mut [f32]`) on a microcontroller.
+//!
+//! Global layers keep every position (`capacity` slots). Local (sliding-window) layers see
+//! only the last `window` positions, so they keep a ring of `window + batch - 1` slots
+//! (position p in slot p % slots): enough for a forward pass of `batch` new tokens, the
+//! first of which still needs the `window - 1` positions before it.
 
-use crate::model::Config;
+use ember_format::schema::Attention;
+
+use crate::model::{Config, LayerKinds};
 use crate::Error;
 
-/// K and V for `capacity` positions: per layer, (capacity, KVH·HS) each, f32.
+/// K and V per layer, (slots, KVH·HS) each, f32.
 #[derive(Clone, Debug)]
 pub struct KvCache<B> {
     data: B,
     capacity: usize,
+    local_slots: usize,
     kv_dim: usize,
+    kinds: LayerKinds,
+    layers: usize,
+}
+
+/// The slots a local layer needs; `capacity` when the model has no local layers.
+fn local_slots(cfg: &Config, capacity: usize, batch: usize) -> usize {
+    if cfg.sliding_window == 0 {
+        return capacity;
+    }
+    (cfg.sliding_window + batch.max(1) - 1).min(capacity)
 }
 
 #[cfg(feature = "alloc")]
 impl KvCache<alloc::vec::Vec<f32>> {
-    pub fn new(cfg: &Config, capacity: usize) -> Self {
-        let data = alloc::vec![0.0; Self::floats_required(cfg, capacity)];
-        KvCache {
-            data,
-            capacity,
-            kv_dim: cfg.kv_dim(),
+    /// A cache for `capacity` positions, written `batch` tokens at a time at most.
+    pub fn new(cfg: &Config, capacity: usize, batch: usize) -> Self {
+        let data = alloc::vec![0.0; Self::floats_required(cfg, capacity, batch)];
+        match KvCache::with_buffer(cfg, capacity, batch, data) {
+            Ok(c) => c,
+            Err(_) => unreachable!("buffer sized by floats_required"),
         }
     }
 }
 
 impl<B> KvCache<B> {
-    /// f32 values a cache of `capacity` positions holds.
-    pub fn floats_required(cfg: &Config, capacity: usize) -> usize {
+    /// f32 values a cache of `capacity` positions holds, written `batch` tokens at a time.
+    pub fn floats_required(cfg: &Config, capacity: usize, batch: usize) -> usize {
+        let local = cfg.layer_kinds.local_before(cfg.layers);
+        let global = cfg.layers - local;
+        (global * capacity + local * local_slots(cfg, capacity, batch)) * 2 * cfg.kv_dim()
+    }
+
+    /// f32 values the same cache would hold if every layer kept every position.
+    pub fn floats_without_rings(cfg: &Config, capacity: usize) -> usize {
         cfg.layers * 2 * capacity * cfg.kv_dim()
     }
 
@@ -34,16 +59,30 @@ impl<B> KvCache<B> {
         self.capacity
     }
 
+    /// Slots of layer `layer`: position p lives in slot p % slots.
+    pub fn slots(&self, layer: usize) -> usize {
+        match self.kinds.attention(layer) {
+            Attention::Global => self.capacity,
+            Attention::Local => self.local_slots,
+        }
+    }
+
     fn layer_span(&self, layer: usize) -> (usize, usize) {
-        let n = self.capacity * self.kv_dim;
-        (layer * 2 * n, n)
+        let local = self.kinds.local_before(layer);
+        let start = ((layer - local) * self.capacity + local * self.local_slots) * 2 * self.kv_dim;
+        (start, self.slots(layer) * self.kv_dim)
     }
 }
 
 impl<B: AsRef<[f32]> + AsMut<[f32]>> KvCache<B> {
     /// A cache in caller-provided memory of at least `floats_required` values.
-    pub fn with_buffer(cfg: &Config, capacity: usize, data: B) -> Result<Self, Error> {
-        let needed = Self::floats_required(cfg, capacity);
+    pub fn with_buffer(
+        cfg: &Config,
+        capacity: usize,
+        batch: usize,
+        data: B,
+    ) -> Result<Self, Error> {
+        let needed = Self::floats_required(cfg, capacity, batch);
         if data.as_ref().len() < needed {
             return Err(Error::BufferTooSmall {
                 needed,
@@ -53,17 +92,22 @@ impl<B: AsRef<[f32]> + AsMut<[f32]>> KvCache<B> {
         Ok(KvCache {
             data,
             capacity,
+            local_slots: local_slots(cfg, capacity, batch),
             kv_dim: cfg.kv_dim(),
+            kinds: cfg.layer_kinds,
+            layers: cfg.layers,
         })
     }
 
-    /// (keys, values) of one layer, each (capacity, KVH·HS).
+    /// (keys, values) of one layer, each (slots, KVH·HS).
     pub fn layer(&self, layer: usize) -> (&[f32], &[f32]) {
+        debug_assert!(layer < self.layers);
         let (start, n) = self.layer_span(layer);
         self.data.as_ref()[start..start + 2 * n].split_at(n)
     }
 
     pub fn layer_mut(&mut self, layer: usize) -> (&mut [f32], &mut [f32]) {
+        debug_assert!(layer < self.layers);
         let (start, n) = self.layer_span(layer);
         self.data.as_mut()[start..start + 2 * n].split_at_mut(n)
     }

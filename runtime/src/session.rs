@@ -35,10 +35,11 @@ impl SessionPlan {
                 capacity: cfg.context_length,
             });
         }
+        let batch = batch.clamp(1, capacity);
         Ok(SessionPlan {
             capacity,
-            kv_floats: KvCache::<()>::floats_required(cfg, capacity),
-            scratch: ScratchPlan::new(cfg, batch.clamp(1, capacity), capacity, mode),
+            kv_floats: KvCache::<()>::floats_required(cfg, capacity, batch),
+            scratch: ScratchPlan::new(cfg, batch, capacity, mode),
         })
     }
 
@@ -94,7 +95,7 @@ impl<'m, 'a, L: AsRef<[Layer<'a>]>> HeapSession<'m, 'a, L> {
         Ok(Session {
             observer: None,
             model,
-            cache: KvCache::new(&model.config, capacity),
+            cache: KvCache::new(&model.config, capacity, plan.scratch.max_batch),
             scratch: Scratch::new(&model.config, plan.scratch),
             pos: 0,
             kernels: default_kernels()?,
@@ -139,7 +140,7 @@ where
         Ok(Session {
             observer: None,
             model,
-            cache: KvCache::with_buffer(&model.config, plan.capacity, kv)?,
+            cache: KvCache::with_buffer(&model.config, plan.capacity, plan.scratch.max_batch, kv)?,
             scratch: Scratch::with_buffers(&model.config, plan.scratch, scratch_f, scratch_i)?,
             pos: 0,
             kernels: default_kernels()?,

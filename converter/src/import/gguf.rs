@@ -1,4 +1,5 @@
-//! GGUF files of the `llama` architecture (as written by llama.cpp's convert_hf_to_gguf).
+//! GGUF files of the `llama`, `qwen2`, `qwen3` and `gemma3` architectures (as written by
+//! llama.cpp's convert_hf_to_gguf).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,10 @@ use memmap2::Mmap;
 
 use crate::error::{Context, Error, Result};
 use crate::gguf::GgufFile;
-use crate::model::{Arch, ModelConfig};
+use ember_format::schema::Attention;
+use ember_format::DType;
+
+use crate::model::{Arch, ModelConfig, RopeScaling};
 use crate::plan::{Op, Plan, Planned};
 
 pub struct GgufSource {
@@ -45,22 +49,19 @@ impl GgufSource {
 /// Plans the conversion of a parsed GGUF file; `stem` names the model when the file has no
 /// `general.name`.
 pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
-    let arch = g.str("general.architecture")?;
-    if arch != "llama" {
-        crate::bail!("unsupported GGUF architecture '{arch}' (supported: llama)");
-    }
-    let key = |k: &str| format!("llama.{k}");
+    let name = g.str("general.architecture")?;
+    let arch = match name {
+        "llama" => Arch::Llama,
+        "qwen2" => Arch::Qwen2,
+        "qwen3" => Arch::Qwen3,
+        "gemma3" => Arch::Gemma3,
+        other => crate::bail!(
+            "unsupported GGUF architecture '{other}' (supported: llama, qwen2, qwen3, gemma3)"
+        ),
+    };
+    let key = |k: &str| format!("{name}.{k}");
     if g.opt_u32(&key("expert_count"))?.unwrap_or(0) > 0 {
-        crate::bail!("mixture-of-experts llama models are not supported");
-    }
-    if let Some(v) = g.get(&key("rope.scaling.type")) {
-        let ty = v.as_str().unwrap_or("?");
-        if ty != "none" {
-            crate::bail!("RoPE scaling type '{ty}' is not supported; ember implements plain RoPE");
-        }
-    }
-    if g.tensor("rope_freqs.weight").is_some() {
-        crate::bail!("tensor rope_freqs.weight (Llama 3.1 RoPE scaling) is not supported; ember implements plain RoPE");
+        crate::bail!("mixture-of-experts {name} models are not supported");
     }
     let embedding_dim = g.u32(&key("embedding_length"))? as usize;
     let head_count = g.u32(&key("attention.head_count"))? as usize;
@@ -78,11 +79,21 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
             embedding_dim / head_count
         }
     };
+    if let Some(vd) = g.opt_u32(&key("attention.value_length"))? {
+        if vd as usize != head_dim {
+            crate::bail!("value_length {vd} differs from key_length {head_dim}: not supported");
+        }
+    }
     if let Some(rd) = g.opt_u32(&key("rope.dimension_count"))? {
         if rd as usize != head_dim {
             crate::bail!(
                 "partial RoPE (rope.dimension_count {rd} of head size {head_dim}) is not supported"
             );
+        }
+    }
+    for k in ["attn_logit_softcapping", "attention.logit_softcapping"] {
+        if g.opt_f32(&key(k))?.is_some_and(|v| v != 0.0) {
+            crate::bail!("attention logit soft-capping ({name}.{k}) is not supported");
         }
     }
     let embd = g
@@ -95,35 +106,90 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
             None => embd.shape[0],
         },
     };
-    let name = match g.get("general.name").and_then(|v| v.as_str()) {
+    let model_name = match g.get("general.name").and_then(|v| v.as_str()) {
         Some(n) if !n.is_empty() => n.to_string(),
         _ => stem.to_string(),
     };
-    let config = ModelConfig {
-        arch: Arch::Llama,
-        name,
-        vocab_size,
-        context_length: g.u32(&key("context_length"))? as usize,
-        embedding_dim,
-        layer_count: g.u32(&key("block_count"))? as usize,
-        head_count,
-        kv_head_count,
-        head_dim,
-        ffn_dim: g.u32(&key("feed_forward_length"))? as usize,
-        norm_eps: g
-            .opt_f32(&key("attention.layer_norm_rms_epsilon"))?
-            .unwrap_or(1e-5),
-        rope_theta: Some(g.opt_f32(&key("rope.freq_base"))?.unwrap_or(10_000.0)),
-        tied_embeddings: g.tensor("output.weight").is_none(),
-    };
+    let mut config = ModelConfig::basic(arch, model_name);
+    config.vocab_size = vocab_size;
+    config.context_length = g.u32(&key("context_length"))? as usize;
+    config.embedding_dim = embedding_dim;
+    config.layer_count = g.u32(&key("block_count"))? as usize;
+    config.head_count = head_count;
+    config.kv_head_count = kv_head_count;
+    config.head_dim = head_dim;
+    config.ffn_dim = g.u32(&key("feed_forward_length"))? as usize;
+    config.norm_eps = g
+        .opt_f32(&key("attention.layer_norm_rms_epsilon"))?
+        .unwrap_or(1e-5);
+    config.rope_theta = Some(g.opt_f32(&key("rope.freq_base"))?.unwrap_or(10_000.0));
+    config.tied_embeddings = g.tensor("output.weight").is_none();
+    config.rope_scaling = rope_scaling(&g, name, config.context_length)?;
+    if let Some(t) = g.tensor("rope_freqs.weight") {
+        if config.rope_scaling != RopeScaling::None {
+            crate::bail!("both rope.scaling keys and rope_freqs.weight: ambiguous RoPE scaling");
+        }
+        if t.dtype != DType::F32 || t.shape.len() != 1 {
+            crate::bail!("rope_freqs.weight must be an f32 vector");
+        }
+        let v: Vec<f32> = t
+            .data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        config.rope_scaling = RopeScaling::Factors(v);
+    }
+    match arch {
+        Arch::Gemma3 => {
+            // The window comes with the file; the layer list does not: llama.cpp (and
+            // transformers' default) make every sixth layer global.
+            let window = g.u32(&key("attention.sliding_window"))? as usize;
+            config.sliding_window = Some(window);
+            config.layer_types = (0..config.layer_count)
+                .map(|i| {
+                    if (i + 1) % GEMMA3_PATTERN == 0 {
+                        Attention::Global
+                    } else {
+                        Attention::Local
+                    }
+                })
+                .collect();
+            // Older files (the published 270M among them) lack the local base: 10,000 then,
+            // as llama.cpp and transformers assume.
+            config.rope_theta_local =
+                Some(g.opt_f32(&key("rope.freq_base_swa"))?.unwrap_or(10_000.0));
+            // llama.cpp: query_pre_attn_scalar is head_dim, except Gemma 3 27B (62 layers),
+            // where it is hidden / heads.
+            if config.layer_count == 62 {
+                config.attention_scale =
+                    Some((1.0 / ((embedding_dim / head_count) as f64).sqrt()) as f32);
+            }
+            if let Some(cap) = g.opt_f32(&key("final_logit_softcapping"))? {
+                if cap > 0.0 {
+                    config.final_logit_softcap = Some(cap);
+                }
+            }
+        }
+        Arch::Llama | Arch::Qwen2 | Arch::Qwen3 => {
+            if let Some(w) = g.opt_u32(&key("attention.sliding_window"))? {
+                crate::bail!("{name}.attention.sliding_window = {w}: sliding-window attention is supported for gemma3 only");
+            }
+        }
+        Arch::Gpt2 => unreachable!("not read from GGUF"),
+    }
     config.validate()?;
 
     let mut tensors = Vec::with_capacity(g.tensors.len());
     for t in &g.tensors {
+        if t.name == "rope_freqs.weight" {
+            continue; // folded into rope.inv_freq below
+        }
         let role = t.name.rsplit('.').nth(1).unwrap_or("");
-        let op = match role {
-            "attn_q" => Op::UnpermuteRope { heads: head_count },
-            "attn_k" => Op::UnpermuteRope {
+        // llama.cpp's converter interleaves Q/K rows for the `llama` architecture only (the
+        // others use NEOX-style RoPE, which is HF's order already).
+        let op = match (arch, role) {
+            (Arch::Llama, "attn_q") => Op::UnpermuteRope { heads: head_count },
+            (Arch::Llama, "attn_k") => Op::UnpermuteRope {
                 heads: kv_head_count,
             },
             _ => Op::Copy,
@@ -137,6 +203,9 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
             op,
         });
     }
+    if let Some(f) = config.rope_inv_freq() {
+        tensors.push(Planned::rope_inv_freq(f));
+    }
     let tokenizer = crate::tok::from_gguf(&g)?;
     Ok(Plan {
         config,
@@ -144,4 +213,44 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
         tokenizer,
         source_names: Default::default(),
     })
+}
+
+/// Gemma 3's layer pattern: five local layers, then one global.
+const GEMMA3_PATTERN: usize = 6;
+
+/// `{arch}.rope.scaling.*`: none, linear or yarn.
+fn rope_scaling(g: &GgufFile<'_>, arch: &str, context: usize) -> Result<RopeScaling> {
+    let key = |k: &str| format!("{arch}.rope.scaling.{k}");
+    let ty = match g.get(&key("type")) {
+        None => return Ok(RopeScaling::None),
+        Some(v) => v
+            .as_str()
+            .ok_or_else(|| Error(format!("{} is not a string", key("type"))))?,
+    };
+    let factor = g.opt_f32(&key("factor"))?;
+    match (ty, factor) {
+        ("none", _) => Ok(RopeScaling::None),
+        (_, Some(f)) if f == 1.0 || f == 0.0 => Ok(RopeScaling::None),
+        ("linear", Some(factor)) => Ok(RopeScaling::Linear { factor }),
+        ("yarn", Some(factor)) => {
+            let original = g
+                .opt_u32(&key("original_context_length"))?
+                .map_or(context, |v| v as usize);
+            let mscale = |s: f32| 0.1 * (s as f64).ln() + 1.0;
+            Ok(RopeScaling::Yarn {
+                factor,
+                original_context: original,
+                beta_fast: g.opt_f32(&key("yarn_beta_fast"))?.unwrap_or(32.0),
+                beta_slow: g.opt_f32(&key("yarn_beta_slow"))?.unwrap_or(1.0),
+                attention_factor: g
+                    .opt_f32(&key("attn_factor"))?
+                    .unwrap_or(mscale(factor) as f32),
+                truncate: true,
+            })
+        }
+        (ty, Some(_)) => crate::bail!(
+            "RoPE scaling type '{ty}' is not supported (supported: linear, yarn, llama3)"
+        ),
+        (ty, None) => crate::bail!("RoPE scaling '{ty}' without {}", key("factor")),
+    }
 }

@@ -12,7 +12,9 @@ use safetensors::{Dtype as StDtype, SafeTensors};
 use serde_json::Value;
 
 use crate::error::{Context, Error, Result};
-use crate::model::{Arch, ModelConfig};
+use ember_format::schema::{self, Attention, Role, TensorName};
+
+use crate::model::{Arch, ModelConfig, RopeScaling};
 use crate::plan::{Op, Plan, Planned};
 
 /// An opened HF directory: the parsed config and the memory-mapped safetensors files.
@@ -150,14 +152,19 @@ impl HfSource {
     pub fn plan(&self) -> Result<Plan<'_>> {
         let cfg = &self.config;
         let model_type = cfg.get("model_type").and_then(Value::as_str).unwrap_or("");
+        const SUPPORTED: &str = "llama, mistral, qwen2, qwen3, gemma3_text, gpt2";
         let arch = match model_type {
-            "llama" | "mistral" | "qwen2" => Arch::Llama,
+            "llama" | "mistral" => Arch::Llama,
+            "qwen2" => Arch::Qwen2,
+            "qwen3" => Arch::Qwen3,
+            "gemma3_text" => Arch::Gemma3,
             "gpt2" => Arch::Gpt2,
-            "" => crate::bail!(
-                "config.json has no \"model_type\" (supported: llama, mistral, qwen2, gpt2)"
+            "gemma3" => crate::bail!(
+                "config.json: model_type 'gemma3' is the multimodal Gemma 3 (4B and up); ember runs the text-only gemma3_text checkpoints (270M, 1B)"
             ),
+            "" => crate::bail!("config.json has no \"model_type\" (supported: {SUPPORTED})"),
             other => crate::bail!(
-                "unsupported architecture '{other}' in config.json (supported: llama, mistral, qwen2, gpt2)"
+                "unsupported architecture '{other}' in config.json (supported: {SUPPORTED})"
             ),
         };
         let tensors = self.tensors()?;
@@ -170,7 +177,15 @@ impl HfSource {
         let mut planned = Vec::new();
         let mut hints = HashMap::new();
         let config = match arch {
-            Arch::Llama => plan_llama(cfg, model_type, &tensors, name, &mut planned, &mut hints)?,
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma3 => plan_decoder(
+                cfg,
+                arch,
+                model_type,
+                &tensors,
+                name,
+                &mut planned,
+                &mut hints,
+            )?,
             Arch::Gpt2 => plan_gpt2(cfg, &tensors, name, &mut planned, &mut hints)?,
         };
         let tokenizer = crate::tok::from_hf_dir(&self.dir)?;
@@ -240,25 +255,106 @@ fn cfg_str<'a>(cfg: &'a Value, key: &str) -> Option<&'a str> {
     cfg.get(key).and_then(Value::as_str)
 }
 
-/// RoPE scaling (Llama 3.1 "llama3", "linear", "yarn", ...) changes the rotation; the
-/// runtime implements plain RoPE only, so refuse rather than produce a subtly wrong model.
-fn check_plain_rope(cfg: &Value) -> Result<()> {
-    for key in ["rope_scaling", "rope_parameters"] {
-        let Some(obj) = cfg.get(key).and_then(Value::as_object) else {
-            continue;
+/// The RoPE base and scaling of layers of `layer_type` (`full_attention` or
+/// `sliding_attention`), from transformers 5's `rope_parameters` (flat, or one dict per layer
+/// type) or 4's `rope_theta` / `rope_scaling` / `rope_local_base_freq`.
+fn rope_params(cfg: &Value, layer_type: &str) -> Result<(Option<f32>, RopeScaling)> {
+    let sliding = layer_type == "sliding_attention";
+    if let Some(p) = cfg.get("rope_parameters").filter(|p| p.is_object()) {
+        let nested = p.get("full_attention").is_some() || p.get("sliding_attention").is_some();
+        let p = if nested {
+            match p.get(layer_type) {
+                Some(q) => q,
+                None => return Ok((None, RopeScaling::None)),
+            }
+        } else {
+            p
         };
-        let ty = obj
-            .get("rope_type")
-            .or_else(|| obj.get("type"))
-            .and_then(Value::as_str)
-            .unwrap_or("default");
-        if ty != "default" {
-            crate::bail!(
-                "config.json: RoPE scaling type '{ty}' ({key}) is not supported; ember implements plain RoPE"
-            );
-        }
+        let theta = match cfg_f32(p, &["rope_theta"])? {
+            Some(t) => Some(t),
+            None => cfg_f32(cfg, &["rope_theta"])?,
+        };
+        return Ok((theta, rope_scaling(cfg, p)?));
     }
-    Ok(())
+    if sliding {
+        return Ok((cfg_f32(cfg, &["rope_local_base_freq"])?, RopeScaling::None));
+    }
+    let scaling = match cfg.get("rope_scaling").filter(|p| p.is_object()) {
+        Some(p) => rope_scaling(cfg, p)?,
+        None => RopeScaling::None,
+    };
+    Ok((cfg_f32(cfg, &["rope_theta"])?, scaling))
+}
+
+/// One RoPE parameter dict (`rope_type` or `type`): default, linear, llama3 or yarn, as
+/// transformers' modeling_rope_utils reads them; anything else is refused by name.
+fn rope_scaling(cfg: &Value, p: &Value) -> Result<RopeScaling> {
+    let ty = p
+        .get("rope_type")
+        .or_else(|| p.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let factor = cfg_f32(p, &["factor"])?;
+    let need = |v: Option<f32>, what: &str| {
+        v.ok_or_else(|| Error(format!("config.json: RoPE scaling '{ty}' lacks \"{what}\"")))
+    };
+    let original = match cfg_usize(p, &["original_max_position_embeddings"])? {
+        Some(o) => Some(o),
+        None => cfg_usize(cfg, &["original_max_position_embeddings"])?,
+    };
+    match ty {
+        "default" => Ok(RopeScaling::None),
+        "linear" => Ok(RopeScaling::Linear {
+            factor: need(factor, "factor")?,
+        }),
+        "llama3" => Ok(RopeScaling::Llama3 {
+            factor: need(factor, "factor")?,
+            low_freq_factor: need(cfg_f32(p, &["low_freq_factor"])?, "low_freq_factor")?,
+            high_freq_factor: need(cfg_f32(p, &["high_freq_factor"])?, "high_freq_factor")?,
+            original_context: match original {
+                Some(o) => o,
+                None => cfg_req(cfg, &["max_position_embeddings"])?,
+            },
+        }),
+        "yarn" => {
+            let max_pos = cfg_req(cfg, &["max_position_embeddings"])?;
+            let original = original.unwrap_or(max_pos);
+            let factor = match factor {
+                Some(f) => f,
+                None => max_pos as f32 / original as f32,
+            };
+            let get_mscale = |scale: f64, m: f64| {
+                if scale <= 1.0 {
+                    1.0
+                } else {
+                    0.1 * m * scale.ln() + 1.0
+                }
+            };
+            let attention_factor = match cfg_f32(p, &["attention_factor"])? {
+                Some(a) => a,
+                None => {
+                    let f = factor as f64;
+                    match (cfg_f32(p, &["mscale"])?, cfg_f32(p, &["mscale_all_dim"])?) {
+                        (Some(m), Some(all)) if m != 0.0 && all != 0.0 => {
+                            (get_mscale(f, m as f64) / get_mscale(f, all as f64)) as f32
+                        }
+                        _ => get_mscale(f, 1.0) as f32,
+                    }
+                }
+            };
+            Ok(RopeScaling::Yarn {
+                factor,
+                original_context: original,
+                beta_fast: cfg_f32(p, &["beta_fast"])?.filter(|&b| b != 0.0).unwrap_or(32.0),
+                beta_slow: cfg_f32(p, &["beta_slow"])?.filter(|&b| b != 0.0).unwrap_or(1.0),
+                attention_factor,
+                truncate: cfg_bool(p, "truncate")?.unwrap_or(true),
+            })
+        }
+        other => crate::bail!(
+            "config.json: RoPE scaling type '{other}' is not supported (supported: default, linear, llama3, yarn)"
+        ),
+    }
 }
 
 /// Takes `src` out of `tensors` (so leftovers can be reported).
@@ -277,23 +373,30 @@ fn plan_copy<'a>(out: &mut Vec<Planned<'a>>, name: String, src: &str, t: StTenso
     });
 }
 
-/// Llama, Mistral, Qwen2 (and anything else with Llama's module names).
-fn plan_llama<'a>(
+/// Llama, Mistral, Qwen2, Qwen3 and Gemma 3 text: Llama's module names, plus Q/K norms
+/// (Qwen3, Gemma 3) and Gemma's four norms per block.
+fn plan_decoder<'a>(
     cfg: &Value,
+    arch: Arch,
     model_type: &str,
     all: &Tensors<'a>,
     name: String,
     out: &mut Vec<Planned<'a>>,
     hints: &mut HashMap<String, String>,
 ) -> Result<ModelConfig> {
-    if let Some(act) = cfg_str(cfg, "hidden_act") {
-        if act != "silu" {
+    let gemma = arch == Arch::Gemma3;
+    let (act_key, act) = if gemma {
+        ("hidden_activation", "gelu_pytorch_tanh")
+    } else {
+        ("hidden_act", "silu")
+    };
+    if let Some(a) = cfg_str(cfg, act_key).or_else(|| cfg_str(cfg, "hidden_act")) {
+        if a != act {
             crate::bail!(
-                "config.json: hidden_act '{act}' is not supported for {model_type} (expected silu)"
+                "config.json: {act_key} '{a}' is not supported for {model_type} (expected {act})"
             );
         }
     }
-    check_plain_rope(cfg)?;
     let embedding_dim = cfg_req(cfg, &["hidden_size"])?;
     let head_count = cfg_req(cfg, &["num_attention_heads"])?;
     let kv_head_count = cfg_usize(cfg, &["num_key_value_heads"])?.unwrap_or(head_count);
@@ -306,94 +409,164 @@ fn plan_llama<'a>(
             embedding_dim / head_count
         }
     };
+    if let Some(f) = cfg_f32(cfg, &["partial_rotary_factor"])? {
+        if f != 1.0 {
+            crate::bail!("config.json: partial_rotary_factor {f} (partial RoPE) is not supported");
+        }
+    }
     let mut tensors = all.clone();
     let tied = match cfg_bool(cfg, "tie_word_embeddings")? {
         Some(t) => t,
-        None => !tensors.contains_key("lm_head.weight"),
+        None => gemma || !tensors.contains_key("lm_head.weight"),
     };
-    let rope_theta = match cfg_f32(cfg, &["rope_theta"])? {
-        Some(t) => t,
-        None => cfg
-            .get("rope_parameters")
-            .map(|p| cfg_f32(p, &["rope_theta"]))
-            .transpose()?
-            .flatten()
-            .unwrap_or(10_000.0),
-    };
-    // Sliding-window attention (Mistral 7B v0.1; Qwen2 with use_sliding_window) sees only
-    // the last W positions; the runtime attends to all of them, which is the same while the
-    // sequence is at most W long, so the context is capped there.
-    let mut context_length = cfg_req(cfg, &["max_position_embeddings"])?;
-    let windowed = match model_type {
-        "qwen2" => cfg_bool(cfg, "use_sliding_window")?.unwrap_or(false),
-        _ => true,
-    };
-    if windowed {
-        if let Some(w) = cfg_usize(cfg, &["sliding_window"])?.filter(|&w| w > 0) {
-            context_length = context_length.min(w);
+    let layer_count = cfg_req(cfg, &["num_hidden_layers"])?;
+    let mut config = ModelConfig::basic(arch, name);
+    config.vocab_size = cfg_req(cfg, &["vocab_size"])?;
+    config.context_length = cfg_req(cfg, &["max_position_embeddings"])?;
+    config.embedding_dim = embedding_dim;
+    config.layer_count = layer_count;
+    config.head_count = head_count;
+    config.kv_head_count = kv_head_count;
+    config.head_dim = head_dim;
+    config.ffn_dim = cfg_req(cfg, &["intermediate_size"])?;
+    config.norm_eps = cfg_f32(cfg, &["rms_norm_eps"])?.unwrap_or(1e-6);
+    config.tied_embeddings = tied;
+    let (theta, scaling) = rope_params(cfg, "full_attention")?;
+    config.rope_theta = Some(theta.unwrap_or(10_000.0));
+    config.rope_scaling = scaling;
+    if gemma {
+        let (local_theta, local_scaling) = rope_params(cfg, "sliding_attention")?;
+        if local_scaling != RopeScaling::None {
+            crate::bail!("config.json: RoPE scaling of sliding-window layers is not supported");
+        }
+        config.rope_theta_local = Some(local_theta.unwrap_or(10_000.0));
+        let window = cfg_req(cfg, &["sliding_window"])?;
+        config.sliding_window = Some(window);
+        config.layer_types = match cfg.get("layer_types").and_then(Value::as_array) {
+            Some(list) => list
+                .iter()
+                .map(|v| match v.as_str() {
+                    Some("sliding_attention") => Ok(Attention::Local),
+                    Some("full_attention") => Ok(Attention::Global),
+                    _ => crate::bail!("config.json: unknown layer type {v} in layer_types"),
+                })
+                .collect::<Result<Vec<_>>>()?,
+            None => {
+                let pattern =
+                    cfg_usize(cfg, &["sliding_window_pattern", "_sliding_window_pattern"])?
+                        .unwrap_or(6)
+                        .max(1);
+                (0..layer_count)
+                    .map(|i| {
+                        if (i + 1) % pattern == 0 {
+                            Attention::Global
+                        } else {
+                            Attention::Local
+                        }
+                    })
+                    .collect()
+            }
+        };
+        let scalar = cfg_f32(cfg, &["query_pre_attn_scalar"])?.unwrap_or(head_dim as f32);
+        config.attention_scale = Some((1.0 / (scalar as f64).sqrt()) as f32);
+        config.final_logit_softcap = cfg_f32(cfg, &["final_logit_softcapping"])?;
+        if let Some(cap) = cfg_f32(cfg, &["attn_logit_softcapping"])? {
+            crate::bail!("config.json: attn_logit_softcapping {cap} is not supported");
+        }
+        if cfg_bool(cfg, "use_bidirectional_attention")? == Some(true) {
+            crate::bail!("config.json: use_bidirectional_attention is not supported (a decoder-only runtime)");
+        }
+    } else {
+        // Sliding-window attention of Mistral 7B v0.1 or Qwen with use_sliding_window sees
+        // only the last W positions; full attention is the same while the sequence is at
+        // most W long, so the context is capped there.
+        let windowed = match model_type {
+            "qwen2" | "qwen3" => cfg_bool(cfg, "use_sliding_window")?.unwrap_or(false),
+            _ => true,
+        };
+        if windowed {
+            if let Some(w) = cfg_usize(cfg, &["sliding_window"])?.filter(|&w| w > 0) {
+                config.context_length = config.context_length.min(w);
+            }
         }
     }
-    let config = ModelConfig {
-        arch: Arch::Llama,
-        name,
-        vocab_size: cfg_req(cfg, &["vocab_size"])?,
-        context_length,
-        embedding_dim,
-        layer_count: cfg_req(cfg, &["num_hidden_layers"])?,
-        head_count,
-        kv_head_count,
-        head_dim,
-        ffn_dim: cfg_req(cfg, &["intermediate_size"])?,
-        norm_eps: cfg_f32(cfg, &["rms_norm_eps"])?.unwrap_or(1e-6),
-        rope_theta: Some(rope_theta),
-        tied_embeddings: tied,
-    };
     config.validate()?;
     config.check_layer_count(all.len())?;
 
-    let mut map = vec![
+    // (HF name, ember name, Gemma's (1 + w) norm)
+    let mut map: Vec<(String, String, bool)> = vec![
         (
-            "model.embed_tokens.weight".to_string(),
-            "token_embd.weight".to_string(),
+            "model.embed_tokens.weight".into(),
+            schema::TOKEN_EMBD.into(),
+            false,
         ),
-        ("model.norm.weight".into(), "output_norm.weight".into()),
+        (
+            "model.norm.weight".into(),
+            "output_norm.weight".into(),
+            gemma,
+        ),
     ];
     if !tied {
-        map.push(("lm_head.weight".into(), "output.weight".into()));
+        map.push(("lm_head.weight".into(), schema::OUTPUT.into(), false));
     }
-    for n in 0..config.layer_count {
-        let p = format!("model.layers.{n}");
-        let b = format!("blk.{n}");
-        map.push((
-            format!("{p}.input_layernorm.weight"),
-            format!("{b}.attn_norm.weight"),
-        ));
-        map.push((
-            format!("{p}.post_attention_layernorm.weight"),
-            format!("{b}.ffn_norm.weight"),
-        ));
-        for (hf, ember) in [
-            ("self_attn.q_proj", "attn_q"),
-            ("self_attn.k_proj", "attn_k"),
-            ("self_attn.v_proj", "attn_v"),
-            ("self_attn.o_proj", "attn_output"),
-            ("mlp.gate_proj", "ffn_gate"),
-            ("mlp.up_proj", "ffn_up"),
-            ("mlp.down_proj", "ffn_down"),
-        ] {
-            for suffix in ["weight", "bias"] {
+    // HF module → role. Llama's post_attention_layernorm is the feed-forward's pre-norm;
+    // Gemma's is the attention's post-norm and pre_feedforward_layernorm the pre-norm.
+    let post_attention = if gemma {
+        Role::PostAttnNorm
+    } else {
+        Role::FfnNorm
+    };
+    let modules = [
+        ("input_layernorm", Role::AttnNorm),
+        ("post_attention_layernorm", post_attention),
+        ("pre_feedforward_layernorm", Role::FfnNorm),
+        ("post_feedforward_layernorm", Role::PostFfnNorm),
+        ("self_attn.q_norm", Role::AttnQNorm),
+        ("self_attn.k_norm", Role::AttnKNorm),
+        ("self_attn.q_proj", Role::AttnQ),
+        ("self_attn.k_proj", Role::AttnK),
+        ("self_attn.v_proj", Role::AttnV),
+        ("self_attn.o_proj", Role::AttnOutput),
+        ("mlp.gate_proj", Role::FfnGate),
+        ("mlp.up_proj", Role::FfnUp),
+        ("mlp.down_proj", Role::FfnDown),
+    ];
+    for n in 0..layer_count {
+        for (hf, role) in modules {
+            let gemma_only = matches!(role, Role::PostAttnNorm | Role::PostFfnNorm)
+                || hf == "pre_feedforward_layernorm";
+            if gemma_only && !gemma {
+                continue;
+            }
+            for (suffix, bias) in [("weight", false), ("bias", true)] {
+                let dst = TensorName::layer(n, role, bias).as_str().to_string();
                 map.push((
-                    format!("{p}.{hf}.{suffix}"),
-                    format!("{b}.{ember}.{suffix}"),
+                    format!("model.layers.{n}.{hf}.{suffix}"),
+                    dst,
+                    gemma && role.is_norm(),
                 ));
             }
         }
     }
-    for (src, dst) in map {
+    for (src, dst, add_one) in map {
         hints.insert(dst.clone(), src.clone());
         if let Some((t, _)) = take(&mut tensors, &src) {
-            plan_copy(out, dst, &src, t);
+            if add_one {
+                out.push(Planned {
+                    name: dst,
+                    shape: t.shape,
+                    dtype: DType::F32,
+                    src_name: src,
+                    src: t.data,
+                    op: Op::AddOne { from: t.dtype },
+                });
+            } else {
+                plan_copy(out, dst, &src, t);
+            }
         }
+    }
+    if let Some(f) = config.rope_inv_freq() {
+        out.push(Planned::rope_inv_freq(f));
     }
     // Tied models may still carry a copy of the head; buffers of old checkpoints.
     if tied {
@@ -445,21 +618,17 @@ fn plan_gpt2<'a>(
     if !tied {
         crate::bail!("config.json: untied GPT-2 heads are not supported");
     }
-    let config = ModelConfig {
-        arch: Arch::Gpt2,
-        name,
-        vocab_size: cfg_req(cfg, &["vocab_size"])?,
-        context_length: cfg_req(cfg, &["n_positions", "n_ctx", "max_position_embeddings"])?,
-        embedding_dim: c,
-        layer_count: cfg_req(cfg, &["n_layer", "num_hidden_layers"])?,
-        head_count: nh,
-        kv_head_count: nh,
-        head_dim: c / nh,
-        ffn_dim: cfg_usize(cfg, &["n_inner"])?.unwrap_or(4 * c),
-        norm_eps: cfg_f32(cfg, &["layer_norm_epsilon"])?.unwrap_or(1e-5),
-        rope_theta: None,
-        tied_embeddings: true,
-    };
+    let mut config = ModelConfig::basic(Arch::Gpt2, name);
+    config.vocab_size = cfg_req(cfg, &["vocab_size"])?;
+    config.context_length = cfg_req(cfg, &["n_positions", "n_ctx", "max_position_embeddings"])?;
+    config.embedding_dim = c;
+    config.layer_count = cfg_req(cfg, &["n_layer", "num_hidden_layers"])?;
+    config.head_count = nh;
+    config.kv_head_count = nh;
+    config.head_dim = c / nh;
+    config.ffn_dim = cfg_usize(cfg, &["n_inner"])?.unwrap_or(4 * c);
+    config.norm_eps = cfg_f32(cfg, &["layer_norm_epsilon"])?.unwrap_or(1e-5);
+    config.tied_embeddings = true;
     config.validate()?;
     config.check_layer_count(all.len())?;
 

@@ -59,15 +59,16 @@ pub fn layernorm(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], eps: f32) {
 }
 
 /// cos and sin of one position's RoPE angles: `out` (HS) = cos (HS/2) then sin (HS/2), with
-/// angle = pos · theta^(-2i/HS) computed in f32 as Hugging Face does. Computed once per
-/// position and shared by every head and layer.
-pub fn rope_angles(out: &mut [f32], pos: usize, inv_freq: &[f32]) {
+/// angle = pos · inv_freq[i] computed in f32 as Hugging Face does, both multiplied by
+/// `factor` (YaRN's attention factor; 1 otherwise). Computed once per position and shared by
+/// every head and layer of one kind.
+pub fn rope_angles(out: &mut [f32], pos: usize, inv_freq: &[f32], factor: f32) {
     let half = inv_freq.len();
     let (cos, sin) = out[..2 * half].split_at_mut(half);
     for i in 0..half {
         let (s, c) = sincos64((pos as f32 * inv_freq[i]) as f64);
-        cos[i] = c as f32;
-        sin[i] = s as f32;
+        cos[i] = c as f32 * factor;
+        sin[i] = s as f32 * factor;
     }
 }
 
@@ -100,9 +101,9 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// One query head against cached keys and values of positions 0..n, with the level's
-/// attention kernels (scores, softmax, weighted sum of values). q (HS); keys, values:
-/// (n, stride) with this head's vector at `offset`; scores (n) scratch.
+/// One query head against n cached keys and values, with the level's attention kernels
+/// (scores · `scale`, softmax, weighted sum of values). q (HS); keys, values: (n, stride)
+/// with this head's vector at `offset`; scores (n) scratch.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_head(
     k: &Kernels,
@@ -113,13 +114,45 @@ pub fn attention_head(
     stride: usize,
     offset: usize,
     n: usize,
+    scale: f32,
     scores: &mut [f32],
 ) {
     let hs = q.len();
-    let scale = 1.0 / sqrt64(hs as f64) as f32;
     (k.attn_scores)(q, keys, stride, offset, scale, &mut scores[..n]);
     softmax(&mut scores[..n]);
     (k.attn_values)(&scores[..n], values, stride, offset, &mut out[..hs]);
+}
+
+/// `attention_head` over keys and values in two pieces (a ring buffer that wrapped):
+/// one softmax over both pieces' scores, then out = Σ piece outputs. `tmp` (HS) scratch.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_head_split(
+    k: &Kernels,
+    out: &mut [f32],
+    tmp: &mut [f32],
+    q: &[f32],
+    pieces: [(&[f32], &[f32]); 2],
+    stride: usize,
+    offset: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    let hs = q.len();
+    let rows = |keys: &[f32]| keys.len() / stride;
+    let (n1, n2) = (rows(pieces[0].0), rows(pieces[1].0));
+    let (s1, s2) = scores[..n1 + n2].split_at_mut(n1);
+    (k.attn_scores)(q, pieces[0].0, stride, offset, scale, s1);
+    (k.attn_scores)(q, pieces[1].0, stride, offset, scale, s2);
+    softmax(&mut scores[..n1 + n2]);
+    (k.attn_values)(&scores[..n1], pieces[0].1, stride, offset, &mut out[..hs]);
+    (k.attn_values)(
+        &scores[n1..n1 + n2],
+        pieces[1].1,
+        stride,
+        offset,
+        &mut tmp[..hs],
+    );
+    add_in_place(&mut out[..hs], &tmp[..hs]);
 }
 
 /// gate = silu(gate) * up, elementwise.
@@ -129,12 +162,41 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     }
 }
 
-/// GELU with the tanh approximation (GPT-2's `gelu_new`).
-pub fn gelu_tanh(x: &mut [f32]) {
+/// GELU with the tanh approximation (GPT-2's `gelu_new`, `gelu_pytorch_tanh`).
+fn gelu_tanh_one(u: f32) -> f32 {
     const K: f32 = 0.797_884_6; // sqrt(2 / pi)
+    0.5 * u * (1.0 + tanhf(K * (u + 0.044_715 * u * u * u)))
+}
+
+pub fn gelu_tanh(x: &mut [f32]) {
     for v in x.iter_mut() {
-        let u = *v;
-        *v = 0.5 * u * (1.0 + tanhf(K * (u + 0.044_715 * u * u * u)));
+        *v = gelu_tanh_one(*v);
+    }
+}
+
+/// gate = gelu_tanh(gate) * up, elementwise (Gemma's GeGLU).
+pub fn geglu(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = gelu_tanh_one(*g) * u;
+    }
+}
+
+/// x = cap · tanh(x / cap) (Gemma's final logit soft-capping).
+pub fn softcap(x: &mut [f32], cap: f32) {
+    for v in x.iter_mut() {
+        *v = tanhf(*v / cap) * cap;
+    }
+}
+
+/// RMSNorm of each `hs`-wide head of `x` in place, with weight w (HS): Qwen3's and Gemma 3's
+/// query and key norms.
+pub fn rmsnorm_heads(x: &mut [f32], hs: usize, w: &[f32], eps: f32) {
+    for head in x.chunks_exact_mut(hs) {
+        let ss: f64 = head.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / hs as f64;
+        let scale = (1.0 / sqrt64((ss as f32 + eps) as f64)) as f32;
+        for (v, &g) in head.iter_mut().zip(w) {
+            *v = g * (*v * scale);
+        }
     }
 }
 

@@ -1,40 +1,63 @@
-//! Hyperparameters read from a `.ember` file's `model.*` keys (docs/FORMAT.md).
+//! Hyperparameters read from a `.ember` file's `model.*` keys (docs/FORMAT.md), with the
+//! architecture's features from the schema (`ember_format::schema`).
 
+use ember_format::schema::{keys, Arch, Attention, Dims, EmbedScale, Features, Positions};
 use ember_format::EmberFile;
 
+use crate::math::sqrt64;
 use crate::Error;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Architecture {
-    /// Llama, Mistral, SmolLM, Qwen2 (biases optional): RMSNorm, RoPE, SwiGLU.
-    Llama,
-    /// GPT-2: LayerNorm, learned positions, GELU MLP, biases everywhere.
-    Gpt2,
+/// Sanity bounds that keep a corrupt file from requesting absurd buffers.
+const MAX_DIM: usize = 1 << 16;
+const MAX_LAYERS: usize = 1024;
+const MAX_VOCAB: usize = 1 << 22;
+const MAX_CONTEXT: usize = 1 << 22;
+
+/// Which layers are local (sliding-window): one bit per layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LayerKinds {
+    local: [u64; MAX_LAYERS / 64],
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NormKind {
-    Rms,
-    Layer,
-}
+impl LayerKinds {
+    pub fn attention(&self, layer: usize) -> Attention {
+        if layer < MAX_LAYERS && self.local[layer / 64] >> (layer % 64) & 1 == 1 {
+            Attention::Local
+        } else {
+            Attention::Global
+        }
+    }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FfnKind {
-    SwiGlu,
-    Gelu,
-}
+    fn set_local(&mut self, layer: usize) {
+        self.local[layer / 64] |= 1 << (layer % 64);
+    }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Positions {
-    Rope,
-    Learned,
+    /// Local layers among the first `layers`.
+    pub fn local_before(&self, layers: usize) -> usize {
+        let layers = layers.min(MAX_LAYERS);
+        let full: usize = self.local[..layers / 64]
+            .iter()
+            .map(|w| w.count_ones() as usize)
+            .sum();
+        let rest = match layers % 64 {
+            0 => 0,
+            r => (self.local[layers / 64] & ((1u64 << r) - 1)).count_ones() as usize,
+        };
+        full + rest
+    }
+
+    pub fn any_local(&self) -> bool {
+        self.local.iter().any(|&w| w != 0)
+    }
 }
 
 /// Letters as in DESIGN.md: V vocab, C channels, L layers, NH/KVH heads, HS head size,
 /// F feed-forward width.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Config {
-    pub arch: Architecture,
+    pub arch: Arch,
+    /// What the blocks do, from the architecture.
+    pub features: Features,
     pub vocab_size: usize,
     pub context_length: usize,
     pub dim: usize,
@@ -43,19 +66,24 @@ pub struct Config {
     pub kv_heads: usize,
     pub head_dim: usize,
     pub ffn_dim: usize,
-    pub norm: NormKind,
     pub norm_eps: f32,
-    pub ffn: FfnKind,
-    pub positions: Positions,
+    /// RoPE base of global layers (frequencies from `rope.inv_freq` when the file has it).
     pub rope_theta: f32,
+    /// RoPE base of local layers.
+    pub rope_theta_local: f32,
+    /// Multiplies RoPE's cos and sin (YaRN); 1 otherwise.
+    pub rope_attention_factor: f32,
     pub tied_embeddings: bool,
+    /// Positions a local layer sees (the current one included); 0 when no layer is local.
+    pub sliding_window: usize,
+    pub layer_kinds: LayerKinds,
+    /// Multiplies q·k before the softmax.
+    pub attention_scale: f32,
+    /// Multiplies token embeddings.
+    pub embedding_scale: f32,
+    /// logits = cap · tanh(logits / cap) when set.
+    pub final_logit_softcap: Option<f32>,
 }
-
-/// Sanity bounds that keep a corrupt file from requesting absurd buffers.
-const MAX_DIM: usize = 1 << 16;
-const MAX_LAYERS: usize = 1024;
-const MAX_VOCAB: usize = 1 << 22;
-const MAX_CONTEXT: usize = 1 << 22;
 
 fn get_u32(file: &EmberFile, key: &'static str) -> Result<usize, Error> {
     file.get(key)
@@ -64,67 +92,114 @@ fn get_u32(file: &EmberFile, key: &'static str) -> Result<usize, Error> {
         .ok_or(Error::MissingKey(key))
 }
 
-fn get_str<'a>(file: &EmberFile<'a>, key: &'static str) -> Result<&'a str, Error> {
+fn get_f32(file: &EmberFile, key: &'static str) -> Result<f32, Error> {
     file.get(key)
-        .and_then(|v| v.as_str())
+        .and_then(|v| v.as_f32())
         .ok_or(Error::MissingKey(key))
+}
+
+/// An optional f32 key: absent is None, present with another type is an error.
+fn opt_f32(file: &EmberFile, key: &'static str) -> Result<Option<f32>, Error> {
+    match file.get(key) {
+        None => Ok(None),
+        Some(v) => v.as_f32().map(Some).ok_or(Error::MissingKey(key)),
+    }
+}
+
+/// Older files name the block kinds in keys; they must agree with the architecture.
+fn check_legacy(file: &EmberFile, key: &'static str, expected: &str) -> Result<(), Error> {
+    match file.get(key).map(|v| v.as_str()) {
+        None => Ok(()),
+        Some(Some(v)) if v == expected => Ok(()),
+        Some(_) => Err(Error::BadConfig(
+            "model.norm/ffn/positions disagree with general.architecture",
+        )),
+    }
 }
 
 impl Config {
     pub fn from_file(file: &EmberFile) -> Result<Config, Error> {
-        let arch = match get_str(file, "general.architecture")? {
-            "llama" | "qwen2" | "mistral" => Architecture::Llama,
-            "gpt2" => Architecture::Gpt2,
-            _ => return Err(Error::UnsupportedArchitecture),
+        let name = file
+            .get(keys::ARCHITECTURE)
+            .and_then(|v| v.as_str())
+            .ok_or(Error::MissingKey(keys::ARCHITECTURE))?;
+        let arch = Arch::from_name(name).ok_or(Error::UnsupportedArchitecture)?;
+        let features = arch.features();
+        let (norm, ffn, pos) = match arch {
+            Arch::Gpt2 => ("layer", "gelu", "learned"),
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma3 => ("rms", "swiglu", "rope"),
         };
-        let norm = match get_str(file, "model.norm")? {
-            "rms" => NormKind::Rms,
-            "layer" => NormKind::Layer,
-            _ => return Err(Error::BadConfig("model.norm must be 'rms' or 'layer'")),
-        };
-        let ffn = match get_str(file, "model.ffn")? {
-            "swiglu" => FfnKind::SwiGlu,
-            "gelu" => FfnKind::Gelu,
-            _ => return Err(Error::BadConfig("model.ffn must be 'swiglu' or 'gelu'")),
-        };
-        let positions = match get_str(file, "model.positions")? {
-            "rope" => Positions::Rope,
-            "learned" => Positions::Learned,
-            _ => {
-                return Err(Error::BadConfig(
-                    "model.positions must be 'rope' or 'learned'",
-                ))
-            }
-        };
-        let rope_theta = match positions {
-            Positions::Rope => file
-                .get("model.rope_theta")
-                .and_then(|v| v.as_f32())
-                .ok_or(Error::MissingKey("model.rope_theta"))?,
+        if arch != Arch::Gemma3 {
+            check_legacy(file, keys::LEGACY_NORM, norm)?;
+            check_legacy(file, keys::LEGACY_FFN, ffn)?;
+            check_legacy(file, keys::LEGACY_POSITIONS, pos)?;
+        }
+        let rope_theta = match features.positions {
+            Positions::Rope => get_f32(file, keys::ROPE_THETA)?,
             Positions::Learned => 0.0,
         };
+        let head_dim = get_u32(file, keys::HEAD_DIM)?;
+        let dim = get_u32(file, keys::EMBEDDING_DIM)?;
+        let layers = get_u32(file, keys::LAYER_COUNT)?;
+        let mut layer_kinds = LayerKinds::default();
+        if let Some(v) = file.get(keys::LAYER_TYPES) {
+            let codes = v.as_bytes().ok_or(Error::MissingKey(keys::LAYER_TYPES))?;
+            if codes.len() != layers {
+                return Err(Error::BadConfig(
+                    "model.layer_types needs one entry per layer",
+                ));
+            }
+            for (i, &c) in codes.iter().enumerate() {
+                match Attention::from_code(c) {
+                    Some(Attention::Local) => layer_kinds.set_local(i),
+                    Some(Attention::Global) => {}
+                    None => {
+                        return Err(Error::BadConfig("unknown layer type in model.layer_types"))
+                    }
+                }
+            }
+        }
+        let sliding_window = match file.get(keys::SLIDING_WINDOW) {
+            Some(_) => get_u32(file, keys::SLIDING_WINDOW)?,
+            None => 0,
+        };
+        if layer_kinds.any_local() && sliding_window == 0 {
+            return Err(Error::BadConfig(
+                "local layers need model.sliding_window > 0",
+            ));
+        }
+        let embedding_scale = match features.embed_scale {
+            EmbedScale::One => 1.0,
+            EmbedScale::SqrtDim => sqrt64(dim as f64) as f32,
+        };
+        let final_logit_softcap = opt_f32(file, keys::FINAL_LOGIT_SOFTCAP)?;
         let cfg = Config {
             arch,
-            vocab_size: get_u32(file, "model.vocab_size")?,
-            context_length: get_u32(file, "model.context_length")?,
-            dim: get_u32(file, "model.embedding_dim")?,
-            layers: get_u32(file, "model.layer_count")?,
-            heads: get_u32(file, "model.head_count")?,
-            kv_heads: get_u32(file, "model.kv_head_count")?,
-            head_dim: get_u32(file, "model.head_dim")?,
-            ffn_dim: get_u32(file, "model.ffn_dim")?,
-            norm,
-            norm_eps: file
-                .get("model.norm_eps")
-                .and_then(|v| v.as_f32())
-                .ok_or(Error::MissingKey("model.norm_eps"))?,
-            ffn,
-            positions,
+            features,
+            vocab_size: get_u32(file, keys::VOCAB_SIZE)?,
+            context_length: get_u32(file, keys::CONTEXT_LENGTH)?,
+            dim,
+            layers,
+            heads: get_u32(file, keys::HEAD_COUNT)?,
+            kv_heads: get_u32(file, keys::KV_HEAD_COUNT)?,
+            head_dim,
+            ffn_dim: get_u32(file, keys::FFN_DIM)?,
+            norm_eps: get_f32(file, keys::NORM_EPS)?,
             rope_theta,
+            rope_theta_local: opt_f32(file, keys::ROPE_THETA_LOCAL)?.unwrap_or(rope_theta),
+            rope_attention_factor: opt_f32(file, keys::ROPE_ATTENTION_FACTOR)?.unwrap_or(1.0),
             tied_embeddings: file
-                .get("model.tied_embeddings")
+                .get(keys::TIED_EMBEDDINGS)
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false),
+            sliding_window,
+            layer_kinds,
+            attention_scale: match opt_f32(file, keys::ATTENTION_SCALE)? {
+                Some(s) => s,
+                None => 1.0 / sqrt64(head_dim as f64) as f32,
+            },
+            embedding_scale,
+            final_logit_softcap,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -150,11 +225,30 @@ impl Config {
                 "head count must be a multiple of the KV head count",
             ));
         }
-        if self.positions == Positions::Rope && !self.head_dim.is_multiple_of(2) {
+        if self.features.positions == Positions::Rope && !self.head_dim.is_multiple_of(2) {
             return Err(Error::BadConfig("RoPE needs an even head size"));
         }
         if !(self.norm_eps >= 0.0 && self.norm_eps < 1.0) {
             return Err(Error::BadConfig("norm epsilon out of range"));
+        }
+        let finite_pos = |v: f32| v.is_finite() && v > 0.0;
+        if self.features.positions == Positions::Rope
+            && !(finite_pos(self.rope_theta) && finite_pos(self.rope_theta_local))
+        {
+            return Err(Error::BadConfig("RoPE base must be a positive number"));
+        }
+        if !(finite_pos(self.attention_scale) && finite_pos(self.rope_attention_factor)) {
+            return Err(Error::BadConfig(
+                "attention scale and RoPE attention factor must be positive numbers",
+            ));
+        }
+        if let Some(cap) = self.final_logit_softcap {
+            if !finite_pos(cap) {
+                return Err(Error::BadConfig("final logit soft-cap must be positive"));
+            }
+        }
+        if self.sliding_window > MAX_CONTEXT {
+            return Err(Error::BadConfig("sliding window out of range"));
         }
         Ok(())
     }
@@ -167,5 +261,23 @@ impl Config {
     /// KVH·HS: width of each of K and V per position.
     pub fn kv_dim(&self) -> usize {
         self.kv_heads * self.head_dim
+    }
+
+    /// The sizes tensor shapes follow from.
+    pub fn dims(&self) -> Dims {
+        Dims {
+            vocab: self.vocab_size,
+            context: self.context_length,
+            dim: self.dim,
+            heads: self.heads,
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim,
+            ffn: self.ffn_dim,
+        }
+    }
+
+    /// The attention of layer `layer`.
+    pub fn attention(&self, layer: usize) -> Attention {
+        self.layer_kinds.attention(layer)
     }
 }

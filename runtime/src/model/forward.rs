@@ -1,8 +1,9 @@
 //! The forward pass, top to bottom, over T new tokens at positions pos..pos+T.
 
-use super::config::{Config, FfnKind, NormKind, Positions};
+use super::config::Config;
 use super::weights::{Layer, Linear, Matrix, Norm};
 use super::Model;
+use super::{Attention, BlockNorms, EmbedScale, FfnKind, NormKind, Positions, QkNorm};
 use crate::exec::{Executor, SyncMutPtr};
 use crate::kernels::{self as k, ActQ8, Kernels};
 use crate::kv_cache::KvCache;
@@ -16,6 +17,47 @@ pub enum Logits {
     All,
 }
 
+/// The f32 regions of the scratch buffer, in order.
+#[derive(Clone, Copy)]
+enum Region {
+    /// x (B, C) residual stream
+    X,
+    /// xn (B, C) normalized
+    Xn,
+    /// y (B, C) a block's output before its post-norm
+    Y,
+    /// q (B, NH·HS)
+    Q,
+    /// kv (B, 2·KVH·HS) new keys, then values
+    Kv,
+    /// att (B, NH·HS)
+    Att,
+    /// ffn_a (B, F) gate or up
+    FfnA,
+    /// ffn_b (B, F) up
+    FfnB,
+    /// scores (NH, capacity): one row per head
+    Scores,
+    /// rope (B, HS): cos and sin per position, global layers
+    Rope,
+    /// rope_local (B, HS): the same for local layers
+    RopeLocal,
+    /// row: one dequantized embedding row, or a head's partial attention output
+    Row,
+    /// inv_freq (HS/2) RoPE frequencies of global layers
+    InvFreq,
+    /// inv_freq_local (HS/2) RoPE frequencies of local layers
+    InvFreqLocal,
+    /// act d (B, cols/32)
+    ActD,
+    /// act s (B, cols/32)
+    ActS,
+    /// logits (B or 1, V)
+    Logits,
+}
+
+const REGIONS: usize = Region::Logits as usize + 1;
+
 /// Where each activation array lives in one f32 buffer and one i8 buffer, for up to
 /// `max_batch` tokens at once. Planned up front so the decode loop never allocates, and so
 /// a microcontroller can supply static buffers of `floats` and `bytes` elements.
@@ -24,8 +66,8 @@ pub struct ScratchPlan {
     pub max_batch: usize,
     pub capacity: usize,
     pub mode: Logits,
-    /// Lengths of the f32 regions, in `Parts` order.
-    lens: [usize; 14],
+    /// Lengths of the f32 regions, in `Region` order.
+    lens: [usize; REGIONS],
     /// i8 elements: the quantized activations.
     pub bytes: usize,
     /// f32 elements in all.
@@ -39,22 +81,28 @@ impl ScratchPlan {
         let max_cols = c.max(f).max(cfg.q_dim());
         let blocks = b * max_cols.div_ceil(32);
         let logit_rows = if mode == Logits::All { b } else { 1 };
-        let lens = [
-            b * c,                       // x (B, C) residual stream
-            b * c,                       // xn (B, C) normalized
-            b * cfg.q_dim(),             // q (B, NH·HS)
-            b * 2 * cfg.kv_dim(),        // kv (B, 2·KVH·HS) new keys, then values
-            b * cfg.q_dim(),             // att (B, NH·HS)
-            b * f,                       // ffn_a (B, F) gate or up
-            b * f,                       // ffn_b (B, F) up
-            cfg.heads * capacity,        // scores (NH, capacity): one row per head
-            b * cfg.head_dim,            // rope (B, HS): cos and sin per position
-            max_cols,                    // row: one dequantized embedding row
-            cfg.head_dim / 2,            // inv_freq (HS/2) RoPE frequencies
-            blocks,                      // act d (B, cols/32)
-            blocks,                      // act s (B, cols/32)
-            logit_rows * cfg.vocab_size, // logits (B or 1, V)
-        ];
+        let mut lens = [0; REGIONS];
+        for (r, n) in [
+            (Region::X, b * c),
+            (Region::Xn, b * c),
+            (Region::Y, b * c),
+            (Region::Q, b * cfg.q_dim()),
+            (Region::Kv, b * 2 * cfg.kv_dim()),
+            (Region::Att, b * cfg.q_dim()),
+            (Region::FfnA, b * f),
+            (Region::FfnB, b * f),
+            (Region::Scores, cfg.heads * capacity),
+            (Region::Rope, b * cfg.head_dim),
+            (Region::RopeLocal, b * cfg.head_dim),
+            (Region::Row, max_cols.max(cfg.heads * cfg.head_dim)),
+            (Region::InvFreq, cfg.head_dim / 2),
+            (Region::InvFreqLocal, cfg.head_dim / 2),
+            (Region::ActD, blocks),
+            (Region::ActS, blocks),
+            (Region::Logits, logit_rows * cfg.vocab_size),
+        ] {
+            lens[r as usize] = n;
+        }
         ScratchPlan {
             max_batch: b,
             capacity,
@@ -68,6 +116,11 @@ impl ScratchPlan {
     /// Bytes of memory the plan needs.
     pub fn bytes_required(&self) -> usize {
         self.floats * core::mem::size_of::<f32>() + self.bytes
+    }
+
+    /// Where region `r` starts.
+    fn offset(&self, r: Region) -> usize {
+        self.lens[..r as usize].iter().sum()
     }
 }
 
@@ -84,6 +137,7 @@ pub struct Scratch<F, I> {
 pub struct Parts<'s> {
     pub x: &'s mut [f32],
     pub xn: &'s mut [f32],
+    pub y: &'s mut [f32],
     pub q: &'s mut [f32],
     pub kv: &'s mut [f32],
     pub att: &'s mut [f32],
@@ -91,8 +145,10 @@ pub struct Parts<'s> {
     pub ffn_b: &'s mut [f32],
     pub scores: &'s mut [f32],
     pub rope: &'s mut [f32],
+    pub rope_local: &'s mut [f32],
     pub row: &'s mut [f32],
     pub inv_freq: &'s [f32],
+    pub inv_freq_local: &'s [f32],
     pub act: ActQ8<'s>,
     pub logits: &'s mut [f32],
 }
@@ -114,6 +170,13 @@ impl Scratch<alloc::vec::Vec<f32>, alloc::vec::Vec<i8>> {
     }
 }
 
+/// RoPE frequencies theta^(-2i/HS), computed in f32 as Hugging Face does.
+fn fill_inv_freq(out: &mut [f32], theta: f32, head_dim: usize) {
+    for (k, v) in out.iter_mut().enumerate() {
+        *v = 1.0 / powf(theta, (2 * k) as f32 / head_dim as f32);
+    }
+}
+
 impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
     /// Scratch in caller-provided buffers of at least `plan.floats` and `plan.bytes`.
     pub fn with_buffers(cfg: &Config, plan: ScratchPlan, f: F, mut i: I) -> Result<Self, Error> {
@@ -130,14 +193,13 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
             });
         }
         let mut s = Scratch { plan, f, i };
-        // RoPE frequencies theta^(-2i/HS), computed in f32 as Hugging Face does.
-        let inv_freq_at: usize = plan.lens[..10].iter().sum();
-        let half = plan.lens[10];
-        for (k, v) in s.f.as_mut()[inv_freq_at..inv_freq_at + half]
-            .iter_mut()
-            .enumerate()
-        {
-            *v = 1.0 / powf(cfg.rope_theta, (2 * k) as f32 / cfg.head_dim as f32);
+        let half = plan.lens[Region::InvFreq as usize];
+        for (r, theta) in [
+            (Region::InvFreq, cfg.rope_theta),
+            (Region::InvFreqLocal, cfg.rope_theta_local),
+        ] {
+            let at = plan.offset(r);
+            fill_inv_freq(&mut s.f.as_mut()[at..at + half], theta, cfg.head_dim);
         }
         Ok(s)
     }
@@ -150,24 +212,29 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
         let l = self.plan.lens;
         let mut rest: &mut [f32] = self.f.as_mut();
         let mut bytes: &mut [i8] = self.i.as_mut();
-        let x = take(&mut rest, l[0]);
-        let xn = take(&mut rest, l[1]);
-        let q = take(&mut rest, l[2]);
-        let kv = take(&mut rest, l[3]);
-        let att = take(&mut rest, l[4]);
-        let ffn_a = take(&mut rest, l[5]);
-        let ffn_b = take(&mut rest, l[6]);
-        let scores = take(&mut rest, l[7]);
-        let rope = take(&mut rest, l[8]);
-        let row = take(&mut rest, l[9]);
-        let inv_freq = take(&mut rest, l[10]);
-        let d = take(&mut rest, l[11]);
-        let s = take(&mut rest, l[12]);
-        let logits = take(&mut rest, l[13]);
+        let mut next = |r: Region| take(&mut rest, l[r as usize]);
+        let x = next(Region::X);
+        let xn = next(Region::Xn);
+        let y = next(Region::Y);
+        let q = next(Region::Q);
+        let kv = next(Region::Kv);
+        let att = next(Region::Att);
+        let ffn_a = next(Region::FfnA);
+        let ffn_b = next(Region::FfnB);
+        let scores = next(Region::Scores);
+        let rope = next(Region::Rope);
+        let rope_local = next(Region::RopeLocal);
+        let row = next(Region::Row);
+        let inv_freq = next(Region::InvFreq);
+        let inv_freq_local = next(Region::InvFreqLocal);
+        let d = next(Region::ActD);
+        let s = next(Region::ActS);
+        let logits = next(Region::Logits);
         let qs = take(&mut bytes, self.plan.bytes);
         Parts {
             x,
             xn,
+            y,
             q,
             kv,
             att,
@@ -175,8 +242,10 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
             ffn_b,
             scores,
             rope,
+            rope_local,
             row,
             inv_freq,
+            inv_freq_local,
             act: ActQ8::new(qs, d, s),
             logits,
         }
@@ -184,8 +253,8 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
 
     /// The logits of the last forward pass: (T, V) for `Logits::All`, else (V).
     pub fn logits(&self) -> &[f32] {
-        let at: usize = self.plan.lens[..13].iter().sum();
-        &self.f.as_ref()[at..at + self.plan.lens[13]]
+        let at = self.plan.offset(Region::Logits);
+        &self.f.as_ref()[at..at + self.plan.lens[Region::Logits as usize]]
     }
 }
 
@@ -219,8 +288,8 @@ fn norm(
         // SAFETY: token i alone writes row i of out, which holds t rows of c.
         let oi = unsafe { o.slice(i * c, c) };
         match (kind, n.bias) {
-            (NormKind::Layer, Some(b)) => k::layernorm(oi, xi, n.weight, b, eps),
-            _ => k::rmsnorm(oi, xi, n.weight, eps),
+            (NormKind::Rms, _) => k::rmsnorm(oi, xi, n.weight, eps),
+            (NormKind::Layer, bias) => k::layernorm(oi, xi, n.weight, bias.unwrap_or(&[]), eps),
         }
     });
 }
@@ -277,6 +346,21 @@ fn embed(m: &Matrix, id: usize, out: &mut [f32]) {
     k::dequantize_row(m, id, out);
 }
 
+/// The slots of the cache (`slots` of them, position p in slot p % slots) that hold
+/// positions `first..=last`: one range, or two where the ring wraps.
+fn slot_ranges(
+    first: usize,
+    last: usize,
+    slots: usize,
+) -> (core::ops::Range<usize>, core::ops::Range<usize>) {
+    let (a, b) = (first % slots, last % slots);
+    if a <= b {
+        (a..b + 1, 0..0)
+    } else {
+        (a..slots, 0..b + 1)
+    }
+}
+
 impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
     /// Runs `tokens` (T ≤ max_batch) at positions `pos..pos+T`, appending their keys and
     /// values to `cache`. Logits land in `s.logits`: (T, V) for `All`, else the last (V).
@@ -291,6 +375,7 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         logits: Logits,
     ) {
         let cfg = &self.config;
+        let ft = cfg.features;
         let w = &self.weights;
         let t = tokens.len();
         let (c, hs, qd, kvd, f) = (
@@ -302,27 +387,40 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         );
         let group = cfg.heads / cfg.kv_heads;
 
-        // x (T, C) = token embedding (+ learned position embedding)
+        // x (T, C) = token embedding · scale (+ learned position embedding)
         for (i, &id) in tokens.iter().enumerate() {
-            embed(&w.token_embd, id as usize, &mut s.x[i * c..(i + 1) * c]);
+            let xi = &mut s.x[i * c..(i + 1) * c];
+            embed(&w.token_embd, id as usize, xi);
+            match ft.embed_scale {
+                EmbedScale::One => {}
+                EmbedScale::SqrtDim => xi.iter_mut().for_each(|v| *v *= cfg.embedding_scale),
+            }
             if let Some(pe) = &w.pos_embd {
                 embed(pe, pos + i, &mut s.row[..c]);
-                k::add_in_place(&mut s.x[i * c..(i + 1) * c], &s.row[..c]);
+                k::add_in_place(xi, &s.row[..c]);
             }
         }
 
-        // RoPE cos/sin per position, shared by every head and layer: (T, HS).
-        if cfg.positions == Positions::Rope {
-            for i in 0..t {
-                k::rope_angles(&mut s.rope[i * hs..(i + 1) * hs], pos + i, s.inv_freq);
+        // RoPE cos/sin per position, shared by every head and layer of a kind: (T, HS).
+        match ft.positions {
+            Positions::Rope => {
+                let global = w.rope_inv_freq.unwrap_or(s.inv_freq);
+                for i in 0..t {
+                    let at = i * hs..(i + 1) * hs;
+                    let factor = cfg.rope_attention_factor;
+                    k::rope_angles(&mut s.rope[at.clone()], pos + i, global, factor);
+                    k::rope_angles(&mut s.rope_local[at], pos + i, s.inv_freq_local, 1.0);
+                }
             }
+            Positions::Learned => {}
         }
 
         for (li, layer) in w.layers.as_ref().iter().enumerate() {
-            // Attention block: x += Wo · attention(rope(Wq·xn), rope(Wk·xn), Wv·xn)
+            let attention = cfg.attention(li);
+            // Attention block: x += [post_norm] Wo · attention(rope(Wq·xn), rope(Wk·xn), Wv·xn)
             norm(
                 cx.exec,
-                cfg.norm,
+                ft.norm,
                 cfg.norm_eps,
                 &layer.attn_norm,
                 s.x,
@@ -343,44 +441,106 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                 t,
                 &mut s.act,
             );
-            if cfg.positions == Positions::Rope {
-                for i in 0..t {
-                    let angles = &s.rope[i * hs..(i + 1) * hs];
-                    k::rope(&mut s.q[i * qd..(i + 1) * qd], hs, angles);
-                    k::rope(&mut new_k[i * kvd..(i + 1) * kvd], hs, angles);
+            match (ft.qk_norm, layer.q_norm, layer.k_norm) {
+                (QkNorm::Rms, Some(qn), Some(kn)) => {
+                    k::rmsnorm_heads(&mut s.q[..t * qd], hs, qn, cfg.norm_eps);
+                    k::rmsnorm_heads(&mut new_k[..t * kvd], hs, kn, cfg.norm_eps);
                 }
+                (QkNorm::Rms, _, _) => unreachable!("the loader requires q and k norms"),
+                (QkNorm::None, _, _) => {}
             }
+            match ft.positions {
+                Positions::Rope => {
+                    let angles = match attention {
+                        Attention::Global => &s.rope[..],
+                        Attention::Local => &s.rope_local[..],
+                    };
+                    for i in 0..t {
+                        let angles = &angles[i * hs..(i + 1) * hs];
+                        k::rope(&mut s.q[i * qd..(i + 1) * qd], hs, angles);
+                        k::rope(&mut new_k[i * kvd..(i + 1) * kvd], hs, angles);
+                    }
+                }
+                Positions::Learned => {}
+            }
+            let slots = cache.slots(li);
             let (keys, values) = cache.layer_mut(li);
-            keys[pos * kvd..(pos + t) * kvd].copy_from_slice(&new_k[..t * kvd]);
-            values[pos * kvd..(pos + t) * kvd].copy_from_slice(&new_v[..t * kvd]);
+            for i in 0..t {
+                let at = (pos + i) % slots * kvd;
+                keys[at..at + kvd].copy_from_slice(&new_k[i * kvd..(i + 1) * kvd]);
+                values[at..at + kvd].copy_from_slice(&new_v[i * kvd..(i + 1) * kvd]);
+            }
             // Heads are independent: one part per head, each with its own row of scores.
             let (keys, values) = cache.layer(li);
             let capacity = s.scores.len() / cfg.heads;
-            let (att, scores) = (
+            let (att, scores, part) = (
                 SyncMutPtr(s.att.as_mut_ptr()),
                 SyncMutPtr(s.scores.as_mut_ptr()),
+                SyncMutPtr(s.row.as_mut_ptr()),
             );
             let q: &[f32] = s.q;
+            let scale = cfg.attention_scale;
             cx.exec.run(cfg.heads, &|h| {
                 let kv_off = (h / group) * hs;
                 // SAFETY: part h alone uses scores row h, within the (NH, capacity) region.
                 let scores = unsafe { scores.slice(h * capacity, capacity) };
                 for i in 0..t {
-                    let n = pos + i + 1; // causal: this token sees positions 0..=pos+i
-                                         // SAFETY: part h alone writes head h's HS outputs of token i, inside
-                                         // att (T, NH·HS).
+                    let p = pos + i; // causal: this token sees positions first..=p
+                    let first = match attention {
+                        Attention::Global => 0,
+                        Attention::Local => (p + 1).saturating_sub(cfg.sliding_window),
+                    };
+                    // SAFETY: part h alone writes head h's HS outputs of token i, inside
+                    // att (T, NH·HS).
                     let out = unsafe { att.slice(i * qd + h * hs, hs) };
                     let qh = &q[i * qd + h * hs..i * qd + (h + 1) * hs];
-                    k::attention_head(cx.kernels, out, qh, keys, values, kvd, kv_off, n, scores);
+                    let (r1, r2) = slot_ranges(first, p, slots);
+                    let span = |r: &core::ops::Range<usize>| r.start * kvd..r.end * kvd;
+                    if r2.is_empty() {
+                        let (ks, vs) = (&keys[span(&r1)], &values[span(&r1)]);
+                        k::attention_head(
+                            cx.kernels,
+                            out,
+                            qh,
+                            ks,
+                            vs,
+                            kvd,
+                            kv_off,
+                            r1.len(),
+                            scale,
+                            scores,
+                        );
+                    } else {
+                        // SAFETY: part h alone uses row's h-th HS slice, inside (NH·HS).
+                        let tmp = unsafe { part.slice(h * hs, hs) };
+                        k::attention_head_split(
+                            cx.kernels,
+                            out,
+                            tmp,
+                            qh,
+                            [
+                                (&keys[span(&r1)], &values[span(&r1)]),
+                                (&keys[span(&r2)], &values[span(&r2)]),
+                            ],
+                            kvd,
+                            kv_off,
+                            scale,
+                            scores,
+                        );
+                    }
                 }
             });
-            linear(cx, li, "attn_output", &layer.o, s.att, t, s.xn, &mut s.act);
-            k::add_in_place(&mut s.x[..t * c], &s.xn[..t * c]);
+            let y = match layer.post_attn_norm {
+                Some(_) => &mut *s.y,
+                None => &mut *s.xn,
+            };
+            linear(cx, li, "attn_output", &layer.o, s.att, t, y, &mut s.act);
+            self.residual(cx, layer.post_attn_norm.as_ref(), s.x, s.y, s.xn, t);
 
-            // Feed-forward block: x += down(silu(gate·xn) * up·xn)  or  down(gelu(up·xn))
+            // Feed-forward block: x += [post_norm] down(act(gate·xn) * up·xn)  or  down(gelu(up·xn))
             norm(
                 cx.exec,
-                cfg.norm,
+                ft.norm,
                 cfg.norm_eps,
                 &layer.ffn_norm,
                 s.x,
@@ -388,8 +548,8 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                 t,
                 c,
             );
-            match (cfg.ffn, &layer.gate) {
-                (FfnKind::SwiGlu, Some(gate)) => {
+            match (ft.ffn, &layer.gate) {
+                (FfnKind::SwiGlu | FfnKind::GeGlu, Some(gate)) => {
                     linears(
                         cx,
                         li,
@@ -402,29 +562,31 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                         &mut s.act,
                     );
                     let (a, b) = (SyncMutPtr(s.ffn_a.as_mut_ptr()), &s.ffn_b[..t * f]);
+                    let act: fn(&mut [f32], &[f32]) = match ft.ffn {
+                        FfnKind::GeGlu => k::geglu,
+                        FfnKind::SwiGlu | FfnKind::Gelu => k::swiglu,
+                    };
                     per_token(cx.exec, t, &|i| {
                         // SAFETY: token i alone uses row i of ffn_a, which holds t rows of f.
-                        k::swiglu(unsafe { a.slice(i * f, f) }, &b[i * f..(i + 1) * f])
+                        act(unsafe { a.slice(i * f, f) }, &b[i * f..(i + 1) * f])
                     });
                 }
-                _ => {
+                (FfnKind::SwiGlu | FfnKind::GeGlu, None) => {
+                    unreachable!("the loader requires ffn_gate")
+                }
+                (FfnKind::Gelu, _) => {
                     linear(cx, li, "ffn_up", &layer.up, s.xn, t, s.ffn_a, &mut s.act);
                     let a = SyncMutPtr(s.ffn_a.as_mut_ptr());
                     // SAFETY: token i alone uses row i of ffn_a, which holds t rows of f.
                     per_token(cx.exec, t, &|i| k::gelu_tanh(unsafe { a.slice(i * f, f) }));
                 }
             }
-            linear(
-                cx,
-                li,
-                "ffn_down",
-                &layer.down,
-                s.ffn_a,
-                t,
-                s.xn,
-                &mut s.act,
-            );
-            k::add_in_place(&mut s.x[..t * c], &s.xn[..t * c]);
+            let y = match layer.post_ffn_norm {
+                Some(_) => &mut *s.y,
+                None => &mut *s.xn,
+            };
+            linear(cx, li, "ffn_down", &layer.down, s.ffn_a, t, y, &mut s.act);
+            self.residual(cx, layer.post_ffn_norm.as_ref(), s.x, s.y, s.xn, t);
         }
 
         // Output head over the positions that need logits.
@@ -432,7 +594,7 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         let n = t - first;
         norm(
             cx.exec,
-            cfg.norm,
+            ft.norm,
             cfg.norm_eps,
             &w.output_norm,
             &s.x[first * c..],
@@ -446,5 +608,30 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         k::matmul::matmul(
             cx.kernels, cx.exec, &w.output, None, s.xn, n, s.logits, &mut s.act,
         );
+        if let Some(cap) = cfg.final_logit_softcap {
+            k::softcap(&mut s.logits[..n * cfg.vocab_size], cap);
+        }
+    }
+
+    /// x += the block's output: `xn` as it is (pre-norm blocks), or post_norm(`y`) (Gemma's
+    /// sandwich norms, whose output went to `y`). All (T, C).
+    fn residual(
+        &self,
+        cx: Compute,
+        post_norm: Option<&Norm>,
+        x: &mut [f32],
+        y: &[f32],
+        xn: &mut [f32],
+        t: usize,
+    ) {
+        let (cfg, c) = (&self.config, self.config.dim);
+        match (cfg.features.block_norms, post_norm) {
+            (BlockNorms::Sandwich, Some(pn)) => {
+                norm(cx.exec, cfg.features.norm, cfg.norm_eps, pn, y, xn, t, c)
+            }
+            (BlockNorms::Sandwich, None) => unreachable!("the loader requires post norms"),
+            (BlockNorms::Pre, _) => {}
+        }
+        k::add_in_place(&mut x[..t * c], &xn[..t * c]);
     }
 }

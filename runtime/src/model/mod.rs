@@ -4,7 +4,10 @@ mod config;
 mod forward;
 mod weights;
 
-pub use config::{Architecture, Config, FfnKind, NormKind, Positions};
+pub use config::{Config, LayerKinds};
+pub use ember_format::schema::{
+    Arch, Attention, BlockNorms, EmbedScale, Features, FfnKind, NormKind, Positions, QkNorm,
+};
 pub use forward::{Compute, Logits, Observer, Parts, Scratch, ScratchPlan};
 pub use weights::{Layer, Linear, Matrix, Norm, Weights};
 
@@ -56,12 +59,18 @@ impl<'a, 's> Model<'a, &'s [Layer<'a>]> {
             });
         }
         let w = Weights::load_with(file, &config, &mut *storage, |s, i, l| s[i] = l)?;
-        let (token_embd, pos_embd, output_norm, output) =
-            (w.token_embd, w.pos_embd, w.output_norm, w.output);
+        let (token_embd, pos_embd, rope_inv_freq, output_norm, output) = (
+            w.token_embd,
+            w.pos_embd,
+            w.rope_inv_freq,
+            w.output_norm,
+            w.output,
+        );
         let storage: &'s [Layer<'a>] = storage;
         let weights = Weights {
             token_embd,
             pos_embd,
+            rope_inv_freq,
             layers: &storage[..config.layers],
             output_norm,
             output,

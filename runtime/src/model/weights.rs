@@ -1,8 +1,9 @@
 //! The model's tensors, borrowed from the file, checked against the config once at load.
 
+use ember_format::schema::{self, Dims, Features, Need, Positions, Role, Shape, TensorName};
 use ember_format::{DType, EmberFile, Layout, ShortName, TensorInfo};
 
-use super::config::{Config, FfnKind, NormKind, Positions};
+use super::config::Config;
 use crate::Error;
 
 /// A weight matrix (rows, cols) in any dtype: rows contiguous (`cols` elements each), or in
@@ -53,6 +54,8 @@ pub struct Linear<'a> {
     pub b: Option<&'a [f32]>,
 }
 
+/// One block's tensors; which optional ones are present follows the architecture's
+/// features (`ember_format::schema::Features`), checked at load.
 #[derive(Clone, Copy, Debug)]
 pub struct Layer<'a> {
     pub attn_norm: Norm<'a>,
@@ -60,11 +63,18 @@ pub struct Layer<'a> {
     pub k: Linear<'a>,
     pub v: Linear<'a>,
     pub o: Linear<'a>,
+    /// Per-head RMSNorm weights (HS) of queries and keys (QkNorm::Rms).
+    pub q_norm: Option<&'a [f32]>,
+    pub k_norm: Option<&'a [f32]>,
+    /// Norm of the attention's output (BlockNorms::Sandwich).
+    pub post_attn_norm: Option<Norm<'a>>,
     pub ffn_norm: Norm<'a>,
-    /// SwiGLU only.
+    /// SwiGLU and GeGLU only.
     pub gate: Option<Linear<'a>>,
     pub up: Linear<'a>,
     pub down: Linear<'a>,
+    /// Norm of the feed-forward's output (BlockNorms::Sandwich).
+    pub post_ffn_norm: Option<Norm<'a>>,
 }
 
 /// The layers live in `L`: a `Vec` with an allocator, or a caller's slice without one.
@@ -73,6 +83,8 @@ pub struct Weights<'a, L> {
     pub token_embd: Matrix<'a>,
     /// Learned positions (context, C).
     pub pos_embd: Option<Matrix<'a>>,
+    /// RoPE inverse frequencies of global layers (HS/2), when a scaling applies.
+    pub rope_inv_freq: Option<&'a [f32]>,
     pub layers: L,
     pub output_norm: Norm<'a>,
     /// (V, C); the token embedding when tied.
@@ -81,81 +93,46 @@ pub struct Weights<'a, L> {
 
 struct Loader<'f, 'a> {
     file: &'f EmberFile<'a>,
-}
-
-/// Tensor names are short ("blk.29.ffn_down.weight"): format them without allocating.
-struct Name {
-    buf: [u8; 64],
-    len: usize,
-}
-
-impl Name {
-    fn new(parts: &[&str]) -> Name {
-        let mut n = Name {
-            buf: [0; 64],
-            len: 0,
-        };
-        for p in parts {
-            let b = p.as_bytes();
-            let take = b.len().min(64 - n.len);
-            n.buf[n.len..n.len + take].copy_from_slice(&b[..take]);
-            n.len += take;
-        }
-        n
-    }
-
-    /// `blk.{i}.{what}{suffix}`.
-    fn layer(i: usize, what: &str, suffix: &str) -> Name {
-        let mut digits = [0u8; 20];
-        let mut k = digits.len();
-        let mut v = i;
-        loop {
-            k -= 1;
-            digits[k] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        let num = core::str::from_utf8(&digits[k..]).unwrap_or("0");
-        Name::new(&["blk.", num, ".", what, suffix])
-    }
-
-    fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-
-    fn short(&self) -> ShortName {
-        ShortName::new(&self.buf[..self.len])
-    }
+    features: Features,
+    dims: Dims,
 }
 
 impl<'f, 'a> Loader<'f, 'a> {
-    fn find(&self, name: &Name) -> Option<TensorInfo<'a>> {
+    fn find(&self, name: &TensorName) -> Option<TensorInfo<'a>> {
         self.file.tensor(name.as_str())
     }
 
-    fn require(&self, name: &Name) -> Result<TensorInfo<'a>, Error> {
-        self.find(name).ok_or(Error::MissingTensor(name.short()))
+    /// The tensor if the schema says `need` allows it: missing required ones and present
+    /// absent ones (a feature this runtime would ignore) are errors.
+    fn get(&self, name: &TensorName, need: Need) -> Result<Option<TensorInfo<'a>>, Error> {
+        match (self.find(name), need) {
+            (None, Need::Required) => Err(Error::MissingTensor(name.short())),
+            (Some(_), Need::Absent) => Err(Error::UnexpectedTensor(name.short())),
+            (t, _) => Ok(t),
+        }
     }
 
-    fn vector(&self, name: &Name, len: usize) -> Result<&'a [f32], Error> {
-        let t = self.require(name)?;
+    fn vector(
+        &self,
+        name: &TensorName,
+        len: usize,
+        need: Need,
+    ) -> Result<Option<&'a [f32]>, Error> {
+        let Some(t) = self.get(name, need)? else {
+            return Ok(None);
+        };
         if t.shape() != [len] {
             return Err(Error::TensorShape(name.short()));
         }
-        t.as_f32().ok_or(Error::TensorDtype(name.short(), t.dtype))
+        t.as_f32()
+            .map(Some)
+            .ok_or(Error::TensorDtype(name.short(), t.dtype))
     }
 
-    fn optional_vector(&self, name: &Name, len: usize) -> Result<Option<&'a [f32]>, Error> {
-        match self.find(name) {
-            Some(_) => self.vector(name, len).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn matrix(&self, name: &Name, rows: usize, cols: usize) -> Result<Matrix<'a>, Error> {
-        let t = self.require(name)?;
+    fn matrix(&self, name: &TensorName, rows: usize, cols: usize) -> Result<Matrix<'a>, Error> {
+        let t = self
+            .get(name, Need::Required)?
+            .ok_or(Error::MissingTensor(name.short()))?;
         if t.shape() != [rows, cols] {
             return Err(Error::TensorShape(name.short()));
         }
@@ -168,19 +145,51 @@ impl<'f, 'a> Loader<'f, 'a> {
         })
     }
 
-    fn linear(&self, i: usize, what: &str, rows: usize, cols: usize) -> Result<Linear<'a>, Error> {
-        let w = self.matrix(&Name::layer(i, what, ".weight"), rows, cols)?;
-        let b = self.optional_vector(&Name::layer(i, what, ".bias"), rows)?;
-        Ok(Linear { w, b })
+    /// Layer `i`'s linear `role`, when the architecture has it.
+    fn linear(&self, i: usize, role: Role) -> Result<Option<Linear<'a>>, Error> {
+        let name = TensorName::layer(i, role, false);
+        if self.features.weight(role) == Need::Absent {
+            self.get(&name, Need::Absent)?;
+            return Ok(None);
+        }
+        let Shape::Matrix(rows, cols) = role.shape(&self.dims) else {
+            return Err(Error::TensorShape(name.short()));
+        };
+        let w = self.matrix(&name, rows, cols)?;
+        let b = self.vector(
+            &TensorName::layer(i, role, true),
+            rows,
+            self.features.bias(role),
+        )?;
+        Ok(Some(Linear { w, b }))
     }
 
-    fn norm(&self, name: &str, kind: NormKind, dim: usize) -> Result<Norm<'a>, Error> {
-        let weight = self.vector(&Name::new(&[name, ".weight"]), dim)?;
-        let bias = match kind {
-            NormKind::Layer => Some(self.vector(&Name::new(&[name, ".bias"]), dim)?),
-            NormKind::Rms => None,
-        };
-        Ok(Norm { weight, bias })
+    fn required_linear(&self, i: usize, role: Role) -> Result<Linear<'a>, Error> {
+        self.linear(i, role)?.ok_or(Error::MissingTensor(
+            TensorName::layer(i, role, false).short(),
+        ))
+    }
+
+    /// Layer `i`'s norm `role`, when the architecture has it.
+    fn norm(&self, i: usize, role: Role) -> Result<Option<Norm<'a>>, Error> {
+        let len = role.bias_len(&self.dims);
+        let weight = self.vector(
+            &TensorName::layer(i, role, false),
+            len,
+            self.features.weight(role),
+        )?;
+        let bias = self.vector(
+            &TensorName::layer(i, role, true),
+            len,
+            self.features.bias(role),
+        )?;
+        Ok(weight.map(|weight| Norm { weight, bias }))
+    }
+
+    fn required_norm(&self, i: usize, role: Role) -> Result<Norm<'a>, Error> {
+        self.norm(i, role)?.ok_or(Error::MissingTensor(
+            TensorName::layer(i, role, false).short(),
+        ))
     }
 }
 
@@ -202,10 +211,14 @@ impl Layer<'static> {
             k: LIN,
             v: LIN,
             o: LIN,
+            q_norm: None,
+            k_norm: None,
+            post_attn_norm: None,
             ffn_norm: NORM,
             gate: None,
             up: LIN,
             down: LIN,
+            post_ffn_norm: None,
         }
     };
 }
@@ -220,50 +233,68 @@ impl<'a, L> Weights<'a, L> {
         mut store: impl FnMut(&mut L, usize, Layer<'a>),
     ) -> Result<Weights<'a, L>, Error> {
         let mut layers = layers;
-        let l = Loader { file };
+        let l = Loader {
+            file,
+            features: cfg.features,
+            dims: cfg.dims(),
+        };
         let (c, v) = (cfg.dim, cfg.vocab_size);
-        let token_embd = l.matrix(&Name::new(&["token_embd.weight"]), v, c)?;
-        let pos_embd = match cfg.positions {
-            Positions::Learned => {
-                Some(l.matrix(&Name::new(&["pos_embd.weight"]), cfg.context_length, c)?)
-            }
-            Positions::Rope => None,
+        let token_embd = l.matrix(&TensorName::new(&[schema::TOKEN_EMBD]), v, c)?;
+        let (pos_embd, rope_inv_freq) = match cfg.features.positions {
+            Positions::Learned => (
+                Some(l.matrix(&TensorName::new(&[schema::POS_EMBD]), cfg.context_length, c)?),
+                None,
+            ),
+            Positions::Rope => (
+                None,
+                l.vector(
+                    &TensorName::new(&[schema::ROPE_INV_FREQ]),
+                    cfg.head_dim / 2,
+                    Need::Optional,
+                )?,
+            ),
         };
         for i in 0..cfg.layers {
-            let (qd, kvd, f) = (cfg.q_dim(), cfg.kv_dim(), cfg.ffn_dim);
-            let norm = |what: &str| -> Result<Norm<'a>, Error> {
-                let weight = l.vector(&Name::layer(i, what, ".weight"), c)?;
-                let bias = match cfg.norm {
-                    NormKind::Layer => Some(l.vector(&Name::layer(i, what, ".bias"), c)?),
-                    NormKind::Rms => None,
-                };
-                Ok(Norm { weight, bias })
-            };
             let layer = Layer {
-                attn_norm: norm("attn_norm")?,
-                q: l.linear(i, "attn_q", qd, c)?,
-                k: l.linear(i, "attn_k", kvd, c)?,
-                v: l.linear(i, "attn_v", kvd, c)?,
-                o: l.linear(i, "attn_output", c, qd)?,
-                ffn_norm: norm("ffn_norm")?,
-                gate: match cfg.ffn {
-                    FfnKind::SwiGlu => Some(l.linear(i, "ffn_gate", f, c)?),
-                    FfnKind::Gelu => None,
-                },
-                up: l.linear(i, "ffn_up", f, c)?,
-                down: l.linear(i, "ffn_down", c, f)?,
+                attn_norm: l.required_norm(i, Role::AttnNorm)?,
+                q: l.required_linear(i, Role::AttnQ)?,
+                k: l.required_linear(i, Role::AttnK)?,
+                v: l.required_linear(i, Role::AttnV)?,
+                o: l.required_linear(i, Role::AttnOutput)?,
+                q_norm: l.norm(i, Role::AttnQNorm)?.map(|n| n.weight),
+                k_norm: l.norm(i, Role::AttnKNorm)?.map(|n| n.weight),
+                post_attn_norm: l.norm(i, Role::PostAttnNorm)?,
+                ffn_norm: l.required_norm(i, Role::FfnNorm)?,
+                gate: l.linear(i, Role::FfnGate)?,
+                up: l.required_linear(i, Role::FfnUp)?,
+                down: l.required_linear(i, Role::FfnDown)?,
+                post_ffn_norm: l.norm(i, Role::PostFfnNorm)?,
             };
             store(&mut layers, i, layer);
         }
-        let output_norm = l.norm("output_norm", cfg.norm, c)?;
+        let output_norm = Norm {
+            weight: l
+                .vector(
+                    &TensorName::new(&[schema::OUTPUT_NORM, ".weight"]),
+                    c,
+                    Need::Required,
+                )?
+                .ok_or(Error::MissingTensor(ShortName::new(b"output_norm.weight")))?,
+            bias: l.vector(
+                &TensorName::new(&[schema::OUTPUT_NORM, ".bias"]),
+                c,
+                cfg.features.output_norm_bias(),
+            )?,
+        };
         let output = if cfg.tied_embeddings {
             token_embd
         } else {
-            l.matrix(&Name::new(&["output.weight"]), v, c)?
+            l.matrix(&TensorName::new(&[schema::OUTPUT]), v, c)?
         };
         Ok(Weights {
             token_embd,
             pos_embd,
+            rope_inv_freq,
             layers,
             output_norm,
             output,

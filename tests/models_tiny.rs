@@ -1,0 +1,160 @@
+//! The architectures of the models people bring (Qwen2 GGUF, Qwen3, Gemma 3, Llama 3.2 with
+//! llama3 RoPE scaling) on the tiny ../shared fixtures: from the Hugging Face directory and
+//! from llama.cpp's own GGUF of the same weights, in both layouts, at every kernel level and
+//! thread count, every logit within 1e-4 of transformers (relative to the row's largest
+//! |logit|) and the 16-token greedy continuation identical. Gemma 3's local layers also run
+//! with prefill batches small enough that their KV ring buffer wraps.
+mod common;
+
+use std::path::Path;
+
+use common::{convert, convert_rows16, ids, read_json, shared_fixture};
+use ember_convert::Recipe;
+use ember_format::EmberFile;
+use ember_runtime::kernels::{Kernels, Level};
+use ember_runtime::sampler::argmax;
+use ember_runtime::{Logits, Model, Session};
+
+/// (fixture, whether its HF directory is tested here: tiny-qwen2's is in first_light_tiny).
+const FIXTURES: [(&str, bool); 4] = [
+    ("tiny-qwen3", true),
+    ("tiny-gemma3", true),
+    ("tiny-llama32", true),
+    ("tiny-qwen2", false),
+];
+
+fn expected_logits(reference: &serde_json::Value) -> Vec<Vec<f64>> {
+    reference["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+/// Worst |logit − reference| / max |reference| over every position, feeding the prompt
+/// `batch` tokens per forward pass.
+fn worst_logit_error(
+    model: &Model,
+    kernels: Kernels,
+    threads: usize,
+    input: &[u32],
+    batch: usize,
+    expected: &[Vec<f64>],
+) -> f64 {
+    let v = model.config.vocab_size;
+    let mut session = Session::with_options(model, input.len(), batch, Logits::All).unwrap();
+    session.set_kernels(kernels);
+    session.set_threads(threads);
+    let mut worst = 0f64;
+    for (c, chunk) in input.chunks(batch).enumerate() {
+        let logits = session.forward_all(chunk).unwrap();
+        for i in 0..chunk.len() {
+            let row = &expected[c * batch + i];
+            let scale = row.iter().fold(0f64, |m, x| m.max(x.abs()));
+            for (j, &e) in row.iter().enumerate() {
+                worst = worst.max((logits[i * v + j] as f64 - e).abs() / scale);
+            }
+        }
+    }
+    worst
+}
+
+fn greedy(model: &Model, kernels: Kernels, threads: usize, input: &[u32], n: usize) -> Vec<u32> {
+    let mut session = Session::new(model, input.len() + n).unwrap();
+    session.set_kernels(kernels);
+    session.set_threads(threads);
+    let mut next = argmax(session.prefill(input).unwrap());
+    let mut got = Vec::new();
+    for _ in 0..n {
+        got.push(next);
+        next = argmax(session.step(next).unwrap());
+    }
+    got
+}
+
+fn check(name: &str, source: &Path, reference: &serde_json::Value) {
+    let input = ids(&reference["input_ids"]);
+    let want = ids(&reference["greedy_ids"]);
+    let expected = expected_logits(reference);
+    for (layout, bytes) in [
+        ("row-major", convert(source, Recipe::F32)),
+        ("rows16", convert_rows16(source, Recipe::F32)),
+    ] {
+        let file = EmberFile::parse(&bytes).unwrap();
+        let model = Model::load(&file).unwrap();
+        let mut worst = 0f64;
+        for level in Level::ALL {
+            let Some(kernels) = Kernels::for_level(level) else {
+                continue;
+            };
+            for threads in [1, 3] {
+                let what = format!(
+                    "{name} from {} ({layout}, {}, {threads} threads)",
+                    source.display(),
+                    level.name()
+                );
+                let err =
+                    worst_logit_error(&model, kernels, threads, &input, input.len(), &expected);
+                assert!(err <= 1e-4, "{what}: logits differ by {err:.2e}");
+                worst = worst.max(err);
+                assert_eq!(
+                    greedy(&model, kernels, threads, &input, want.len()),
+                    want,
+                    "{what}: greedy differs"
+                );
+            }
+        }
+        eprintln!(
+            "{name} from {} ({layout}): worst relative logit error {worst:.2e}",
+            source.display()
+        );
+    }
+}
+
+#[test]
+fn tiny_architectures_match_transformers_from_hf_and_gguf() {
+    for (name, hf) in FIXTURES {
+        let Some(dir) = shared_fixture(name) else {
+            return;
+        };
+        let reference = read_json(&dir.join("reference.json"));
+        if hf {
+            check(name, &dir, &reference);
+        }
+        check(name, &dir.join("model-f32.gguf"), &reference);
+    }
+}
+
+/// Gemma 3's local layers keep `window + batch - 1` KV slots: with small prefill batches the
+/// ring wraps many times within the 28-token prompt and the 16 generated tokens.
+#[test]
+fn gemma3_ring_buffer_wraps_and_still_matches() {
+    let Some(dir) = shared_fixture("tiny-gemma3") else {
+        return;
+    };
+    let reference = read_json(&dir.join("reference.json"));
+    let input = ids(&reference["input_ids"]);
+    let expected = expected_logits(&reference);
+    let bytes = convert_rows16(&dir, Recipe::F32);
+    let file = EmberFile::parse(&bytes).unwrap();
+    let model = Model::load(&file).unwrap();
+    assert_eq!(model.config.sliding_window, 6);
+    let kernels = Kernels::for_level(Level::Scalar).unwrap();
+    for batch in [1, 2, 5, 7] {
+        let err = worst_logit_error(&model, kernels, 2, &input, batch, &expected);
+        assert!(err <= 1e-4, "batch {batch}: logits differ by {err:.2e}");
+    }
+    // The local layers' cache holds 6 + 32 - 1 slots instead of 44 positions.
+    let plan = ember_runtime::SessionPlan::new(&model.config, 44, 32, Logits::Last).unwrap();
+    let full = ember_runtime::kv_cache::KvCache::<()>::floats_without_rings(&model.config, 44);
+    let kv = model.config.kv_dim();
+    assert_eq!(plan.kv_floats, (5 * 37 + 44) * 2 * kv);
+    assert!(plan.kv_floats < full);
+}
