@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod chat_template;
 mod cmd;
 
 #[derive(Parser)]

@@ -1,17 +1,18 @@
-//! `ember chat MODEL`: an interactive multi-turn chat using the model's chat template.
-//! The KV cache keeps the conversation, so each turn only processes the new text.
+//! `ember chat MODEL`: an interactive multi-turn chat in the model's own chat template
+//! (src/chat_template.rs). The KV cache keeps the conversation, so each turn usually only
+//! processes the new text.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use ember_runtime::chat::{default_system_prompt, ChatFormat, Role};
 use ember_runtime::generate::{Finish, Generator};
 use ember_runtime::tokenizer::Tokenizer;
 use ember_runtime::{MappedFile, Model, Session};
 
 use super::run::SamplingArgs;
 use super::CmdResult;
+use crate::chat_template::Prompter;
 
 #[derive(clap::Args)]
 #[command(
@@ -42,22 +43,28 @@ pub fn run(args: Args) -> CmdResult {
     let file = mapped.parse()?;
     let model = Model::load(&file)?;
     let tokenizer = Tokenizer::from_file(&file)?;
-    let template = tokenizer.chat_template();
-    let format = ChatFormat::detect(template);
-    let system = args
-        .system
-        .clone()
-        .or_else(|| template.and_then(default_system_prompt).map(str::to_string));
+    let prompter = Prompter::new(&tokenizer, &args.model.display().to_string());
+    let system = args.system.clone();
+    // The end-of-turn text stops a reply even where it is not an end-of-generation token.
+    let end_of_turn = prompter.end_of_turn();
+    let stops: Vec<&str> = end_of_turn.iter().map(String::as_str).collect();
     let capacity = args.ctx.min(model.config.context_length);
     let mut session = Session::new(&model, capacity)?;
     session.set_threads(args.threads.unwrap_or(0));
-    let mut gen = Generator::new(&mut session, &tokenizer, sampling, &[]);
+    let mut gen = Generator::new(&mut session, &tokenizer, sampling, &stops);
 
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
-    let mut first_turn = true;
-    let mut unfed_end: Option<u32> = None;
+    let first_messages = || -> Vec<(String, String)> {
+        system
+            .iter()
+            .map(|s| ("system".to_string(), s.clone()))
+            .collect()
+    };
+    let mut messages = first_messages();
+    // The rendered text whose tokens fill the KV cache, when they are exactly that text's.
+    let mut cached: Option<String> = None;
     loop {
         if interactive {
             eprint!("> ");
@@ -71,72 +78,73 @@ pub fn run(args: Args) -> CmdResult {
             "/reset" => {
                 gen.session.reset();
                 gen.history.clear();
-                first_turn = true;
-                unfed_end = None;
+                messages = first_messages();
+                cached = None;
                 eprintln!("(conversation reset)");
                 continue;
             }
             _ => {}
         }
 
-        // The new text: close the previous reply, then the user's turn and the reply opener.
-        let mut text = String::new();
-        if first_turn {
-            if let Some(s) = &system {
-                format.push_message(&mut text, Role::System, s);
+        // The whole conversation is rendered each turn, as the template would render it; the
+        // cache keeps what is unchanged, so only the new text is fed. Where the template
+        // rewrites an earlier turn (Qwen3 drops past reasoning, Llama 3 and Gemma trim
+        // replies), the conversation is fed again from the start.
+        messages.push(("user".to_string(), message.to_string()));
+        let text = match prompter.render(&messages) {
+            Ok(text) => text,
+            Err(e) => {
+                eprintln!("(chat template: {e})");
+                messages.pop();
+                continue;
             }
-        } else if unfed_end.is_none() {
-            text.push_str(format.end_of_turn());
-        }
-        if !first_turn && format == ChatFormat::ChatMl {
-            text.push('\n');
-        }
-        format.push_message(&mut text, Role::User, message);
-        format.push_generation_prompt(&mut text);
-        let mut ids: Vec<u32> = unfed_end.take().into_iter().collect();
-        let mut encoded = Vec::new();
-        tokenizer.encode(&text, &mut encoded);
-        if !first_turn
-            && format != ChatFormat::Llama2
-            && encoded.first() == tokenizer.bos_id().as_ref()
-        {
-            encoded.remove(0);
-        }
-        ids.extend(encoded);
-        first_turn = false;
-
-        let needed = gen.session.position() + ids.len();
+        };
+        let (ids, restart) = match cached.as_deref().and_then(|c| text.strip_prefix(c)) {
+            Some(rest) if !rest.is_empty() => (prompter.encode(&tokenizer, rest, false), false),
+            _ => (prompter.encode(&tokenizer, &text, true), true),
+        };
+        let needed = if restart { 0 } else { gen.session.position() } + ids.len();
         if needed >= gen.session.capacity() {
             eprintln!(
                 "(the conversation is full: {needed} of {} tokens; /reset to start over, or raise --ctx)",
                 gen.session.capacity()
             );
+            messages.pop();
             continue;
+        }
+        if restart {
+            gen.session.reset();
+            gen.history.clear();
         }
         let start = Instant::now();
         gen.prefill(&ids)?;
+        let fed = gen.session.position();
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
+        let mut reply = String::new();
         let mut emit = |t: &str| {
+            reply.push_str(t);
             let _ = out.write_all(t.as_bytes());
             let _ = out.flush();
         };
         let mut n = 0;
-        let mut last = None;
         while n < args.n {
             match gen.next(&mut emit)? {
-                Some(id) => {
-                    n += 1;
-                    last = Some(id);
-                }
+                Some(_) => n += 1,
                 None => break,
             }
         }
         let why = gen.finish(&mut emit);
         println!();
-        if why == Finish::EndOfText {
-            unfed_end = last;
-        }
+        // The cache holds the reply's tokens but not the one that ended it (end of generation)
+        // or was cut at the budget after being fed; other endings leave it out of step.
+        let in_step = match why {
+            Finish::EndOfText => gen.session.position() + 1 == fed + n,
+            Finish::Length => gen.session.position() == fed + n,
+            _ => false,
+        };
+        cached = in_step.then(|| text + &reply);
+        messages.push(("assistant".to_string(), reply));
         let secs = start.elapsed().as_secs_f64();
         if interactive {
             eprintln!("({n} tokens, {:.1} tok/s)", n as f64 / secs.max(1e-9));

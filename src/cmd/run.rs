@@ -10,6 +10,7 @@ use ember_runtime::{MappedFile, Model, SamplerConfig, Session};
 use serde_json::json;
 
 use super::CmdResult;
+use crate::chat_template::Prompter;
 
 /// Sampling flags shared by `run` and `chat`.
 #[derive(clap::Args, Clone, Debug)]
@@ -75,7 +76,8 @@ pub struct Args {
     /// The prompt as token ids, e.g. 1,2,3.
     #[arg(long, group = "prompt_source", value_delimiter = ',')]
     pub prompt_ids: Option<Vec<u32>>,
-    /// Wrap the prompt as one user message in the model's chat template.
+    /// Wrap the prompt as one user message in the model's chat template (its own Jinja
+    /// template, rendered as transformers does; ChatML, with a note, if the file has none).
     #[arg(long)]
     pub chat: bool,
     /// Tokens to generate.
@@ -104,9 +106,14 @@ pub fn run(args: Args) -> CmdResult {
     let model = Model::load(&file)?;
     let tokenizer = Tokenizer::from_file(&file)?;
 
+    let mut stops: Vec<String> = args.stops.clone();
     let prompt_ids: Vec<u32> = match (&args.prompt, &args.prompt_file, &args.prompt_ids) {
         (_, _, Some(ids)) => ids.clone(),
-        (Some(text), _, _) if args.chat => encode(&tokenizer, &chat_prompt(&tokenizer, text)),
+        (Some(text), _, _) if args.chat => {
+            let (ids, end) = chat_prompt(&tokenizer, &args.model, text)?;
+            stops.extend(end);
+            ids
+        }
         (Some(text), _, _) => encode(&tokenizer, text),
         (_, Some(path), _) => {
             let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -133,7 +140,7 @@ pub fn run(args: Args) -> CmdResult {
     }
     let mut session = Session::new(&model, capacity)?;
     session.set_threads(args.threads.unwrap_or(0));
-    let stops: Vec<&str> = args.stops.iter().map(String::as_str).collect();
+    let stops: Vec<&str> = stops.iter().map(String::as_str).collect();
     let mut gen = Generator::new(&mut session, &tokenizer, sampling, &stops);
 
     let start = Instant::now();
@@ -189,18 +196,22 @@ pub fn run(args: Args) -> CmdResult {
     Ok(())
 }
 
-/// One user turn in the model's chat template, with its default system prompt.
-fn chat_prompt(tokenizer: &Tokenizer, user: &str) -> String {
-    use ember_runtime::chat::{default_system_prompt, ChatFormat, Role};
-    let template = tokenizer.chat_template();
-    let format = ChatFormat::detect(template);
-    let mut text = String::new();
-    if let Some(system) = template.and_then(default_system_prompt) {
-        format.push_message(&mut text, Role::System, system);
-    }
-    format.push_message(&mut text, Role::User, user);
-    format.push_generation_prompt(&mut text);
-    text
+/// One user turn in the model's chat template (rendered as transformers renders it; the
+/// built-in ChatML for a file without one) and the template's end-of-turn text, which stops
+/// the reply.
+fn chat_prompt(
+    tokenizer: &Tokenizer,
+    model: &std::path::Path,
+    user: &str,
+) -> Result<(Vec<u32>, Option<String>), String> {
+    let prompter = Prompter::new(tokenizer, &model.display().to_string());
+    let text = prompter
+        .render(&[("user", user)])
+        .map_err(|e| format!("chat template: {e}"))?;
+    Ok((
+        prompter.encode(tokenizer, &text, true),
+        prompter.end_of_turn(),
+    ))
 }
 
 pub fn encode(tokenizer: &Tokenizer, text: &str) -> Vec<u32> {
