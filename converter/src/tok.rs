@@ -89,6 +89,7 @@ pub fn from_gguf(g: &GgufFile<'_>) -> Result<Tokenizer> {
         unk_id: g.opt_u32("tokenizer.ggml.unknown_token_id")?,
         pad_id: g.opt_u32("tokenizer.ggml.padding_token_id")?,
         add_bos: g.opt_bool("tokenizer.ggml.add_bos_token")?,
+        add_space_prefix: g.opt_bool("tokenizer.ggml.add_space_prefix")?,
         add_eos: g.opt_bool("tokenizer.ggml.add_eos_token")?,
         chat_template: owned_str("tokenizer.chat_template")?,
     };

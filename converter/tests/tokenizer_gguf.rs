@@ -39,6 +39,7 @@ fn fields(g: &GgufFile<'_>) -> Result<GgufTokenizerFields> {
         pad_id: g.opt_u32("tokenizer.ggml.padding_token_id")?,
         add_bos: g.opt_bool("tokenizer.ggml.add_bos_token")?,
         add_eos: g.opt_bool("tokenizer.ggml.add_eos_token")?,
+        add_space_prefix: g.opt_bool("tokenizer.ggml.add_space_prefix")?,
         chat_template: opt_str("tokenizer.chat_template"),
     })
 }

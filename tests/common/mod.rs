@@ -67,3 +67,17 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
 pub fn ember() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
 }
+
+/// The Gemma 3 270M Q4_K_M GGUF fetched by `scripts/fetch-models.sh gemma3`, if present.
+pub fn gemma3_gguf() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/models/gemma-3-270m-q4_k_m.gguf");
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "SKIPPED: {} not found: run scripts/fetch-models.sh gemma3",
+            path.display()
+        );
+        None
+    }
+}

@@ -28,6 +28,8 @@ pub struct GgufTokenizerFields {
     pub pad_id: Option<u32>,
     pub add_bos: Option<bool>,
     pub add_eos: Option<bool>,
+    /// `tokenizer.ggml.add_space_prefix` (SentencePiece's dummy prefix; Gemma has none).
+    pub add_space_prefix: Option<bool>,
     pub chat_template: Option<String>,
 }
 
@@ -178,13 +180,14 @@ pub fn from_gguf(f: GgufTokenizerFields) -> Result<TokenizerSpec> {
         }
     }
     let spm = model == TokenizerModel::Spm;
+    let space_prefix = spm && f.add_space_prefix.unwrap_or(true);
     let add_bos = f.add_bos.unwrap_or(spm) && bos_id.is_some();
     let add_eos = f.add_eos.unwrap_or(false) && eos_id.is_some();
     let has_byte_tokens = types.contains(&token_type::BYTE);
     let mut spec = TokenizerSpec {
         model,
         pre,
-        space_prefix: if spm { "legacy" } else { "never" },
+        space_prefix: if space_prefix { "legacy" } else { "never" },
         tokens,
         types,
         merges,
@@ -199,7 +202,7 @@ pub fn from_gguf(f: GgufTokenizerFields) -> Result<TokenizerSpec> {
         ignore_merges,
         byte_fallback: spm && has_byte_tokens,
         fuse_unk: false,
-        strip_space: spm,
+        strip_space: space_prefix,
         chat_template: f.chat_template,
     };
     spec.find_eog();
