@@ -249,12 +249,19 @@ fn print_memory(args: &Args, file: &EmberFile) -> CmdResult {
     let one = SessionPlan::new(&cfg, ctx, 1, Logits::Last)?;
     let batched = SessionPlan::new(&cfg, ctx, DEFAULT_BATCH, Logits::Last)?;
     let kv = one.kv_floats * 4;
+    // Local (sliding-window) layers keep a ring of window + batch - 1 positions.
+    let kv_full = ember_runtime::kv_cache::KvCache::<()>::floats_without_rings(&cfg, ctx) * 4;
+    let local_layers = cfg.layer_kinds.local_before(cfg.layers);
     let ram = |p: &SessionPlan| p.bytes_required() + layers;
     if args.json {
         let out = json!({
             "flash_bytes": flash,
             "ctx": ctx,
             "kv_cache_bytes": kv,
+            "kv_cache_bytes_batched": batched.kv_floats * 4,
+            "kv_cache_bytes_without_sliding_window": kv_full,
+            "sliding_window": cfg.sliding_window,
+            "local_layers": local_layers,
             "scratch_bytes": one.scratch.bytes_required(),
             "layer_table_bytes": layers,
             "ram_bytes": ram(&one),
@@ -266,6 +273,17 @@ fn print_memory(args: &Args, file: &EmberFile) -> CmdResult {
         println!("{}: memory for a {ctx}-token context", args.file.display());
         println!("  flash (the file, used in place)  {flash:>12} bytes");
         println!("  RAM: KV cache                    {kv:>12} bytes");
+        if local_layers > 0 {
+            println!(
+                "       {local_layers} of {} layers are local (window {}): their ring buffers save {} bytes \
+                 ({:.0}% of a full cache, {} bytes)",
+                cfg.layers,
+                cfg.sliding_window,
+                kv_full - kv,
+                100.0 * (kv_full - kv) as f64 / kv_full as f64,
+                kv_full
+            );
+        }
         println!(
             "  RAM: scratch (1 token per pass)  {:>12} bytes",
             one.scratch.bytes_required()
