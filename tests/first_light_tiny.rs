@@ -3,7 +3,7 @@
 //! continuation identical, in both weight layouts (row-major and rows16).
 mod common;
 
-use common::{convert, convert_rows16, ids, read_json, shared_fixture};
+use common::{convert, convert_rows16, ids, logit_rows, read_json, shared_fixture};
 use ember_convert::Recipe;
 use ember_format::EmberFile;
 use ember_runtime::sampler::argmax;
@@ -28,18 +28,7 @@ fn check_model(name: &str, layout: &str, bytes: &[u8], reference: &serde_json::V
     let v = model.config.vocab_size;
 
     let input = ids(&reference["input_ids"]);
-    let expected: Vec<Vec<f64>> = reference["logits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            row.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .collect()
-        })
-        .collect();
+    let expected = logit_rows(&reference["logits"]);
     let mut session = Session::with_options(&model, input.len(), input.len(), Logits::All).unwrap();
     let logits = session.forward_all(&input).unwrap();
     let mut worst = 0f64;

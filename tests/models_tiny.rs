@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{convert, convert_rows16, ids, read_json, shared_fixture};
+use common::{convert, convert_rows16, ids, logit_rows, read_json, shared_fixture};
 use ember_convert::Recipe;
 use ember_format::EmberFile;
 use ember_runtime::kernels::{Kernels, Level};
@@ -22,21 +22,6 @@ const FIXTURES: [(&str, bool); 4] = [
     ("tiny-llama32", true),
     ("tiny-qwen2", false),
 ];
-
-fn expected_logits(reference: &serde_json::Value) -> Vec<Vec<f64>> {
-    reference["logits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            row.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .collect()
-        })
-        .collect()
-}
 
 /// Worst |logit − reference| / max |reference| over every position, feeding the prompt
 /// `batch` tokens per forward pass.
@@ -82,7 +67,7 @@ fn greedy(model: &Model, kernels: Kernels, threads: usize, input: &[u32], n: usi
 fn check(name: &str, source: &Path, reference: &serde_json::Value) {
     let input = ids(&reference["input_ids"]);
     let want = ids(&reference["greedy_ids"]);
-    let expected = expected_logits(reference);
+    let expected = logit_rows(&reference["logits"]);
     for (layout, bytes) in [
         ("row-major", convert(source, Recipe::F32)),
         ("rows16", convert_rows16(source, Recipe::F32)),
@@ -141,7 +126,7 @@ fn gemma3_ring_buffer_wraps_and_still_matches() {
     };
     let reference = read_json(&dir.join("reference.json"));
     let input = ids(&reference["input_ids"]);
-    let expected = expected_logits(&reference);
+    let expected = logit_rows(&reference["logits"]);
     let bytes = convert_rows16(&dir, Recipe::F32);
     let file = EmberFile::parse(&bytes).unwrap();
     let model = Model::load(&file).unwrap();

@@ -22,19 +22,28 @@ pub fn shared_fixture(name: &str) -> Option<PathBuf> {
     }
 }
 
-/// The SmolLM2 GGUF fetched by scripts/fetch-models.sh, if present.
-pub fn smollm2_gguf() -> Option<PathBuf> {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+/// `.cache/models/NAME` fetched by scripts/fetch-models.sh, or `None` (with a loud SKIPPED
+/// line) when it is not there.
+fn cached_model(name: &str, fetch: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".cache/models")
+        .join(name);
     if path.exists() {
         Some(path)
     } else {
-        eprintln!(
-            "SKIPPED: {} not found: run scripts/fetch-models.sh",
-            path.display()
-        );
+        eprintln!("SKIPPED: {} not found: run {fetch}", path.display());
         None
     }
+}
+
+/// The SmolLM2 GGUF fetched by scripts/fetch-models.sh, if present.
+pub fn smollm2_gguf() -> Option<PathBuf> {
+    cached_model("SmolLM2-135M-Instruct.Q4_1.gguf", "scripts/fetch-models.sh")
+}
+
+/// The Gemma 3 270M Q4_K_M GGUF fetched by `scripts/fetch-models.sh gemma3`, if present.
+pub fn gemma3_gguf() -> Option<PathBuf> {
+    cached_model("gemma-3-270m-q4_k_m.gguf", "scripts/fetch-models.sh gemma3")
 }
 
 /// Converts `input` with `recipe` into an in-memory, aligned `.ember` file (row-major).
@@ -55,6 +64,21 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
+/// A reference's `logits`: one row (V) per position.
+pub fn logit_rows(v: &serde_json::Value) -> Vec<Vec<f64>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
 pub fn ids(v: &serde_json::Value) -> Vec<u32> {
     v.as_array()
         .unwrap()
@@ -66,18 +90,4 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
 /// The `ember` binary built for this test run.
 pub fn ember() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
-}
-
-/// The Gemma 3 270M Q4_K_M GGUF fetched by `scripts/fetch-models.sh gemma3`, if present.
-pub fn gemma3_gguf() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/models/gemma-3-270m-q4_k_m.gguf");
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found: run scripts/fetch-models.sh gemma3",
-            path.display()
-        );
-        None
-    }
 }
