@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod chat_template;
 mod cmd;
+mod model_source;
 
 #[derive(Parser)]
 #[command(name = "ember", version, about = "Train, convert and run small language models on CPUs and edge devices", long_about = None)]

@@ -8,18 +8,20 @@ use std::time::Instant;
 
 use ember_runtime::generate::{Finish, Generator};
 use ember_runtime::tokenizer::Tokenizer;
-use ember_runtime::{MappedFile, Model, Session};
+use ember_runtime::{Model, Session};
 
 use super::run::SamplingArgs;
 use super::CmdResult;
 use crate::chat_template::Prompter;
+use crate::model_source::{open_model, SourceArgs};
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Type a message and press Enter; an empty line is ignored, /reset starts over, /quit or end of input (Ctrl-D) leaves.\n\nExamples:\n  ember chat smollm2.ember\n  ember chat smollm2.ember --system \"Answer in one sentence.\" --temp 0.3\n  echo \"What is the capital of France?\" | ember chat smollm2.ember --temp 0"
+    after_help = "Type a message and press Enter; an empty line is ignored, /reset starts over, /quit or end of input (Ctrl-D) leaves.\n\nExamples:\n  ember chat smollm2.ember\n  ember chat smollm2.ember --system \"Answer in one sentence.\" --temp 0.3\n  echo \"What is the capital of France?\" | ember chat smollm2.ember --temp 0\n  ember chat ./SmolLM2-135M-Instruct   # a Hugging Face directory, converted once and cached"
 )]
 pub struct Args {
-    /// The .ember model.
+    /// The model: a .ember file, or a GGUF file or Hugging Face directory (converted with
+    /// --quant same on first use and cached; see --no-cache).
     pub model: PathBuf,
     /// System prompt (default: the one the model's template inserts, if any).
     #[arg(long)]
@@ -35,12 +37,14 @@ pub struct Args {
     /// Worker threads (default: all cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 pub fn run(args: Args) -> CmdResult {
     let sampling = args.sampling.config()?;
-    let mapped = MappedFile::open(&args.model)?;
-    let file = mapped.parse()?;
+    let loaded = open_model(&args.model, args.source.no_cache)?;
+    let file = loaded.parse()?;
     let model = Model::load(&file)?;
     let tokenizer = Tokenizer::from_file(&file)?;
     let prompter = Prompter::new(&tokenizer, &args.model.display().to_string());

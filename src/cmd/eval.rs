@@ -5,18 +5,20 @@
 use std::path::PathBuf;
 
 use ember_runtime::tokenizer::Tokenizer;
-use ember_runtime::{HeapSession as Session, Logits, MappedFile, Model};
+use ember_runtime::{HeapSession as Session, Logits, Model};
 use serde_json::json;
 
 use super::progress::Progress;
 use super::CmdResult;
+use crate::model_source::{open_model, SourceArgs};
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  ember eval smollm2-q4.ember --text data.txt --ctx 512\n  ember eval smollm2-q4.ember --text data.txt --reference smollm2-f32.ember --json"
+    after_help = "Examples:\n  ember eval smollm2-q4.ember --text data.txt --ctx 512\n  ember eval smollm2-q4.ember --text data.txt --reference smollm2-f32.ember --json\n  ember eval smollm2-q4.ember --text data.txt --reference ./SmolLM2-135M-Instruct   # HF directory, converted once and cached"
 )]
 pub struct Args {
-    /// The .ember model to evaluate.
+    /// The model to evaluate: a .ember file, or a GGUF file or Hugging Face directory
+    /// (converted with --quant same on first use and cached; see --no-cache).
     pub model: PathBuf,
     /// A UTF-8 text file.
     #[arg(long)]
@@ -24,7 +26,8 @@ pub struct Args {
     /// Tokens per window.
     #[arg(long, default_value_t = 512)]
     pub ctx: usize,
-    /// A reference model (same tokenizer) for KL divergence and top-1 agreement.
+    /// A reference model (same tokenizer) for KL divergence and top-1 agreement: a .ember,
+    /// GGUF file or Hugging Face directory.
     #[arg(long)]
     pub reference: Option<PathBuf>,
     /// Stop after this many windows.
@@ -36,6 +39,8 @@ pub struct Args {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 /// Tokens per forward call while scoring (logits buffer: BATCH × vocabulary).
@@ -100,8 +105,8 @@ pub fn run(args: Args) -> CmdResult {
         return Err("--ctx must be at least 4".into());
     }
     let threads = args.threads.unwrap_or(0);
-    let mapped = MappedFile::open(&args.model)?;
-    let file = mapped.parse()?;
+    let loaded = open_model(&args.model, args.source.no_cache)?;
+    let file = loaded.parse()?;
     let model = Model::load(&file)?;
     let tokenizer = Tokenizer::from_file(&file)?;
     if args.ctx > model.config.context_length {
@@ -132,7 +137,7 @@ pub fn run(args: Args) -> CmdResult {
     let ref_mapped = args
         .reference
         .as_ref()
-        .map(|p| MappedFile::open(p))
+        .map(|p| open_model(p, args.source.no_cache))
         .transpose()?;
     let ref_file = ref_mapped.as_ref().map(|m| m.parse()).transpose()?;
     let ref_model = ref_file.as_ref().map(Model::load).transpose()?;

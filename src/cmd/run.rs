@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use ember_runtime::generate::Generator;
 use ember_runtime::tokenizer::Tokenizer;
-use ember_runtime::{MappedFile, Model, SamplerConfig, Session};
+use ember_runtime::{Model, SamplerConfig, Session};
 use serde_json::json;
 
 use super::CmdResult;
 use crate::chat_template::Prompter;
+use crate::model_source::{open_model, SourceArgs};
 
 /// Sampling flags shared by `run` and `chat`.
 #[derive(clap::Args, Clone, Debug)]
@@ -62,10 +63,11 @@ impl SamplingArgs {
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  ember run smollm2.ember -p \"Once upon a time\" -n 64\n  ember run smollm2.ember --chat -p \"Write a haiku about the sea.\"\n  ember run smollm2.ember -p \"2+2=\" --temp 0 --json\n  ember run model.ember --prompt-ids 1,450,4996 -n 16 --temp 0"
+    after_help = "Examples:\n  ember run smollm2.ember -p \"Once upon a time\" -n 64\n  ember run smollm2.ember --chat -p \"Write a haiku about the sea.\"\n  ember run smollm2.ember -p \"2+2=\" --temp 0 --json\n  ember run model.ember --prompt-ids 1,450,4996 -n 16 --temp 0\n  ember run SmolLM2-135M-Instruct.Q4_1.gguf -p \"Hello\"   # converted once, cached in ~/.cache/ember"
 )]
 pub struct Args {
-    /// The .ember model.
+    /// The model: a .ember file, or a GGUF file or Hugging Face directory (converted with
+    /// --quant same on first use and cached; see --no-cache).
     pub model: PathBuf,
     /// Prompt text (special tokens such as <|im_start|> are recognized).
     #[arg(short = 'p', long, group = "prompt_source")]
@@ -97,12 +99,14 @@ pub struct Args {
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 pub fn run(args: Args) -> CmdResult {
     let sampling = args.sampling.config()?;
-    let mapped = MappedFile::open(&args.model)?;
-    let file = mapped.parse()?;
+    let loaded = open_model(&args.model, args.source.no_cache)?;
+    let file = loaded.parse()?;
     let model = Model::load(&file)?;
     let tokenizer = Tokenizer::from_file(&file)?;
 

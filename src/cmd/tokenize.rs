@@ -6,13 +6,17 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use ember_runtime::tokenizer::Tokenizer;
-use ember_runtime::MappedFile;
 
 use super::CmdResult;
+use crate::model_source::{open_model, SourceArgs};
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  ember tokenize smollm2.ember \"Hello, world!\"\n  ember tokenize ./SmolLM2-135M-Instruct --file text.txt --json   # a Hugging Face directory, converted once and cached"
+)]
 pub struct Args {
-    /// The .ember model file.
+    /// The model: a .ember file, or a GGUF file or Hugging Face directory (converted with
+    /// --quant same on first use and cached; see --no-cache).
     pub model: PathBuf,
     /// The text to tokenize.
     #[arg(required_unless_present = "file", conflicts_with = "file")]
@@ -23,6 +27,8 @@ pub struct Args {
     /// Print `{"ids": [...]}` only.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -33,8 +39,8 @@ pub fn run(args: Args) -> CmdResult {
         }
         (None, None) => return Err("give a TEXT or --file PATH".into()),
     };
-    let mapped = MappedFile::open(&args.model)?;
-    let file = mapped.parse()?;
+    let loaded = open_model(&args.model, args.source.no_cache)?;
+    let file = loaded.parse()?;
     let tok = Tokenizer::from_file(&file).map_err(|e| format!("{}: {e}", args.model.display()))?;
     let mut ids = Vec::new();
     tok.encode(&text, &mut ids);

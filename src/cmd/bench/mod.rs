@@ -9,13 +9,15 @@ mod roofline;
 use std::path::PathBuf;
 
 use super::CmdResult;
+use crate::model_source::SourceArgs;
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  ember bench                       # kernels vs. memory bandwidth and peak compute\n  ember bench --json\n  ember bench smollm2.ember -p 128 -n 64 -t 2 -r 5\n  EMBER_KERNELS=avx2 ember bench smollm2.ember --json"
+    after_help = "Examples:\n  ember bench                       # kernels vs. memory bandwidth and peak compute\n  ember bench --json\n  ember bench smollm2.ember -p 128 -n 64 -t 2 -r 5\n  ember bench SmolLM2-135M-Instruct.Q4_1.gguf   # converted once, cached in ~/.cache/ember\n  EMBER_KERNELS=avx2 ember bench smollm2.ember --json"
 )]
 pub struct Args {
-    /// A .ember model to benchmark; without it, the kernels are measured.
+    /// A model to benchmark (a .ember file, or a GGUF file or Hugging Face directory,
+    /// converted with --quant same on first use and cached); without it, the kernels are measured.
     pub model: Option<PathBuf>,
     /// Prompt tokens to process (model benchmark).
     #[arg(short = 'p', long = "n-prompt", default_value_t = 128)]
@@ -32,6 +34,8 @@ pub struct Args {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 pub fn run(args: Args) -> CmdResult {

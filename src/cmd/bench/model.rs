@@ -4,16 +4,17 @@
 use std::path::Path;
 use std::time::Instant;
 
-use ember_runtime::{MappedFile, Model, Session};
+use ember_runtime::{Model, Session};
 use serde_json::json;
 
 use super::{median, Args};
 use crate::cmd::CmdResult;
+use crate::model_source::open_model;
 
 pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
     let start = Instant::now();
-    let mapped = MappedFile::open(path)?;
-    let file = mapped.parse()?;
+    let loaded = open_model(path, args.source.no_cache)?;
+    let file = loaded.parse()?;
     let model = Model::load(&file)?;
     let load_s = start.elapsed().as_secs_f64();
     let v = model.config.vocab_size as u32;
@@ -61,7 +62,7 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
     if args.json {
         let out = json!({
             "model": path.display().to_string(),
-            "file_bytes": mapped.bytes().len(),
+            "file_bytes": loaded.bytes().len(),
             "threads": threads,
             "kernels": kernels,
             "n_prompt": args.prompt,
@@ -78,7 +79,7 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
         println!(
             "{} ({:.1} MB), {threads} threads, {kernels} kernels, median of {}",
             path.display(),
-            mapped.bytes().len() as f64 / 1e6,
+            loaded.bytes().len() as f64 / 1e6,
             args.reps
         );
         if args.prompt > 0 {
