@@ -139,3 +139,20 @@ impl Rng {
         (0..n).map(|_| self.f32()).collect()
     }
 }
+
+/// A copy of tiny-llama in a temp dir, to be damaged.
+pub fn tiny_llama_copy(tag: &str) -> PathBuf {
+    let dir = temp_dir(tag);
+    for f in std::fs::read_dir(fixture("tiny-llama")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+    }
+    dir
+}
+
+pub fn edit_config(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let p = dir.join("config.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
