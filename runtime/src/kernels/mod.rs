@@ -379,6 +379,11 @@ mod x86 {
             wrap!($m, dot_q4_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!($m, dot_q4_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!($m, dot_q4_z, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!($m, dot_q5_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!($m, dot_q5_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!($m, dot_q4_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!($m, dot_q5_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!($m, dot_q6_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!($m, dot_f32, (w: &[u8], x: &[f32]) -> f32);
             wrap!($m, dot_f16, (w: &[u8], x: &[f32]) -> f32);
             wrap!($m, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
@@ -398,6 +403,11 @@ mod x86 {
                 dot_q4_0: w::dot_q4_0,
                 dot_q4_1: w::dot_q4_1,
                 dot_q4_z: w::dot_q4_z,
+                dot_q5_0: w::dot_q5_0,
+                dot_q5_1: w::dot_q5_1,
+                dot_q4_k: w::dot_q4_k,
+                dot_q5_k: w::dot_q5_k,
+                dot_q6_k: w::dot_q6_k,
                 dot_f32: w::dot_f32,
                 dot_f16: w::dot_f16,
                 dot_bf16: w::dot_bf16,

@@ -467,3 +467,204 @@ pub unsafe fn attn_values(
         d0 += 64;
     }
 }
+
+// ---- 5-bit and K-quant blocks (the types of llama.cpp's Q4_K_M / Q5_K_M / Q6_K files) ----
+
+/// The 32 bits of `bits` as 32 bytes: 0x10 where bit j is set, 0 elsewhere (byte j).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn high_bits_x16(bits: u32) -> __m256i {
+    // Byte j takes byte j/8 of `bits`; OR-ing every bit except bit j%8 makes it all ones
+    // exactly when bit j is set.
+    let shuffle = _mm256_set_epi64x(
+        0x0303_0303_0303_0303,
+        0x0202_0202_0202_0202,
+        0x0101_0101_0101_0101,
+        0,
+    );
+    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), shuffle);
+    let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+    let set = _mm256_cmpeq_epi8(_mm256_or_si256(bytes, others), _mm256_set1_epi64x(-1));
+    _mm256_and_si256(set, _mm256_set1_epi8(0x10))
+}
+
+/// Q5_0 / Q5_1: 32 unsigned 5-bit values of the block at p (qh at `qh`, nibbles at `qs`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_values(p: *const u8, qh: usize, qs: usize) -> __m256i {
+    // SAFETY: the caller guarantees a whole block at p.
+    unsafe {
+        let h = (p.add(qh) as *const u32).read_unaligned();
+        _mm256_or_si256(nibbles(p.add(qs)), high_bits_x16(h))
+    }
+}
+
+/// Q5_0: dw (dx · Σ v·x − 16 sx) per block, v = 5-bit value (0..31).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q5_0(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nb = blocks(w, 22, qs, d, s);
+    let (mut acc, mut offset) = (_mm256_setzero_ps(), 0f32);
+    // SAFETY: `blocks` checked that blocks 0..nb of w (22 bytes each) and qs exist.
+    unsafe {
+        for b in 0..nb {
+            let p = w.as_ptr().add(22 * b);
+            let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
+            let dot = mul_sum_us8(q5_values(p, 2, 6), xq);
+            let dw = f16x8(u16_at(p));
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(d[b])), dot, acc);
+            offset += _mm256_cvtss_f32(dw) * 16.0 * s[b];
+        }
+    }
+    hsum_ps(acc) - offset
+}
+
+/// Q5_1: dw · dx · Σ v·x + m · sx per block.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q5_1(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nb = blocks(w, 24, qs, d, s);
+    let (mut acc, mut offset) = (_mm256_setzero_ps(), 0f32);
+    // SAFETY: `blocks` checked that blocks 0..nb of w (24 bytes each) and qs exist.
+    unsafe {
+        for b in 0..nb {
+            let p = w.as_ptr().add(24 * b);
+            let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
+            let dot = mul_sum_us8(q5_values(p, 4, 8), xq);
+            let dw = f16x8(u16_at(p));
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(d[b])), dot, acc);
+            offset += _mm256_cvtss_f32(f16x8(u16_at(p.add(2)))) * s[b];
+        }
+    }
+    hsum_ps(acc) + offset
+}
+
+/// The 6-bit scales and mins of a Q4_K/Q5_K super-block's 8 sub-blocks.
+#[inline]
+fn scales_mins_k4(scales: &[u8; 12]) -> ([f32; 8], [f32; 8]) {
+    let (mut sc, mut m) = ([0f32; 8], [0f32; 8]);
+    for j in 0..8 {
+        let (a, b) = ember_format::blocks::scale_min_k4(j, scales);
+        sc[j] = a as f32;
+        m[j] = b as f32;
+    }
+    (sc, m)
+}
+
+/// Q4_K (144 bytes) and Q5_K (176 bytes) per 256 weights: 8 sub-blocks of 32, each meeting
+/// one activation block: d·sc_j · dx_j · Σ v·x − dmin·m_j · sx_j. `qh`: the Q5_K high bits.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_k(w: &[u8], block_bytes: usize, qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nb = blocks(w, 0, qs, d, s) / 8;
+    assert!(w.len() >= nb * block_bytes && d.len() == 8 * nb);
+    let five = block_bytes == 176;
+    let quants = if five { 48 } else { 16 };
+    let low = _mm256_set1_epi8(0x0F);
+    let (mut acc, mut offset) = (_mm256_setzero_ps(), 0f32);
+    // SAFETY: the assert above checked blocks 0..nb of w and their 256 activations.
+    unsafe {
+        for b in 0..nb {
+            let p = w.as_ptr().add(block_bytes * b);
+            let (dall, dmin) = (
+                _mm256_cvtss_f32(f16x8(u16_at(p))),
+                _mm256_cvtss_f32(f16x8(u16_at(p.add(2)))),
+            );
+            let scales = &*(p.add(4) as *const [u8; 12]);
+            let (sc, m) = scales_mins_k4(scales);
+            let qh = if five {
+                _mm256_loadu_si256(p.add(16) as *const __m256i)
+            } else {
+                _mm256_setzero_si256()
+            };
+            for pair in 0..4 {
+                let q = _mm256_loadu_si256(p.add(quants + 32 * pair) as *const __m256i);
+                for half in 0..2 {
+                    let j = 2 * pair + half;
+                    let mut v = if half == 0 {
+                        _mm256_and_si256(q, low)
+                    } else {
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(q), low)
+                    };
+                    if five {
+                        // Bit j of qh[l] is bit 4 of value l of sub-block j.
+                        let bit = _mm256_and_si256(
+                            _mm256_srl_epi16(qh, _mm_cvtsi32_si128(j as i32)),
+                            _mm256_set1_epi8(1),
+                        );
+                        v = _mm256_or_si256(v, _mm256_slli_epi16::<4>(bit));
+                    }
+                    let a = 8 * b + j;
+                    let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * a) as *const __m256i);
+                    let dot = mul_sum_us8(v, xq);
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(dall * sc[j] * d[a]), dot, acc);
+                    offset += dmin * m[j] * s[a];
+                }
+            }
+        }
+    }
+    hsum_ps(acc) - offset
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q4_k(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    // SAFETY: same features; dot_k checks the lengths.
+    unsafe { dot_k(w, 144, qs, d, s) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q5_k(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    // SAFETY: same features; dot_k checks the lengths.
+    unsafe { dot_k(w, 176, qs, d, s) }
+}
+
+/// Q6_K (210 bytes per 256 weights: ql[128], qh[64], scales[16] i8, d f16): value
+/// (q − 32) with a scale per 16. Each activation block covers two scales: Σ (q − 32)·x per
+/// 16 is maddubs(q, x) − maddubs(32, x), weighted by the two scales in one madd.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q6_k(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nb = blocks(w, 0, qs, d, s) / 8;
+    assert!(w.len() >= nb * 210 && d.len() == 8 * nb);
+    let low = _mm256_set1_epi8(0x0F);
+    let three = _mm256_set1_epi8(3);
+    let m32 = _mm256_set1_epi8(32);
+    let mut acc = _mm256_setzero_ps();
+    // SAFETY: the assert above checked blocks 0..nb of w and their 256 activations.
+    unsafe {
+        for b in 0..nb {
+            let p = w.as_ptr().add(210 * b);
+            let scales = p.add(192) as *const i8;
+            let dw = _mm256_cvtss_f32(f16x8(u16_at(p.add(208))));
+            for h in 0..2 {
+                let ql0 = _mm256_loadu_si256(p.add(64 * h) as *const __m256i);
+                let ql1 = _mm256_loadu_si256(p.add(64 * h + 32) as *const __m256i);
+                let qh = _mm256_loadu_si256(p.add(128 + 32 * h) as *const __m256i);
+                let hi = |shift: i32| {
+                    let bits =
+                        _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(shift)), three);
+                    _mm256_slli_epi16::<4>(bits)
+                };
+                let values = [
+                    _mm256_or_si256(_mm256_and_si256(ql0, low), hi(0)),
+                    _mm256_or_si256(_mm256_and_si256(ql1, low), hi(2)),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), low), hi(4)),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql1), low), hi(6)),
+                ];
+                for (k, v) in values.into_iter().enumerate() {
+                    let a = 8 * b + 4 * h + k;
+                    let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * a) as *const __m256i);
+                    let p16 = _mm256_sub_epi16(
+                        _mm256_maddubs_epi16(v, xq),
+                        _mm256_maddubs_epi16(m32, xq),
+                    );
+                    let sub = 8 * h + 2 * k;
+                    let sc = _mm256_set_m128i(
+                        _mm_set1_epi16(*scales.add(sub + 1) as i16),
+                        _mm_set1_epi16(*scales.add(sub) as i16),
+                    );
+                    let dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, sc));
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[a]), dot, acc);
+                }
+            }
+        }
+    }
+    hsum_ps(acc)
+}

@@ -457,3 +457,16 @@ pub unsafe fn attn_values(
         d0 += 64;
     }
 }
+
+/// The 5-bit and K-quant dots are the AVX2 ones (maddubs): decode streams these weights at
+/// memory speed either way.
+macro_rules! from_avx2 {
+    ($($name:ident),*) => {$(
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        pub unsafe fn $name(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+            // SAFETY: AVX2, FMA and F16C are part of this function's feature set.
+            unsafe { super::avx2::$name(w, qs, d, s) }
+        }
+    )*};
+}
+from_avx2!(dot_q5_0, dot_q5_1, dot_q4_k, dot_q5_k, dot_q6_k);
