@@ -53,6 +53,19 @@ if [ -x scripts/fetch-models.sh ]; then
     scripts/fetch-models.sh >/dev/null || echo "warning: could not fetch SmolLM2; its tests will skip"
 fi
 
+# Python for the tests that compare with Hugging Face (tests/tokenizer_diff.rs): a cached venv
+# under .cache/, created and filled on a fresh machine. tokenizers is pinned: the runtime's
+# Unicode tables follow the version its regex engine has (runtime/src/tokenizer/gen_unicode_tables.py).
+python_env() {
+    local py=.cache/venv/bin/python
+    [ -x "$py" ] || python3 -m venv .cache/venv || return 1
+    "$py" -c "import tokenizers, transformers, gguf, sentencepiece, google.protobuf, unicodedata2
+assert tokenizers.__version__ == '0.23.3' and unicodedata2.unidata_version == '16.0.0'" 2>/dev/null ||
+        "$py" -m pip install -q "tokenizers==0.23.3" "transformers==5.25.0" gguf sentencepiece \
+            protobuf "unicodedata2==16.0.0"
+}
+python_env >/dev/null 2>&1 || echo "warning: could not set up .cache/venv; the tokenizer differential test will skip"
+
 # The kernel levels this CPU must cover: the kernel tests then fail instead of skipping them.
 has_flags() {
     local f

@@ -2,11 +2,21 @@
 """Generates unicode_tables.rs: the character classes the byte-level BPE pre-tokenizers need
 (\\p{L}, \\p{N}, \\s as Oniguruma/regex define them), as sorted, merged code point ranges.
 
-Run from this directory:  python3 gen_unicode_tables.py > unicode_tables.rs
-Uses Python's unicodedata (the Unicode version is written into the output).
+Run from this directory:  ../../../.cache/venv/bin/python gen_unicode_tables.py > unicode_tables.rs
+
+The tables must be those of the Unicode version Hugging Face `tokenizers`' regex engine uses:
+tokenizers 0.23 bundles Oniguruma 6.9.10, which has Unicode 16.0.0 (its \p{L}, \p{N} and \s
+were checked code point by code point against these tables: scripts/tokenizer_diff.py
+`--check-classes`). Python's own unicodedata lags (3.11 has 14.0.0), so the data comes from
+the `unicodedata2` package, pinned: pip install unicodedata2==16.0.0.
 """
 import sys
-import unicodedata
+
+import unicodedata2 as unicodedata
+
+UNICODE_VERSION = "16.0.0"
+assert unicodedata.unidata_version == UNICODE_VERSION, (
+    "pip install unicodedata2==%s (found %s)" % (UNICODE_VERSION, unicodedata.unidata_version))
 
 # The White_Space property (what \s matches in Oniguruma and the regex crate).
 WHITE_SPACE = [(0x09, 0x0D), (0x20, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0x1680, 0x1680),

@@ -84,6 +84,9 @@ pub mod special_flag {
 
 const NO_ID: u32 = u32::MAX;
 
+/// SentencePiece's space, `▁` (U+2581), in UTF-8.
+const METASPACE: &[u8] = "\u{2581}".as_bytes();
+
 /// Longest piece merged as one (bytes); longer pieces are cut, so symbol indices fit a u32.
 const MAX_PIECE: usize = 1 << 30;
 
@@ -346,7 +349,14 @@ impl<'a> Tokenizer<'a> {
         let mut special_first = [0u64; 4];
         for &id in specials {
             match tokens.get(id as usize).and_then(|t| t.first()) {
-                Some(&b) => special_first[(b >> 6) as usize] |= 1 << (b & 63),
+                Some(&b) => {
+                    special_first[(b >> 6) as usize] |= 1 << (b & 63);
+                    if b == b' ' && model == Model::Spm {
+                        // `▁` in the text matches a leading space (`special_match`).
+                        let m = METASPACE[0];
+                        special_first[(m >> 6) as usize] |= 1 << (m & 63);
+                    }
+                }
                 // An empty special token would match everywhere.
                 None => return Err(TokenizerError::BadValue(SPECIAL_IDS)),
             }
@@ -496,6 +506,30 @@ impl<'a> Tokenizer<'a> {
             .map(|i| self.index[i])
     }
 
+    /// Whether `text` starts with the special token `t`: the length it takes in the text.
+    /// SentencePiece vocabularies hold spaces as `▁` and HF matches their whitespace tokens
+    /// (Gemma's `▁▁`) after its normalizer made every space a `▁`, so there a `▁` typed in
+    /// the text matches a space of the token.
+    fn special_match(&self, text: &[u8], t: &[u8]) -> Option<usize> {
+        if text.starts_with(t) {
+            return Some(t.len());
+        }
+        if self.model != Model::Spm || !t.contains(&b' ') {
+            return None;
+        }
+        let mut n = 0;
+        for &b in t {
+            if text.get(n) == Some(&b) {
+                n += 1;
+            } else if b == b' ' && text[n.min(text.len())..].starts_with(METASPACE) {
+                n += METASPACE.len();
+            } else {
+                return None;
+            }
+        }
+        Some(n)
+    }
+
     /// The leftmost special token in `text[from..]`, the longest if several start there:
     /// `(start, end, id)` with `start..end` widened by the token's lstrip/rstrip whitespace.
     fn find_special(&self, text: &str, from: usize) -> Option<(usize, usize, u32)> {
@@ -510,19 +544,20 @@ impl<'a> Tokenizer<'a> {
             {
                 continue;
             }
-            let mut best: Option<(usize, usize)> = None; // (length, position in specials)
+            // (length in the text, length of the token, position in specials)
+            let mut best: Option<(usize, usize, usize)> = None;
             for (k, &id) in self.specials.iter().enumerate() {
                 let t = self.token_bytes(id);
                 // A match must end on a character boundary (a damaged file could hold a
                 // special token that is part of a character).
-                if bytes[i..].starts_with(t)
-                    && text.is_char_boundary(i + t.len())
-                    && best.is_none_or(|(len, _)| t.len() > len)
-                {
-                    best = Some((t.len(), k));
+                if let Some(n) = self.special_match(&bytes[i..], t) {
+                    if text.is_char_boundary(i + n) && best.is_none_or(|(_, len, _)| t.len() > len)
+                    {
+                        best = Some((n, t.len(), k));
+                    }
                 }
             }
-            if let Some((len, k)) = best {
+            if let Some((len, _, k)) = best {
                 let flags = self.special_flags.map_or(0, |f| f[k]);
                 let (mut start, mut end) = (i, i + len);
                 if flags & special_flag::LSTRIP != 0 {

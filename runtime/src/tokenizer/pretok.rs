@@ -316,5 +316,11 @@ mod tests {
         assert_eq!(class('٣'), Class::Number);
         assert_eq!(class('\u{3000}'), Class::Space);
         assert_eq!(class('🙂'), Class::Other);
+        // Unicode 16.0 (HF tokenizers' Oniguruma 6.9.10): Cyrillic TJE, Garay, outlined digits.
+        assert_eq!(class('\u{1C89}'), Class::Letter);
+        assert_eq!(class('\u{10D4A}'), Class::Letter);
+        assert_eq!(class('\u{1CCF0}'), Class::Number);
+        // Unassigned in 16.0.
+        assert_eq!(class('\u{323B0}'), Class::Other);
     }
 }
