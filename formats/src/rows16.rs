@@ -7,10 +7,11 @@
 //! bytes of the 16 row-major blocks it replaces (16 × block_bytes), arranged as:
 //!
 //! - the blocks' u16 header fields, field by field, 16 rows each: `d[16]` (Q8_0, Q4_0),
-//!   `d[16] m[16]` (Q4_1), `sd[16]` (Q4_Z);
+//!   `d[16] m[16]` (Q4_1), `sd[16]` (Q4_Z), `d[16] qh_lo[16] qh_hi[16]` (Q5_0: the fifth bits
+//!   of weights 0..16 and 16..32), `d[16] m[16] qh_lo[16] qh_hi[16]` (Q5_1);
 //! - the quant bytes in chunks of 4 bytes per row: chunk `a` is
 //!   `qs[row 0][4a..4a+4], qs[row 1][4a..4a+4], ..., qs[row 15][4a..4a+4]` (64 bytes); Q4
-//!   types have 4 chunks (nibble byte i holds weights i and i + 16, as in the row-major block),
+//!   and Q5 types have 4 chunks (nibble byte i holds weights i and i + 16, as in the row-major block),
 //!   Q8_0 has 8 chunks and stores each quant as `q + 128` (an unsigned byte, the operand
 //!   VNNI's `dpbusd` wants; the kernels subtract `128 · Σx` per block).
 //!
@@ -34,6 +35,9 @@ pub const fn fields(dtype: DType) -> Option<(usize, usize)> {
     match dtype {
         DType::Q4_0 | DType::Q4Z => Some((1, 16)),
         DType::Q4_1 => Some((2, 16)),
+        // d, then qh as two u16 fields (bits 0..16 and 16..32 of the fifth bits).
+        DType::Q5_0 => Some((3, 16)),
+        DType::Q5_1 => Some((4, 16)),
         DType::Q8_0 => Some((1, 32)),
         _ => None,
     }

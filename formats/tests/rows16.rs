@@ -5,7 +5,14 @@ mod common;
 use common::{random_tensor, Rng};
 use ember_format::{blocks, rows16, AlignedBytes, DType, EmberFile, Error, Layout, Writer};
 
-const TYPES: [DType; 4] = [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4Z];
+const TYPES: [DType; 6] = [
+    DType::Q8_0,
+    DType::Q4_0,
+    DType::Q4_1,
+    DType::Q4Z,
+    DType::Q5_0,
+    DType::Q5_1,
+];
 
 #[test]
 fn interleave_round_trips_and_dequantizes_like_row_major() {

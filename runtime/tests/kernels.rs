@@ -283,7 +283,14 @@ fn decode_row_groups_match_scalar_dots() {
     let mut rng = Rng(5);
     let scalar = Kernels::scalar();
     for k in levels() {
-        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4Z] {
+        for dtype in [
+            DType::Q8_0,
+            DType::Q4_0,
+            DType::Q4_1,
+            DType::Q4Z,
+            DType::Q5_0,
+            DType::Q5_1,
+        ] {
             let (RowDot::Quantized(_, _, Some(rows_fn)), RowDot::Quantized(dot, ..)) =
                 (k.row_dot(dtype), scalar.row_dot(dtype))
             else {
@@ -331,7 +338,14 @@ fn rows16_groups_match_scalar_row_dots_at_every_level() {
     let scalar = Kernels::scalar();
     // The reference itself is checked against the row-major dots, then each SIMD level.
     for k in std::iter::once(scalar).chain(levels()) {
-        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4Z] {
+        for dtype in [
+            DType::Q8_0,
+            DType::Q4_0,
+            DType::Q4_1,
+            DType::Q4Z,
+            DType::Q5_0,
+            DType::Q5_1,
+        ] {
             let g = k.group(dtype).unwrap();
             let RowDot::Quantized(dot, ..) = scalar.row_dot(dtype) else {
                 unreachable!()

@@ -162,12 +162,14 @@ pub struct GroupKernels {
     pub q4_0: GroupFns,
     pub q4_1: GroupFns,
     pub q4_z: GroupFns,
+    pub q5_0: GroupFns,
+    pub q5_1: GroupFns,
     pub f32: GroupFloatFn,
     pub f16: GroupFloatFn,
     pub bf16: GroupFloatFn,
 }
 
-/// The [`GroupKernels`] of a module that defines the eleven group kernel names (each
+/// The [`GroupKernels`] of a module that defines the fifteen group kernel names (each
 /// level's `group` module, or its safe wrappers).
 macro_rules! group_kernels {
     ($m:path) => {{
@@ -189,6 +191,14 @@ macro_rules! group_kernels {
                 gemv: m::gemv_q4_z,
                 gemm: m::gemm_q4_z,
             },
+            q5_0: $crate::kernels::GroupFns {
+                gemv: m::gemv_q5_0,
+                gemm: m::gemm_q5_0,
+            },
+            q5_1: $crate::kernels::GroupFns {
+                gemv: m::gemv_q5_1,
+                gemm: m::gemm_q5_1,
+            },
             f32: m::group_f32,
             f16: m::group_f16,
             bf16: m::group_bf16,
@@ -196,7 +206,7 @@ macro_rules! group_kernels {
     }};
 }
 
-/// Safe wrappers (module `w` inside a level's table function) around a level's eleven
+/// Safe wrappers (module `w` inside a level's table function) around a level's fifteen
 /// `#[target_feature]` group kernels in module `$m`; uses that table's `wrap!`.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! wrap_group_kernels {
@@ -210,10 +220,14 @@ macro_rules! wrap_group_kernels {
         wrap!($m, gemv_q4_0, (w: &[u8], a: &Act) -> Out);
         wrap!($m, gemv_q4_1, (w: &[u8], a: &Act) -> Out);
         wrap!($m, gemv_q4_z, (w: &[u8], a: &Act) -> Out);
+        wrap!($m, gemv_q5_0, (w: &[u8], a: &Act) -> Out);
+        wrap!($m, gemv_q5_1, (w: &[u8], a: &Act) -> Out);
         wrap!($m, gemm_q8_0, (w: &[u8], a: &Acts) -> Group);
         wrap!($m, gemm_q4_0, (w: &[u8], a: &Acts) -> Group);
         wrap!($m, gemm_q4_1, (w: &[u8], a: &Acts) -> Group);
         wrap!($m, gemm_q4_z, (w: &[u8], a: &Acts) -> Group);
+        wrap!($m, gemm_q5_0, (w: &[u8], a: &Acts) -> Group);
+        wrap!($m, gemm_q5_1, (w: &[u8], a: &Acts) -> Group);
         wrap!($m, group_f32, (w: &[u8], x: &[&[f32]], out: &mut Rows) -> ());
         wrap!($m, group_f16, (w: &[u8], x: &[&[f32]], out: &mut Rows) -> ());
         wrap!($m, group_bf16, (w: &[u8], x: &[&[f32]], out: &mut Rows) -> ());
@@ -331,6 +345,8 @@ impl Kernels {
             DType::Q4_0 => Some(self.groups.q4_0),
             DType::Q4_1 => Some(self.groups.q4_1),
             DType::Q4Z => Some(self.groups.q4_z),
+            DType::Q5_0 => Some(self.groups.q5_0),
+            DType::Q5_1 => Some(self.groups.q5_1),
             _ => None,
         }
     }

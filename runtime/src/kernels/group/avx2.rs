@@ -14,7 +14,7 @@ use ember_format::DType;
 
 type Out<const T: usize> = [[f32; GROUP]; T];
 
-use super::kind::{dtype, head, tile_bytes, Q4Z, Q4_0, Q4_1, Q8_0};
+use super::kind::{dtype, five, head, qh, tile_bytes, Q4Z, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, SPREAD};
 
 /// 8 f16 values at p as f32.
 #[inline]
@@ -56,10 +56,14 @@ unsafe fn scales<const K: u8>(p: *const u8) -> (__m256, __m256) {
                     _mm256_mul_ps(dw, _mm256_mul_ps(z, _mm256_set1_ps(-0.125))),
                 )
             }
-            Q4_1 => (f16x8(p), f16x8(p.add(32))),
+            Q4_1 | Q5_1 => (f16x8(p), f16x8(p.add(32))),
             Q4_0 => {
                 let dw = f16x8(p);
                 (dw, _mm256_mul_ps(dw, _mm256_set1_ps(-8.0)))
+            }
+            Q5_0 => {
+                let dw = f16x8(p);
+                (dw, _mm256_mul_ps(dw, _mm256_set1_ps(-16.0)))
             }
             // Q8_0 is multiplied as signed q: no offset to take back.
             _ => (f16x8(p), _mm256_setzero_ps()),
@@ -69,8 +73,9 @@ unsafe fn scales<const K: u8>(p: *const u8) -> (__m256, __m256) {
 
 /// The shared body: one group against T tokens. Per tile and row, with dot the integer sum
 /// of the quants times the activation bytes:
-/// result += dw·(dx·dot) + mw·sx, where sx = dx·Σx and mw is -8·dw (Q4_0), m (Q4_1),
-/// -dw·z/8 (Q4_Z) or 0 (Q8_0: its q + 128 bytes go back to signed q, see below).
+/// result += dw·(dx·dot) + mw·sx, where sx = dx·Σx and mw is -8·dw (Q4_0), m (Q4_1, Q5_1),
+/// -16·dw (Q5_0), -dw·z/8 (Q4_Z) or 0 (Q8_0: its q + 128 bytes go back to signed q, see
+/// below). Q5 types OR their fifth bits into the nibbles (bit 4 of each byte).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
@@ -108,6 +113,31 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
                     }
                 }
             }
+            if five(K) {
+                // SAFETY: Q5 tiles hold qh_lo and qh_hi (16 u16 each) at qh(K); this half's
+                // 8 rows are at 16h.
+                let hbits = unsafe {
+                    let at = p.add(qh(K) + 16 * h);
+                    let lo = _mm256_cvtepu16_epi32(_mm_loadu_si128(at as *const __m128i));
+                    let hi = _mm256_cvtepu16_epi32(_mm_loadu_si128(at.add(32) as *const __m128i));
+                    _mm256_or_si256(lo, _mm256_slli_epi32::<16>(hi))
+                };
+                let spread = |shift: i32| {
+                    let bits = _mm256_and_si256(
+                        _mm256_srl_epi32(hbits, _mm_cvtsi32_si128(shift)),
+                        _mm256_set1_epi32(0xF),
+                    );
+                    let bytes = _mm256_and_si256(
+                        _mm256_mullo_epi32(bits, _mm256_set1_epi32(SPREAD as i32)),
+                        _mm256_set1_epi32(0x0101_0101),
+                    );
+                    _mm256_slli_epi32::<4>(bytes)
+                };
+                for c in 0..4 {
+                    wq[c] = _mm256_or_si256(wq[c], spread(4 * c as i32));
+                    wq[c + 4] = _mm256_or_si256(wq[c + 4], spread(16 + 4 * c as i32));
+                }
+            }
             for t in 0..T {
                 // SAFETY: check() verified 32·nb activation bytes.
                 let x = unsafe { a[t].qs.as_ptr().add(32 * b) };
@@ -126,14 +156,20 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
                     }
                     d
                 } else {
-                    // Nibble pairs are at most 2·15·128 = 3840, so all 8 sum in i16.
-                    let mut s = _mm256_setzero_si256();
-                    for k in 0..8 {
-                        // SAFETY: x points at a whole activation block.
-                        let xk = unsafe { bcast(x, k) };
-                        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(wq[k], xk));
+                    // Nibble pairs are at most 2·15·128 = 3840, so all 8 sum in i16; 5-bit
+                    // pairs (2·31·128 = 7936) only 4 at a time.
+                    let per = if five(K) { 4 } else { 8 };
+                    let mut d = _mm256_setzero_si256();
+                    for k0 in (0..8).step_by(per) {
+                        let mut s = _mm256_setzero_si256();
+                        for k in k0..k0 + per {
+                            // SAFETY: x points at a whole activation block.
+                            let xk = unsafe { bcast(x, k) };
+                            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(wq[k], xk));
+                        }
+                        d = _mm256_add_epi32(d, _mm256_madd_epi16(s, ones));
                     }
-                    _mm256_madd_epi16(s, ones)
+                    d
                 };
                 let u = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(a[t].d[b]));
                 let mut v = _mm256_fmadd_ps(u, dw, acc[t][h]);

@@ -11,7 +11,7 @@ use ember_format::DType;
 
 type Out<const T: usize> = [[f32; GROUP]; T];
 
-use super::kind::{dtype, head, tile_bytes, Q4Z, Q4_0, Q4_1, Q8_0};
+use super::kind::{dtype, five, head, qh, tile_bytes, Q4Z, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, SPREAD};
 
 /// 16 f16 values at p as f32.
 #[inline]
@@ -32,7 +32,8 @@ unsafe fn bcast(x: *const i8, k: usize) -> __m512i {
 /// The shared body: one group against T tokens. Per tile and row, with dot the integer sum
 /// of the stored (unsigned) quants times the activation bytes:
 /// result += dw·(dx·dot) + mw·sx, where sx = dx·Σx and mw is -8·dw (Q4_0), -128·dw (Q8_0,
-/// stored as q + 128), m (Q4_1) or -dw·z/8 (Q4_Z).
+/// stored as q + 128), m (Q4_1, Q5_1), -16·dw (Q5_0) or -dw·z/8 (Q4_Z). Q5 types OR their
+/// fifth bits into the nibbles (bit 4 of each byte) before the dot.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
@@ -67,7 +68,7 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
                         _mm512_mul_ps(dw, _mm512_mul_ps(z, _mm512_set1_ps(-0.125))),
                     )
                 }
-                Q4_1 => (f16x16(p), f16x16(p.add(32))),
+                Q4_1 | Q5_1 => (f16x16(p), f16x16(p.add(32))),
                 _ => {
                     let dw = f16x16(p);
                     (dw, dw)
@@ -92,6 +93,30 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
                 wq[c + 4] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), nibble);
             }
         }
+        if five(K) {
+            // SAFETY: Q5 tiles hold qh_lo and qh_hi (16 u16 each) at qh(K).
+            let h = unsafe {
+                let lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(p.add(qh(K)) as *const __m256i));
+                let hi =
+                    _mm512_cvtepu16_epi32(_mm256_loadu_si256(p.add(qh(K) + 32) as *const __m256i));
+                _mm512_or_si512(lo, _mm512_slli_epi32::<16>(hi))
+            };
+            let spread = |shift: i32| {
+                let bits = _mm512_and_si512(
+                    _mm512_srl_epi32(h, _mm_cvtsi32_si128(shift)),
+                    _mm512_set1_epi32(0xF),
+                );
+                let bytes = _mm512_and_si512(
+                    _mm512_mullo_epi32(bits, _mm512_set1_epi32(SPREAD as i32)),
+                    _mm512_set1_epi32(0x0101_0101),
+                );
+                _mm512_slli_epi32::<4>(bytes)
+            };
+            for c in 0..4 {
+                wq[c] = _mm512_or_si512(wq[c], spread(4 * c as i32));
+                wq[c + 4] = _mm512_or_si512(wq[c + 4], spread(16 + 4 * c as i32));
+            }
+        }
         for t in 0..T {
             // SAFETY: check() verified 32·nb activation bytes.
             let x = unsafe { a[t].qs.as_ptr().add(32 * b) };
@@ -112,6 +137,7 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
     }
     let c = match K {
         Q4_0 => -8.0,
+        Q5_0 => -16.0,
         Q8_0 => -128.0,
         _ => 1.0,
     };

@@ -17,32 +17,54 @@ pub mod kind {
     pub const Q4_0: u8 = 1;
     pub const Q4_1: u8 = 2;
     pub const Q4Z: u8 = 3;
+    pub const Q5_0: u8 = 4;
+    pub const Q5_1: u8 = 5;
 
     pub const fn dtype(k: u8) -> DType {
         match k {
             Q8_0 => DType::Q8_0,
             Q4_0 => DType::Q4_0,
             Q4_1 => DType::Q4_1,
+            Q5_0 => DType::Q5_0,
+            Q5_1 => DType::Q5_1,
             _ => DType::Q4Z,
         }
     }
 
-    /// Bytes of the scale fields at the start of a tile.
+    /// Bytes of the u16 fields at the start of a tile (16 rows × 2 bytes per field).
     pub const fn head(k: u8) -> usize {
-        if k == Q4_1 {
-            64
-        } else {
-            32
+        match k {
+            Q4_1 => 64,
+            Q5_0 => 96,
+            Q5_1 => 128,
+            _ => 32,
         }
+    }
+
+    /// Whether the block type has fifth bits (the two `qh` fields just before the quants).
+    pub const fn five(k: u8) -> bool {
+        k == Q5_0 || k == Q5_1
+    }
+
+    /// Where the tile's `qh_lo` fields start (`qh_hi` follows 32 bytes later).
+    pub const fn qh(k: u8) -> usize {
+        head(k) - 64
     }
 
     pub const fn tile_bytes(k: u8) -> usize {
         match k {
             Q8_0 => 16 * 34,
             Q4_1 => 16 * 20,
+            Q5_0 => 16 * 22,
+            Q5_1 => 16 * 24,
             _ => 16 * 18,
         }
     }
+
+    /// The fifth bits of quant bytes j..j+4 (bits `shift..shift+4` of each lane's 32-bit
+    /// `qh`) moved to bit 4 of the lane's bytes 0..4: multiplying the 4 bits by
+    /// 1 + 2^7 + 2^14 + 2^21 puts bit i at 8i (no two products overlap, so no carries).
+    pub const SPREAD: u32 = 0x0020_4081;
 }
 
 /// A level's public kernels, the same names at every level, over its generic
@@ -55,6 +77,8 @@ macro_rules! entry_points {
         entry_points!(@quant $features, gemv_q4_0, gemm_q4_0, super::kind::Q4_0);
         entry_points!(@quant $features, gemv_q4_1, gemm_q4_1, super::kind::Q4_1);
         entry_points!(@quant $features, gemv_q4_z, gemm_q4_z, super::kind::Q4Z);
+        entry_points!(@quant $features, gemv_q5_0, gemm_q5_0, super::kind::Q5_0);
+        entry_points!(@quant $features, gemv_q5_1, gemm_q5_1, super::kind::Q5_1);
         entry_points!(@float $features, group_f32, 0);
         entry_points!(@float $features, group_f16, 1);
         entry_points!(@float $features, group_bf16, 2);

@@ -17,7 +17,7 @@ use ember_format::DType;
 
 type Out<const T: usize> = [[f32; GROUP]; T];
 
-use super::kind::{dtype, head, tile_bytes, Q4Z, Q4_0, Q4_1, Q8_0};
+use super::kind::{dtype, five, head, qh, tile_bytes, Q4Z, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, SPREAD};
 
 /// acc + SDOT of w's four 4-byte groups with bytes 4L..4L+4 of x (lane i gets
 /// sum of w[4i..4i+4] * x[4L..4L+4]).
@@ -64,10 +64,14 @@ unsafe fn scales<const K: u8>(p: *const u8) -> (float32x4_t, float32x4_t) {
                 let z = vcvtq_f32_u32(vmovl_u16(vand_u16(sd, vdup_n_u16(0x7F))));
                 (dw, vmulq_f32(dw, vmulq_n_f32(z, -0.125)))
             }
-            Q4_1 => (f16x4_load(p), f16x4_load(p.add(32))),
+            Q4_1 | Q5_1 => (f16x4_load(p), f16x4_load(p.add(32))),
             Q4_0 => {
                 let dw = f16x4_load(p);
                 (dw, vmulq_n_f32(dw, -8.0))
+            }
+            Q5_0 => {
+                let dw = f16x4_load(p);
+                (dw, vmulq_n_f32(dw, -16.0))
             }
             // Q8_0 is multiplied as signed q: no offset to take back.
             _ => (f16x4_load(p), vdupq_n_f32(0.0)),
@@ -77,8 +81,9 @@ unsafe fn scales<const K: u8>(p: *const u8) -> (float32x4_t, float32x4_t) {
 
 /// The shared body: one group against T tokens. Per tile and row, with dot the integer sum
 /// of the quants times the activation bytes:
-/// result += dw·(dx·dot) + mw·sx, where sx = dx·Σx and mw is -8·dw (Q4_0), m (Q4_1),
-/// -dw·z/8 (Q4_Z) or 0 (Q8_0: its q + 128 bytes go back to signed q for SDOT).
+/// result += dw·(dx·dot) + mw·sx, where sx = dx·Σx and mw is -8·dw (Q4_0), m (Q4_1, Q5_1),
+/// -16·dw (Q5_0), -dw·z/8 (Q4_Z) or 0 (Q8_0: its q + 128 bytes go back to signed q for
+/// SDOT). Q5 types OR their fifth bits into the nibbles (bit 4 of each byte).
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
 unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
@@ -116,6 +121,25 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
                         wq[c] = vreinterpretq_s8_u8(vandq_u8(v, nibble));
                         wq[c + 4] = vreinterpretq_s8_u8(vshrq_n_u8::<4>(v));
                     }
+                }
+            }
+            if five(K) {
+                // SAFETY: Q5 tiles hold qh_lo and qh_hi (16 u16 each) at qh(K); this
+                // quarter's 4 rows are at 8g.
+                let h = unsafe {
+                    // Byte loads need no alignment.
+                    let lo = vmovl_u16(vreinterpret_u16_u8(vld1_u8(p.add(qh(K) + 8 * g))));
+                    let hi = vmovl_u16(vreinterpret_u16_u8(vld1_u8(p.add(qh(K) + 32 + 8 * g))));
+                    vorrq_u32(lo, vshlq_n_u32::<16>(hi))
+                };
+                let spread = |shift: i32| {
+                    let bits = vandq_u32(vshlq_u32(h, vdupq_n_s32(-shift)), vdupq_n_u32(0xF));
+                    let bytes = vandq_u32(vmulq_n_u32(bits, SPREAD), vdupq_n_u32(0x0101_0101));
+                    vreinterpretq_s8_u32(vshlq_n_u32::<4>(bytes))
+                };
+                for c in 0..4 {
+                    wq[c] = vorrq_s8(wq[c], spread(4 * c as i32));
+                    wq[c + 4] = vorrq_s8(wq[c + 4], spread(16 + 4 * c as i32));
                 }
             }
             for t in 0..T {

@@ -55,6 +55,8 @@ reference!(gemv_q8_0, gemm_q8_0, DType::Q8_0, dot::dot_q8_0);
 reference!(gemv_q4_0, gemm_q4_0, DType::Q4_0, dot::dot_q4_0);
 reference!(gemv_q4_1, gemm_q4_1, DType::Q4_1, dot::dot_q4_1);
 reference!(gemv_q4_z, gemm_q4_z, DType::Q4Z, dot::dot_q4_z);
+reference!(gemv_q5_0, gemm_q5_0, DType::Q5_0, dot::dot_q5_0);
+reference!(gemv_q5_1, gemm_q5_1, DType::Q5_1, dot::dot_q5_1);
 
 /// Reference float groups: each element converted and multiplied in column order.
 fn float_with(dtype: DType, w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
