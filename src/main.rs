@@ -1,7 +1,9 @@
 //! `ember`: train, convert, run, chat, tokenize, eval, bench and inspect small language models.
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod chat_template;
 mod cmd;
@@ -46,7 +48,10 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse_from(llama_cpp_args(std::env::args_os().collect())) {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(e),
+    };
     let result = match cli.command {
         #[cfg(feature = "full")]
         Command::Train(args) => cmd::train::run(args),
@@ -67,4 +72,74 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// llama.cpp flags with no meaning on a CPU-only runtime (`-ngl 99`, which clap would read as
+/// `-n gl`): dropped with a note, so that a llama-cli command line works unchanged.
+fn llama_cpp_args(mut args: Vec<OsString>) -> Vec<OsString> {
+    const GPU_LAYERS: [&str; 3] = ["-ngl", "--n-gpu-layers", "--gpu-layers"];
+    let mut i = 1;
+    while i < args.len() {
+        let arg = args[i].to_string_lossy().into_owned();
+        if arg == "--" {
+            break;
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (arg.clone(), None),
+        };
+        if GPU_LAYERS.contains(&flag.as_str()) {
+            let value = match inline {
+                Some(v) => v,
+                None if i + 1 < args.len() => args.remove(i + 1).to_string_lossy().into_owned(),
+                None => String::new(),
+            };
+            eprintln!("note: ember runs on the CPU; ignoring {flag} {value}");
+            args.remove(i);
+            continue;
+        }
+        i += 1;
+    }
+    args
+}
+
+/// A command-line error as one line naming the problem (clap's usage block and tips folded
+/// in), exit status 2; --help and --version print as usual.
+fn clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let mut parts: Vec<String> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(msg) = line.strip_prefix("error: ") {
+            parts.push(msg.to_string());
+        } else if let Some(tip) = line.strip_prefix("tip: ") {
+            parts.push(tip.to_string());
+        }
+    }
+    if parts.is_empty() {
+        parts.push(
+            text.lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .to_string(),
+        );
+    }
+    let command = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .filter(|a| Cli::command().find_subcommand(a).is_some());
+    let help = match command {
+        Some(c) => format!("ember {c} --help"),
+        None => "ember --help".to_string(),
+    };
+    eprintln!("error: {} (see {help})", parts.join("; "));
+    ExitCode::from(2)
 }

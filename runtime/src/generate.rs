@@ -78,9 +78,25 @@ impl StopMatcher {
 pub enum Finish {
     /// The model produced an end-of-generation token (not emitted as text).
     EndOfText,
+    /// A stop string (or the chat template's end of turn) was generated.
     StopString,
     /// The caller's token budget ran out.
     Length,
+    /// The KV cache is full: the last token was sampled but there is no position to feed it.
+    Context,
+}
+
+impl Finish {
+    /// The name `ember run --json` reports as `stop_reason` (llama.cpp's server uses the same
+    /// words for the first three).
+    pub fn name(self) -> &'static str {
+        match self {
+            Finish::EndOfText => "eos",
+            Finish::StopString => "stop",
+            Finish::Length => "length",
+            Finish::Context => "context",
+        }
+    }
 }
 
 /// Drives a session: prefill a prompt, then one sampled token per `next` call.
@@ -94,6 +110,9 @@ pub struct Generator<'g, 'm, 'a> {
     decoder: StreamDecoder,
     stop: StopMatcher,
     finished: Option<Finish>,
+    /// Forward passes made by `next` (tokens fed back), for honest decode rates: the first
+    /// generated token comes from the prefill's logits.
+    pub steps: usize,
 }
 
 impl<'g, 'm, 'a> Generator<'g, 'm, 'a> {
@@ -116,6 +135,7 @@ impl<'g, 'm, 'a> Generator<'g, 'm, 'a> {
             decoder: StreamDecoder::new(false),
             stop: StopMatcher::new(stops),
             finished: None,
+            steps: 0,
         }
     }
 
@@ -153,10 +173,11 @@ impl<'g, 'm, 'a> Generator<'g, 'm, 'a> {
         }
         // Feed the token only if there is room; a full cache ends generation cleanly.
         if self.session.position() >= self.session.capacity() {
-            self.end(Finish::Length, emit);
+            self.end(Finish::Context, emit);
             return Ok(Some(id));
         }
         let logits = self.session.step(id)?;
+        self.steps += 1;
         self.logits.copy_from_slice(logits);
         Ok(Some(id))
     }

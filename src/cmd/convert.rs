@@ -1,5 +1,5 @@
 //! `ember convert`: a Hugging Face checkpoint directory or a GGUF file to `.ember`.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ember_convert::{Options, Recipe};
 use ember_format::Layout;
@@ -77,7 +77,40 @@ fn parse_recipe(s: &str) -> Result<Recipe, String> {
     })
 }
 
+/// Checks that OUTPUT can be written before converting (which may take minutes).
+fn check_output(out: &Path, force: bool) -> Result<(), String> {
+    let shown = out.display();
+    if out.is_dir() {
+        return Err(format!("{shown} is a directory: give -o a file name"));
+    }
+    if out.exists() && !force {
+        return Err(format!("{shown} exists (--force overwrites it)"));
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(format!(
+            "{shown}: the directory {} does not exist",
+            parent.display()
+        ));
+    }
+    let probe = parent.join(format!(".ember-write-check-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "{shown}: cannot write in {}: {e}",
+            parent.display()
+        )),
+    }
+}
+
 pub fn run(args: Args) -> CmdResult {
+    check_output(&args.output, args.force)?;
     let summary = ember_convert::convert(&Options {
         input: args.input.clone(),
         output: args.output.clone(),

@@ -13,6 +13,7 @@ pub mod inspect;
 #[cfg(feature = "full")]
 mod progress;
 pub mod run;
+pub mod shared;
 pub mod tokenize;
 #[cfg(feature = "full")]
 pub mod train;

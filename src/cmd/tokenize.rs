@@ -7,22 +7,22 @@ use std::path::PathBuf;
 
 use ember_runtime::tokenizer::Tokenizer;
 
+use super::shared::{read_text, ModelArg};
 use super::CmdResult;
 use crate::model_source::{open_model, SourceArgs};
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  ember tokenize smollm2.ember \"Hello, world!\"\n  ember tokenize ./SmolLM2-135M-Instruct --file text.txt --json   # a Hugging Face directory, converted once and cached"
+    after_help = "Examples:\n  ember tokenize smollm2.ember \"Hello, world!\"\n  ember tokenize -m smollm2.ember \"<|im_start|>user\"      # special tokens are recognized\n  echo \"Hello\" | ember tokenize smollm2.ember --json     # no TEXT: stdin (or -f -)\n  ember tokenize ./SmolLM2-135M-Instruct -f text.txt --json   # a Hugging Face directory, converted once and cached"
 )]
 pub struct Args {
-    /// The model: a .ember file, or a GGUF file or Hugging Face directory (converted with
-    /// --quant same on first use and cached; see --no-cache).
-    pub model: PathBuf,
-    /// The text to tokenize.
-    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// The text to tokenize (without it and without -f: stdin).
+    #[arg(conflicts_with = "file")]
     pub text: Option<String>,
-    /// Read the text from a file instead (UTF-8).
-    #[arg(long)]
+    /// Read the text from a file instead (UTF-8); - reads stdin.
+    #[arg(short = 'f', long)]
     pub file: Option<PathBuf>,
     /// Print `{"ids": [...]}` only.
     #[arg(long)]
@@ -31,17 +31,27 @@ pub struct Args {
     pub source: SourceArgs,
 }
 
-pub fn run(args: Args) -> CmdResult {
+pub fn run(mut args: Args) -> CmdResult {
+    // `ember tokenize -m MODEL TEXT`: clap gives TEXT to the first positional, MODEL's.
+    if args.model.model_flag.is_some() && args.text.is_none() {
+        if let Some(text) = args.model.model.take() {
+            args.text = Some(text.to_string_lossy().into_owned());
+        }
+    }
+    let model = args.model.path()?.to_path_buf();
     let text = match (&args.text, &args.file) {
         (Some(t), _) => t.clone(),
-        (None, Some(p)) => {
-            std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?
+        (None, Some(p)) => read_text(p)?,
+        (None, None) => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                return Err("give a TEXT, -f FILE, or text on stdin".into());
+            }
+            read_text(std::path::Path::new("-"))?
         }
-        (None, None) => return Err("give a TEXT or --file PATH".into()),
     };
-    let loaded = open_model(&args.model, args.source.no_cache)?;
+    let loaded = open_model(&model, args.source.no_cache)?;
     let file = loaded.parse()?;
-    let tok = Tokenizer::from_file(&file).map_err(|e| format!("{}: {e}", args.model.display()))?;
+    let tok = Tokenizer::from_file(&file).map_err(|e| format!("{}: {e}", model.display()))?;
     let mut ids = Vec::new();
     tok.encode(&text, &mut ids);
     if args.json {

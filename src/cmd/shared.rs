@@ -1,0 +1,118 @@
+//! What the model-running commands share: the model argument (positional or llama.cpp's
+//! `-m`), text from a file or stdin, thread checks, and which kernels a file will run on.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ember_format::{EmberFile, Layout};
+use ember_runtime::kernels::{Kernels, Level, RowDot};
+
+/// The model, as `ember run MODEL` or, as llama.cpp's tools take it, `ember run -m MODEL`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ModelArg {
+    /// The model: a .ember file, or a GGUF file or Hugging Face directory (converted with
+    /// --quant same on first use and cached; see --no-cache).
+    #[arg(value_name = "MODEL")]
+    pub model: Option<PathBuf>,
+    /// The model, as llama.cpp's -m gives it (instead of the positional MODEL).
+    #[arg(short = 'm', long = "model", value_name = "MODEL")]
+    pub model_flag: Option<PathBuf>,
+}
+
+impl ModelArg {
+    /// The model's path: exactly one of MODEL and -m.
+    pub fn path(&self) -> Result<&Path, String> {
+        match (&self.model, &self.model_flag) {
+            (Some(p), None) | (None, Some(p)) => Ok(p),
+            (Some(a), Some(b)) => Err(format!(
+                "two models given ({} and -m {}): give one",
+                a.display(),
+                b.display()
+            )),
+            (None, None) => Err("give a model: MODEL or -m MODEL".into()),
+        }
+    }
+}
+
+/// Reads a UTF-8 text file, or stdin for `-`, with the one wording every command uses.
+pub fn read_text(path: &Path) -> Result<String, String> {
+    let (bytes, name) = if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| format!("reading stdin: {e}"))?;
+        (buf, "stdin".to_string())
+    } else {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        (bytes, path.display().to_string())
+    };
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{name}: not valid UTF-8 text (byte {} is not)",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// The worker count for `-t` (0 or absent: all cores), with a warning when it exceeds the
+/// cores: threads beyond them wait on each other at every matmul, and decode slows sharply.
+pub fn threads(requested: Option<usize>) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match requested {
+        None | Some(0) => cores,
+        Some(t) => {
+            if t > cores {
+                eprintln!(
+                    "warning: -t {t} is more threads than the {cores} cores here: generation will be slower than with -t {cores}"
+                );
+            }
+            t
+        }
+    }
+}
+
+/// Touches every page of a mapped model so that load time, not the first prompt, pays for
+/// reading it from disk.
+pub fn fault_in(bytes: &[u8]) {
+    let mut x = 0u8;
+    for i in (0..bytes.len()).step_by(4096) {
+        x ^= bytes[i];
+    }
+    std::hint::black_box(x);
+}
+
+/// Which kernels multiply the file's matrices at `kernels`' level: one entry per dtype and
+/// layout, e.g. `avx512 (q4_1 rows16, q8_0 rows16, q6_k row-major: scalar fallback)`.
+pub fn describe_kernels(kernels: &Kernels, file: &EmberFile) -> String {
+    let scalar = Kernels::scalar();
+    let mut seen: BTreeMap<(String, &'static str), String> = BTreeMap::new();
+    for t in file.tensors() {
+        if t.shape().len() != 2 {
+            continue;
+        }
+        let dtype = t.dtype.name().to_string();
+        let layout = t.layout.name();
+        let how = if kernels.level == Level::Scalar {
+            String::new()
+        } else if t.layout == Layout::Rows16 {
+            // Every level has its own rows16 kernels.
+            String::new()
+        } else {
+            let simd_dot = match (kernels.row_dot(t.dtype), scalar.row_dot(t.dtype)) {
+                (RowDot::Quantized(a, ..), RowDot::Quantized(b, ..)) => a as usize != b as usize,
+                (RowDot::Float(a, _), RowDot::Float(b, _)) => a as usize != b as usize,
+                _ => true,
+            };
+            if simd_dot {
+                String::new()
+            } else {
+                ": scalar fallback".into()
+            }
+        };
+        seen.insert((dtype, layout), how);
+    }
+    let parts: Vec<String> = seen
+        .into_iter()
+        .map(|((dtype, layout), how)| format!("{dtype} {layout}{how}"))
+        .collect();
+    format!("{} ({})", kernels.level.name(), parts.join(", "))
+}
