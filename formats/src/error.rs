@@ -90,6 +90,9 @@ pub enum Error {
     },
     /// Section offsets or lengths are out of order, misaligned or overflow.
     BadLayout(Section),
+    /// A padding byte (after a key, value or name, before the data, between tensors) is not
+    /// zero: docs/FORMAT.md says zero, and the reader holds files to it.
+    NonZeroPadding(Section),
     /// Reserved header bytes are not zero.
     ReservedNotZero,
     /// A metadata key is empty, too long or not UTF-8.
@@ -175,6 +178,7 @@ impl fmt::Display for Error {
                 "file length is {actual} bytes but the header says {header} (truncated or padded)"
             ),
             Error::BadLayout(s) => write!(f, "corrupt header: bad offset or length of the {s}"),
+            Error::NonZeroPadding(s) => write!(f, "corrupt {s}: padding bytes are not zero"),
             Error::ReservedNotZero => f.write_str("corrupt header: reserved bytes are not zero"),
             Error::BadKey { index } => write!(f, "corrupt metadata: key #{index} is invalid"),
             Error::KeysNotSorted { key } => {

@@ -20,6 +20,14 @@ fn pad8(n: u64) -> Option<u64> {
     n.checked_add(7).map(|v| v & !7)
 }
 
+fn all_zero(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
+}
+
+// Sizes: a u64 from the file becomes a `usize` with `as` only after it was checked against
+// the length of a slice (so it fits in `usize` on every target, 32-bit ones included);
+// values not bounded that way (tensor extents) go through `usize::try_from`.
+
 /// The fixed-size file header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -334,6 +342,10 @@ impl<'a> EmberFile<'a> {
         {
             return Err(Error::BadLayout(Section::TensorData));
         }
+        // The zero padding between the directory and the data (both ends checked above).
+        if !all_zero(&bytes[(h.dir_offset + h.dir_len) as usize..h.data_offset as usize]) {
+            return Err(Error::NonZeroPadding(Section::TensorData));
+        }
         let file = EmberFile { bytes, header: h };
         file.validate_metadata()?;
         file.validate_tensors()?;
@@ -396,10 +408,16 @@ impl<'a> EmberFile<'a> {
             if t.offset % DATA_ALIGN != 0 || t.offset < prev_end || end > data_end {
                 return Err(Error::BadTensorOffset { name: short });
             }
+            if !all_zero(&self.bytes[prev_end as usize..t.offset as usize]) {
+                return Err(Error::NonZeroPadding(Section::TensorData));
+            }
             prev_end = end;
         }
         if !it.rest.is_empty() {
             return Err(Error::BadLayout(Section::TensorDirectory));
+        }
+        if !all_zero(&self.bytes[prev_end as usize..data_end as usize]) {
+            return Err(Error::NonZeroPadding(Section::TensorData));
         }
         Ok(())
     }
@@ -502,6 +520,11 @@ impl<'a> MetaIter<'a> {
         let key = core::str::from_utf8(&b[META_ENTRY_FIXED..key_end as usize])
             .map_err(|_| Error::BadKey { index })?;
         let short = ShortName::new(key.as_bytes());
+        if !all_zero(&b[key_end as usize..value_start as usize])
+            || !all_zero(&b[value_end as usize..entry_end as usize])
+        {
+            return Err(Error::NonZeroPadding(Section::Metadata));
+        }
         let raw = &b[value_start as usize..value_end as usize];
         let value = decode_value(value_type, raw, short)?;
         self.rest = &b[entry_end as usize..];
@@ -549,6 +572,9 @@ fn decode_bytes_array(raw: &[u8], key: ShortName) -> Result<BytesArray<'_>, Erro
     if blob_start > raw.len() as u64 {
         return Err(bad);
     }
+    if !all_zero(&raw[8 + offsets_len as usize..blob_start as usize]) {
+        return Err(Error::NonZeroPadding(Section::Metadata));
+    }
     let offsets: &[u32] = cast(&raw[8..8 + offsets_len as usize], key)?;
     let blob = &raw[blob_start as usize..];
     if offsets[0] != 0 || *offsets.last().unwrap_or(&0) as usize != blob.len() {
@@ -590,6 +616,9 @@ impl<'a> DirIter<'a> {
         }
         let name_bytes = &b[DIR_ENTRY_FIXED..DIR_ENTRY_FIXED + name_len];
         let name = core::str::from_utf8(name_bytes).map_err(|_| Error::BadTensorName { index })?;
+        if !all_zero(&b[DIR_ENTRY_FIXED + name_len..entry_end as usize]) {
+            return Err(Error::NonZeroPadding(Section::TensorDirectory));
+        }
         let short = ShortName::new(name_bytes);
         let dtype_id = u32_at(b, 4);
         let dtype = DType::from_id(dtype_id).ok_or(Error::UnknownDtype {
@@ -612,7 +641,9 @@ impl<'a> DirIter<'a> {
                 if v == 0 || v > MAX_EXTENT {
                     return Err(Error::BadShape { name: short });
                 }
-                *slot = v as usize;
+                // MAX_EXTENT is 2^40: on a 32-bit target `as` would truncate an extent
+                // the 64-bit reader rejects to one that might fit, giving another shape.
+                *slot = usize::try_from(v).map_err(|_| Error::BadShape { name: short })?;
             } else if v != 1 {
                 return Err(Error::BadShape { name: short });
             }

@@ -157,8 +157,14 @@ fn errors_name_the_problem() {
     bytes[0] = b'X';
     assert_eq!(parse_and_walk(&bytes), Err(Error::BadMagic));
     let mut bytes = sample();
-    let n = bytes.len();
-    bytes[n - 1] ^= 0xFF;
+    // A byte of the last tensor's data (the file's last bytes are padding, checked at parse).
+    let last = {
+        let buf = AlignedBytes::from(bytes.as_slice());
+        let file = EmberFile::parse(&buf).unwrap();
+        let t = file.tensors().last().unwrap();
+        t.offset as usize + t.data.len() - 1
+    };
+    bytes[last] ^= 0xFF;
     let msg = parse_and_walk(&bytes).unwrap_err().to_string();
     assert!(msg.contains("checksum"), "{msg}");
     let bytes = sample();
@@ -209,5 +215,59 @@ fn absurd_bytes_array_count_is_rejected() {
         put_u64(&mut bytes, value, count);
         reseal(&mut bytes);
         assert!(parse_and_walk(&bytes).is_err(), "count {count:#x} accepted");
+    }
+}
+
+/// Every padding byte docs/FORMAT.md says is zero (after a key, a value, a tensor name,
+/// between the directory and the data, between tensors) is checked: a non-zero one is an
+/// error even when the checksum was recomputed over it.
+#[test]
+fn non_zero_padding_is_rejected() {
+    use ember_format::{Section, Writer};
+    let mut w = Writer::new();
+    w.set("abc", ember_format::OwnedValue::U8(vec![7]));
+    w.set(
+        "bytes",
+        ember_format::OwnedValue::BytesArray(vec![b"x".to_vec(), b"y".to_vec()]),
+    );
+    w.add_tensor_f32("t", &[3], &[1.0, 2.0, 3.0]).unwrap();
+    w.add_tensor_f32("u", &[1], &[4.0]).unwrap();
+    let good = w.to_vec();
+    let file_buf = AlignedBytes::from(good.as_slice());
+    let file = EmberFile::parse(&file_buf).unwrap();
+    let h = *file.header();
+    let base = file_buf.as_ptr() as usize;
+    let ts: Vec<_> = file.tensors().collect();
+    let (t, u) = (&ts[0], &ts[1]);
+    let t_end = t.offset as usize + t.data.len();
+    let name_end = t.name.as_ptr() as usize - base + t.name.len();
+    let key = layout::HEADER_LEN + layout::META_ENTRY_FIXED; // "abc", then 5 padding bytes
+    let mut padding: Vec<(usize, Section)> = vec![
+        (key + 3, Section::Metadata),
+        (key + 4, Section::Metadata),
+        (key + 8 + 1, Section::Metadata), // after the 1-byte value
+        (key + 15, Section::Metadata),
+        (name_end, Section::TensorDirectory),
+        ((h.dir_offset + h.dir_len) as usize, Section::TensorData),
+        (h.data_offset as usize - 1, Section::TensorData),
+        (t_end, Section::TensorData),
+        (u.offset as usize - 1, Section::TensorData),
+    ];
+    // bytes[] ["x", "y"]: u64 count, u32 offsets[3], then 4 padding bytes before the blob.
+    let v = file.get("bytes").unwrap().as_bytes_array().unwrap();
+    let blob = v.get(0).unwrap().as_ptr() as usize - base;
+    padding.push((blob - 1, Section::Metadata));
+    assert!((h.dir_offset + h.dir_len) < h.data_offset && t_end < u.offset as usize);
+    for (at, section) in padding {
+        assert_eq!(good[at], 0, "byte {at} is padding");
+        let mut bad = good.clone();
+        bad[at] = 0x20;
+        reseal(&mut bad);
+        let buf = AlignedBytes::from(bad.as_slice());
+        assert_eq!(
+            EmberFile::parse(&buf).err(),
+            Some(Error::NonZeroPadding(section)),
+            "padding byte {at}"
+        );
     }
 }
