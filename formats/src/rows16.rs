@@ -3,12 +3,16 @@
 //! all 16 rows (one 32-bit lane per row) and the 16 rows' scales sit side by side.
 //!
 //! A group of 16 rows is stored contiguously, block column after block column: the matrix
-//! `(rows, cols)` becomes `rows / 16` groups of `cols / 32` tiles. A tile has exactly the
+//! `(rows, cols)` becomes `rows / 16` groups of `cols / B` tiles (B = 32 weights per block, 256
+//! for the K-quant super-blocks Q4_K, Q5_K, Q6_K). A tile has exactly the
 //! bytes of the 16 row-major blocks it replaces (16 × block_bytes), arranged as:
 //!
 //! - the blocks' u16 header fields, field by field, 16 rows each: `d[16]` (Q8_0, Q4_0),
 //!   `d[16] m[16]` (Q4_1), `sd[16]` (Q4_Z), `d[16] qh_lo[16] qh_hi[16]` (Q5_0: the fifth bits
 //!   of weights 0..16 and 16..32), `d[16] m[16] qh_lo[16] qh_hi[16]` (Q5_1);
+//! - K-quants: Q4_K and Q5_K put `d`, `dmin` and their 12 scale bytes (6 fields) first;
+//!   Q6_K has only `d` as a field; everything else (Q5_K's qh, then qs; Q6_K's ql, qh and 16
+//!   scales) is chunked as below ([`Parts`]);
 //! - the quant bytes in chunks of 4 bytes per row: chunk `a` is
 //!   `qs[row 0][4a..4a+4], qs[row 1][4a..4a+4], ..., qs[row 15][4a..4a+4]` (64 bytes); Q4
 //!   and Q5 types have 4 chunks (nibble byte i holds weights i and i + 16, as in the row-major block),
@@ -27,18 +31,50 @@ use crate::DType;
 /// Rows per group.
 pub const GROUP: usize = 16;
 
-/// Weights per block for every dtype this layout takes.
+/// Weights per block of the 32-weight block types (K-quant super-blocks have 256).
 pub const BLOCK: usize = 32;
 
-/// u16 header fields and quant bytes per block, for dtypes the layout takes.
-pub const fn fields(dtype: DType) -> Option<(usize, usize)> {
+/// Where a block type's bytes go in a tile: `head` bytes of u16 fields, then `quants` bytes
+/// moved in 4-byte chunks, then `tail` bytes of u16 fields (Q6_K keeps its scale last).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parts {
+    pub head: usize,
+    pub quants: usize,
+    pub tail: usize,
+}
+
+impl Parts {
+    const fn new(head: usize, quants: usize, tail: usize) -> Option<Parts> {
+        Some(Parts { head, quants, tail })
+    }
+
+    /// Bytes of one block.
+    pub const fn block_bytes(&self) -> usize {
+        self.head + self.quants + self.tail
+    }
+
+    /// Where the quant chunks start in a tile (after all fields).
+    pub const fn chunks_at(&self) -> usize {
+        GROUP * (self.head + self.tail)
+    }
+}
+
+/// The parts of each block type the layout takes.
+pub const fn fields(dtype: DType) -> Option<Parts> {
     match dtype {
-        DType::Q4_0 | DType::Q4Z => Some((1, 16)),
-        DType::Q4_1 => Some((2, 16)),
-        // d, then qh as two u16 fields (bits 0..16 and 16..32 of the fifth bits).
-        DType::Q5_0 => Some((3, 16)),
-        DType::Q5_1 => Some((4, 16)),
-        DType::Q8_0 => Some((1, 32)),
+        DType::Q4_0 | DType::Q4Z => Parts::new(2, 16, 0),
+        DType::Q4_1 => Parts::new(4, 16, 0),
+        // d, then qh as two u16 fields (the fifth bits of weights 0..16 and 16..32).
+        DType::Q5_0 => Parts::new(6, 16, 0),
+        DType::Q5_1 => Parts::new(8, 16, 0),
+        DType::Q8_0 => Parts::new(2, 32, 0),
+        // d, dmin and the 12 bytes of 6-bit scales as fields; qs in chunks.
+        DType::Q4K => Parts::new(16, 128, 0),
+        // As Q4_K; qh (32 bytes) is chunked with qs: chunk k of it holds the fifth bits of
+        // weights 4k..4k+4 of every sub-block.
+        DType::Q5K => Parts::new(16, 160, 0),
+        // ql, qh and the 16 i8 scales in chunks; d last.
+        DType::Q6K => Parts::new(0, 208, 2),
         _ => None,
     }
 }
@@ -53,33 +89,43 @@ pub const fn float_bytes(dtype: DType) -> Option<usize> {
 }
 
 /// Whether a tensor of this dtype and shape can be stored as rows16: a matrix whose row
-/// count is a multiple of 16, of a 32-weight block type or a float type.
+/// count is a multiple of 16, of a block type above or a float type.
 pub fn supports(dtype: DType, shape: &[usize]) -> bool {
     shape.len() == 2
         && shape[0] > 0
         && shape[0].is_multiple_of(GROUP)
         && (float_bytes(dtype).is_some()
-            || (fields(dtype).is_some() && shape[1].is_multiple_of(BLOCK)))
+            || (fields(dtype).is_some() && shape[1].is_multiple_of(dtype.block_len())))
 }
 
 /// Bytes of one tile (16 blocks).
 pub fn tile_bytes(dtype: DType) -> Option<usize> {
-    fields(dtype).map(|(h, q)| GROUP * (2 * h + q))
+    fields(dtype).map(|p| GROUP * p.block_bytes())
 }
+
+/// Bytes of the largest block the layout takes (Q6_K's 210, rounded up to even).
+pub const MAX_BLOCK_BYTES: usize = 210;
 
 /// Bias added to Q8_0 quant bytes in this layout (as u8: `q + 128`).
 const Q8_BIAS: u8 = 0x80;
 
 /// Byte `k` of row `r`'s block (in row-major block order) ↔ its position in the tile.
-fn tile_pos(h: usize, r: usize, k: usize) -> usize {
-    let head = 2 * h;
-    if k < head {
-        // Field k / 2, byte k % 2 of row r.
-        (k / 2) * 2 * GROUP + 2 * r + k % 2
+fn tile_pos(p: Parts, r: usize, k: usize) -> usize {
+    let field = |f: usize, byte: usize| f * 2 * GROUP + 2 * r + byte;
+    if k < p.head {
+        field(k / 2, k % 2)
+    } else if k < p.head + p.quants {
+        let i = k - p.head;
+        p.chunks_at() + (i / 4) * 4 * GROUP + 4 * r + i % 4
     } else {
-        let i = k - head;
-        GROUP * head + (i / 4) * 4 * GROUP + 4 * r + i % 4
+        let j = k - p.head - p.quants;
+        field(p.head / 2 + j / 2, j % 2)
     }
+}
+
+/// Whether block byte `k` is a Q8_0 quant, stored `q + 128`.
+fn biased(dtype: DType, p: Parts, k: usize) -> bool {
+    dtype == DType::Q8_0 && k >= p.head && k < p.head + p.quants
 }
 
 /// Rearranges a row-major matrix (`src`, rows × cols of `dtype` blocks) into rows16
@@ -103,9 +149,9 @@ pub fn interleave(dtype: DType, rows: usize, cols: usize, src: &[u8], dst: &mut 
         }
         return;
     }
-    let (h, q) = fields(dtype).unwrap_or((1, 16));
-    let bb = 2 * h + q;
-    let nb = cols / BLOCK;
+    let parts = fields(dtype).expect("rows16 dtype");
+    let bb = parts.block_bytes();
+    let nb = cols / dtype.block_len();
     assert!(src.len() == rows * nb * bb && dst.len() == src.len());
     for g in 0..rows / GROUP {
         for b in 0..nb {
@@ -113,12 +159,12 @@ pub fn interleave(dtype: DType, rows: usize, cols: usize, src: &[u8], dst: &mut 
             for r in 0..GROUP {
                 let block = &src[((g * GROUP + r) * nb + b) * bb..][..bb];
                 for (k, &byte) in block.iter().enumerate() {
-                    let v = if dtype == DType::Q8_0 && k >= 2 * h {
+                    let v = if biased(dtype, parts, k) {
                         byte ^ Q8_BIAS
                     } else {
                         byte
                     };
-                    tile[tile_pos(h, r, k)] = v;
+                    tile[tile_pos(parts, r, k)] = v;
                 }
             }
         }
@@ -128,12 +174,12 @@ pub fn interleave(dtype: DType, rows: usize, cols: usize, src: &[u8], dst: &mut 
 /// Row `r` (0..16) of a tile, as the row-major block it came from (the first
 /// `block_bytes` bytes of `out`).
 pub fn block_of_row(dtype: DType, tile: &[u8], r: usize, out: &mut [u8]) {
-    let (h, q) = fields(dtype).expect("rows16 dtype");
-    let bb = 2 * h + q;
+    let parts = fields(dtype).expect("rows16 dtype");
+    let bb = parts.block_bytes();
     assert!(r < GROUP && tile.len() >= GROUP * bb && out.len() >= bb);
     for (k, o) in out[..bb].iter_mut().enumerate() {
-        let v = tile[tile_pos(h, r, k)];
-        *o = if dtype == DType::Q8_0 && k >= 2 * h {
+        let v = tile[tile_pos(parts, r, k)];
+        *o = if biased(dtype, parts, k) {
             v ^ Q8_BIAS
         } else {
             v
@@ -156,19 +202,16 @@ pub fn dequantize_row(dtype: DType, data: &[u8], cols: usize, r: usize, dst: &mu
         return;
     }
     let tb = tile_bytes(dtype).expect("rows16 dtype");
-    let nb = cols / BLOCK;
+    let bl = dtype.block_len();
+    let nb = cols / bl;
     let (g, rr) = (r / GROUP, r % GROUP);
     // u16 storage: the block structs are 2-byte aligned.
-    let mut buf = [0u16; 17];
+    let mut buf = [0u16; MAX_BLOCK_BYTES / 2];
     let block: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
     let bb = tb / GROUP;
     for b in 0..nb {
         let tile = &data[(g * nb + b) * tb..][..tb];
         block_of_row(dtype, tile, rr, block);
-        crate::blocks::dequantize_row_ref(
-            dtype,
-            &block[..bb],
-            &mut dst[b * BLOCK..(b + 1) * BLOCK],
-        );
+        crate::blocks::dequantize_row_ref(dtype, &block[..bb], &mut dst[b * bl..(b + 1) * bl]);
     }
 }

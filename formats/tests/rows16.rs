@@ -5,29 +5,34 @@ mod common;
 use common::{random_tensor, Rng};
 use ember_format::{blocks, rows16, AlignedBytes, DType, EmberFile, Error, Layout, Writer};
 
-const TYPES: [DType; 6] = [
+const TYPES: [DType; 9] = [
     DType::Q8_0,
     DType::Q4_0,
     DType::Q4_1,
     DType::Q4Z,
     DType::Q5_0,
     DType::Q5_1,
+    DType::Q4K,
+    DType::Q5K,
+    DType::Q6K,
 ];
 
 #[test]
 fn interleave_round_trips_and_dequantizes_like_row_major() {
     let mut rng = Rng::new(16);
     for dtype in TYPES {
-        for (rows, cols) in [(16, 32), (32, 96), (48, 320)] {
+        // Blocks per row: 1, 3, 10 (of 32 weights, or of 256 for K-quants).
+        let bl = dtype.block_len();
+        for (rows, cols) in [(16, bl), (32, 3 * bl), (48, 10 * bl)] {
             let src = random_tensor(&mut rng, dtype, &[rows, cols]);
             let mut dst = vec![0u8; src.len()];
             rows16::interleave(dtype, rows, cols, &src, &mut dst);
             assert_ne!(src, dst, "{dtype:?}: the layout moves bytes");
-            let bb = dtype.tensor_bytes(&[1, 32]).unwrap();
+            let bb = dtype.tensor_bytes(&[1, bl]).unwrap();
             let tb = rows16::tile_bytes(dtype).unwrap();
             assert_eq!(tb, 16 * bb);
-            let nb = cols / 32;
-            let mut block = [0u8; 34];
+            let nb = cols / bl;
+            let mut block = [0u8; rows16::MAX_BLOCK_BYTES];
             let (mut want, mut got) = (vec![0f32; cols], vec![0f32; cols]);
             for r in 0..rows {
                 for b in 0..nb {
@@ -120,7 +125,8 @@ fn writer_and_reader_check_where_the_layout_applies() {
     for (dtype, shape) in [
         (DType::Q4_1, [24, 64]),
         (DType::F16, [8, 64]),
-        (DType::Q4K, [32, 256]),
+        (DType::Q6K, [24, 256]),
+        (DType::BF16, [20, 4]),
     ] {
         let bytes = vec![0u8; dtype.tensor_bytes(&shape).unwrap()];
         let err = w

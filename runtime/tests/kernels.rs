@@ -345,13 +345,21 @@ fn rows16_groups_match_scalar_row_dots_at_every_level() {
             DType::Q4Z,
             DType::Q5_0,
             DType::Q5_1,
+            DType::Q4K,
+            DType::Q5K,
+            DType::Q6K,
         ] {
             let g = k.group(dtype).unwrap();
             let RowDot::Quantized(dot, ..) = scalar.row_dot(dtype) else {
                 unreachable!()
             };
-            for nb in [1usize, 2, 3, 17, 18, 48] {
-                let n = 32 * nb;
+            let nbs: &[usize] = if dtype.block_len() == 32 {
+                &[1, 2, 3, 17, 18, 48]
+            } else {
+                &[1, 2, 3, 6]
+            };
+            for &nb in nbs {
+                let n = dtype.block_len() * nb;
                 let (rows, w) = random_rows16(&mut rng, dtype, GROUP, n);
                 let x: Vec<f32> = (0..GROUP_TOKENS * n).map(|_| rng.f32()).collect();
                 let mut buf = ActQ8Buf::new(GROUP_TOKENS, n);

@@ -164,6 +164,9 @@ pub struct GroupKernels {
     pub q4_z: GroupFns,
     pub q5_0: GroupFns,
     pub q5_1: GroupFns,
+    pub q4_k: GroupFns,
+    pub q5_k: GroupFns,
+    pub q6_k: GroupFns,
     pub f32: GroupFloatFn,
     pub f16: GroupFloatFn,
     pub bf16: GroupFloatFn,
@@ -199,6 +202,18 @@ macro_rules! group_kernels {
                 gemv: m::gemv_q5_1,
                 gemm: m::gemm_q5_1,
             },
+            q4_k: $crate::kernels::GroupFns {
+                gemv: m::gemv_q4_k,
+                gemm: m::gemm_q4_k,
+            },
+            q5_k: $crate::kernels::GroupFns {
+                gemv: m::gemv_q5_k,
+                gemm: m::gemm_q5_k,
+            },
+            q6_k: $crate::kernels::GroupFns {
+                gemv: m::gemv_q6_k,
+                gemm: m::gemm_q6_k,
+            },
             f32: m::group_f32,
             f16: m::group_f16,
             bf16: m::group_bf16,
@@ -206,8 +221,29 @@ macro_rules! group_kernels {
     }};
 }
 
-/// Safe wrappers (module `w` inside a level's table function) around a level's fifteen
-/// `#[target_feature]` group kernels in module `$m`; uses that table's `wrap!`.
+/// K-quant group kernels (module `w`) that rebuild each row's block and meet it with the
+/// level's own row dots `w::dot_q4_k`, ...: for levels without K-quant group kernels of their
+/// own (visible in the table as the `rebuilt` entries of `Kernels::describe`).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! rebuilt_k_group_kernels {
+    () => {
+        rebuilt_k_group_kernels!(gemv_q4_k, gemm_q4_k, DType::Q4K, dot_q4_k);
+        rebuilt_k_group_kernels!(gemv_q5_k, gemm_q5_k, DType::Q5K, dot_q5_k);
+        rebuilt_k_group_kernels!(gemv_q6_k, gemm_q6_k, DType::Q6K, dot_q6_k);
+    };
+    ($gemv:ident, $gemm:ident, $dtype:expr, $dot:ident) => {
+        pub fn $gemv(w: &[u8], a: &Act) -> Out {
+            crate::kernels::group::scalar::group_with::<1>($dtype, $dot, w, &[*a])[0]
+        }
+        pub fn $gemm(w: &[u8], a: &Acts) -> Group {
+            crate::kernels::group::scalar::group_with($dtype, $dot, w, a)
+        }
+    };
+}
+
+/// Safe wrappers (module `w` inside a level's table function) around a level's
+/// `#[target_feature]` group kernels in module `$m` (the 32-weight block types and floats);
+/// uses that table's `wrap!`.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! wrap_group_kernels {
     ($m:ident) => {
@@ -347,6 +383,9 @@ impl Kernels {
             DType::Q4Z => Some(self.groups.q4_z),
             DType::Q5_0 => Some(self.groups.q5_0),
             DType::Q5_1 => Some(self.groups.q5_1),
+            DType::Q4K => Some(self.groups.q4_k),
+            DType::Q5K => Some(self.groups.q5_k),
+            DType::Q6K => Some(self.groups.q6_k),
             _ => None,
         }
     }
@@ -441,6 +480,8 @@ mod x86 {
             wrap_x86_row_kernels!(avx2);
             use super::group2;
             wrap_group_kernels!(group2);
+            use ember_format::DType;
+            rebuilt_k_group_kernels!();
         }
         x86_kernels!(Level::Avx2)
     }
@@ -465,6 +506,12 @@ mod x86 {
             wrap!(tile512, rows_q4_z, (w: &[u8], n: usize, a: &ActRow) -> [f32; TILE]);
             use super::group512;
             wrap_group_kernels!(group512);
+            wrap!(group512, gemv_q4_k, (w: &[u8], a: &Act) -> Out);
+            wrap!(group512, gemv_q5_k, (w: &[u8], a: &Act) -> Out);
+            wrap!(group512, gemv_q6_k, (w: &[u8], a: &Act) -> Out);
+            wrap!(group512, gemm_q4_k, (w: &[u8], a: &Acts) -> Group);
+            wrap!(group512, gemm_q5_k, (w: &[u8], a: &Acts) -> Group);
+            wrap!(group512, gemm_q6_k, (w: &[u8], a: &Acts) -> Group);
         }
         Kernels {
             tile_q8_0: Some(w::tile_q8_0),
@@ -528,6 +575,8 @@ mod arm {
             wrap!(tile_neon, tile_bf16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
             use super::group_neon;
             wrap_group_kernels!(group_neon);
+            use ember_format::DType;
+            rebuilt_k_group_kernels!();
 
             /// Safe wrappers around the i8mm (SMMLA) prefill kernels.
             macro_rules! wrap_i8mm {

@@ -11,7 +11,9 @@ use ember_format::DType;
 
 type Out<const T: usize> = [[f32; GROUP]; T];
 
-use super::kind::{dtype, five, head, qh, tile_bytes, Q4Z, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, SPREAD};
+use super::kind::{
+    dtype, five, head, qh, tile_bytes, Q4K, Q4Z, Q4_0, Q4_1, Q5K, Q5_0, Q5_1, Q6K, Q8_0, SPREAD,
+};
 
 /// 16 f16 values at p as f32.
 #[inline]
@@ -37,6 +39,15 @@ unsafe fn bcast(x: *const i8, k: usize) -> __m512i {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
+    // K-quant super-blocks have kernels of their own (K is a constant: no branch remains).
+    if K == Q4K || K == Q5K {
+        // SAFETY: same features; bounds are checked inside.
+        return unsafe { group_k4::<T, K>(w, a) };
+    }
+    if K == Q6K {
+        // SAFETY: same features; bounds are checked inside.
+        return unsafe { group_q6k::<T>(w, a) };
+    }
     let nb = check(dtype(K), w, a);
     let tb = tile_bytes(K);
     let nibble = _mm512_set1_epi8(0x0F);
@@ -150,6 +161,217 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
     out
 }
 
+/// Σ x over bytes 0..16 and 16..32 of an activation block.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn sums16(x: *const i8) -> (i32, i32) {
+    let flip = _mm_set1_epi8(-128);
+    let sum = |v: __m128i| {
+        // x + 128 as unsigned bytes: psadbw sums each 8 of them.
+        let s = _mm_sad_epu8(_mm_xor_si128(v, flip), _mm_setzero_si128());
+        _mm_cvtsi128_si32(s) + _mm_extract_epi16::<4>(s) - 16 * 128
+    };
+    // SAFETY: the caller guarantees 32 readable bytes at x.
+    unsafe {
+        (
+            sum(_mm_loadu_si128(x as *const __m128i)),
+            sum(_mm_loadu_si128(x.add(16) as *const __m128i)),
+        )
+    }
+}
+
+/// Q4_K / Q5_K super-blocks (256 weights; tile: d[16], dmin[16], the 12 scale bytes as six
+/// u16 fields, then [Q5_K: qh in 8 chunks] qs in 32 chunks). Sub-block j (32 weights) meets
+/// activation block 8b + j: result += d·sc_j·(dx·dot) − dmin·m_j·sx.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn group_k4<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
+    let nb = check(dtype(K), w, a);
+    let tb = tile_bytes(K);
+    let nibble = _mm512_set1_epi8(0x0F);
+    let mut acc = [_mm512_setzero_ps(); T];
+    let mut accm = [_mm512_setzero_ps(); T];
+    let shr = |v: __m512i, n: u32| _mm512_srlv_epi32(v, _mm512_set1_epi32(n as i32));
+    let and = |v: __m512i, m: u32| _mm512_and_si512(v, _mm512_set1_epi32(m as i32));
+    for b in 0..nb {
+        // SAFETY: check() verified nb tiles of tb bytes.
+        let p = unsafe { w.as_ptr().add(b * tb) };
+        super::prefetch_ahead(p, tb);
+        // SAFETY: the tile starts with 8 fields of 16 u16: d, dmin, 6 of scale bytes.
+        let (d, dmin, f) = unsafe {
+            let f: [__m512i; 6] = core::array::from_fn(|i| {
+                _mm512_cvtepu16_epi32(_mm256_loadu_si256(p.add(64 + 32 * i) as *const __m256i))
+            });
+            (f16x16(p), f16x16(p.add(32)), f)
+        };
+        // Scale byte i of each row, then the 6-bit scales and mins (blocks::scale_min_k4).
+        let byte = |i: usize| and(shr(f[i / 2], 8 * (i as u32 % 2)), 0xFF);
+        let (mut dsc, mut dm) = ([_mm512_setzero_ps(); 8], [_mm512_setzero_ps(); 8]);
+        for j in 0..8 {
+            let (sc, m) = if j < 4 {
+                (and(byte(j), 63), and(byte(j + 4), 63))
+            } else {
+                (
+                    _mm512_or_si512(
+                        and(byte(j + 4), 0x0F),
+                        _mm512_slli_epi32::<4>(shr(byte(j - 4), 6)),
+                    ),
+                    _mm512_or_si512(shr(byte(j + 4), 4), _mm512_slli_epi32::<4>(shr(byte(j), 6))),
+                )
+            };
+            dsc[j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+            dm[j] = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m));
+        }
+        // SAFETY: the chunks follow the 256 bytes of fields.
+        let q = unsafe { p.add(256) };
+        // Q5_K: qh chunk k holds the fifth bits of weights 4k..4k+4 of every sub-block.
+        let qhv: [__m512i; 8] = core::array::from_fn(|k| {
+            if K == Q5K {
+                // SAFETY: Q5_K tiles have 8 qh chunks of 64 bytes first.
+                unsafe { _mm512_loadu_si512(q.add(64 * k) as *const __m512i) }
+            } else {
+                _mm512_setzero_si512()
+            }
+        });
+        let qs = if K == Q5K { q.wrapping_add(512) } else { q };
+        for pair in 0..4 {
+            let (mut lo, mut hi) = ([_mm512_setzero_si512(); 8], [_mm512_setzero_si512(); 8]);
+            for k in 0..8 {
+                // SAFETY: 32 qs chunks of 64 bytes; pair p's are 8p..8p+8.
+                let v =
+                    unsafe { _mm512_loadu_si512(qs.add(64 * (8 * pair + k)) as *const __m512i) };
+                lo[k] = _mm512_and_si512(v, nibble);
+                hi[k] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), nibble);
+                if K == Q5K {
+                    let bit = |j: u32| {
+                        let b = _mm512_srlv_epi16(qhv[k], _mm512_set1_epi16(j as i16));
+                        _mm512_slli_epi16::<4>(_mm512_and_si512(b, _mm512_set1_epi8(1)))
+                    };
+                    lo[k] = _mm512_or_si512(lo[k], bit(2 * pair as u32));
+                    hi[k] = _mm512_or_si512(hi[k], bit(2 * pair as u32 + 1));
+                }
+            }
+            for (j, wq) in [(2 * pair, &lo), (2 * pair + 1, &hi)] {
+                let ai = 8 * b + j;
+                for t in 0..T {
+                    // SAFETY: check() verified 32 bytes per activation block.
+                    let x = unsafe { a[t].qs.as_ptr().add(32 * ai) };
+                    let (mut d0, mut d1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                    for k in (0..8).step_by(2) {
+                        // SAFETY: x points at a whole activation block.
+                        unsafe {
+                            d0 = _mm512_dpbusd_epi32(d0, wq[k], bcast(x, k));
+                            d1 = _mm512_dpbusd_epi32(d1, wq[k + 1], bcast(x, k + 1));
+                        }
+                    }
+                    let dot = _mm512_cvtepi32_ps(_mm512_add_epi32(d0, d1));
+                    let u = _mm512_mul_ps(dot, _mm512_set1_ps(a[t].d[ai]));
+                    acc[t] = _mm512_fmadd_ps(u, dsc[j], acc[t]);
+                    accm[t] = _mm512_fmadd_ps(dm[j], _mm512_set1_ps(a[t].s[ai]), accm[t]);
+                }
+            }
+        }
+    }
+    let mut out = [[0f32; GROUP]; T];
+    for t in 0..T {
+        // SAFETY: out[t] holds 16 f32.
+        unsafe { _mm512_storeu_ps(out[t].as_mut_ptr(), _mm512_sub_ps(acc[t], accm[t])) };
+    }
+    out
+}
+
+/// Q6_K super-blocks (tile: d[16], then ql in 32 chunks, qh in 16, the i8 scales in 4).
+/// Activation block 4h + kk of the super-block meets values (q − 32) with the scales of
+/// sub-blocks 8h + 2kk (weights 0..16) and 8h + 2kk + 1 (16..32).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn group_q6k<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
+    let nb = check(DType::Q6K, w, a);
+    let tb = tile_bytes(Q6K);
+    let (low, three) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(3));
+    let mut acc = [_mm512_setzero_ps(); T];
+    for b in 0..nb {
+        // SAFETY: check() verified nb tiles of tb bytes.
+        let p = unsafe { w.as_ptr().add(b * tb) };
+        super::prefetch_ahead(p, tb);
+        // SAFETY: d[16] first, then 52 chunks of 64 bytes.
+        let (d, chunk) = unsafe {
+            let c = p.add(32);
+            (f16x16(p), move |i: usize| {
+                _mm512_loadu_si512(c.add(64 * i) as *const __m512i)
+            })
+        };
+        // Scale s of each row, as f32 · d (byte s % 4 of scale chunk s / 4, sign-extended).
+        let scale = |s: usize| {
+            let v = chunk(48 + s / 4);
+            let v = match s % 4 {
+                0 => _mm512_srai_epi32::<24>(_mm512_slli_epi32::<24>(v)),
+                1 => _mm512_srai_epi32::<24>(_mm512_slli_epi32::<16>(v)),
+                2 => _mm512_srai_epi32::<24>(_mm512_slli_epi32::<8>(v)),
+                _ => _mm512_srai_epi32::<24>(v),
+            };
+            _mm512_mul_ps(d, _mm512_cvtepi32_ps(v))
+        };
+        for h in 0..2 {
+            for kk in 0..4 {
+                // Values of weights 4k..4k+4 (k < 8) of activation block 4h + kk.
+                let wq: [__m512i; 8] = core::array::from_fn(|k| {
+                    let ql = chunk(16 * h + 8 * (kk % 2) + k);
+                    let qh = chunk(32 + 8 * h + k);
+                    let (l, hb) = match kk {
+                        0 => (_mm512_and_si512(ql, low), _mm512_and_si512(qh, three)),
+                        1 => (
+                            _mm512_and_si512(ql, low),
+                            _mm512_and_si512(_mm512_srli_epi16::<2>(qh), three),
+                        ),
+                        2 => (
+                            _mm512_and_si512(_mm512_srli_epi16::<4>(ql), low),
+                            _mm512_and_si512(_mm512_srli_epi16::<4>(qh), three),
+                        ),
+                        _ => (
+                            _mm512_and_si512(_mm512_srli_epi16::<4>(ql), low),
+                            _mm512_and_si512(_mm512_srli_epi16::<6>(qh), three),
+                        ),
+                    };
+                    _mm512_or_si512(l, _mm512_slli_epi16::<4>(hb))
+                });
+                let sub = 8 * h + 2 * kk;
+                let (s0, s1) = (scale(sub), scale(sub + 1));
+                let ai = 8 * b + 4 * h + kk;
+                for t in 0..T {
+                    // SAFETY: check() verified 32 bytes per activation block.
+                    let x = unsafe { a[t].qs.as_ptr().add(32 * ai) };
+                    let (mut d0, mut d1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                    for k in 0..4 {
+                        // SAFETY: x points at a whole activation block.
+                        unsafe {
+                            d0 = _mm512_dpbusd_epi32(d0, wq[k], bcast(x, k));
+                            d1 = _mm512_dpbusd_epi32(d1, wq[k + 4], bcast(x, k + 4));
+                        }
+                    }
+                    // Σ (q − 32)·x = Σ q·x − 32·Σx, per 16 weights.
+                    // SAFETY: as above.
+                    let (x0, x1) = unsafe { sums16(x) };
+                    let d0 = _mm512_sub_epi32(d0, _mm512_set1_epi32(32 * x0));
+                    let d1 = _mm512_sub_epi32(d1, _mm512_set1_epi32(32 * x1));
+                    let v = _mm512_fmadd_ps(
+                        s1,
+                        _mm512_cvtepi32_ps(d1),
+                        _mm512_mul_ps(s0, _mm512_cvtepi32_ps(d0)),
+                    );
+                    acc[t] = _mm512_fmadd_ps(v, _mm512_set1_ps(a[t].d[ai]), acc[t]);
+                }
+            }
+        }
+    }
+    let mut out = [[0f32; GROUP]; T];
+    for t in 0..T {
+        // SAFETY: out[t] holds 16 f32.
+        unsafe { _mm512_storeu_ps(out[t].as_mut_ptr(), acc[t]) };
+    }
+    out
+}
+
 /// 16 rows of column k as f32, for element type E (0 f32, 1 f16, 2 bf16).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -247,3 +469,4 @@ unsafe fn float_group<const E: u8>(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROU
 }
 
 super::entry_points!("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c");
+super::entry_points!(@k_quants "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c");

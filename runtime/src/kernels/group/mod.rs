@@ -19,6 +19,9 @@ pub mod kind {
     pub const Q4Z: u8 = 3;
     pub const Q5_0: u8 = 4;
     pub const Q5_1: u8 = 5;
+    pub const Q4K: u8 = 6;
+    pub const Q5K: u8 = 7;
+    pub const Q6K: u8 = 8;
 
     pub const fn dtype(k: u8) -> DType {
         match k {
@@ -27,6 +30,9 @@ pub mod kind {
             Q4_1 => DType::Q4_1,
             Q5_0 => DType::Q5_0,
             Q5_1 => DType::Q5_1,
+            Q4K => DType::Q4K,
+            Q5K => DType::Q5K,
+            Q6K => DType::Q6K,
             _ => DType::Q4Z,
         }
     }
@@ -57,6 +63,9 @@ pub mod kind {
             Q4_1 => 16 * 20,
             Q5_0 => 16 * 22,
             Q5_1 => 16 * 24,
+            Q4K => 16 * 144,
+            Q5K => 16 * 176,
+            Q6K => 16 * 210,
             _ => 16 * 18,
         }
     }
@@ -82,6 +91,12 @@ macro_rules! entry_points {
         entry_points!(@float $features, group_f32, 0);
         entry_points!(@float $features, group_f16, 1);
         entry_points!(@float $features, group_bf16, 2);
+    };
+    // The K-quant kernels of a level that has them.
+    (@k_quants $features:literal) => {
+        entry_points!(@quant $features, gemv_q4_k, gemm_q4_k, super::kind::Q4K);
+        entry_points!(@quant $features, gemv_q5_k, gemm_q5_k, super::kind::Q5K);
+        entry_points!(@quant $features, gemv_q6_k, gemm_q6_k, super::kind::Q6K);
     };
     (@quant $features:literal, $gemv:ident, $gemm:ident, $k:expr) => {
         #[target_feature(enable = $features)]
@@ -158,17 +173,20 @@ pub struct GroupFns {
     pub gemm: GroupGemmFn,
 }
 
-/// Number of blocks per row, after checking the buffers agree (a kernel's precondition).
+/// Number of weight blocks (tiles) per row, after checking the buffers agree (a kernel's
+/// precondition): a tile of 32-weight blocks meets one activation block, a K-quant tile 8.
 #[inline]
 pub fn check(dtype: DType, w: &[u8], a: &[ActRow]) -> usize {
-    let nb = a[0].d.len();
+    let acts = a[0].d.len();
+    let per = dtype.block_len() / 32;
+    let nb = acts / per.max(1);
     let tb = ember_format::rows16::tile_bytes(dtype).unwrap_or(0);
     assert!(
-        tb > 0 && w.len() == nb * tb,
+        tb > 0 && nb * per == acts && w.len() == nb * tb,
         "rows16 group of the wrong size"
     );
     for t in a {
-        assert!(t.d.len() == nb && t.s.len() >= nb && t.qs.len() >= 32 * nb);
+        assert!(t.d.len() == acts && t.s.len() >= acts && t.qs.len() >= 32 * acts);
     }
     nb
 }

@@ -8,7 +8,10 @@ use crate::kernels::dot::scalar as dot;
 use crate::kernels::{ActRow, DotQ8Fn};
 use ember_format::{rows16, DType};
 
-fn group_with<const T: usize>(
+/// One group against T tokens by rebuilding each row's block and meeting it with the row
+/// dot `f`: the reference (with the scalar dots), and the K-quant kernels of levels that
+/// have no group kernel of their own yet (with their SIMD row dots).
+pub(crate) fn group_with<const T: usize>(
     dtype: DType,
     f: DotQ8Fn,
     w: &[u8],
@@ -17,21 +20,24 @@ fn group_with<const T: usize>(
     let nb = check(dtype, w, a);
     let tb = w.len() / nb.max(1);
     let bb = tb / GROUP;
+    // Activation blocks (of 32) per weight block.
+    let per = dtype.block_len() / 32;
     let mut out = [[0f32; GROUP]; T];
     // u16 storage: the block structs are 2-byte aligned.
-    let mut buf = [0u16; 17];
+    let mut buf = [0u16; rows16::MAX_BLOCK_BYTES / 2];
     let block: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
     for b in 0..nb {
         let tile = &w[b * tb..(b + 1) * tb];
+        let acts = per * b..per * (b + 1);
         for r in 0..GROUP {
             rows16::block_of_row(dtype, tile, r, block);
             for t in 0..T {
                 let x = &a[t];
                 out[t][r] += f(
                     &block[..bb],
-                    &x.qs[32 * b..32 * (b + 1)],
-                    &x.d[b..b + 1],
-                    &x.s[b..b + 1],
+                    &x.qs[32 * acts.start..32 * acts.end],
+                    &x.d[acts.clone()],
+                    &x.s[acts.clone()],
                 );
             }
         }
@@ -57,6 +63,9 @@ reference!(gemv_q4_1, gemm_q4_1, DType::Q4_1, dot::dot_q4_1);
 reference!(gemv_q4_z, gemm_q4_z, DType::Q4Z, dot::dot_q4_z);
 reference!(gemv_q5_0, gemm_q5_0, DType::Q5_0, dot::dot_q5_0);
 reference!(gemv_q5_1, gemm_q5_1, DType::Q5_1, dot::dot_q5_1);
+reference!(gemv_q4_k, gemm_q4_k, DType::Q4K, dot::dot_q4_k);
+reference!(gemv_q5_k, gemm_q5_k, DType::Q5K, dot::dot_q5_k);
+reference!(gemv_q6_k, gemm_q6_k, DType::Q6K, dot::dot_q6_k);
 
 /// Reference float groups: each element converted and multiplied in column order.
 fn float_with(dtype: DType, w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
