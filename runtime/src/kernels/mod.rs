@@ -223,7 +223,8 @@ macro_rules! group_kernels {
 
 /// K-quant group kernels (module `w`) that rebuild each row's block and meet it with the
 /// level's own row dots `w::dot_q4_k`, ...: for levels without K-quant group kernels of their
-/// own (visible in the table as the `rebuilt` entries of `Kernels::describe`).
+/// own yet (AVX2, NEON). Slower than a native group kernel (each block is gathered byte by
+/// byte), faster than the scalar reference; issue 12's kernel table will name this path.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! rebuilt_k_group_kernels {
     () => {
