@@ -94,3 +94,93 @@ fn truncated_and_flipped_files_fail_with_one_line() {
     assert_one_line_error(&dir.join("missing.ember"), "missing.ember");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn inspect_opens_with_a_summary_and_sorts_tensors_naturally() {
+    let dir = temp_dir("summary");
+    let mut w = Writer::new();
+    w.set_str("general.architecture", "llama");
+    w.set_str("general.quantization", "q8_0");
+    w.set_u32("model.context_length", 2048);
+    w.set_str("quantization.tensor.blk.0.attn_q.weight", "q8_0 (copied)");
+    for i in [10, 2, 1, 0] {
+        w.add_tensor_f32(&format!("blk.{i}.attn_norm.weight"), &[3], &[1.0; 3])
+            .unwrap();
+    }
+    let path = dir.join("summary.ember");
+    w.write_file(&path).unwrap();
+    let (ok, out, err) = inspect(&[path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    for (i, key) in [
+        "architecture",
+        "parameters",
+        "file type",
+        "context",
+        "tokenizer",
+        "chat format",
+        "kernels",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(lines[i + 1].trim_start().starts_with(key), "{key}: {out}");
+    }
+    assert!(out.contains("context       2,048 tokens"), "{out}");
+    let at = |name: &str| out.find(&format!("  {name} ")).unwrap();
+    assert!(at("blk.0.attn_norm.weight") < at("blk.1.attn_norm.weight"));
+    assert!(at("blk.2.attn_norm.weight") < at("blk.10.attn_norm.weight"));
+    // Per-tensor provenance only with --provenance.
+    assert!(!out.contains("quantization.tensor.blk.0"), "{out}");
+    assert!(out.contains("--provenance"), "{out}");
+    let (_, out, _) = inspect(&[path.to_str().unwrap(), "--provenance"]);
+    assert!(
+        out.contains("quantization.tensor.blk.0.attn_q.weight"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn inspect_memory_in_mib_and_verify_together() {
+    let Some(src) = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/tiny-llama")
+        .canonicalize()
+        .ok()
+    else {
+        eprintln!("SKIPPED: ../shared/fixtures/tiny-llama not found");
+        return;
+    };
+    let dir = temp_dir("memory");
+    let model = dir.join("tiny.ember");
+    let status = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args([
+            "convert",
+            src.to_str().unwrap(),
+            "-o",
+            model.to_str().unwrap(),
+        ])
+        .args(["--quant", "q8_0", "--quiet"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (ok, out, err) = inspect(&[model.to_str().unwrap(), "--memory", "-c", "64", "--verify"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("KV cache in f32"), "{out}");
+    assert!(out.contains("MiB"), "{out}");
+    assert!(out.contains("checksum") && out.contains(": ok"), "{out}");
+    // The MiB column lines up.
+    let cols: Vec<usize> = out
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.contains(" MiB "))
+        .map(|l| l.find(" MiB ").unwrap())
+        .collect();
+    assert!(
+        cols.len() >= 5 && cols.iter().all(|&c| c == cols[0]),
+        "{out}"
+    );
+    let (_, out, _) = inspect(&[model.to_str().unwrap(), "--memory", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["kv_dtype"], "f32");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

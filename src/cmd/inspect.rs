@@ -1,4 +1,6 @@
-//! `ember inspect FILE [--json] [--verify]`: what a `.ember` file holds.
+//! `ember inspect FILE [--json] [--verify] [--memory] [--provenance]`: what a `.ember` file
+//! holds, opening with a summary (architecture, parameters, type, context, chat format,
+//! tokenizer, kernels).
 
 use std::path::PathBuf;
 
@@ -10,7 +12,7 @@ use super::CmdResult;
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  ember inspect smollm2.ember\n  ember inspect smollm2.ember --verify\n  ember inspect smollm2.ember --json | jq .tensors[0]"
+    after_help = "Examples:\n  ember inspect smollm2.ember\n  ember inspect smollm2.ember --verify\n  ember inspect smollm2.ember --provenance    # how each tensor was quantized\n  ember inspect smollm2.ember --memory --ctx 2048 --verify\n  ember inspect smollm2.ember --json | jq .tensors[0]"
 )]
 pub struct Args {
     /// The .ember file.
@@ -25,8 +27,122 @@ pub struct Args {
     #[arg(long)]
     pub memory: bool,
     /// Context length for --memory (default: the model's).
-    #[arg(long, requires = "memory")]
+    #[arg(short = 'c', long, requires = "memory")]
     pub ctx: Option<usize>,
+    /// Also list how each tensor was converted (the quantization.tensor.* keys).
+    #[arg(long)]
+    pub provenance: bool,
+}
+
+/// The metadata keys that record each tensor's conversion, shown with --provenance.
+const PROVENANCE: &str = "quantization.tensor.";
+
+/// Orders tensor names as a person would: `blk.2` before `blk.10`.
+fn natural_key(name: &str) -> Vec<(String, u64)> {
+    let mut parts = Vec::new();
+    let mut text = String::new();
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            let mut n = u64::from(c as u8 - b'0');
+            while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                n = n.saturating_mul(10).saturating_add(u64::from(d));
+                chars.next();
+            }
+            parts.push((std::mem::take(&mut text), n));
+        } else {
+            text.push(c);
+        }
+    }
+    parts.push((text, u64::MAX));
+    parts
+}
+
+/// What the model is, in a few lines: the part of a file a person reads first.
+struct Summary {
+    architecture: String,
+    name: Option<String>,
+    quantization: Option<String>,
+    context: Option<u64>,
+    layers: Option<u64>,
+    dim: Option<u64>,
+    vocab: Option<u64>,
+    tokenizer: Option<String>,
+    chat: String,
+    kernels: String,
+}
+
+fn meta_str(file: &EmberFile, key: &str) -> Option<String> {
+    match file.get(key) {
+        Some(Value::Str(s)) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+fn meta_u64(file: &EmberFile, key: &str) -> Option<u64> {
+    match file.get(key)? {
+        Value::U32(x) if x.len() == 1 => Some(u64::from(x[0])),
+        Value::U64(x) if x.len() == 1 => Some(x[0]),
+        Value::I32(x) if x.len() == 1 => u64::try_from(x[0]).ok(),
+        Value::U8(x) if x.len() == 1 => Some(u64::from(x[0])),
+        _ => None,
+    }
+}
+
+impl Summary {
+    fn of(file: &EmberFile) -> Summary {
+        let template = meta_str(file, "tokenizer.chat_template");
+        let chat = match &template {
+            None => "none (run --chat and chat use ChatML, with a note)".to_string(),
+            Some(t) => {
+                let family = [
+                    ("<|im_start|>", "ChatML"),
+                    ("<|start_header_id|>", "Llama 3"),
+                    ("[INST]", "Llama 2"),
+                    ("<start_of_turn>", "Gemma"),
+                    ("<|user|>", "Zephyr"),
+                ]
+                .iter()
+                .find(|(m, _)| t.contains(m))
+                .map_or("custom", |f| f.1);
+                format!("its own Jinja template ({family} turns, {} bytes)", t.len())
+            }
+        };
+        let kernels = match ember_runtime::kernels::Kernels::from_env() {
+            Ok(k) => super::shared::describe_kernels(&k, file),
+            Err(e) => e.to_string(),
+        };
+        Summary {
+            architecture: meta_str(file, "general.architecture").unwrap_or_else(|| "?".into()),
+            name: meta_str(file, "general.name"),
+            quantization: meta_str(file, "general.quantization"),
+            context: meta_u64(file, "model.context_length"),
+            layers: meta_u64(file, "model.layer_count"),
+            dim: meta_u64(file, "model.embedding_dim"),
+            vocab: meta_u64(file, "model.vocab_size"),
+            tokenizer: meta_str(file, "tokenizer.model").map(|m| {
+                match meta_str(file, "tokenizer.pre") {
+                    Some(pre) => format!("{m} ({pre} pre-tokenizer)"),
+                    None => m,
+                }
+            }),
+            chat,
+            kernels,
+        }
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -37,13 +153,20 @@ pub fn run(args: Args) -> CmdResult {
             .map_err(|e| format!("{}: {e}", args.file.display()))?;
     }
     if args.memory {
-        return print_memory(&args, &file);
+        print_memory(&args, &file)?;
+        if args.verify && !args.json {
+            println!(
+                "checksum {:016x}: ok; every tensor within bounds",
+                file.header().checksum
+            );
+        }
+        return Ok(());
     }
     let stats = Stats::of(&file);
     if args.json {
         print_json(&file, &stats, args.verify);
     } else {
-        print_text(&args.file, &file, &stats, args.verify);
+        print_text(&args, &file, &stats);
     }
     Ok(())
 }
@@ -171,8 +294,14 @@ fn print_json(file: &EmberFile, stats: &Stats, verified: bool) {
             })
         })
         .collect();
+    let sum = Summary::of(file);
     let out = json!({
         "format_version": format!("{}.{}", h.major, h.minor),
+        "architecture": sum.architecture,
+        "parameters": stats.weights,
+        "context_length": sum.context,
+        "chat_template": sum.chat,
+        "kernels": sum.kernels,
         "file_bytes": stats.file_bytes,
         "tensor_bytes": stats.tensor_bytes,
         "weights": stats.weights,
@@ -185,19 +314,80 @@ fn print_json(file: &EmberFile, stats: &Stats, verified: bool) {
     println!("{out}");
 }
 
-fn print_text(path: &std::path::Path, file: &EmberFile, stats: &Stats, verified: bool) {
+fn print_text(args: &Args, file: &EmberFile, stats: &Stats) {
     let h = file.header();
+    let sum = Summary::of(file);
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!(
         "{}: .ember v{}.{}, {} tensors, {} metadata keys",
-        path.display(),
+        args.file.display(),
         h.major,
         h.minor,
         file.tensor_count(),
         h.meta_count
     );
+    let unknown = || "?".to_string();
+    let row = |k: &str, v: String| println!("  {k:<13} {v}");
+    row(
+        "architecture",
+        match &sum.name {
+            Some(n) => format!("{} ({n})", sum.architecture),
+            None => sum.architecture.clone(),
+        },
+    );
+    row(
+        "parameters",
+        format!(
+            "{} ({:.1} M){}",
+            thousands(stats.weights),
+            stats.weights as f64 / 1e6,
+            match (sum.layers, sum.dim) {
+                (Some(l), Some(d)) => format!(", {l} layers, dim {d}"),
+                _ => String::new(),
+            }
+        ),
+    );
+    row(
+        "file type",
+        format!(
+            "{}, {:.1} MiB ({} bytes), {:.2} bits per weight",
+            sum.quantization.clone().unwrap_or_else(unknown),
+            mib(stats.file_bytes),
+            thousands(stats.file_bytes),
+            stats.bits_per_weight()
+        ),
+    );
+    row(
+        "context",
+        sum.context
+            .map_or_else(unknown, |c| format!("{} tokens", thousands(c))),
+    );
+    row(
+        "tokenizer",
+        match (&sum.tokenizer, sum.vocab) {
+            (Some(t), Some(v)) => format!("{t}, {} tokens", thousands(v)),
+            (Some(t), None) => t.clone(),
+            (None, _) => "none".into(),
+        },
+    );
+    row("chat format", sum.chat.clone());
+    row("kernels", sum.kernels.clone());
+
+    let provenance = file
+        .metadata()
+        .filter(|(k, _)| k.starts_with(PROVENANCE))
+        .count();
     println!("\nmetadata:");
     for (k, v) in file.metadata() {
+        if !args.provenance && k.starts_with(PROVENANCE) {
+            continue;
+        }
         println!("  {k:<32} {}", short_value(&v));
+    }
+    if provenance > 0 && !args.provenance {
+        println!(
+            "  ({provenance} {PROVENANCE}* keys on how each tensor was converted: --provenance)"
+        );
     }
     println!("\ntensors:");
     let width = file
@@ -210,7 +400,9 @@ fn print_text(path: &std::path::Path, file: &EmberFile, stats: &Stats, verified:
         "  {:<width$}  {:<6} {:<9} {:<16} {:>12}",
         "name", "dtype", "layout", "shape", "bytes"
     );
-    for t in file.tensors() {
+    let mut tensors: Vec<_> = file.tensors().collect();
+    tensors.sort_by_cached_key(|t| natural_key(t.name));
+    for t in tensors {
         let shape = format!("{:?}", t.shape());
         println!(
             "  {:<width$}  {:<6} {:<9} {:<16} {:>12}",
@@ -224,11 +416,11 @@ fn print_text(path: &std::path::Path, file: &EmberFile, stats: &Stats, verified:
     println!(
         "\ntotal: {} bytes ({:.1} MiB), {} weights, {:.2} bits per weight",
         stats.file_bytes,
-        stats.file_bytes as f64 / (1 << 20) as f64,
+        mib(stats.file_bytes),
         stats.weights,
         stats.bits_per_weight()
     );
-    if verified {
+    if args.verify {
         println!(
             "checksum {:016x}: ok; every tensor within bounds",
             h.checksum
@@ -267,36 +459,44 @@ fn print_memory(args: &Args, file: &EmberFile) -> CmdResult {
             "ram_bytes": ram(&one),
             "ram_bytes_prefill_batch": ram(&batched),
             "prefill_batch": DEFAULT_BATCH,
+            "kv_dtype": "f32",
         });
         println!("{out}");
     } else {
-        println!("{}: memory for a {ctx}-token context", args.file.display());
-        println!("  flash (the file, used in place)  {flash:>12} bytes");
-        println!("  RAM: KV cache                    {kv:>12} bytes");
+        let mib = |b: usize| {
+            format!(
+                "{:>10.2} MiB  {:>13} bytes",
+                b as f64 / (1 << 20) as f64,
+                thousands(b as u64)
+            )
+        };
+        println!(
+            "{}: memory for a {ctx}-token context (KV cache in f32)",
+            args.file.display()
+        );
+        println!("  {:<34}{}", "flash: the file, used in place", mib(flash));
+        println!("  {:<34}{}", "RAM: KV cache (f32)", mib(kv));
         if local_layers > 0 {
             println!(
-                "       {local_layers} of {} layers are local (window {}): their ring buffers save {} bytes \
-                 ({:.0}% of a full cache, {} bytes)",
+                "    {local_layers} of {} layers are local (window {}): their ring buffers save {:.2} MiB ({:.0}% of a full cache, {:.2} MiB)",
                 cfg.layers,
                 cfg.sliding_window,
-                kv_full - kv,
+                (kv_full - kv) as f64 / (1 << 20) as f64,
                 100.0 * (kv_full - kv) as f64 / kv_full as f64,
-                kv_full
+                kv_full as f64 / (1 << 20) as f64
             );
         }
         println!(
-            "  RAM: scratch (1 token per pass)  {:>12} bytes",
-            one.scratch.bytes_required()
+            "  {:<34}{}",
+            "RAM: scratch (1 token per pass)",
+            mib(one.scratch.bytes_required())
         );
-        println!("  RAM: layer table                 {layers:>12} bytes");
+        println!("  {:<34}{}", "RAM: layer table", mib(layers));
+        println!("  {:<34}{}", "RAM total", mib(ram(&one)));
         println!(
-            "  RAM total                        {:>12} bytes ({:.1} KiB)",
-            ram(&one),
-            ram(&one) as f64 / 1024.0
-        );
-        println!(
-            "  RAM with {DEFAULT_BATCH}-token prefill batches {:>9} bytes",
-            ram(&batched)
+            "  {:<34}{}",
+            format!("RAM with {DEFAULT_BATCH}-token prefill batches"),
+            mib(ram(&batched))
         );
     }
     Ok(())
