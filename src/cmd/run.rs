@@ -104,7 +104,7 @@ pub fn parse_n_predict(n: i64) -> Result<Option<usize>, String> {
 #[derive(clap::Args)]
 #[command(
     allow_negative_numbers = true,
-    after_help = "Examples:\n  ember run smollm2.ember -p \"Once upon a time\" -n 64\n  ember run -m smollm2.ember -p \"Hello\" -c 512 -s 42 --temp 0.7   # llama.cpp's flags\n  ember run smollm2.ember --chat -p \"Write a haiku about the sea.\"\n  echo \"What is 2+2?\" | ember run smollm2.ember --chat -f -\n  ember run smollm2.ember -p \"2+2=\" --temp 0 --json\n  ember run smollm2.ember --prompt-ids 1,9690,2 -n 16 --temp 0\n  ember run SmolLM2-135M-Instruct.Q4_1.gguf -p \"Hello\"   # converted once, cached in ~/.cache/ember\n\nStats (load, prompt and generation times) and why generation stopped go to stderr; see docs/CLI.md."
+    after_help = "Examples:\n  ember run smollm2.ember -p \"Once upon a time\" -n 64\n  ember run -m smollm2.ember -p \"Hello\" -c 512 -s 42 --temp 0.7   # llama.cpp's flags\n  ember run smollm2.ember --chat -p \"Write a haiku about the sea.\"\n  echo \"What is 2+2?\" | ember run smollm2.ember --chat -f -\n  ember run smollm2.ember -p \"2+2=\" --temp 0 --json\n  ember run smollm2.ember --prompt-ids 6403,1980,253,655 -n 16 --temp 0   # SmolLM2 ids of \"Once upon a time\"\n  ember run SmolLM2-135M-Instruct.Q4_1.gguf -p \"Hello\"   # converted once, cached in ~/.cache/ember\n\nStats (load, prompt and generation times) and why generation stopped go to stderr; see docs/CLI.md."
 )]
 pub struct Args {
     #[command(flatten)]
