@@ -4,6 +4,8 @@
 #
 #   scripts/bench-vs-llamacpp.sh                 # q4_0 q4_1 q8_0 f16, 2 threads, 3 rounds
 #   TYPES="q4_0" THREADS=1 ROUNDS=5 scripts/bench-vs-llamacpp.sh
+#   TYPES="q4_k_m q6_k gemma3" scripts/bench-vs-llamacpp.sh   # K-quants; gemma3 = the real
+#                                                 # Gemma 3 270M Q4_K_M file, as downloaded
 #
 # The peer is llama.cpp's own `llama-bench`, built from source for this CPU by
 # scripts/build-llama-bench.sh (Release, -march=native, OpenMP; AMX compiled out since it
@@ -52,10 +54,12 @@ for type in $types; do
     src="$work/smollm2-$type.gguf"
     if [[ "$type" == q4_1 ]]; then
         src="$gguf"
+    elif [[ "$type" == gemma3 ]]; then
+        src="$(scripts/fetch-models.sh gemma3)"
     elif [[ ! -s "$src" ]]; then
         "$llama_quantize" --allow-requantize "$gguf" "$src" "${type^^}" 2 >&2
     fi
-    model="$work/smollm2-$type.rows16.ember"
+    model="$work/$(basename "$src" .gguf).rows16.ember"
     [[ -s "$model" && "$model" -nt "$src" ]] || "$ember" convert "$src" -o "$model" --quant same --force --quiet >&2
     lpp=(); ltg=(); epp=(); etg=()
     for ((r = 0; r < rounds; r++)); do
