@@ -57,7 +57,7 @@ fn ggml_type_name(id: u32) -> &'static str {
         10 => "q2_k",
         11 => "q3_k",
         15 => "q8_k",
-        16..=23 => "an i-quant (iq*)",
+        16..=19 | 21 | 22 => "an i-quant (iq*; ember reads iq4_nl and iq4_xs)",
         24 => "i8",
         25 => "i16",
         26 => "i32",

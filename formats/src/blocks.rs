@@ -86,6 +86,41 @@ pub struct BlockQ6K {
     pub d: u16,
 }
 
+/// IQ4_NL: 32 elements, `x = d * IQ4_GRID[nibble]`, nibbles as in Q4_0.
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
+#[repr(C)]
+pub struct BlockIQ4NL {
+    pub d: u16,
+    pub qs: [u8; 16],
+}
+
+/// IQ4_XS: 256 elements in 8 sub-blocks of 32, `x = d * (ls - 32) * IQ4_GRID[nibble]` with the
+/// 6-bit `ls` of sub-block ib = low 4 bits from `scales_l` (nibble ib of the 4 bytes), high 2
+/// from `scales_h` (bits 2ib, 2ib + 1); sub-block ib's nibbles are `qs[16 ib..16 ib + 16]`.
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
+#[repr(C)]
+pub struct BlockIQ4XS {
+    pub d: u16,
+    pub scales_h: u16,
+    pub scales_l: [u8; 4],
+    pub qs: [u8; 128],
+}
+
+/// The 16 values of the IQ4 grid (ggml's `kvalues_iq4nl`).
+pub const IQ4_GRID: [i8; 16] = [
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+];
+
+impl BlockIQ4XS {
+    /// The signed scale multiplier `ls - 32` of sub-block `ib` (0..8).
+    #[inline]
+    pub fn scale(&self, ib: usize) -> i32 {
+        let lo = (self.scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0F;
+        let hi = ((self.scales_h >> (2 * ib)) & 3) as u8;
+        (lo | (hi << 4)) as i32 - 32
+    }
+}
+
 /// Ember's q4_z (not a ggml type): 32 elements, `x = d * (q - z / 8)`, nibbles as in Q4_0.
 /// The scale and the zero point share one u16, `sd = d9 << 7 | z`: `d9` is the top nine
 /// bits below the sign of the f16 encoding of `256 d` (5 exponent bits, 4 mantissa bits;
@@ -158,6 +193,8 @@ const _: () = {
     assert!(core::mem::size_of::<BlockQ5K>() == DType::Q5K.block_bytes());
     assert!(core::mem::size_of::<BlockQ6K>() == DType::Q6K.block_bytes());
     assert!(core::mem::size_of::<BlockQ4Z>() == DType::Q4Z.block_bytes());
+    assert!(core::mem::size_of::<BlockIQ4NL>() == DType::IQ4NL.block_bytes());
+    assert!(core::mem::size_of::<BlockIQ4XS>() == DType::IQ4XS.block_bytes());
 };
 
 #[inline]
@@ -346,6 +383,34 @@ pub fn dequantize_row_ref(dtype: DType, src: &[u8], dst: &mut [f32]) {
                 }
             }
         }
+        DType::IQ4NL => {
+            for (b, y) in blocks::<BlockIQ4NL>(src)
+                .iter()
+                .zip(dst.chunks_exact_mut(32))
+            {
+                let d = f16_to_f32(b.d);
+                for j in 0..16 {
+                    y[j] = d * IQ4_GRID[(b.qs[j] & 0x0F) as usize] as f32;
+                    y[j + 16] = d * IQ4_GRID[(b.qs[j] >> 4) as usize] as f32;
+                }
+            }
+        }
+        DType::IQ4XS => {
+            for (b, y) in blocks::<BlockIQ4XS>(src)
+                .iter()
+                .zip(dst.chunks_exact_mut(256))
+            {
+                let d = f16_to_f32(b.d);
+                for (ib, y) in y.chunks_exact_mut(32).enumerate() {
+                    let dl = d * b.scale(ib) as f32;
+                    let qs = &b.qs[16 * ib..16 * ib + 16];
+                    for j in 0..16 {
+                        y[j] = dl * IQ4_GRID[(qs[j] & 0x0F) as usize] as f32;
+                        y[j + 16] = dl * IQ4_GRID[(qs[j] >> 4) as usize] as f32;
+                    }
+                }
+            }
+        }
         DType::Q6K => {
             for (b, y) in blocks::<BlockQ6K>(src)
                 .iter()
@@ -418,7 +483,7 @@ pub fn quantize_row_ref(dtype: DType, src: &[f32], dst: &mut [u8]) -> bool {
         DType::Q5_0 => quantize_blocks(dst, src, quantize_q5_0_ref),
         DType::Q5_1 => quantize_blocks(dst, src, quantize_q5_1_ref),
         DType::Q4Z => quantize_blocks(dst, src, quantize_q4_z_ref),
-        DType::Q4K | DType::Q5K | DType::Q6K => return false,
+        DType::Q4K | DType::Q5K | DType::Q6K | DType::IQ4NL | DType::IQ4XS => return false,
     }
     true
 }

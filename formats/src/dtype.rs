@@ -17,12 +17,17 @@ pub enum DType {
     Q4K,
     Q5K,
     Q6K,
+    /// ggml's 4-bit non-linear type: 32 weights, one f16 scale, nibbles indexing a fixed
+    /// 16-value grid (`blocks::IQ4_GRID`).
+    IQ4NL,
+    /// The same grid in 256-weight super-blocks with a 6-bit scale per 32 (4.25 bits/weight).
+    IQ4XS,
     /// Ember's own 4.5-bit affine type (id 64): see `blocks::BlockQ4Z`.
     Q4Z,
 }
 
 impl DType {
-    pub const ALL: [DType; 12] = [
+    pub const ALL: [DType; 14] = [
         DType::F32,
         DType::F16,
         DType::BF16,
@@ -34,6 +39,8 @@ impl DType {
         DType::Q4K,
         DType::Q5K,
         DType::Q6K,
+        DType::IQ4NL,
+        DType::IQ4XS,
         DType::Q4Z,
     ];
 
@@ -51,6 +58,8 @@ impl DType {
             DType::Q4K => 12,
             DType::Q5K => 13,
             DType::Q6K => 14,
+            DType::IQ4NL => 20,
+            DType::IQ4XS => 23,
             DType::BF16 => 30,
             DType::Q4Z => 64,
         }
@@ -73,6 +82,8 @@ impl DType {
             DType::Q4K => "q4_k",
             DType::Q5K => "q5_k",
             DType::Q6K => "q6_k",
+            DType::IQ4NL => "iq4_nl",
+            DType::IQ4XS => "iq4_xs",
             DType::Q4Z => "q4_z",
         }
     }
@@ -85,8 +96,14 @@ impl DType {
     pub const fn block_len(self) -> usize {
         match self {
             DType::F32 | DType::F16 | DType::BF16 => 1,
-            DType::Q8_0 | DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q4Z => 32,
-            DType::Q4K | DType::Q5K | DType::Q6K => 256,
+            DType::Q8_0
+            | DType::Q4_0
+            | DType::Q4_1
+            | DType::Q5_0
+            | DType::Q5_1
+            | DType::Q4Z
+            | DType::IQ4NL => 32,
+            DType::Q4K | DType::Q5K | DType::Q6K | DType::IQ4XS => 256,
         }
     }
 
@@ -96,7 +113,8 @@ impl DType {
             DType::F32 => 4,
             DType::F16 | DType::BF16 => 2,
             DType::Q8_0 => 34,
-            DType::Q4_0 | DType::Q4Z => 18,
+            DType::Q4_0 | DType::Q4Z | DType::IQ4NL => 18,
+            DType::IQ4XS => 136,
             DType::Q4_1 => 20,
             DType::Q5_0 => 22,
             DType::Q5_1 => 24,

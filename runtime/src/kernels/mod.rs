@@ -130,6 +130,8 @@ pub struct Kernels {
     pub dot_q4_k: DotQ8Fn,
     pub dot_q5_k: DotQ8Fn,
     pub dot_q6_k: DotQ8Fn,
+    pub dot_iq4_nl: DotQ8Fn,
+    pub dot_iq4_xs: DotQ8Fn,
     pub dot_q4_z: DotQ8Fn,
     pub dot_f32: DotFloatFn,
     pub dot_f16: DotFloatFn,
@@ -293,6 +295,8 @@ impl Kernels {
             dot_q4_k: s::dot_q4_k,
             dot_q5_k: s::dot_q5_k,
             dot_q6_k: s::dot_q6_k,
+            dot_iq4_nl: s::dot_iq4_nl,
+            dot_iq4_xs: s::dot_iq4_xs,
             dot_q4_z: s::dot_q4_z,
             dot_f32: s::dot_f32,
             dot_f16: s::dot_f16,
@@ -368,6 +372,8 @@ impl Kernels {
             DType::Q4K => RowDot::Quantized(self.dot_q4_k, None, None),
             DType::Q5K => RowDot::Quantized(self.dot_q5_k, None, None),
             DType::Q6K => RowDot::Quantized(self.dot_q6_k, None, None),
+            DType::IQ4NL => RowDot::Quantized(self.dot_iq4_nl, None, None),
+            DType::IQ4XS => RowDot::Quantized(self.dot_iq4_xs, None, None),
             DType::Q4Z => RowDot::Quantized(self.dot_q4_z, self.tile_q4_z, self.rows_q4_z),
             // DType is non-exhaustive; a new type must be added here before the loader
             // accepts it (Weights::load checks `supports`).
@@ -440,6 +446,8 @@ mod x86 {
             wrap!($m, dot_q4_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!($m, dot_q5_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!($m, dot_q6_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!($m, dot_iq4_nl, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!($m, dot_iq4_xs, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!($m, dot_f32, (w: &[u8], x: &[f32]) -> f32);
             wrap!($m, dot_f16, (w: &[u8], x: &[f32]) -> f32);
             wrap!($m, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
@@ -464,6 +472,8 @@ mod x86 {
                 dot_q4_k: w::dot_q4_k,
                 dot_q5_k: w::dot_q5_k,
                 dot_q6_k: w::dot_q6_k,
+                dot_iq4_nl: w::dot_iq4_nl,
+                dot_iq4_xs: w::dot_iq4_xs,
                 dot_f32: w::dot_f32,
                 dot_f16: w::dot_f16,
                 dot_bf16: w::dot_bf16,
@@ -563,6 +573,8 @@ mod arm {
             wrap!(neon, dot_q4_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!(neon, dot_q5_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!(neon, dot_q6_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(neon, dot_iq4_nl, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(neon, dot_iq4_xs, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!(neon, dot_f32, (w: &[u8], x: &[f32]) -> f32);
             wrap!(neon, dot_f16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(neon, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
@@ -619,6 +631,8 @@ mod arm {
             dot_q4_k: w::dot_q4_k,
             dot_q5_k: w::dot_q5_k,
             dot_q6_k: w::dot_q6_k,
+            dot_iq4_nl: w::dot_iq4_nl,
+            dot_iq4_xs: w::dot_iq4_xs,
             // q4_z has no NEON version yet.
             dot_q4_z: super::dot::scalar::dot_q4_z,
             dot_f32: w::dot_f32,

@@ -668,3 +668,68 @@ pub unsafe fn dot_q6_k(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
     }
     hsum_ps(acc)
 }
+
+// ---- IQ4 (non-linear 4-bit grid) ----
+
+/// The IQ4 grid values of the 32 nibbles at p, in element order: one table shuffle.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq4_values(p: *const u8) -> __m256i {
+    let g = &ember_format::blocks::IQ4_GRID;
+    // SAFETY: the grid is 16 bytes; the caller guarantees 16 readable bytes at p.
+    unsafe {
+        let grid = _mm_loadu_si128(g.as_ptr() as *const __m128i);
+        _mm256_shuffle_epi8(_mm256_set_m128i(grid, grid), nibbles(p))
+    }
+}
+
+/// Σ v·x over 32 signed grid values v and activations x: |v| times x with v's sign moved
+/// onto x (|v| ≤ 127, so pairs stay within i16).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn signed_dot(v: __m256i, x: __m256i) -> __m256 {
+    mul_sum_us8(_mm256_abs_epi8(v), _mm256_sign_epi8(x, v))
+}
+
+/// IQ4_NL: dw · dx · Σ grid[q]·x per block.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_iq4_nl(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nb = blocks(w, 18, qs, d, s);
+    let mut acc = _mm256_setzero_ps();
+    // SAFETY: `blocks` checked that blocks 0..nb of w (18 bytes each) and qs exist.
+    unsafe {
+        for b in 0..nb {
+            let p = w.as_ptr().add(18 * b);
+            let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * b) as *const __m256i);
+            let dot = signed_dot(iq4_values(p.add(2)), xq);
+            let scale = _mm256_mul_ps(f16x8(u16_at(p)), _mm256_set1_ps(d[b]));
+            acc = _mm256_fmadd_ps(scale, dot, acc);
+        }
+    }
+    hsum_ps(acc)
+}
+
+/// IQ4_XS: d · (ls − 32) · dx · Σ grid[q]·x per sub-block of 32.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_iq4_xs(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nb = blocks(w, 0, qs, d, s) / 8;
+    assert!(w.len() >= nb * 136 && d.len() == 8 * nb);
+    let mut acc = _mm256_setzero_ps();
+    // SAFETY: the assert above checked blocks 0..nb of w and their 256 activations.
+    unsafe {
+        for b in 0..nb {
+            let p = w.as_ptr().add(136 * b);
+            let dw = _mm256_cvtss_f32(f16x8(u16_at(p)));
+            let (sh, sl) = (u16_at(p.add(2)), p.add(4));
+            for ib in 0..8 {
+                let lo = (*sl.add(ib / 2) >> (4 * (ib % 2))) & 0x0F;
+                let ls = (lo | ((((sh >> (2 * ib)) & 3) as u8) << 4)) as i32 - 32;
+                let a = 8 * b + ib;
+                let xq = _mm256_loadu_si256(qs.as_ptr().add(32 * a) as *const __m256i);
+                let dot = signed_dot(iq4_values(p.add(8 + 16 * ib)), xq);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * ls as f32 * d[a]), dot, acc);
+            }
+        }
+    }
+    hsum_ps(acc)
+}

@@ -458,7 +458,7 @@ pub unsafe fn attn_values(
     }
 }
 
-/// The 5-bit and K-quant dots are the AVX2 ones (maddubs): decode streams these weights at
+/// The 5-bit, K-quant and IQ4 dots are the AVX2 ones (maddubs): decode streams these weights at
 /// memory speed either way.
 macro_rules! from_avx2 {
     ($($name:ident),*) => {$(
@@ -469,4 +469,4 @@ macro_rules! from_avx2 {
         }
     )*};
 }
-from_avx2!(dot_q5_0, dot_q5_1, dot_q4_k, dot_q5_k, dot_q6_k);
+from_avx2!(dot_q5_0, dot_q5_1, dot_q4_k, dot_q5_k, dot_q6_k, dot_iq4_nl, dot_iq4_xs);

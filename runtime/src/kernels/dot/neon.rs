@@ -777,3 +777,58 @@ pub unsafe fn attn_values(
         out[d] = sum;
     }
 }
+
+/// The IQ4 grid values of the 32 nibbles at p: one table lookup per 16.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn iq4_values(p: *const u8) -> (int8x16_t, int8x16_t) {
+    // SAFETY: the grid is 16 bytes; the caller guarantees 16 readable bytes at p.
+    unsafe {
+        let grid = vld1q_s8(ember_format::blocks::IQ4_GRID.as_ptr());
+        let (lo, hi) = nibbles(p);
+        (vqtbl1q_s8(grid, lo), vqtbl1q_s8(grid, hi))
+    }
+}
+
+#[target_feature(enable = "neon,dotprod")]
+pub unsafe fn dot_iq4_nl(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nb = blocks(w, 18, qs, d, s);
+    sum_blocks(nb, |b| {
+        // SAFETY: `blocks` checked that block b of w (18 bytes), of qs (32) and of d exist.
+        unsafe {
+            let p = w.as_ptr().add(18 * b);
+            let (w0, w1) = iq4_values(p.add(2));
+            let (x0, x1) = i8x32_at(qs.as_ptr().add(32 * b));
+            let dot = sdot(sdot(vdupq_n_s32(0), w0, x0), w1, x1);
+            (
+                vcvtq_f32_s32(dot),
+                vmulq_n_f32(f16x4_at(p), *d.get_unchecked(b)),
+            )
+        }
+    })
+}
+
+#[target_feature(enable = "neon,dotprod")]
+pub unsafe fn dot_iq4_xs(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nb = blocks(w, 0, qs, d, s) / 8;
+    assert!(w.len() >= nb * 136 && d.len() == 8 * nb);
+    // Activation block a = 8b + ib meets sub-block ib of super-block b.
+    sum_blocks(8 * nb, |a| {
+        let (b, ib) = (a / 8, a % 8);
+        // SAFETY: the assert above checked super-block b of w and activation block a.
+        unsafe {
+            let p = w.as_ptr().add(136 * b);
+            let sh = (p.add(2) as *const u16).read_unaligned();
+            let lo = (*p.add(4 + ib / 2) >> (4 * (ib % 2))) & 0x0F;
+            let ls = (lo | ((((sh >> (2 * ib)) & 3) as u8) << 4)) as i32 - 32;
+            let (w0, w1) = iq4_values(p.add(8 + 16 * ib));
+            let (x0, x1) = i8x32_at(qs.as_ptr().add(32 * a));
+            let dot = sdot(sdot(vdupq_n_s32(0), w0, x0), w1, x1);
+            let dw = vgetq_lane_f32::<0>(f16x4_at(p));
+            (
+                vcvtq_f32_s32(dot),
+                vdupq_n_f32(dw * ls as f32 * *d.get_unchecked(a)),
+            )
+        }
+    })
+}

@@ -5,8 +5,8 @@
 //! Float dots take the f32 activations.
 
 use ember_format::blocks::{
-    f16_to_f32, scale_min_k4, BlockQ4K, BlockQ4Z, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0,
-    BlockQ5_1, BlockQ6K, BlockQ8_0,
+    f16_to_f32, scale_min_k4, BlockIQ4NL, BlockIQ4XS, BlockQ4K, BlockQ4Z, BlockQ4_0, BlockQ4_1,
+    BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0, IQ4_GRID,
 };
 
 /// Round half to even, the CPU's default (so SIMD conversions give the same integers).
@@ -207,6 +207,34 @@ pub fn dot_q6_k(w: &[u8], qs: &[i8], d: &[f32], _s: &[f32]) -> f32 {
             let x = &qs[256 * b + 16 * sub..];
             let dot: i32 = (0..16).map(|l| q[16 * sub + l] * x[l] as i32).sum();
             acc += dw * blk.scales[sub] as f32 * d[8 * b + sub / 2] * dot as f32;
+        }
+    }
+    acc
+}
+
+/// The 32 grid values of an IQ4 block's nibbles, in element order.
+fn iq4_values(qs: &[u8; 16]) -> impl Iterator<Item = i32> + '_ {
+    nibbles(qs).map(|n| IQ4_GRID[n as usize] as i32)
+}
+
+pub fn dot_iq4_nl(w: &[u8], qs: &[i8], d: &[f32], _s: &[f32]) -> f32 {
+    let mut acc = 0f32;
+    for (b, blk) in blocks::<BlockIQ4NL>(w).iter().enumerate() {
+        let dot = idot(iq4_values(&blk.qs), &qs[32 * b..]);
+        acc += f16_to_f32(blk.d) * d[b] * dot as f32;
+    }
+    acc
+}
+
+pub fn dot_iq4_xs(w: &[u8], qs: &[i8], d: &[f32], _s: &[f32]) -> f32 {
+    let mut acc = 0f32;
+    for (b, blk) in blocks::<BlockIQ4XS>(w).iter().enumerate() {
+        let dw = f16_to_f32(blk.d);
+        for ib in 0..8 {
+            let a = 8 * b + ib;
+            let sub: &[u8; 16] = blk.qs[16 * ib..16 * ib + 16].try_into().unwrap_or(&[0; 16]);
+            let dot = idot(iq4_values(sub), &qs[32 * a..]);
+            acc += dw * blk.scale(ib) as f32 * d[a] * dot as f32;
         }
     }
     acc
