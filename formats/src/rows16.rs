@@ -75,6 +75,9 @@ pub const fn fields(dtype: DType) -> Option<Parts> {
         DType::Q5K => Parts::new(16, 160, 0),
         // ql, qh and the 16 i8 scales in chunks; d last.
         DType::Q6K => Parts::new(0, 208, 2),
+        DType::IQ4NL => Parts::new(2, 16, 0),
+        // d, scales_h and the 4 bytes of scales_l as fields; qs in chunks.
+        DType::IQ4XS => Parts::new(8, 128, 0),
         _ => None,
     }
 }

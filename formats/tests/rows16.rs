@@ -5,7 +5,7 @@ mod common;
 use common::{random_tensor, Rng};
 use ember_format::{blocks, rows16, AlignedBytes, DType, EmberFile, Error, Layout, Writer};
 
-const TYPES: [DType; 9] = [
+const TYPES: [DType; 11] = [
     DType::Q8_0,
     DType::Q4_0,
     DType::Q4_1,
@@ -15,6 +15,8 @@ const TYPES: [DType; 9] = [
     DType::Q4K,
     DType::Q5K,
     DType::Q6K,
+    DType::IQ4NL,
+    DType::IQ4XS,
 ];
 
 #[test]

@@ -348,6 +348,8 @@ fn rows16_groups_match_scalar_row_dots_at_every_level() {
             DType::Q4K,
             DType::Q5K,
             DType::Q6K,
+            DType::IQ4NL,
+            DType::IQ4XS,
         ] {
             let g = k.group(dtype).unwrap();
             let RowDot::Quantized(dot, ..) = scalar.row_dot(dtype) else {

@@ -169,6 +169,8 @@ pub struct GroupKernels {
     pub q4_k: GroupFns,
     pub q5_k: GroupFns,
     pub q6_k: GroupFns,
+    pub iq4_nl: GroupFns,
+    pub iq4_xs: GroupFns,
     pub f32: GroupFloatFn,
     pub f16: GroupFloatFn,
     pub bf16: GroupFloatFn,
@@ -216,6 +218,14 @@ macro_rules! group_kernels {
                 gemv: m::gemv_q6_k,
                 gemm: m::gemm_q6_k,
             },
+            iq4_nl: $crate::kernels::GroupFns {
+                gemv: m::gemv_iq4_nl,
+                gemm: m::gemm_iq4_nl,
+            },
+            iq4_xs: $crate::kernels::GroupFns {
+                gemv: m::gemv_iq4_xs,
+                gemm: m::gemm_iq4_xs,
+            },
             f32: m::group_f32,
             f16: m::group_f16,
             bf16: m::group_bf16,
@@ -223,7 +233,7 @@ macro_rules! group_kernels {
     }};
 }
 
-/// K-quant group kernels (module `w`) that rebuild each row's block and meet it with the
+/// K-quant and IQ4 group kernels (module `w`) that rebuild each row's block and meet it with the
 /// level's own row dots `w::dot_q4_k`, ...: for levels without K-quant group kernels of their
 /// own yet (AVX2, NEON). Slower than a native group kernel (each block is gathered byte by
 /// byte), faster than the scalar reference; issue 12's kernel table will name this path.
@@ -233,6 +243,8 @@ macro_rules! rebuilt_k_group_kernels {
         rebuilt_k_group_kernels!(gemv_q4_k, gemm_q4_k, DType::Q4K, dot_q4_k);
         rebuilt_k_group_kernels!(gemv_q5_k, gemm_q5_k, DType::Q5K, dot_q5_k);
         rebuilt_k_group_kernels!(gemv_q6_k, gemm_q6_k, DType::Q6K, dot_q6_k);
+        rebuilt_k_group_kernels!(gemv_iq4_nl, gemm_iq4_nl, DType::IQ4NL, dot_iq4_nl);
+        rebuilt_k_group_kernels!(gemv_iq4_xs, gemm_iq4_xs, DType::IQ4XS, dot_iq4_xs);
     };
     ($gemv:ident, $gemm:ident, $dtype:expr, $dot:ident) => {
         pub fn $gemv(w: &[u8], a: &Act) -> Out {
@@ -393,6 +405,8 @@ impl Kernels {
             DType::Q4K => Some(self.groups.q4_k),
             DType::Q5K => Some(self.groups.q5_k),
             DType::Q6K => Some(self.groups.q6_k),
+            DType::IQ4NL => Some(self.groups.iq4_nl),
+            DType::IQ4XS => Some(self.groups.iq4_xs),
             _ => None,
         }
     }
@@ -523,6 +537,10 @@ mod x86 {
             wrap!(group512, gemm_q4_k, (w: &[u8], a: &Acts) -> Group);
             wrap!(group512, gemm_q5_k, (w: &[u8], a: &Acts) -> Group);
             wrap!(group512, gemm_q6_k, (w: &[u8], a: &Acts) -> Group);
+            wrap!(group512, gemv_iq4_nl, (w: &[u8], a: &Act) -> Out);
+            wrap!(group512, gemv_iq4_xs, (w: &[u8], a: &Act) -> Out);
+            wrap!(group512, gemm_iq4_nl, (w: &[u8], a: &Acts) -> Group);
+            wrap!(group512, gemm_iq4_xs, (w: &[u8], a: &Acts) -> Group);
         }
         Kernels {
             tile_q8_0: Some(w::tile_q8_0),

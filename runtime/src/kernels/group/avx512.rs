@@ -12,8 +12,20 @@ use ember_format::DType;
 type Out<const T: usize> = [[f32; GROUP]; T];
 
 use super::kind::{
-    dtype, five, head, qh, tile_bytes, Q4K, Q4Z, Q4_0, Q4_1, Q5K, Q5_0, Q5_1, Q6K, Q8_0, SPREAD,
+    dtype, five, head, qh, tile_bytes, IQ4NL, IQ4XS, Q4K, Q4Z, Q4_0, Q4_1, Q5K, Q5_0, Q5_1, Q6K,
+    Q8_0, SPREAD,
 };
+
+/// The IQ4 grid plus 128 (unsigned, for `vpdpbusd`) in every 128-bit lane: a nibble
+/// vector shuffled through it gives grid[q] + 128; the kernels take back 128·Σx.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn iq4_grid_u8() -> __m512i {
+    let g = ember_format::blocks::IQ4_GRID.map(|v| (v as i16 + 128) as u8);
+    // SAFETY: g is 16 bytes.
+    let v = unsafe { _mm_loadu_si128(g.as_ptr() as *const __m128i) };
+    _mm512_broadcast_i32x4(v)
+}
 
 /// 16 f16 values at p as f32.
 #[inline]
@@ -47,6 +59,10 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
     if K == Q6K {
         // SAFETY: same features; bounds are checked inside.
         return unsafe { group_q6k::<T>(w, a) };
+    }
+    if K == IQ4XS {
+        // SAFETY: same features; bounds are checked inside.
+        return unsafe { group_iq4xs::<T>(w, a) };
     }
     let nb = check(dtype(K), w, a);
     let tb = tile_bytes(K);
@@ -104,6 +120,12 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
                 wq[c + 4] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), nibble);
             }
         }
+        if K == IQ4NL {
+            let grid = iq4_grid_u8();
+            for v in wq.iter_mut() {
+                *v = _mm512_shuffle_epi8(grid, *v);
+            }
+        }
         if five(K) {
             // SAFETY: Q5 tiles hold qh_lo and qh_hi (16 u16 each) at qh(K).
             let h = unsafe {
@@ -149,7 +171,7 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
     let c = match K {
         Q4_0 => -8.0,
         Q5_0 => -16.0,
-        Q8_0 => -128.0,
+        Q8_0 | IQ4NL => -128.0,
         _ => 1.0,
     };
     let mut out = [[0f32; GROUP]; T];
@@ -372,6 +394,75 @@ unsafe fn group_q6k<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
     out
 }
 
+/// IQ4_XS super-blocks (tile: d[16], scales_h[16], scales_l as two fields, then qs in 32
+/// chunks, 4 per sub-block of 32): sub-block ib meets activation block 8b + ib with the scale
+/// d·(ls − 32); the quants are grid[q] + 128, so 128·sx is taken back at the end.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn group_iq4xs<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
+    let nb = check(DType::IQ4XS, w, a);
+    let tb = tile_bytes(IQ4XS);
+    let (nibble, grid) = (_mm512_set1_epi8(0x0F), iq4_grid_u8());
+    let mut acc = [_mm512_setzero_ps(); T];
+    let mut accm = [_mm512_setzero_ps(); T];
+    let field = |p: *const u8, f: usize| {
+        // SAFETY: the caller passes a tile, which starts with 4 fields of 16 u16.
+        unsafe { _mm512_cvtepu16_epi32(_mm256_loadu_si256(p.add(32 * f) as *const __m256i)) }
+    };
+    for b in 0..nb {
+        // SAFETY: check() verified nb tiles of tb bytes.
+        let p = unsafe { w.as_ptr().add(b * tb) };
+        super::prefetch_ahead(p, tb);
+        // SAFETY: as above.
+        let d = unsafe { f16x16(p) };
+        let (sh, sl) = (field(p, 1), [field(p, 2), field(p, 3)]);
+        for ib in 0..8 {
+            // 6-bit scale: nibble ib of the 4 scales_l bytes, bits 2ib.. of scales_h.
+            let lo = _mm512_srlv_epi32(sl[ib / 4], _mm512_set1_epi32(4 * (ib % 4) as i32));
+            let hi = _mm512_srlv_epi32(sh, _mm512_set1_epi32(2 * ib as i32));
+            let ls = _mm512_or_si512(
+                _mm512_and_si512(lo, _mm512_set1_epi32(0x0F)),
+                _mm512_slli_epi32::<4>(_mm512_and_si512(hi, _mm512_set1_epi32(3))),
+            );
+            let ls = _mm512_sub_epi32(ls, _mm512_set1_epi32(32));
+            let dl = _mm512_mul_ps(d, _mm512_cvtepi32_ps(ls));
+            let mut wq = [_mm512_setzero_si512(); 8];
+            for k in 0..4 {
+                // SAFETY: 32 chunks of 64 bytes after the 128 bytes of fields.
+                let v =
+                    unsafe { _mm512_loadu_si512(p.add(128 + 64 * (4 * ib + k)) as *const __m512i) };
+                wq[k] = _mm512_shuffle_epi8(grid, _mm512_and_si512(v, nibble));
+                wq[k + 4] =
+                    _mm512_shuffle_epi8(grid, _mm512_and_si512(_mm512_srli_epi16::<4>(v), nibble));
+            }
+            let ai = 8 * b + ib;
+            for t in 0..T {
+                // SAFETY: check() verified 32 bytes per activation block.
+                let x = unsafe { a[t].qs.as_ptr().add(32 * ai) };
+                let (mut d0, mut d1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                for k in (0..8).step_by(2) {
+                    // SAFETY: x points at a whole activation block.
+                    unsafe {
+                        d0 = _mm512_dpbusd_epi32(d0, wq[k], bcast(x, k));
+                        d1 = _mm512_dpbusd_epi32(d1, wq[k + 1], bcast(x, k + 1));
+                    }
+                }
+                let dot = _mm512_cvtepi32_ps(_mm512_add_epi32(d0, d1));
+                let u = _mm512_mul_ps(dot, _mm512_set1_ps(a[t].d[ai]));
+                acc[t] = _mm512_fmadd_ps(u, dl, acc[t]);
+                accm[t] = _mm512_fmadd_ps(dl, _mm512_set1_ps(a[t].s[ai]), accm[t]);
+            }
+        }
+    }
+    let mut out = [[0f32; GROUP]; T];
+    for t in 0..T {
+        let v = _mm512_fmadd_ps(accm[t], _mm512_set1_ps(-128.0), acc[t]);
+        // SAFETY: out[t] holds 16 f32.
+        unsafe { _mm512_storeu_ps(out[t].as_mut_ptr(), v) };
+    }
+    out
+}
+
 /// 16 rows of column k as f32, for element type E (0 f32, 1 f16, 2 bf16).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -469,4 +560,4 @@ unsafe fn float_group<const E: u8>(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROU
 }
 
 super::entry_points!("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c");
-super::entry_points!(@k_quants "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c");
+super::entry_points!(@super_blocks "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c");

@@ -22,6 +22,8 @@ pub mod kind {
     pub const Q4K: u8 = 6;
     pub const Q5K: u8 = 7;
     pub const Q6K: u8 = 8;
+    pub const IQ4NL: u8 = 9;
+    pub const IQ4XS: u8 = 10;
 
     pub const fn dtype(k: u8) -> DType {
         match k {
@@ -33,6 +35,8 @@ pub mod kind {
             Q4K => DType::Q4K,
             Q5K => DType::Q5K,
             Q6K => DType::Q6K,
+            IQ4NL => DType::IQ4NL,
+            IQ4XS => DType::IQ4XS,
             _ => DType::Q4Z,
         }
     }
@@ -66,6 +70,7 @@ pub mod kind {
             Q4K => 16 * 144,
             Q5K => 16 * 176,
             Q6K => 16 * 210,
+            IQ4XS => 16 * 136,
             _ => 16 * 18,
         }
     }
@@ -92,11 +97,13 @@ macro_rules! entry_points {
         entry_points!(@float $features, group_f16, 1);
         entry_points!(@float $features, group_bf16, 2);
     };
-    // The K-quant kernels of a level that has them.
-    (@k_quants $features:literal) => {
+    // The K-quant and IQ4 kernels of a level that has them.
+    (@super_blocks $features:literal) => {
         entry_points!(@quant $features, gemv_q4_k, gemm_q4_k, super::kind::Q4K);
         entry_points!(@quant $features, gemv_q5_k, gemm_q5_k, super::kind::Q5K);
         entry_points!(@quant $features, gemv_q6_k, gemm_q6_k, super::kind::Q6K);
+        entry_points!(@quant $features, gemv_iq4_nl, gemm_iq4_nl, super::kind::IQ4NL);
+        entry_points!(@quant $features, gemv_iq4_xs, gemm_iq4_xs, super::kind::IQ4XS);
     };
     (@quant $features:literal, $gemv:ident, $gemm:ident, $k:expr) => {
         #[target_feature(enable = $features)]

@@ -66,6 +66,8 @@ reference!(gemv_q5_1, gemm_q5_1, DType::Q5_1, dot::dot_q5_1);
 reference!(gemv_q4_k, gemm_q4_k, DType::Q4K, dot::dot_q4_k);
 reference!(gemv_q5_k, gemm_q5_k, DType::Q5K, dot::dot_q5_k);
 reference!(gemv_q6_k, gemm_q6_k, DType::Q6K, dot::dot_q6_k);
+reference!(gemv_iq4_nl, gemm_iq4_nl, DType::IQ4NL, dot::dot_iq4_nl);
+reference!(gemv_iq4_xs, gemm_iq4_xs, DType::IQ4XS, dot::dot_iq4_xs);
 
 /// Reference float groups: each element converted and multiplied in column order.
 fn float_with(dtype: DType, w: &[u8], x: &[&[f32]], out: &mut [[f32; GROUP]]) {
