@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ember_format::{EmberFile, Layout};
-use ember_runtime::kernels::{Kernels, Level, RowDot};
+use ember_format::EmberFile;
+use ember_runtime::kernels::Kernels;
 
 /// The model, as `ember run MODEL` or, as llama.cpp's tools take it, `ember run -m MODEL`.
 #[derive(clap::Args, Clone, Debug)]
@@ -81,34 +81,21 @@ pub fn fault_in(bytes: &[u8]) {
 }
 
 /// Which kernels multiply the file's matrices at `kernels`' level: one entry per dtype and
-/// layout, e.g. `avx512 (q4_1 rows16, q8_0 rows16, q6_k row-major: scalar fallback)`.
+/// layout, e.g. `avx2 (q4_1 rows16, q6_k rows16: rebuilt blocks + avx2 row dot)`.
 pub fn describe_kernels(kernels: &Kernels, file: &EmberFile) -> String {
-    let scalar = Kernels::scalar();
+    use ember_runtime::kernels::KernelPath;
     let mut seen: BTreeMap<(String, &'static str), String> = BTreeMap::new();
     for t in file.tensors() {
         if t.shape().len() != 2 {
             continue;
         }
-        let dtype = t.dtype.name().to_string();
-        let layout = t.layout.name();
-        let how = if kernels.level == Level::Scalar {
-            String::new()
-        } else if t.layout == Layout::Rows16 {
-            // Every level has its own rows16 kernels.
-            String::new()
-        } else {
-            let simd_dot = match (kernels.row_dot(t.dtype), scalar.row_dot(t.dtype)) {
-                (RowDot::Quantized(a, ..), RowDot::Quantized(b, ..)) => a as usize != b as usize,
-                (RowDot::Float(a, _), RowDot::Float(b, _)) => a as usize != b as usize,
-                _ => true,
-            };
-            if simd_dot {
-                String::new()
-            } else {
-                ": scalar fallback".into()
+        let how = match kernels.path(t.dtype, t.layout) {
+            KernelPath::Reference | KernelPath::Simd => String::new(),
+            KernelPath::RebuiltBlocks => {
+                format!(": rebuilt blocks + {} row dot", kernels.level.name())
             }
         };
-        seen.insert((dtype, layout), how);
+        seen.insert((t.dtype.name().to_string(), t.layout.name()), how);
     }
     let parts: Vec<String> = seen
         .into_iter()

@@ -155,7 +155,33 @@ pub struct Kernels {
     pub rows_q4_z: Option<RowsQ8Fn>,
     /// Kernels for matrices in the rows16 layout (every level has its own).
     pub groups: GroupKernels,
+    /// The dtypes whose rows16 kernels at this level rebuild each row's block and meet it
+    /// with the level's SIMD row dot, lacking a group kernel of their own (see
+    /// [`Kernels::path`]). Set beside the table entries it describes.
+    pub rebuilt_groups: &'static [DType],
 }
+
+/// How a level multiplies matrices of one dtype and layout, for `ember inspect`/`bench` and
+/// the tests that require SIMD paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelPath {
+    /// The scalar reference (the scalar level).
+    Reference,
+    /// The level's own SIMD kernel.
+    Simd,
+    /// rows16 only: blocks rebuilt row by row, then the level's SIMD row dot.
+    RebuiltBlocks,
+}
+
+/// The rows16 dtypes served by [`rebuilt_k_group_kernels!`].
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const REBUILT_SUPER_BLOCKS: &[DType] = &[
+    DType::Q4K,
+    DType::Q5K,
+    DType::Q6K,
+    DType::IQ4NL,
+    DType::IQ4XS,
+];
 
 /// A level's rows16 kernels, one per dtype the layout takes.
 #[derive(Clone, Copy, Debug)]
@@ -327,6 +353,18 @@ impl Kernels {
             rows_q4_1: None,
             rows_q4_z: None,
             groups: group_kernels!(group::scalar),
+            rebuilt_groups: &[],
+        }
+    }
+
+    /// How this level multiplies matrices of `dtype` stored in `layout`.
+    pub fn path(&self, dtype: DType, layout: ember_format::Layout) -> KernelPath {
+        if self.level == Level::Scalar {
+            KernelPath::Reference
+        } else if layout == ember_format::Layout::Rows16 && self.rebuilt_groups.contains(&dtype) {
+            KernelPath::RebuiltBlocks
+        } else {
+            KernelPath::Simd
         }
     }
 
@@ -494,7 +532,20 @@ mod x86 {
                 attn_scores: w::attn_scores,
                 attn_values: w::attn_values,
                 groups: group_kernels!(w),
-                ..Kernels::scalar()
+                // Every field is named: a missing SIMD entry is a compile error here, not a
+                // silent scalar one. Without tiles, prefill uses the row dots (or rows16).
+                tile_q8_0: None,
+                tile_q4_0: None,
+                tile_q4_1: None,
+                tile_q4_z: None,
+                tile_f32: None,
+                tile_f16: None,
+                tile_bf16: None,
+                rows_q8_0: None,
+                rows_q4_0: None,
+                rows_q4_1: None,
+                rows_q4_z: None,
+                rebuilt_groups: super::REBUILT_SUPER_BLOCKS,
             }
         };
     }
@@ -554,6 +605,8 @@ mod x86 {
             rows_q4_0: Some(w::rows_q4_0),
             rows_q4_1: Some(w::rows_q4_1),
             rows_q4_z: Some(w::rows_q4_z),
+            // AVX-512 has its own K-quant and IQ4 group kernels.
+            rebuilt_groups: &[],
             ..x86_kernels!(Level::Avx512)
         }
     }
@@ -593,6 +646,7 @@ mod arm {
             wrap!(neon, dot_q6_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!(neon, dot_iq4_nl, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!(neon, dot_iq4_xs, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+            wrap!(neon, dot_q4_z, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
             wrap!(neon, dot_f32, (w: &[u8], x: &[f32]) -> f32);
             wrap!(neon, dot_f16, (w: &[u8], x: &[f32]) -> f32);
             wrap!(neon, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
@@ -651,8 +705,7 @@ mod arm {
             dot_q6_k: w::dot_q6_k,
             dot_iq4_nl: w::dot_iq4_nl,
             dot_iq4_xs: w::dot_iq4_xs,
-            // q4_z has no NEON version yet.
-            dot_q4_z: super::dot::scalar::dot_q4_z,
+            dot_q4_z: w::dot_q4_z,
             dot_f32: w::dot_f32,
             dot_f16: w::dot_f16,
             dot_bf16: w::dot_bf16,
@@ -671,6 +724,7 @@ mod arm {
             rows_q4_1: None,
             rows_q4_z: None,
             groups,
+            rebuilt_groups: super::REBUILT_SUPER_BLOCKS,
         }
     }
 }

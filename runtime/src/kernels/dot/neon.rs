@@ -832,3 +832,34 @@ pub unsafe fn dot_iq4_xs(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
         }
     })
 }
+
+/// q4_z: dw (dx · Σ q·x − z · sx) per block (the nibbles are 0..15, signed for SDOT).
+#[target_feature(enable = "neon,dotprod")]
+pub unsafe fn dot_q4_z(w: &[u8], qs: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    let nb = blocks(w, 18, qs, d, s);
+    // Every lane of `offset` holds the same running sum of dw · z · sx.
+    let mut offset = 0f32;
+    let dots = sum_blocks(nb, |b| {
+        // SAFETY: `blocks` checked that block b of w (18 bytes), of qs (32) and of d exist.
+        unsafe {
+            let p = w.as_ptr().add(18 * b);
+            let (lo, hi) = nibbles(p.add(2));
+            let (x0, x1) = i8x32_at(qs.as_ptr().add(32 * b));
+            let dot = sdot(
+                sdot(vdupq_n_s32(0), vreinterpretq_s8_u8(lo), x0),
+                vreinterpretq_s8_u8(hi),
+                x1,
+            );
+            let sd = (p as *const u16).read_unaligned();
+            let dw = ember_format::blocks::q4z_d(sd >> 7);
+            (vcvtq_f32_s32(dot), vdupq_n_f32(dw * *d.get_unchecked(b)))
+        }
+    });
+    for b in 0..nb {
+        // SAFETY: as above.
+        let sd = unsafe { (w.as_ptr().add(18 * b) as *const u16).read_unaligned() };
+        let (dw, z) = ember_format::blocks::q4z_scale_zero(sd);
+        offset += dw * z * s[b];
+    }
+    dots - offset
+}
