@@ -173,8 +173,8 @@ pub enum KernelPath {
     RebuiltBlocks,
 }
 
-/// The rows16 dtypes served by [`rebuilt_k_group_kernels!`].
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+/// The rows16 dtypes served by [`rebuilt_k_group_kernels!`] (NEON, until it has its own).
+#[cfg(target_arch = "aarch64")]
 const REBUILT_SUPER_BLOCKS: &[DType] = &[
     DType::Q4K,
     DType::Q5K,
@@ -261,9 +261,9 @@ macro_rules! group_kernels {
 
 /// K-quant and IQ4 group kernels (module `w`) that rebuild each row's block and meet it with the
 /// level's own row dots `w::dot_q4_k`, ...: for levels without K-quant group kernels of their
-/// own yet (AVX2, NEON). Slower than a native group kernel (each block is gathered byte by
-/// byte), faster than the scalar reference; issue 12's kernel table will name this path.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+/// own yet (NEON). Slower than a native group kernel (each block is gathered byte by byte),
+/// faster than the scalar reference; [`Kernels::path`] names it.
+#[cfg(target_arch = "aarch64")]
 macro_rules! rebuilt_k_group_kernels {
     () => {
         rebuilt_k_group_kernels!(gemv_q4_k, gemm_q4_k, DType::Q4K, dot_q4_k);
@@ -279,6 +279,25 @@ macro_rules! rebuilt_k_group_kernels {
         pub fn $gemm(w: &[u8], a: &Acts) -> Group {
             crate::kernels::group::scalar::group_with($dtype, $dot, w, a)
         }
+    };
+}
+
+/// Safe wrappers around a level's own K-quant and IQ4 group kernels in module `$m` (those
+/// defined by `entry_points!(@super_blocks ...)`); uses the table's `wrap!` and the types
+/// of `wrap_group_kernels!`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! wrap_super_block_group_kernels {
+    ($m:ident) => {
+        wrap!($m, gemv_q4_k, (w: &[u8], a: &Act) -> Out);
+        wrap!($m, gemv_q5_k, (w: &[u8], a: &Act) -> Out);
+        wrap!($m, gemv_q6_k, (w: &[u8], a: &Act) -> Out);
+        wrap!($m, gemv_iq4_nl, (w: &[u8], a: &Act) -> Out);
+        wrap!($m, gemv_iq4_xs, (w: &[u8], a: &Act) -> Out);
+        wrap!($m, gemm_q4_k, (w: &[u8], a: &Acts) -> Group);
+        wrap!($m, gemm_q5_k, (w: &[u8], a: &Acts) -> Group);
+        wrap!($m, gemm_q6_k, (w: &[u8], a: &Acts) -> Group);
+        wrap!($m, gemm_iq4_nl, (w: &[u8], a: &Acts) -> Group);
+        wrap!($m, gemm_iq4_xs, (w: &[u8], a: &Acts) -> Group);
     };
 }
 
@@ -545,7 +564,8 @@ mod x86 {
                 rows_q4_0: None,
                 rows_q4_1: None,
                 rows_q4_z: None,
-                rebuilt_groups: super::REBUILT_SUPER_BLOCKS,
+                // Both x86 levels have their own K-quant and IQ4 group kernels.
+                rebuilt_groups: &[],
             }
         };
     }
@@ -556,8 +576,7 @@ mod x86 {
             wrap_x86_row_kernels!(avx2);
             use super::group2;
             wrap_group_kernels!(group2);
-            use ember_format::DType;
-            rebuilt_k_group_kernels!();
+            wrap_super_block_group_kernels!(group2);
         }
         x86_kernels!(Level::Avx2)
     }
@@ -582,16 +601,7 @@ mod x86 {
             wrap!(tile512, rows_q4_z, (w: &[u8], n: usize, a: &ActRow) -> [f32; TILE]);
             use super::group512;
             wrap_group_kernels!(group512);
-            wrap!(group512, gemv_q4_k, (w: &[u8], a: &Act) -> Out);
-            wrap!(group512, gemv_q5_k, (w: &[u8], a: &Act) -> Out);
-            wrap!(group512, gemv_q6_k, (w: &[u8], a: &Act) -> Out);
-            wrap!(group512, gemm_q4_k, (w: &[u8], a: &Acts) -> Group);
-            wrap!(group512, gemm_q5_k, (w: &[u8], a: &Acts) -> Group);
-            wrap!(group512, gemm_q6_k, (w: &[u8], a: &Acts) -> Group);
-            wrap!(group512, gemv_iq4_nl, (w: &[u8], a: &Act) -> Out);
-            wrap!(group512, gemv_iq4_xs, (w: &[u8], a: &Act) -> Out);
-            wrap!(group512, gemm_iq4_nl, (w: &[u8], a: &Acts) -> Group);
-            wrap!(group512, gemm_iq4_xs, (w: &[u8], a: &Acts) -> Group);
+            wrap_super_block_group_kernels!(group512);
         }
         Kernels {
             tile_q8_0: Some(w::tile_q8_0),
@@ -605,8 +615,6 @@ mod x86 {
             rows_q4_0: Some(w::rows_q4_0),
             rows_q4_1: Some(w::rows_q4_1),
             rows_q4_z: Some(w::rows_q4_z),
-            // AVX-512 has its own K-quant and IQ4 group kernels.
-            rebuilt_groups: &[],
             ..x86_kernels!(Level::Avx512)
         }
     }

@@ -14,7 +14,10 @@ use ember_format::DType;
 
 type Out<const T: usize> = [[f32; GROUP]; T];
 
-use super::kind::{dtype, five, head, qh, tile_bytes, Q4Z, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, SPREAD};
+use super::kind::{
+    dtype, five, head, qh, tile_bytes, IQ4NL, IQ4XS, Q4K, Q4Z, Q4_0, Q4_1, Q5K, Q5_0, Q5_1, Q6K,
+    Q8_0, SPREAD,
+};
 
 /// 8 f16 values at p as f32.
 #[inline]
@@ -79,6 +82,19 @@ unsafe fn scales<const K: u8>(p: *const u8) -> (__m256, __m256) {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
+    // Super-block types have kernels of their own (K is a constant: no branch remains).
+    if K == Q4K || K == Q5K {
+        // SAFETY: same features; bounds are checked inside.
+        return unsafe { group_k4::<T, K>(w, a) };
+    }
+    if K == Q6K {
+        // SAFETY: same features; bounds are checked inside.
+        return unsafe { group_q6k::<T>(w, a) };
+    }
+    if K == IQ4XS {
+        // SAFETY: same features; bounds are checked inside.
+        return unsafe { group_iq4xs::<T>(w, a) };
+    }
     let nb = check(dtype(K), w, a);
     let tb = tile_bytes(K);
     let nibble = _mm256_set1_epi8(0x0F);
@@ -113,6 +129,12 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
                     }
                 }
             }
+            if K == IQ4NL {
+                let grid = iq4_grid();
+                for v in wq.iter_mut() {
+                    *v = _mm256_shuffle_epi8(grid, *v);
+                }
+            }
             if five(K) {
                 // SAFETY: Q5 tiles hold qh_lo and qh_hi (16 u16 each) at qh(K); this half's
                 // 8 rows are at 16h.
@@ -141,7 +163,7 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
             for t in 0..T {
                 // SAFETY: check() verified 32·nb activation bytes.
                 let x = unsafe { a[t].qs.as_ptr().add(32 * b) };
-                let dot = if K == Q8_0 {
+                let dot = if K == Q8_0 || K == IQ4NL {
                     // u8 q + 128 times x could saturate maddubs (2·255·127 > 32767):
                     // |q| times x with q's sign moved onto x stays within 2·128·127.
                     let mut d = _mm256_setzero_si256();
@@ -173,10 +195,338 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
                 };
                 let u = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(a[t].d[b]));
                 let mut v = _mm256_fmadd_ps(u, dw, acc[t][h]);
-                if K != Q8_0 {
+                if K != Q8_0 && K != IQ4NL {
                     v = _mm256_fmadd_ps(mw, _mm256_set1_ps(a[t].s[b]), v);
                 }
                 acc[t][h] = v;
+            }
+        }
+    }
+    let mut out = [[0f32; GROUP]; T];
+    for t in 0..T {
+        // SAFETY: out[t] holds 16 f32.
+        unsafe {
+            _mm256_storeu_ps(out[t].as_mut_ptr(), acc[t][0]);
+            _mm256_storeu_ps(out[t].as_mut_ptr().add(8), acc[t][1]);
+        }
+    }
+    out
+}
+
+/// The IQ4 grid (signed) in both 128-bit lanes: a nibble vector shuffled through it gives
+/// the weights' values.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn iq4_grid() -> __m256i {
+    // SAFETY: the grid is 16 bytes.
+    let g = unsafe { _mm_loadu_si128(ember_format::blocks::IQ4_GRID.as_ptr() as *const __m128i) };
+    _mm256_set_m128i(g, g)
+}
+
+/// Σ_k w[k]·x[4k..4k+4] for the 8 rows of a half (one i32 lane each): unsigned weights of
+/// at most `max` (15, 31 or 63) times the block's activation bytes, summed in i16 as many
+/// at a time as cannot overflow (2·max·128 per product pair).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_u8<const N: usize>(
+    w: &[__m256i; N],
+    x: *const i8,
+    first: usize,
+    max: i32,
+) -> __m256i {
+    let per = (32767 / (2 * max * 128)).max(1) as usize;
+    let ones = _mm256_set1_epi16(1);
+    let mut d = _mm256_setzero_si256();
+    let mut k0 = 0;
+    while k0 < N {
+        let mut s = _mm256_setzero_si256();
+        for k in k0..(k0 + per).min(N) {
+            // SAFETY: the caller guarantees the activation bytes 4(first + k).. at x.
+            let xk = unsafe { bcast(x, first + k) };
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w[k], xk));
+        }
+        d = _mm256_add_epi32(d, _mm256_madd_epi16(s, ones));
+        k0 += per;
+    }
+    d
+}
+
+/// Σ_k v[k]·x[4k..4k+4] for signed weights (|v| ≤ 127): |v| times x with v's sign on x.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_i8(v: &[__m256i; 8], x: *const i8) -> __m256i {
+    let ones = _mm256_set1_epi16(1);
+    let mut d = _mm256_setzero_si256();
+    for k in 0..8 {
+        // SAFETY: the caller guarantees a whole activation block at x.
+        let xk = unsafe { bcast(x, k) };
+        let pr = _mm256_maddubs_epi16(_mm256_abs_epi8(v[k]), _mm256_sign_epi8(xk, v[k]));
+        d = _mm256_add_epi32(d, _mm256_madd_epi16(pr, ones));
+    }
+    d
+}
+
+/// Eight u16 fields (one per row of half h) of field `f` at p, as i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn field8(p: *const u8, f: usize, h: usize) -> __m256i {
+    // SAFETY: the caller guarantees field f (16 u16) at p.
+    _mm256_cvtepu16_epi32(unsafe { _mm_loadu_si128(p.add(32 * f + 16 * h) as *const __m128i) })
+}
+
+/// Q4_K / Q5_K super-blocks (see the AVX-512 kernel for the tile): per half of 8 rows,
+/// sub-block j meets activation block 8b + j: result += d·sc_j·(dx·dot) − dmin·m_j·sx.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn group_k4<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
+    let nb = check(dtype(K), w, a);
+    let tb = tile_bytes(K);
+    let nibble = _mm256_set1_epi8(0x0F);
+    let mut acc = [[_mm256_setzero_ps(); 2]; T];
+    let mut accm = [[_mm256_setzero_ps(); 2]; T];
+    let shr = |v: __m256i, n: u32| _mm256_srlv_epi32(v, _mm256_set1_epi32(n as i32));
+    let and = |v: __m256i, m: u32| _mm256_and_si256(v, _mm256_set1_epi32(m as i32));
+    for b in 0..nb {
+        // SAFETY: check() verified nb tiles of tb bytes.
+        let p = unsafe { w.as_ptr().add(b * tb) };
+        super::prefetch_ahead(p, tb);
+        let q = p.wrapping_add(256);
+        let qs = if K == Q5K { q.wrapping_add(512) } else { q };
+        for h in 0..2 {
+            // SAFETY: the tile starts with 8 fields: d, dmin, 6 of scale bytes.
+            let (d, dmin, f) = unsafe {
+                let f: [__m256i; 6] = core::array::from_fn(|i| field8(p, 2 + i, h));
+                (f16x8(p.add(16 * h)), f16x8(p.add(32 + 16 * h)), f)
+            };
+            let byte = |i: usize| and(shr(f[i / 2], 8 * (i as u32 % 2)), 0xFF);
+            let (mut dsc, mut dm) = ([_mm256_setzero_ps(); 8], [_mm256_setzero_ps(); 8]);
+            for j in 0..8 {
+                let (sc, m) = if j < 4 {
+                    (and(byte(j), 63), and(byte(j + 4), 63))
+                } else {
+                    (
+                        _mm256_or_si256(
+                            and(byte(j + 4), 0x0F),
+                            _mm256_slli_epi32::<4>(shr(byte(j - 4), 6)),
+                        ),
+                        _mm256_or_si256(
+                            shr(byte(j + 4), 4),
+                            _mm256_slli_epi32::<4>(shr(byte(j), 6)),
+                        ),
+                    )
+                };
+                dsc[j] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc));
+                dm[j] = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(m));
+            }
+            for pair in 0..4 {
+                let (mut lo, mut hi) = ([_mm256_setzero_si256(); 8], [_mm256_setzero_si256(); 8]);
+                for k in 0..8 {
+                    // SAFETY: 32 qs chunks of 64 bytes; this half's 32 bytes at 32h.
+                    let v = unsafe {
+                        _mm256_loadu_si256(qs.add(64 * (8 * pair + k) + 32 * h) as *const __m256i)
+                    };
+                    lo[k] = _mm256_and_si256(v, nibble);
+                    hi[k] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), nibble);
+                    if K == Q5K {
+                        // SAFETY: Q5_K tiles have 8 qh chunks of 64 bytes first.
+                        let qhv =
+                            unsafe { _mm256_loadu_si256(q.add(64 * k + 32 * h) as *const __m256i) };
+                        let bit = |j: i32| {
+                            let b = _mm256_srl_epi16(qhv, _mm_cvtsi32_si128(j));
+                            _mm256_slli_epi16::<4>(_mm256_and_si256(b, _mm256_set1_epi8(1)))
+                        };
+                        lo[k] = _mm256_or_si256(lo[k], bit(2 * pair as i32));
+                        hi[k] = _mm256_or_si256(hi[k], bit(2 * pair as i32 + 1));
+                    }
+                }
+                let max = if K == Q5K { 31 } else { 15 };
+                for (j, wq) in [(2 * pair, &lo), (2 * pair + 1, &hi)] {
+                    let ai = 8 * b + j;
+                    for t in 0..T {
+                        // SAFETY: check() verified 32 bytes per activation block.
+                        let dot = unsafe { dot_u8(wq, a[t].qs.as_ptr().add(32 * ai), 0, max) };
+                        let u = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(a[t].d[ai]));
+                        acc[t][h] = _mm256_fmadd_ps(u, dsc[j], acc[t][h]);
+                        accm[t][h] = _mm256_fmadd_ps(dm[j], _mm256_set1_ps(a[t].s[ai]), accm[t][h]);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = [[0f32; GROUP]; T];
+    for t in 0..T {
+        // SAFETY: out[t] holds 16 f32.
+        unsafe {
+            _mm256_storeu_ps(out[t].as_mut_ptr(), _mm256_sub_ps(acc[t][0], accm[t][0]));
+            _mm256_storeu_ps(
+                out[t].as_mut_ptr().add(8),
+                _mm256_sub_ps(acc[t][1], accm[t][1]),
+            );
+        }
+    }
+    out
+}
+
+/// Σ x over bytes 0..16 and 16..32 of an activation block.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn sums16(x: *const i8) -> (i32, i32) {
+    let flip = _mm_set1_epi8(-128);
+    let sum = |v: __m128i| {
+        // x + 128 as unsigned bytes: psadbw sums each 8 of them.
+        let s = _mm_sad_epu8(_mm_xor_si128(v, flip), _mm_setzero_si128());
+        _mm_cvtsi128_si32(s) + _mm_extract_epi16::<4>(s) - 16 * 128
+    };
+    // SAFETY: the caller guarantees 32 readable bytes at x.
+    unsafe {
+        (
+            sum(_mm_loadu_si128(x as *const __m128i)),
+            sum(_mm_loadu_si128(x.add(16) as *const __m128i)),
+        )
+    }
+}
+
+/// Q6_K super-blocks (see the AVX-512 kernel): per half of 8 rows, activation block 4g + kk
+/// meets (q − 32) with the scales of sub-blocks 8g + 2kk and 8g + 2kk + 1.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn group_q6k<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
+    let nb = check(DType::Q6K, w, a);
+    let tb = tile_bytes(Q6K);
+    let (low, three) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3));
+    let mut acc = [[_mm256_setzero_ps(); 2]; T];
+    for b in 0..nb {
+        // SAFETY: check() verified nb tiles of tb bytes.
+        let p = unsafe { w.as_ptr().add(b * tb) };
+        super::prefetch_ahead(p, tb);
+        for h in 0..2 {
+            // SAFETY: d[16] first, then 52 chunks of 64 bytes; this half's 32 at 32h.
+            let (d, chunk) = unsafe {
+                let c = p.add(32 + 32 * h);
+                (f16x8(p.add(16 * h)), move |i: usize| {
+                    _mm256_loadu_si256(c.add(64 * i) as *const __m256i)
+                })
+            };
+            let scale = |s: usize| {
+                let v = chunk(48 + s / 4);
+                let v = match s % 4 {
+                    0 => _mm256_srai_epi32::<24>(_mm256_slli_epi32::<24>(v)),
+                    1 => _mm256_srai_epi32::<24>(_mm256_slli_epi32::<16>(v)),
+                    2 => _mm256_srai_epi32::<24>(_mm256_slli_epi32::<8>(v)),
+                    _ => _mm256_srai_epi32::<24>(v),
+                };
+                _mm256_mul_ps(d, _mm256_cvtepi32_ps(v))
+            };
+            for g in 0..2 {
+                for kk in 0..4 {
+                    let wq: [__m256i; 8] = core::array::from_fn(|k| {
+                        let ql = chunk(16 * g + 8 * (kk % 2) + k);
+                        let qh = chunk(32 + 8 * g + k);
+                        let (l, hb) = match kk {
+                            0 => (_mm256_and_si256(ql, low), _mm256_and_si256(qh, three)),
+                            1 => (
+                                _mm256_and_si256(ql, low),
+                                _mm256_and_si256(_mm256_srli_epi16::<2>(qh), three),
+                            ),
+                            2 => (
+                                _mm256_and_si256(_mm256_srli_epi16::<4>(ql), low),
+                                _mm256_and_si256(_mm256_srli_epi16::<4>(qh), three),
+                            ),
+                            _ => (
+                                _mm256_and_si256(_mm256_srli_epi16::<4>(ql), low),
+                                _mm256_and_si256(_mm256_srli_epi16::<6>(qh), three),
+                            ),
+                        };
+                        _mm256_or_si256(l, _mm256_slli_epi16::<4>(hb))
+                    });
+                    let sub = 8 * g + 2 * kk;
+                    let (s0, s1) = (scale(sub), scale(sub + 1));
+                    let (w0, w1): ([__m256i; 4], [__m256i; 4]) = (
+                        core::array::from_fn(|k| wq[k]),
+                        core::array::from_fn(|k| wq[k + 4]),
+                    );
+                    let ai = 8 * b + 4 * g + kk;
+                    for t in 0..T {
+                        // SAFETY: check() verified 32 bytes per activation block.
+                        let x = unsafe { a[t].qs.as_ptr().add(32 * ai) };
+                        // SAFETY: as above.
+                        let (d0, d1, (x0, x1)) =
+                            unsafe { (dot_u8(&w0, x, 0, 63), dot_u8(&w1, x, 4, 63), sums16(x)) };
+                        // Σ (q − 32)·x = Σ q·x − 32·Σx, per 16 weights.
+                        let d0 = _mm256_sub_epi32(d0, _mm256_set1_epi32(32 * x0));
+                        let d1 = _mm256_sub_epi32(d1, _mm256_set1_epi32(32 * x1));
+                        let v = _mm256_fmadd_ps(
+                            s1,
+                            _mm256_cvtepi32_ps(d1),
+                            _mm256_mul_ps(s0, _mm256_cvtepi32_ps(d0)),
+                        );
+                        acc[t][h] = _mm256_fmadd_ps(v, _mm256_set1_ps(a[t].d[ai]), acc[t][h]);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = [[0f32; GROUP]; T];
+    for t in 0..T {
+        // SAFETY: out[t] holds 16 f32.
+        unsafe {
+            _mm256_storeu_ps(out[t].as_mut_ptr(), acc[t][0]);
+            _mm256_storeu_ps(out[t].as_mut_ptr().add(8), acc[t][1]);
+        }
+    }
+    out
+}
+
+/// IQ4_XS super-blocks (see the AVX-512 kernel): sub-block ib meets activation block 8b + ib
+/// with the scale d·(ls − 32) and signed grid values.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn group_iq4xs<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
+    let nb = check(DType::IQ4XS, w, a);
+    let tb = tile_bytes(IQ4XS);
+    let (nibble, grid) = (_mm256_set1_epi8(0x0F), iq4_grid());
+    let mut acc = [[_mm256_setzero_ps(); 2]; T];
+    for b in 0..nb {
+        // SAFETY: check() verified nb tiles of tb bytes.
+        let p = unsafe { w.as_ptr().add(b * tb) };
+        super::prefetch_ahead(p, tb);
+        for h in 0..2 {
+            // SAFETY: the tile starts with 4 fields: d, scales_h, scales_l (2).
+            let (d, sh, sl) = unsafe {
+                (
+                    f16x8(p.add(16 * h)),
+                    field8(p, 1, h),
+                    [field8(p, 2, h), field8(p, 3, h)],
+                )
+            };
+            for ib in 0..8 {
+                let lo = _mm256_srlv_epi32(sl[ib / 4], _mm256_set1_epi32(4 * (ib % 4) as i32));
+                let hi = _mm256_srlv_epi32(sh, _mm256_set1_epi32(2 * ib as i32));
+                let ls = _mm256_or_si256(
+                    _mm256_and_si256(lo, _mm256_set1_epi32(0x0F)),
+                    _mm256_slli_epi32::<4>(_mm256_and_si256(hi, _mm256_set1_epi32(3))),
+                );
+                let ls = _mm256_sub_epi32(ls, _mm256_set1_epi32(32));
+                let dl = _mm256_mul_ps(d, _mm256_cvtepi32_ps(ls));
+                let mut wq = [_mm256_setzero_si256(); 8];
+                for k in 0..4 {
+                    // SAFETY: 32 chunks of 64 bytes after the 128 bytes of fields.
+                    let v = unsafe {
+                        _mm256_loadu_si256(p.add(128 + 64 * (4 * ib + k) + 32 * h) as *const __m256i)
+                    };
+                    wq[k] = _mm256_shuffle_epi8(grid, _mm256_and_si256(v, nibble));
+                    wq[k + 4] = _mm256_shuffle_epi8(
+                        grid,
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(v), nibble),
+                    );
+                }
+                let ai = 8 * b + ib;
+                for t in 0..T {
+                    // SAFETY: check() verified 32 bytes per activation block.
+                    let dot = unsafe { dot_i8(&wq, a[t].qs.as_ptr().add(32 * ai)) };
+                    let u = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(a[t].d[ai]));
+                    acc[t][h] = _mm256_fmadd_ps(u, dl, acc[t][h]);
+                }
             }
         }
     }
@@ -296,3 +646,4 @@ unsafe fn float_group<const E: u8>(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROU
 }
 
 super::entry_points!("avx2,fma,f16c");
+super::entry_points!(@super_blocks "avx2,fma,f16c");
