@@ -88,6 +88,13 @@ esac
 check fmt cargo fmt --all --check
 check clippy cargo clippy --workspace --all-targets -- -D warnings
 EMBER_REQUIRE_LEVELS=$require_levels cargo_tests tests --workspace
+# Fuzzing that runs: every target for 20 s from its seeds and regressions (scripts/fuzz.sh;
+# a crash fails and its input lands in fuzz/regressions/<target>/ to commit as a seed).
+if check fuzz-build scripts/fuzz.sh build; then
+    for target in $(scripts/fuzz.sh list); do
+        check "fuzz-$target" scripts/fuzz.sh run "$target" 20
+    done
+fi
 check no_std cargo build -p ember-format -p ember-runtime --target thumbv7em-none-eabihf --no-default-features
 # ... and running: the Cortex-M4 firmware in qemu generates the same tokens as the host.
 check firmware scripts/firmware.sh
