@@ -545,26 +545,21 @@ fn attention_kernels_match_scalar() {
 }
 
 /// Every dtype a `.ember` file can hold, in either layout, runs a SIMD kernel at every level
-/// this CPU has (and scripts/test.sh requires): no scalar fallback. The rows16 types whose
-/// group kernels rebuild blocks for a SIMD row dot are listed, so that gap stays visible.
+/// this CPU has (and scripts/test.sh requires): no scalar fallback, and a group kernel for
+/// every dtype the rows16 layout takes.
 #[test]
 fn every_dtype_has_a_simd_path_at_every_level() {
     use ember_runtime::kernels::KernelPath;
     for k in levels() {
-        let mut rebuilt = Vec::new();
         for dtype in DType::ALL {
             for layout in [Layout::RowMajor, Layout::Rows16] {
-                let path = k.path(dtype, layout);
-                assert_ne!(
-                    path,
-                    KernelPath::Reference,
-                    "{} {dtype} {}: scalar fallback",
+                assert_eq!(
+                    k.path(dtype, layout),
+                    KernelPath::Simd,
+                    "{} {dtype} {}",
                     k.level.name(),
                     layout.name()
                 );
-                if path == KernelPath::RebuiltBlocks {
-                    rebuilt.push(dtype.name());
-                }
             }
             if rows16::supports(dtype, &[16, dtype.block_len().max(32)]) {
                 assert!(
@@ -574,15 +569,6 @@ fn every_dtype_has_a_simd_path_at_every_level() {
                 );
             }
         }
-        eprintln!(
-            "{}: rows16 via rebuilt blocks + SIMD row dot: {}",
-            k.level.name(),
-            if rebuilt.is_empty() {
-                "none".to_string()
-            } else {
-                rebuilt.join(", ")
-            }
-        );
     }
     assert_eq!(
         Kernels::scalar().path(DType::Q4K, Layout::RowMajor),

@@ -81,7 +81,7 @@ pub fn fault_in(bytes: &[u8]) {
 }
 
 /// Which kernels multiply the file's matrices at `kernels`' level: one entry per dtype and
-/// layout, e.g. `avx2 (q4_1 rows16, q6_k rows16: rebuilt blocks + avx2 row dot)`.
+/// layout, e.g. `avx2 (q4_1 rows16, q6_k rows16)`.
 pub fn describe_kernels(kernels: &Kernels, file: &EmberFile) -> String {
     use ember_runtime::kernels::KernelPath;
     let mut seen: BTreeMap<(String, &'static str), String> = BTreeMap::new();
@@ -90,10 +90,8 @@ pub fn describe_kernels(kernels: &Kernels, file: &EmberFile) -> String {
             continue;
         }
         let how = match kernels.path(t.dtype, t.layout) {
-            KernelPath::Reference | KernelPath::Simd => String::new(),
-            KernelPath::RebuiltBlocks => {
-                format!(": rebuilt blocks + {} row dot", kernels.level.name())
-            }
+            KernelPath::Simd => String::new(),
+            KernelPath::Reference => ": scalar reference".to_string(),
         };
         seen.insert((t.dtype.name().to_string(), t.layout.name()), how);
     }

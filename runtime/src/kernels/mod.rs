@@ -155,33 +155,19 @@ pub struct Kernels {
     pub rows_q4_z: Option<RowsQ8Fn>,
     /// Kernels for matrices in the rows16 layout (every level has its own).
     pub groups: GroupKernels,
-    /// The dtypes whose rows16 kernels at this level rebuild each row's block and meet it
-    /// with the level's SIMD row dot, lacking a group kernel of their own (see
-    /// [`Kernels::path`]). Set beside the table entries it describes.
-    pub rebuilt_groups: &'static [DType],
 }
 
-/// How a level multiplies matrices of one dtype and layout, for `ember inspect`/`bench` and
-/// the tests that require SIMD paths.
+/// How a level multiplies matrices of one dtype and layout, for `ember inspect`/`run -v`
+/// and the test that requires SIMD paths. Every table entry of a SIMD level is named in its
+/// table function (no spread from the scalar table), so a SIMD level has no scalar entry
+/// unless one is written there by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelPath {
     /// The scalar reference (the scalar level).
     Reference,
     /// The level's own SIMD kernel.
     Simd,
-    /// rows16 only: blocks rebuilt row by row, then the level's SIMD row dot.
-    RebuiltBlocks,
 }
-
-/// The rows16 dtypes served by [`rebuilt_k_group_kernels!`] (NEON, until it has its own).
-#[cfg(target_arch = "aarch64")]
-const REBUILT_SUPER_BLOCKS: &[DType] = &[
-    DType::Q4K,
-    DType::Q5K,
-    DType::Q6K,
-    DType::IQ4NL,
-    DType::IQ4XS,
-];
 
 /// A level's rows16 kernels, one per dtype the layout takes.
 #[derive(Clone, Copy, Debug)]
@@ -259,33 +245,10 @@ macro_rules! group_kernels {
     }};
 }
 
-/// K-quant and IQ4 group kernels (module `w`) that rebuild each row's block and meet it with the
-/// level's own row dots `w::dot_q4_k`, ...: for levels without K-quant group kernels of their
-/// own yet (NEON). Slower than a native group kernel (each block is gathered byte by byte),
-/// faster than the scalar reference; [`Kernels::path`] names it.
-#[cfg(target_arch = "aarch64")]
-macro_rules! rebuilt_k_group_kernels {
-    () => {
-        rebuilt_k_group_kernels!(gemv_q4_k, gemm_q4_k, DType::Q4K, dot_q4_k);
-        rebuilt_k_group_kernels!(gemv_q5_k, gemm_q5_k, DType::Q5K, dot_q5_k);
-        rebuilt_k_group_kernels!(gemv_q6_k, gemm_q6_k, DType::Q6K, dot_q6_k);
-        rebuilt_k_group_kernels!(gemv_iq4_nl, gemm_iq4_nl, DType::IQ4NL, dot_iq4_nl);
-        rebuilt_k_group_kernels!(gemv_iq4_xs, gemm_iq4_xs, DType::IQ4XS, dot_iq4_xs);
-    };
-    ($gemv:ident, $gemm:ident, $dtype:expr, $dot:ident) => {
-        pub fn $gemv(w: &[u8], a: &Act) -> Out {
-            crate::kernels::group::scalar::group_with::<1>($dtype, $dot, w, &[*a])[0]
-        }
-        pub fn $gemm(w: &[u8], a: &Acts) -> Group {
-            crate::kernels::group::scalar::group_with($dtype, $dot, w, a)
-        }
-    };
-}
-
 /// Safe wrappers around a level's own K-quant and IQ4 group kernels in module `$m` (those
 /// defined by `entry_points!(@super_blocks ...)`); uses the table's `wrap!` and the types
 /// of `wrap_group_kernels!`.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! wrap_super_block_group_kernels {
     ($m:ident) => {
         wrap!($m, gemv_q4_k, (w: &[u8], a: &Act) -> Out);
@@ -372,18 +335,15 @@ impl Kernels {
             rows_q4_1: None,
             rows_q4_z: None,
             groups: group_kernels!(group::scalar),
-            rebuilt_groups: &[],
         }
     }
 
-    /// How this level multiplies matrices of `dtype` stored in `layout`.
-    pub fn path(&self, dtype: DType, layout: ember_format::Layout) -> KernelPath {
-        if self.level == Level::Scalar {
-            KernelPath::Reference
-        } else if layout == ember_format::Layout::Rows16 && self.rebuilt_groups.contains(&dtype) {
-            KernelPath::RebuiltBlocks
-        } else {
-            KernelPath::Simd
+    /// How this level multiplies matrices of `dtype` stored in `layout` (every dtype has a
+    /// row dot and, where rows16 applies, a group kernel at every level).
+    pub fn path(&self, _dtype: DType, _layout: ember_format::Layout) -> KernelPath {
+        match self.level {
+            Level::Scalar => KernelPath::Reference,
+            Level::Avx2 | Level::Avx512 | Level::Neon => KernelPath::Simd,
         }
     }
 
@@ -564,8 +524,6 @@ mod x86 {
                 rows_q4_0: None,
                 rows_q4_1: None,
                 rows_q4_z: None,
-                // Both x86 levels have their own K-quant and IQ4 group kernels.
-                rebuilt_groups: &[],
             }
         };
     }
@@ -668,8 +626,7 @@ mod arm {
             wrap!(tile_neon, tile_bf16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
             use super::group_neon;
             wrap_group_kernels!(group_neon);
-            use ember_format::DType;
-            rebuilt_k_group_kernels!();
+            wrap_super_block_group_kernels!(group_neon);
 
             /// Safe wrappers around the i8mm (SMMLA) prefill kernels.
             macro_rules! wrap_i8mm {
@@ -732,7 +689,6 @@ mod arm {
             rows_q4_1: None,
             rows_q4_z: None,
             groups,
-            rebuilt_groups: super::REBUILT_SUPER_BLOCKS,
         }
     }
 }

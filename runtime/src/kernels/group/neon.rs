@@ -17,7 +17,10 @@ use ember_format::DType;
 
 type Out<const T: usize> = [[f32; GROUP]; T];
 
-use super::kind::{dtype, five, head, qh, tile_bytes, Q4Z, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, SPREAD};
+use super::kind::{
+    dtype, five, head, qh, tile_bytes, IQ4NL, IQ4XS, Q4K, Q4Z, Q4_0, Q4_1, Q5K, Q5_0, Q5_1, Q6K,
+    Q8_0, SPREAD,
+};
 
 /// acc + SDOT of w's four 4-byte groups with bytes 4L..4L+4 of x (lane i gets
 /// sum of w[4i..4i+4] * x[4L..4L+4]).
@@ -87,6 +90,19 @@ unsafe fn scales<const K: u8>(p: *const u8) -> (float32x4_t, float32x4_t) {
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
 unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
+    // Super-block types have kernels of their own (K is a constant: no branch remains).
+    if K == Q4K || K == Q5K {
+        // SAFETY: same features; bounds are checked inside.
+        return unsafe { group_k4::<T, K>(w, a) };
+    }
+    if K == Q6K {
+        // SAFETY: same features; bounds are checked inside.
+        return unsafe { group_q6k::<T>(w, a) };
+    }
+    if K == IQ4XS {
+        // SAFETY: same features; bounds are checked inside.
+        return unsafe { group_iq4xs::<T>(w, a) };
+    }
     let nb = check(dtype(K), w, a);
     let tb = tile_bytes(K);
     let nibble = vdupq_n_u8(0x0F);
@@ -123,6 +139,13 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
                     }
                 }
             }
+            if K == IQ4NL {
+                // SAFETY: the grid is 16 bytes.
+                let grid = unsafe { vld1q_s8(ember_format::blocks::IQ4_GRID.as_ptr()) };
+                for v in wq.iter_mut() {
+                    *v = vqtbl1q_s8(grid, vreinterpretq_u8_s8(*v));
+                }
+            }
             if five(K) {
                 // SAFETY: Q5 tiles hold qh_lo and qh_hi (16 u16 each) at qh(K); this
                 // quarter's 4 rows are at 8g.
@@ -155,10 +178,254 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
                 d = sdot_lane::<3>(d, wq[7], x1);
                 let u = vmulq_n_f32(vcvtq_f32_s32(d), a[t].d[b]);
                 let mut v = vfmaq_f32(acc[t][g], u, dw);
-                if K != Q8_0 {
+                if K != Q8_0 && K != IQ4NL {
                     v = vfmaq_n_f32(v, mw, a[t].s[b]);
                 }
                 acc[t][g] = v;
+            }
+        }
+    }
+    let mut out = [[0f32; GROUP]; T];
+    for t in 0..T {
+        for g in 0..4 {
+            // SAFETY: out[t] holds 16 f32, 4 per quarter.
+            unsafe { vst1q_f32(out[t].as_mut_ptr().add(4 * g), acc[t][g]) };
+        }
+    }
+    out
+}
+
+/// Σ_k w[k]·x[4k..4k+4] for the 4 rows of a quarter (one i32 lane each) by SDOT.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn sdot8(w: &[int8x16_t; 8], x: (int8x16_t, int8x16_t)) -> int32x4_t {
+    let (x0, x1) = x;
+    let mut d = vdupq_n_s32(0);
+    d = sdot_lane::<0>(d, w[0], x0);
+    d = sdot_lane::<1>(d, w[1], x0);
+    d = sdot_lane::<2>(d, w[2], x0);
+    d = sdot_lane::<3>(d, w[3], x0);
+    d = sdot_lane::<0>(d, w[4], x1);
+    d = sdot_lane::<1>(d, w[5], x1);
+    d = sdot_lane::<2>(d, w[6], x1);
+    sdot_lane::<3>(d, w[7], x1)
+}
+
+/// Four u16 fields (rows 4g..4g+4) of field `f` at p, as u32 lanes.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn field4(p: *const u8, f: usize, g: usize) -> uint32x4_t {
+    // SAFETY: the caller guarantees field f (16 u16) at p; byte loads need no alignment.
+    vmovl_u16(vreinterpret_u16_u8(unsafe {
+        vld1_u8(p.add(32 * f + 8 * g))
+    }))
+}
+
+/// Q4_K / Q5_K super-blocks (see the AVX-512 kernel for the tile): per quarter of 4 rows,
+/// sub-block j meets activation block 8b + j: result += d·sc_j·(dx·dot) − dmin·m_j·sx.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn group_k4<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
+    let nb = check(dtype(K), w, a);
+    let tb = tile_bytes(K);
+    let nibble = vdupq_n_u8(0x0F);
+    let mut acc = [[vdupq_n_f32(0.0); 4]; T];
+    let shr = |v: uint32x4_t, n: i32| vshlq_u32(v, vdupq_n_s32(-n));
+    let and = |v: uint32x4_t, m: u32| vandq_u32(v, vdupq_n_u32(m));
+    for b in 0..nb {
+        // SAFETY: check() verified nb tiles of tb bytes.
+        let p = unsafe { w.as_ptr().add(b * tb) };
+        let q = p.wrapping_add(256);
+        let qs = if K == Q5K { q.wrapping_add(512) } else { q };
+        for g in 0..4 {
+            // SAFETY: the tile starts with 8 fields: d, dmin, 6 of scale bytes.
+            let (d, dmin, f) = unsafe {
+                let f: [uint32x4_t; 6] = core::array::from_fn(|i| field4(p, 2 + i, g));
+                (f16x4_load(p.add(8 * g)), f16x4_load(p.add(32 + 8 * g)), f)
+            };
+            let byte = |i: usize| and(shr(f[i / 2], 8 * (i as i32 % 2)), 0xFF);
+            let (mut dsc, mut dm) = ([vdupq_n_f32(0.0); 8], [vdupq_n_f32(0.0); 8]);
+            for j in 0..8 {
+                let (sc, m) = if j < 4 {
+                    (and(byte(j), 63), and(byte(j + 4), 63))
+                } else {
+                    (
+                        vorrq_u32(
+                            and(byte(j + 4), 0x0F),
+                            vshlq_n_u32::<4>(shr(byte(j - 4), 6)),
+                        ),
+                        vorrq_u32(shr(byte(j + 4), 4), vshlq_n_u32::<4>(shr(byte(j), 6))),
+                    )
+                };
+                dsc[j] = vmulq_f32(d, vcvtq_f32_u32(sc));
+                dm[j] = vmulq_f32(dmin, vcvtq_f32_u32(m));
+            }
+            for pair in 0..4 {
+                let (mut lo, mut hi) = ([vdupq_n_s8(0); 8], [vdupq_n_s8(0); 8]);
+                for k in 0..8 {
+                    // SAFETY: 32 qs chunks of 64 bytes; this quarter's 16 at 16g.
+                    let v = unsafe { vld1q_u8(qs.add(64 * (8 * pair + k) + 16 * g)) };
+                    let (mut l, mut h) = (vandq_u8(v, nibble), vshrq_n_u8::<4>(v));
+                    if K == Q5K {
+                        // SAFETY: Q5_K tiles have 8 qh chunks of 64 bytes first.
+                        let qhv = unsafe { vld1q_u8(q.add(64 * k + 16 * g)) };
+                        let bit = |j: i8| {
+                            let b = vandq_u8(vshlq_u8(qhv, vdupq_n_s8(-j)), vdupq_n_u8(1));
+                            vshlq_n_u8::<4>(b)
+                        };
+                        l = vorrq_u8(l, bit(2 * pair as i8));
+                        h = vorrq_u8(h, bit(2 * pair as i8 + 1));
+                    }
+                    lo[k] = vreinterpretq_s8_u8(l);
+                    hi[k] = vreinterpretq_s8_u8(h);
+                }
+                for (j, wq) in [(2 * pair, &lo), (2 * pair + 1, &hi)] {
+                    let ai = 8 * b + j;
+                    for t in 0..T {
+                        // SAFETY: check() verified 32 bytes per activation block.
+                        let x = unsafe { i8x32_at(a[t].qs.as_ptr().add(32 * ai)) };
+                        let u = vmulq_n_f32(vcvtq_f32_s32(sdot8(wq, x)), a[t].d[ai]);
+                        let v = vfmaq_f32(acc[t][g], u, dsc[j]);
+                        acc[t][g] = vfmsq_n_f32(v, dm[j], a[t].s[ai]);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = [[0f32; GROUP]; T];
+    for t in 0..T {
+        for g in 0..4 {
+            // SAFETY: out[t] holds 16 f32, 4 per quarter.
+            unsafe { vst1q_f32(out[t].as_mut_ptr().add(4 * g), acc[t][g]) };
+        }
+    }
+    out
+}
+
+/// Q6_K super-blocks (see the AVX-512 kernel): per quarter of 4 rows, activation block
+/// 4h + kk meets (q − 32), signed for SDOT, with the scales of sub-blocks 8h + 2kk and
+/// 8h + 2kk + 1.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn group_q6k<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
+    let nb = check(DType::Q6K, w, a);
+    let tb = tile_bytes(Q6K);
+    let (low, three, m32) = (vdupq_n_u8(0x0F), vdupq_n_u8(3), vdupq_n_s8(32));
+    let mut acc = [[vdupq_n_f32(0.0); 4]; T];
+    for b in 0..nb {
+        // SAFETY: check() verified nb tiles of tb bytes.
+        let p = unsafe { w.as_ptr().add(b * tb) };
+        for g in 0..4 {
+            // SAFETY: d[16] first, then 52 chunks of 64 bytes; this quarter's 16 at 16g.
+            let (d, chunk) = unsafe {
+                let c = p.add(32 + 16 * g);
+                (f16x4_load(p.add(8 * g)), move |i: usize| {
+                    vld1q_u8(c.add(64 * i))
+                })
+            };
+            // Scale s of each row (byte s % 4 of its lane in scale chunk s / 4) times d.
+            let scale = |s: usize| {
+                let v = vreinterpretq_s32_u8(chunk(48 + s / 4));
+                let v = match s % 4 {
+                    0 => vshrq_n_s32::<24>(vshlq_n_s32::<24>(v)),
+                    1 => vshrq_n_s32::<24>(vshlq_n_s32::<16>(v)),
+                    2 => vshrq_n_s32::<24>(vshlq_n_s32::<8>(v)),
+                    _ => vshrq_n_s32::<24>(v),
+                };
+                vmulq_f32(d, vcvtq_f32_s32(v))
+            };
+            for h in 0..2 {
+                for kk in 0..4 {
+                    let wq: [int8x16_t; 8] = core::array::from_fn(|k| {
+                        let ql = chunk(16 * h + 8 * (kk % 2) + k);
+                        let qh = chunk(32 + 8 * h + k);
+                        let (l, hb) = match kk {
+                            0 => (vandq_u8(ql, low), vandq_u8(qh, three)),
+                            1 => (vandq_u8(ql, low), vandq_u8(vshrq_n_u8::<2>(qh), three)),
+                            2 => (vshrq_n_u8::<4>(ql), vandq_u8(vshrq_n_u8::<4>(qh), three)),
+                            _ => (vshrq_n_u8::<4>(ql), vshrq_n_u8::<6>(qh)),
+                        };
+                        vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(l, vshlq_n_u8::<4>(hb))), m32)
+                    });
+                    let sub = 8 * h + 2 * kk;
+                    let (s0, s1) = (scale(sub), scale(sub + 1));
+                    let ai = 8 * b + 4 * h + kk;
+                    for t in 0..T {
+                        // SAFETY: check() verified 32 bytes per activation block.
+                        let (x0, x1) = unsafe { i8x32_at(a[t].qs.as_ptr().add(32 * ai)) };
+                        let mut d0 = vdupq_n_s32(0);
+                        d0 = sdot_lane::<0>(d0, wq[0], x0);
+                        d0 = sdot_lane::<1>(d0, wq[1], x0);
+                        d0 = sdot_lane::<2>(d0, wq[2], x0);
+                        d0 = sdot_lane::<3>(d0, wq[3], x0);
+                        let mut d1 = vdupq_n_s32(0);
+                        d1 = sdot_lane::<0>(d1, wq[4], x1);
+                        d1 = sdot_lane::<1>(d1, wq[5], x1);
+                        d1 = sdot_lane::<2>(d1, wq[6], x1);
+                        d1 = sdot_lane::<3>(d1, wq[7], x1);
+                        let v = vfmaq_f32(vmulq_f32(s0, vcvtq_f32_s32(d0)), s1, vcvtq_f32_s32(d1));
+                        acc[t][g] = vfmaq_n_f32(acc[t][g], v, a[t].d[ai]);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = [[0f32; GROUP]; T];
+    for t in 0..T {
+        for g in 0..4 {
+            // SAFETY: out[t] holds 16 f32, 4 per quarter.
+            unsafe { vst1q_f32(out[t].as_mut_ptr().add(4 * g), acc[t][g]) };
+        }
+    }
+    out
+}
+
+/// IQ4_XS super-blocks (see the AVX-512 kernel): sub-block ib meets activation block 8b + ib
+/// with the scale d·(ls − 32) and the grid values (signed, for SDOT).
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn group_iq4xs<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
+    let nb = check(DType::IQ4XS, w, a);
+    let tb = tile_bytes(IQ4XS);
+    let nibble = vdupq_n_u8(0x0F);
+    // SAFETY: the grid is 16 bytes.
+    let grid = unsafe { vld1q_s8(ember_format::blocks::IQ4_GRID.as_ptr()) };
+    let mut acc = [[vdupq_n_f32(0.0); 4]; T];
+    for b in 0..nb {
+        // SAFETY: check() verified nb tiles of tb bytes.
+        let p = unsafe { w.as_ptr().add(b * tb) };
+        for g in 0..4 {
+            // SAFETY: the tile starts with 4 fields: d, scales_h, scales_l (2).
+            let (d, sh, sl) = unsafe {
+                (
+                    f16x4_load(p.add(8 * g)),
+                    field4(p, 1, g),
+                    [field4(p, 2, g), field4(p, 3, g)],
+                )
+            };
+            for ib in 0..8 {
+                let lo = vshlq_u32(sl[ib / 4], vdupq_n_s32(-(4 * (ib % 4) as i32)));
+                let hi = vshlq_u32(sh, vdupq_n_s32(-(2 * ib as i32)));
+                let ls = vorrq_u32(
+                    vandq_u32(lo, vdupq_n_u32(0x0F)),
+                    vshlq_n_u32::<4>(vandq_u32(hi, vdupq_n_u32(3))),
+                );
+                let ls = vsubq_s32(vreinterpretq_s32_u32(ls), vdupq_n_s32(32));
+                let dl = vmulq_f32(d, vcvtq_f32_s32(ls));
+                let mut wq = [vdupq_n_s8(0); 8];
+                for k in 0..4 {
+                    // SAFETY: 32 chunks of 64 bytes after the 128 bytes of fields.
+                    let v = unsafe { vld1q_u8(p.add(128 + 64 * (4 * ib + k) + 16 * g)) };
+                    wq[k] = vqtbl1q_s8(grid, vandq_u8(v, nibble));
+                    wq[k + 4] = vqtbl1q_s8(grid, vshrq_n_u8::<4>(v));
+                }
+                let ai = 8 * b + ib;
+                for t in 0..T {
+                    // SAFETY: check() verified 32 bytes per activation block.
+                    let x = unsafe { i8x32_at(a[t].qs.as_ptr().add(32 * ai)) };
+                    let u = vmulq_n_f32(vcvtq_f32_s32(sdot8(&wq, x)), a[t].d[ai]);
+                    acc[t][g] = vfmaq_f32(acc[t][g], u, dl);
+                }
             }
         }
     }
@@ -419,6 +686,7 @@ unsafe fn float_group<const E: u8>(w: &[u8], x: &[&[f32]], out: &mut [[f32; GROU
 }
 
 super::entry_points!("neon,dotprod");
+super::entry_points!(@super_blocks "neon,dotprod");
 
 /// The 4-token (prefill) kernels with i8mm, named as `gemm_*` plus `_i8mm`.
 macro_rules! i8mm_entry_points {

@@ -8,10 +8,9 @@ use crate::kernels::dot::scalar as dot;
 use crate::kernels::{ActRow, DotQ8Fn};
 use ember_format::{rows16, DType};
 
-/// One group against T tokens by rebuilding each row's block and meeting it with the row
-/// dot `f`: the reference (with the scalar dots), and the K-quant kernels of levels that
-/// have no group kernel of their own yet (with their SIMD row dots).
-pub(crate) fn group_with<const T: usize>(
+/// One group against T tokens by rebuilding each row's block and meeting it with the
+/// reference row dot `f`.
+fn group_with<const T: usize>(
     dtype: DType,
     f: DotQ8Fn,
     w: &[u8],
