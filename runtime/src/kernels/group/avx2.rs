@@ -98,6 +98,7 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
     let nb = check(dtype(K), w, a);
     let tb = tile_bytes(K);
     let nibble = _mm256_set1_epi8(0x0F);
+    let grid = iq4_grid();
     let flip = _mm256_set1_epi8(-128);
     let ones = _mm256_set1_epi16(1);
     // acc[t][h]: rows 8h..8h+8 of token t.
@@ -130,7 +131,6 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
                 }
             }
             if K == IQ4NL {
-                let grid = iq4_grid();
                 for v in wq.iter_mut() {
                     *v = _mm256_shuffle_epi8(grid, *v);
                 }

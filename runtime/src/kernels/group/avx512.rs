@@ -67,6 +67,7 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
     let nb = check(dtype(K), w, a);
     let tb = tile_bytes(K);
     let nibble = _mm512_set1_epi8(0x0F);
+    let grid = iq4_grid_u8();
     let mut acc = [_mm512_setzero_ps(); T];
     // Σ mw·sx; for Q4_0 and Q8_0 Σ dw·sx, scaled by -8 or -128 once at the end.
     let mut accm = [_mm512_setzero_ps(); T];
@@ -121,7 +122,6 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
             }
         }
         if K == IQ4NL {
-            let grid = iq4_grid_u8();
             for v in wq.iter_mut() {
                 *v = _mm512_shuffle_epi8(grid, *v);
             }
