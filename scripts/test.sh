@@ -98,6 +98,8 @@ fi
 check no_std cargo build -p ember-format -p ember-runtime --target thumbv7em-none-eabihf --no-default-features
 # ... and running: the Cortex-M4 firmware in qemu generates the same tokens as the host.
 check firmware scripts/firmware.sh
+# `ember serve` driven by the openai package, curl and raw HTTP (tests/serve_openai.py).
+check serve scripts/test-serve.sh
 
 # The NEON kernels on other hosts: cross-build for aarch64 and run the format and runtime
 # tests under qemu (`-cpu max` has dotprod); a skipped NEON level is a failure.

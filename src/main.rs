@@ -8,6 +8,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod chat_template;
 mod cmd;
 mod model_source;
+mod serve;
 
 #[derive(Parser)]
 #[command(name = "ember", version, about = "Train, convert and run small language models on CPUs and edge devices", long_about = None)]
@@ -37,6 +38,8 @@ enum Command {
     Bench(cmd::bench::Args),
     /// Show a .ember file's metadata and tensors; verify it.
     Inspect(cmd::inspect::Args),
+    /// Serve the model over HTTP with OpenAI's API (chat, completions, streaming).
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
