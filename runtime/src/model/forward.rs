@@ -81,11 +81,19 @@ impl ScratchPlan {
         let max_cols = c.max(f).max(cfg.q_dim());
         let blocks = b * max_cols.div_ceil(32);
         let logit_rows = if mode == Logits::All { b } else { 1 };
+        // Regions only some architectures use are empty for the others (a microcontroller
+        // pays for none of them): the block output before a post-norm (sandwich norms), the
+        // local layers' RoPE tables and a head's partial output for a wrapped KV ring.
+        let sandwich = match cfg.features.block_norms {
+            BlockNorms::Sandwich => 1,
+            BlockNorms::Pre => 0,
+        };
+        let local = usize::from(cfg.layer_kinds.any_local());
         let mut lens = [0; REGIONS];
         for (r, n) in [
             (Region::X, b * c),
             (Region::Xn, b * c),
-            (Region::Y, b * c),
+            (Region::Y, sandwich * b * c),
             (Region::Q, b * cfg.q_dim()),
             (Region::Kv, b * 2 * cfg.kv_dim()),
             (Region::Att, b * cfg.q_dim()),
@@ -93,10 +101,10 @@ impl ScratchPlan {
             (Region::FfnB, b * f),
             (Region::Scores, cfg.heads * capacity),
             (Region::Rope, b * cfg.head_dim),
-            (Region::RopeLocal, b * cfg.head_dim),
-            (Region::Row, max_cols.max(cfg.heads * cfg.head_dim)),
+            (Region::RopeLocal, local * b * cfg.head_dim),
+            (Region::Row, max_cols.max(local * cfg.heads * cfg.head_dim)),
             (Region::InvFreq, cfg.head_dim / 2),
-            (Region::InvFreqLocal, cfg.head_dim / 2),
+            (Region::InvFreqLocal, local * cfg.head_dim / 2),
             (Region::ActD, blocks),
             (Region::ActS, blocks),
             (Region::Logits, logit_rows * cfg.vocab_size),
@@ -193,13 +201,12 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
             });
         }
         let mut s = Scratch { plan, f, i };
-        let half = plan.lens[Region::InvFreq as usize];
         for (r, theta) in [
             (Region::InvFreq, cfg.rope_theta),
             (Region::InvFreqLocal, cfg.rope_theta_local),
         ] {
-            let at = plan.offset(r);
-            fill_inv_freq(&mut s.f.as_mut()[at..at + half], theta, cfg.head_dim);
+            let (at, n) = (plan.offset(r), plan.lens[r as usize]);
+            fill_inv_freq(&mut s.f.as_mut()[at..at + n], theta, cfg.head_dim);
         }
         Ok(s)
     }
@@ -405,11 +412,14 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         match ft.positions {
             Positions::Rope => {
                 let global = w.rope_inv_freq.unwrap_or(s.inv_freq);
+                let local = cfg.layer_kinds.any_local();
                 for i in 0..t {
                     let at = i * hs..(i + 1) * hs;
                     let factor = cfg.rope_attention_factor;
                     k::rope_angles(&mut s.rope[at.clone()], pos + i, global, factor);
-                    k::rope_angles(&mut s.rope_local[at], pos + i, s.inv_freq_local, 1.0);
+                    if local {
+                        k::rope_angles(&mut s.rope_local[at], pos + i, s.inv_freq_local, 1.0);
+                    }
                 }
             }
             Positions::Learned => {}
