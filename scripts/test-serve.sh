@@ -31,5 +31,5 @@ if [ ! -s "$gguf" ]; then
     exit 0
 fi
 model=$out/smollm2.ember
-"$ember" convert "$gguf" -o "$model" --quant same >/dev/null
+"$ember" convert "$gguf" -o "$model" --quant same --force >/dev/null 2>&1
 exec "$venv/bin/python" tests/serve_openai.py "$ember" "$model"

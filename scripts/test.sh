@@ -100,6 +100,8 @@ check no_std cargo build -p ember-format -p ember-runtime --target thumbv7em-non
 check firmware scripts/firmware.sh
 # `ember serve` driven by the openai package, curl and raw HTTP (tests/serve_openai.py).
 check serve scripts/test-serve.sh
+# The C API: examples/c/generate.c prints what `ember run --temp 0` prints; tests/capi_check.c.
+check capi scripts/test-capi.sh
 
 # The NEON kernels on other hosts: cross-build for aarch64 and run the format and runtime
 # tests under qemu (`-cpu max` has dotprod); a skipped NEON level is a failure.
