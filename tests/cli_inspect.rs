@@ -86,9 +86,15 @@ fn truncated_and_flipped_files_fail_with_one_line() {
     }
     std::fs::write(&bad, &good[..good.len() / 2]).unwrap();
     assert_one_line_error(&bad, "truncated");
+    // A flipped byte of tensor data (not padding, which the reader checks separately).
+    let aligned = ember_format::AlignedBytes::from(good.clone());
+    let at = {
+        let f = ember_format::EmberFile::parse(&aligned).unwrap();
+        let t = f.tensor("blk.0.attn_q.weight").unwrap();
+        t.data.as_ptr() as usize - aligned.as_ptr() as usize + 5
+    };
     let mut flipped = good.clone();
-    let n = flipped.len();
-    flipped[n - 40] ^= 0x10;
+    flipped[at] ^= 0x10;
     std::fs::write(&bad, &flipped).unwrap();
     assert_one_line_error(&bad, "checksum");
     assert_one_line_error(&dir.join("missing.ember"), "missing.ember");
