@@ -5,24 +5,17 @@ mod common;
 use common::{random_tensor, Rng};
 use ember_format::{blocks, rows16, AlignedBytes, DType, EmberFile, Error, Layout, Writer};
 
-const TYPES: [DType; 11] = [
-    DType::Q8_0,
-    DType::Q4_0,
-    DType::Q4_1,
-    DType::Q4Z,
-    DType::Q5_0,
-    DType::Q5_1,
-    DType::Q4K,
-    DType::Q5K,
-    DType::Q6K,
-    DType::IQ4NL,
-    DType::IQ4XS,
-];
+/// Every block type the layout takes.
+fn types() -> impl Iterator<Item = DType> {
+    DType::ALL
+        .into_iter()
+        .filter(|&d| rows16::fields(d).is_some())
+}
 
 #[test]
 fn interleave_round_trips_and_dequantizes_like_row_major() {
     let mut rng = Rng::new(16);
-    for dtype in TYPES {
+    for dtype in types() {
         // Blocks per row: 1, 3, 10 (of 32 weights, or of 256 for K-quants).
         let bl = dtype.block_len();
         for (rows, cols) in [(16, bl), (32, 3 * bl), (48, 10 * bl)] {

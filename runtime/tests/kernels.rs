@@ -338,19 +338,12 @@ fn rows16_groups_match_scalar_row_dots_at_every_level() {
     let scalar = Kernels::scalar();
     // The reference itself is checked against the row-major dots, then each SIMD level.
     for k in std::iter::once(scalar).chain(levels()) {
-        for dtype in [
-            DType::Q8_0,
-            DType::Q4_0,
-            DType::Q4_1,
-            DType::Q4Z,
-            DType::Q5_0,
-            DType::Q5_1,
-            DType::Q4K,
-            DType::Q5K,
-            DType::Q6K,
-            DType::IQ4NL,
-            DType::IQ4XS,
-        ] {
+        // Every block type the layout takes (a missing group kernel fails
+        // every_dtype_has_a_simd_path_at_every_level).
+        for dtype in DType::ALL
+            .into_iter()
+            .filter(|&d| rows16::fields(d).is_some())
+        {
             let g = k.group(dtype).unwrap();
             let RowDot::Quantized(dot, ..) = scalar.row_dot(dtype) else {
                 unreachable!()
