@@ -167,7 +167,7 @@ fn every_stop_reason_is_reported() {
     let v = run(&["-n", "-1", "--ctx", "12"]);
     assert!(["context", "eos"].contains(&v["stop_reason"].as_str().unwrap()));
 
-    // Text mode says why on stderr.
+    // Text mode says why on stderr (greedy: a sampled end of text would stop it sooner).
     let (_, err) = ok(&[
         "run",
         m,
@@ -177,12 +177,23 @@ fn every_stop_reason_is_reported() {
         "16",
         "--ctx",
         "8",
+        "--temp",
+        "0",
     ]);
     assert!(
         err.contains("[context full: 8 positions; raise --ctx, up to 256]"),
         "{err}"
     );
-    let (_, err) = ok(&["run", m, "--prompt-ids", "1,17,42,99", "-n", "2"]);
+    let (_, err) = ok(&[
+        "run",
+        m,
+        "--prompt-ids",
+        "1,17,42,99",
+        "-n",
+        "2",
+        "--temp",
+        "0",
+    ]);
     assert!(err.contains("[-n 2 tokens generated]"), "{err}");
 }
 
