@@ -7,7 +7,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 question="${1:-Write a short poem about a lighthouse.}"
-gguf="$(scripts/fetch-models.sh)"
+gguf="$(scripts/fetch-models.sh smollm2)"
 model=".cache/models/smollm2-135m-instruct.ember"
 
 echo "== building ember (release)" >&2
