@@ -65,6 +65,15 @@ assert tokenizers.__version__ == '0.23.3' and unicodedata2.unidata_version == '1
             protobuf "unicodedata2==16.0.0"
 }
 python_env >/dev/null 2>&1 || echo "warning: could not set up .cache/venv; the tokenizer differential test will skip"
+# transformers reads a GGUF's tokenizer (SmolLM2's, Gemma 3's: the reference for those two
+# families) only with torch installed. PyPI's Linux wheel brings the CUDA libraries (about
+# 4 GB, a few minutes once; the venv is cached); without it those two families say SKIPPED.
+torch_env() {
+    local py=.cache/venv/bin/python
+    [ -x "$py" ] || return 1
+    "$py" -c "import torch" 2>/dev/null || "$py" -m pip install -q torch
+}
+torch_env >/dev/null 2>&1 || echo "warning: could not install torch into .cache/venv; the GGUF tokenizer families will skip"
 
 # The kernel levels this CPU must cover: the kernel tests then fail instead of skipping them.
 has_flags() {

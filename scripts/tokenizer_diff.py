@@ -27,6 +27,7 @@ compares HF's \\p{L}, \\p{N} and \\s with unicodedata2 16.0.0 on every code poin
 
 Needs: tokenizers, transformers (GGUF import, with gguf), unicodedata2==16.0.0.
 """
+import importlib.util
 import argparse
 import json
 import os
@@ -248,6 +249,10 @@ def main():
             path = getattr(a, family)
             if not path or not os.path.exists(path):
                 print(f"SKIPPED: {family} (no GGUF)")
+                continue
+            if importlib.util.find_spec("torch") is None:
+                # transformers refuses to read a GGUF (even its tokenizer) without torch.
+                print(f"SKIPPED: {family} (transformers needs torch to read its GGUF tokenizer)")
                 continue
             tok, hf = gguf_tokenizer(path, family)
             specials = (["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<repo_name>"]
