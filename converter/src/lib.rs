@@ -28,6 +28,8 @@ pub mod quant;
 pub mod quant_search;
 pub mod rope;
 mod tok;
+/// The tokenizer fields of a GGUF file, as the converter reads them (tests build specs from them).
+pub use tok::gguf_fields as gguf_tokenizer_fields;
 pub mod tokenizer;
 
 pub use convert::{

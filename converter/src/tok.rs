@@ -35,6 +35,12 @@ pub fn from_hf_dir(dir: &Path) -> Result<Tokenizer> {
 
 /// Reads the `tokenizer.*` keys of a GGUF file.
 pub fn from_gguf(g: &GgufFile<'_>) -> Result<Tokenizer> {
+    crate::tokenizer::from_gguf(gguf_fields(g)?).map(Tokenizer)
+}
+
+/// The `tokenizer.ggml.*` (and `tokenizer.chat_template`) keys of a GGUF file, checked for
+/// their types: the one place that names them.
+pub fn gguf_fields(g: &GgufFile<'_>) -> Result<GgufTokenizerFields> {
     let owned_str = |key: &str| -> Result<Option<String>> {
         match g.get(key) {
             None => Ok(None),
@@ -93,5 +99,5 @@ pub fn from_gguf(g: &GgufFile<'_>) -> Result<Tokenizer> {
         add_eos: g.opt_bool("tokenizer.ggml.add_eos_token")?,
         chat_template: owned_str("tokenizer.chat_template")?,
     };
-    crate::tokenizer::from_gguf(fields).map(Tokenizer)
+    Ok(fields)
 }

@@ -8,41 +8,8 @@ mod common_tokenizer;
 use common_tokenizer::{decode, encode, fixtures, json, parse, rt, to_file};
 use ember_convert::gguf::GgufFile;
 use ember_convert::tokenizer::{from_gguf, GgufTokenizerFields};
-use ember_convert::Result;
 
 /// Fills the fields from a GGUF file's `tokenizer.ggml.*` keys.
-fn fields(g: &GgufFile<'_>) -> Result<GgufTokenizerFields> {
-    let strings = |key: &str| -> Result<Vec<Vec<u8>>> {
-        Ok(match g.opt_array(key)? {
-            None => vec![],
-            Some(a) => a
-                .strings()
-                .ok_or_else(|| ember_convert::Error(format!("{key} is not a string array")))?
-                .into_iter()
-                .map(<[u8]>::to_vec)
-                .collect(),
-        })
-    };
-    let opt_str = |key: &str| g.get(key).and_then(|v| v.as_str()).map(str::to_string);
-    Ok(GgufTokenizerFields {
-        model: g.str("tokenizer.ggml.model")?.to_string(),
-        pre: opt_str("tokenizer.ggml.pre"),
-        tokens: strings("tokenizer.ggml.tokens")?,
-        merges: strings("tokenizer.ggml.merges")?,
-        scores: g.opt_array("tokenizer.ggml.scores")?.and_then(|a| a.f32s()),
-        token_types: g
-            .opt_array("tokenizer.ggml.token_type")?
-            .and_then(|a| a.i32s()),
-        bos_id: g.opt_u32("tokenizer.ggml.bos_token_id")?,
-        eos_id: g.opt_u32("tokenizer.ggml.eos_token_id")?,
-        unk_id: g.opt_u32("tokenizer.ggml.unknown_token_id")?,
-        pad_id: g.opt_u32("tokenizer.ggml.padding_token_id")?,
-        add_bos: g.opt_bool("tokenizer.ggml.add_bos_token")?,
-        add_eos: g.opt_bool("tokenizer.ggml.add_eos_token")?,
-        add_space_prefix: g.opt_bool("tokenizer.ggml.add_space_prefix")?,
-        chat_template: opt_str("tokenizer.chat_template"),
-    })
-}
 
 #[test]
 fn smollm2_reference_ids() {
@@ -54,7 +21,7 @@ fn smollm2_reference_ids() {
     }
     let bytes = std::fs::read(&path).unwrap();
     let g = GgufFile::parse(&bytes).unwrap();
-    let spec = from_gguf(fields(&g).unwrap()).unwrap();
+    let spec = from_gguf(ember_convert::gguf_tokenizer_fields(&g).unwrap()).unwrap();
     assert_eq!(spec.vocab_size(), 49152);
     assert_eq!(spec.pre, "gpt2-digits");
     let file_bytes = to_file(&spec);
