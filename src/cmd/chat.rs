@@ -11,7 +11,7 @@ use ember_runtime::tokenizer::Tokenizer;
 use ember_runtime::{Model, Session};
 
 use super::run::{parse_n_predict, SamplingArgs};
-use super::shared::{describe_kernels, fault_in, threads, ModelArg};
+use super::shared::{describe_kernels, explicit_ctx, fault_in, threads, ModelArg};
 use super::CmdResult;
 use crate::chat_template::Prompter;
 use crate::model_source::{open_model, SourceArgs};
@@ -127,16 +127,7 @@ pub fn run(args: Args) -> CmdResult {
     let end_of_turn = prompter.end_of_turn();
     let stops: Vec<&str> = end_of_turn.iter().map(String::as_str).collect();
     let context = model.config.context_length;
-    let capacity = match args.ctx {
-        Some(c) if c > context => {
-            return Err(format!(
-            "--ctx {c} is beyond the model's context length {context}: use --ctx {context} or less"
-        )
-            .into())
-        }
-        Some(c) if c > 0 => c,
-        _ => context.min(2048),
-    };
+    let capacity = explicit_ctx(args.ctx, context)?.unwrap_or(context.min(2048));
     let threads = threads(args.threads);
     let mut session = Session::new(&model, capacity)?;
     session.set_threads(threads);

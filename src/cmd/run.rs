@@ -9,7 +9,7 @@ use ember_runtime::tokenizer::Tokenizer;
 use ember_runtime::{Model, SamplerConfig, Session};
 use serde_json::json;
 
-use super::shared::{describe_kernels, fault_in, read_text, threads, ModelArg};
+use super::shared::{describe_kernels, explicit_ctx, fault_in, read_text, threads, ModelArg};
 use super::CmdResult;
 use crate::chat_template::Prompter;
 use crate::model_source::{open_model, SourceArgs};
@@ -191,15 +191,9 @@ pub fn run(args: Args) -> CmdResult {
         return Err("the prompt is empty (it encodes to no tokens)".into());
     }
     let context = model.config.context_length;
-    let capacity = match args.ctx {
-        Some(c) if c > context => {
-            return Err(format!(
-            "--ctx {c} is beyond the model's context length {context}: use --ctx {context} or less"
-        )
-            .into())
-        }
-        Some(c) if c > 0 => c,
-        _ => match n_predict {
+    let capacity = match explicit_ctx(args.ctx, context)? {
+        Some(c) => c,
+        None => match n_predict {
             Some(n) => prompt_ids.len().saturating_add(n).min(context),
             None => context,
         },

@@ -55,6 +55,18 @@ pub fn read_text(path: &Path) -> Result<String, String> {
 
 /// The worker count for `-t` (0 or absent: all cores), with a warning when it exceeds the
 /// cores: threads beyond them wait on each other at every matmul, and decode slows sharply.
+/// A `--ctx` the user gave, checked against the model's context length: `None` when not
+/// given (or 0), so each command picks its own default.
+pub fn explicit_ctx(ctx: Option<usize>, context: usize) -> Result<Option<usize>, String> {
+    match ctx {
+        Some(c) if c > context => Err(format!(
+            "--ctx {c} is beyond the model's context length {context}: use --ctx {context} or less"
+        )),
+        Some(c) if c > 0 => Ok(Some(c)),
+        _ => Ok(None),
+    }
+}
+
 pub fn threads(requested: Option<usize>) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     match requested {
