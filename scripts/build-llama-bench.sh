@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds llama.cpp's own `llama-bench` (and `llama-quantize`) from source for this machine and
+# Builds llama.cpp's own `llama-bench` (and `llama-quantize`, `llama-perplexity`,
+# `llama-imatrix`, which scripts/quant-vs-llamacpp.sh uses) from source for this machine and
 # prints the path of the llama-bench binary on stdout; progress goes to stderr. Idempotent: if
-# the binary is already there it only prints the path (FORCE=1 rebuilds).
+# the binaries are already there it only prints the path (FORCE=1 rebuilds).
 #
 #   bench="$(scripts/build-llama-bench.sh)"; "$bench" -m model.gguf -p 128 -n 64 -t 2 -o json
 #
@@ -9,12 +10,14 @@
 # carries it here), pinned by LLAMA_CPP_PYTHON_VERSION. Everything lives under .cache/:
 #   .cache/dl/llama_cpp_python-VERSION.tar.gz   the sdist
 #   .cache/llama.cpp-src                         its vendor/llama.cpp
-#   .cache/llama.cpp-build                       the cmake build (bin/llama-bench, bin/llama-quantize)
+#   .cache/llama.cpp-build                       the cmake build (bin/llama-bench, llama-quantize,
+#                                                llama-perplexity, llama-imatrix)
 #   .cache/llama.cpp-tools                       a venv with pip's cmake, used when no cmake >= 3.14
 #
 # Build: Release, GGML_NATIVE=ON (-march=native: this CPU's AVX-512, VNNI, BF16), OpenMP
 # (the default), static libraries, no tests/examples/server/curl/openssl, and only the
-# llama-bench and llama-quantize targets, with -j2 (JOBS=N to change).
+# llama-bench, llama-quantize, llama-perplexity and llama-imatrix targets, with -j2 (JOBS=N to
+# change).
 #
 # Disabled: AMX, at build time (-mno-amx-tile -mno-amx-int8 -mno-amx-bf16 after -march=native).
 # With AMX compiled in, llama-bench crashes on the first prompt batch here (SIGSEGV,
@@ -40,7 +43,10 @@ bin="$root/$build/bin/llama-bench"
 flags=""
 [[ "${AMX_OK:-0}" == 1 ]] || flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 
-if [[ -x "$bin" && -x "$root/$build/bin/llama-quantize" && "${FORCE:-0}" != 1 \
+targets=(llama-bench llama-quantize llama-perplexity llama-imatrix)
+have_all=1
+for t in "${targets[@]}"; do [[ -x "$root/$build/bin/$t" ]] || have_all=0; done
+if [[ "$have_all" == 1 && "${FORCE:-0}" != 1 \
       && "$(cat "$build/.ember-build" 2>/dev/null)" == "$version $flags" ]]; then
     echo "$bin"
     exit 0
@@ -92,8 +98,10 @@ log "configuring $build"
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
     -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_TOOLS=ON \
     -Wno-dev >&2
-log "building llama-bench and llama-quantize with -j$jobs (several minutes)"
-"$cmake" --build "$build" --config Release -j "$jobs" --target llama-bench llama-quantize >&2
-[[ -x "$bin" ]] || { echo "build-llama-bench: $bin was not built" >&2; exit 1; }
+log "building ${targets[*]} with -j$jobs (several minutes)"
+"$cmake" --build "$build" --config Release -j "$jobs" --target "${targets[@]}" >&2
+for t in "${targets[@]}"; do
+    [[ -x "$root/$build/bin/$t" ]] || { echo "build-llama-bench: $build/bin/$t was not built" >&2; exit 1; }
+done
 echo "$version $flags" > "$build/.ember-build"
 echo "$bin"

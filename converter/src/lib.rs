@@ -19,6 +19,7 @@
 
 pub mod calibrate;
 pub mod convert;
+pub mod dither;
 pub mod error;
 pub mod gguf;
 pub mod import;

@@ -28,13 +28,20 @@ Quantization (--quant):
   exactly to f32 first; a matrix already in the target type is copied unchanged.
   Default: `same` for GGUF input, `f16` for Hugging Face input.
 
+Dithered base (--dither SEED): instead of a .ember file, writes OUTPUT as an f32 GGUF:
+  the exact f32 dequantization of a quantized GGUF plus seeded uniform noise of ±half a
+  quantization step of each weight's source block (step = block range / (2^bits - 1)),
+  same metadata and tokenizer. A base for comparing quantizers that lies on no type's grid,
+  which llama.cpp's tools read too (docs/QUANTIZATION.md).
+
 Layout (--layout): rows16 (default) stores each block-quantized matrix whose row count is a
   multiple of 16 in groups of 16 interleaved rows, so the kernels stream it without
   shuffles; the bytes are the same blocks, moved (docs/FORMAT.md). row-major keeps GGUF order.
 
 Example:
   ember convert SmolLM2-135M-Instruct.Q4_1.gguf -o smollm2.ember
-  ember convert ./my-hf-model -o model.ember --quant q4 --calibration wiki.txt")]
+  ember convert ./my-hf-model -o model.ember --quant q4 --calibration wiki.txt
+  ember convert gemma-3-270m-q4_k_m.gguf -o gemma-dithered.gguf --dither 1")]
 pub struct Args {
     /// Hugging Face checkpoint directory or GGUF file.
     pub input: PathBuf,
@@ -60,6 +67,9 @@ pub struct Args {
     /// for the SIMD kernels) or row-major (GGUF order).
     #[arg(long, default_value = "rows16", value_parser = parse_layout)]
     pub layout: Layout,
+    /// Write OUTPUT as a dithered f32 GGUF of the (quantized GGUF) INPUT with this seed.
+    #[arg(long, value_name = "SEED", conflicts_with_all = ["quant", "calibration"])]
+    pub dither: Option<u64>,
 }
 
 fn parse_layout(s: &str) -> Result<Layout, String> {
@@ -111,6 +121,20 @@ fn check_output(out: &Path, force: bool) -> Result<(), String> {
 
 pub fn run(args: Args) -> CmdResult {
     check_output(&args.output, args.force)?;
+    if let Some(seed) = args.dither {
+        let s = ember_convert::dither::dither_gguf(&args.input, &args.output, seed)?;
+        eprintln!(
+            "wrote {}: {} tensors in f32, {} dithered ({} weights, noise rms {:.3e}), {:.1} MB, {:.2} s",
+            args.output.display(),
+            s.tensors,
+            s.dithered,
+            s.dithered_weights,
+            s.noise_rms,
+            s.file_bytes as f64 / 1e6,
+            s.seconds
+        );
+        return Ok(());
+    }
     let summary = ember_convert::convert(&Options {
         input: args.input.clone(),
         output: args.output.clone(),
