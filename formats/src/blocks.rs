@@ -3,6 +3,11 @@
 //! against: plain loops, no unsafe.
 //!
 //! A block covers `block_len` consecutive elements of one row. Scales are IEEE f16 bits.
+//!
+//! The block structs are `repr(C, packed)`: alignment 1, so `bytemuck::cast_slice` turns any
+//! byte slice of whole blocks into blocks, wherever it starts (a byte `Vec`, a tensor at any
+//! offset, flash). Their fields are read by value (`blk.d`); only byte-array fields can be
+//! borrowed.
 
 use bytemuck::{Pod, Zeroable};
 use half::f16;
@@ -11,7 +16,7 @@ use crate::DType;
 
 /// 32 elements: `x = d * q`, q in -127..=127.
 #[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
-#[repr(C)]
+#[repr(C, packed)]
 pub struct BlockQ8_0 {
     pub d: u16,
     pub qs: [i8; 32],
@@ -19,7 +24,7 @@ pub struct BlockQ8_0 {
 
 /// 32 elements: `x = d * (q - 8)`; byte j holds element j (low nibble) and j + 16 (high).
 #[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
-#[repr(C)]
+#[repr(C, packed)]
 pub struct BlockQ4_0 {
     pub d: u16,
     pub qs: [u8; 16],
@@ -27,7 +32,7 @@ pub struct BlockQ4_0 {
 
 /// 32 elements: `x = d * q + m`, nibbles as in Q4_0.
 #[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
-#[repr(C)]
+#[repr(C, packed)]
 pub struct BlockQ4_1 {
     pub d: u16,
     pub m: u16,
@@ -36,7 +41,7 @@ pub struct BlockQ4_1 {
 
 /// 32 elements: `x = d * (q - 16)`, q's fifth bit in `qh` (bit j for element j).
 #[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
-#[repr(C)]
+#[repr(C, packed)]
 pub struct BlockQ5_0 {
     pub d: u16,
     pub qh: [u8; 4],
@@ -45,7 +50,7 @@ pub struct BlockQ5_0 {
 
 /// 32 elements: `x = d * q + m`, bits as in Q5_0.
 #[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
-#[repr(C)]
+#[repr(C, packed)]
 pub struct BlockQ5_1 {
     pub d: u16,
     pub m: u16,
@@ -56,7 +61,7 @@ pub struct BlockQ5_1 {
 /// 256 elements in 8 sub-blocks of 32, each with a 6-bit scale and min packed in `scales`:
 /// `x = d * sc * q - dmin * m`.
 #[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
-#[repr(C)]
+#[repr(C, packed)]
 pub struct BlockQ4K {
     pub d: u16,
     pub dmin: u16,
@@ -66,7 +71,7 @@ pub struct BlockQ4K {
 
 /// Q4_K with a fifth bit per element in `qh`.
 #[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
-#[repr(C)]
+#[repr(C, packed)]
 pub struct BlockQ5K {
     pub d: u16,
     pub dmin: u16,
@@ -78,7 +83,7 @@ pub struct BlockQ5K {
 /// 256 elements in 16 sub-blocks of 16 with signed 8-bit scales: `x = d * sc * (q - 32)`,
 /// q 6 bits (4 in `ql`, 2 in `qh`).
 #[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
-#[repr(C)]
+#[repr(C, packed)]
 pub struct BlockQ6K {
     pub ql: [u8; 128],
     pub qh: [u8; 64],
@@ -88,7 +93,7 @@ pub struct BlockQ6K {
 
 /// IQ4_NL: 32 elements, `x = d * IQ4_GRID[nibble]`, nibbles as in Q4_0.
 #[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
-#[repr(C)]
+#[repr(C, packed)]
 pub struct BlockIQ4NL {
     pub d: u16,
     pub qs: [u8; 16],
@@ -98,7 +103,7 @@ pub struct BlockIQ4NL {
 /// 6-bit `ls` of sub-block ib = low 4 bits from `scales_l` (nibble ib of the 4 bytes), high 2
 /// from `scales_h` (bits 2ib, 2ib + 1); sub-block ib's nibbles are `qs[16 ib..16 ib + 16]`.
 #[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
-#[repr(C)]
+#[repr(C, packed)]
 pub struct BlockIQ4XS {
     pub d: u16,
     pub scales_h: u16,
@@ -129,7 +134,7 @@ impl BlockIQ4XS {
 /// affine like Q4_1, whose (d, m) pairs it represents to within ~1.5% of `d` (see
 /// docs/QUANTIZATION.md).
 #[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
-#[repr(C)]
+#[repr(C, packed)]
 pub struct BlockQ4Z {
     pub sd: u16,
     pub qs: [u8; 16],
@@ -195,6 +200,18 @@ const _: () = {
     assert!(core::mem::size_of::<BlockQ4Z>() == DType::Q4Z.block_bytes());
     assert!(core::mem::size_of::<BlockIQ4NL>() == DType::IQ4NL.block_bytes());
     assert!(core::mem::size_of::<BlockIQ4XS>() == DType::IQ4XS.block_bytes());
+    // Alignment 1: a cast from bytes never depends on where the bytes start.
+    assert!(core::mem::align_of::<BlockQ8_0>() == 1);
+    assert!(core::mem::align_of::<BlockQ4_0>() == 1);
+    assert!(core::mem::align_of::<BlockQ4_1>() == 1);
+    assert!(core::mem::align_of::<BlockQ5_0>() == 1);
+    assert!(core::mem::align_of::<BlockQ5_1>() == 1);
+    assert!(core::mem::align_of::<BlockQ4K>() == 1);
+    assert!(core::mem::align_of::<BlockQ5K>() == 1);
+    assert!(core::mem::align_of::<BlockQ6K>() == 1);
+    assert!(core::mem::align_of::<BlockQ4Z>() == 1);
+    assert!(core::mem::align_of::<BlockIQ4NL>() == 1);
+    assert!(core::mem::align_of::<BlockIQ4XS>() == 1);
 };
 
 #[inline]
@@ -234,8 +251,8 @@ fn roundf(x: f32) -> f32 {
     }
 }
 
-/// Bytes of `src` reinterpreted as blocks. Panics if the length is not whole blocks,
-/// which parse-time validation rules out.
+/// Bytes of `src` reinterpreted as blocks (alignment 1, so any start works). Panics if the
+/// length is not whole blocks, which parse-time validation rules out.
 fn blocks<B: Pod>(src: &[u8]) -> &[B] {
     bytemuck::cast_slice(src)
 }

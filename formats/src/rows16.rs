@@ -208,9 +208,9 @@ pub fn dequantize_row(dtype: DType, data: &[u8], cols: usize, r: usize, dst: &mu
     let bl = dtype.block_len();
     let nb = cols / bl;
     let (g, rr) = (r / GROUP, r % GROUP);
-    // u16 storage: the block structs are 2-byte aligned.
-    let mut buf = [0u16; MAX_BLOCK_BYTES / 2];
-    let block: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
+    // Plain bytes: the block structs have alignment 1.
+    let mut buf = [0u8; MAX_BLOCK_BYTES];
+    let block: &mut [u8] = &mut buf;
     let bb = tb / GROUP;
     for b in 0..nb {
         let tile = &data[(g * nb + b) * tb..][..tb];

@@ -5,8 +5,8 @@
 //! Float dots take the f32 activations.
 
 use ember_format::blocks::{
-    f16_to_f32, scale_min_k4, BlockIQ4NL, BlockIQ4XS, BlockQ4K, BlockQ4Z, BlockQ4_0, BlockQ4_1,
-    BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0, IQ4_GRID,
+    bf16_to_f32, f16_to_f32, scale_min_k4, BlockIQ4NL, BlockIQ4XS, BlockQ4K, BlockQ4Z, BlockQ4_0,
+    BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0, IQ4_GRID,
 };
 
 /// Round half to even, the CPU's default (so SIMD conversions give the same integers).
@@ -35,6 +35,8 @@ pub fn quantize_q8(x: &[f32], qs: &mut [i8], d: &mut [f32], s: &mut [f32]) {
     }
 }
 
+/// The blocks of a weight row. Block structs have alignment 1 (`repr(C, packed)`), so this
+/// holds for a row at any address.
 fn blocks<B: bytemuck::Pod>(w: &[u8]) -> &[B] {
     bytemuck::cast_slice(w)
 }
@@ -256,19 +258,22 @@ fn dot_with(n: usize, w: impl Fn(usize) -> f32, x: &[f32]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
+// Float rows are read as little-endian byte arrays (alignment 1), not cast to `&[f32]` or
+// `&[u16]`: a row may start at any address (a SIMD kernel's tail, a byte buffer, flash).
+
 pub fn dot_f32(w: &[u8], x: &[f32]) -> f32 {
-    let w: &[f32] = bytemuck::cast_slice(w);
-    dot_with(x.len(), |i| w[i], x)
+    let w: &[[u8; 4]] = bytemuck::cast_slice(w);
+    dot_with(x.len(), |i| f32::from_le_bytes(w[i]), x)
 }
 
 pub fn dot_f16(w: &[u8], x: &[f32]) -> f32 {
-    let w: &[u16] = bytemuck::cast_slice(w);
-    dot_with(x.len(), |i| f16_to_f32(w[i]), x)
+    let w: &[[u8; 2]] = bytemuck::cast_slice(w);
+    dot_with(x.len(), |i| f16_to_f32(u16::from_le_bytes(w[i])), x)
 }
 
 pub fn dot_bf16(w: &[u8], x: &[f32]) -> f32 {
-    let w: &[u16] = bytemuck::cast_slice(w);
-    dot_with(x.len(), |i| f32::from_bits((w[i] as u32) << 16), x)
+    let w: &[[u8; 2]] = bytemuck::cast_slice(w);
+    dot_with(x.len(), |i| bf16_to_f32(u16::from_le_bytes(w[i])), x)
 }
 
 /// Attention scores of one query head against n = scores.len() cached keys:

@@ -22,9 +22,9 @@ fn group_with<const T: usize>(
     // Activation blocks (of 32) per weight block.
     let per = dtype.block_len() / 32;
     let mut out = [[0f32; GROUP]; T];
-    // u16 storage: the block structs are 2-byte aligned.
-    let mut buf = [0u16; rows16::MAX_BLOCK_BYTES / 2];
-    let block: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
+    // Plain bytes: the block structs have alignment 1.
+    let mut buf = [0u8; rows16::MAX_BLOCK_BYTES];
+    let block: &mut [u8] = &mut buf;
     for b in 0..nb {
         let tile = &w[b * tb..(b + 1) * tb];
         let acts = per * b..per * (b + 1);
