@@ -1,8 +1,12 @@
 //! Every SIMD kernel against the scalar reference on random data at lengths that hit every
 //! tail, and matmul results independent of the thread count.
 //!
-//! Levels this CPU cannot run are reported as SKIPPED; set EMBER_REQUIRE_LEVELS=avx2,avx512
-//! (scripts/test.sh does, per architecture) to make a skipped level a failure.
+//! Levels this CPU cannot run are reported as `SKIPPED: kernel level X (this CPU lacks it)`;
+//! set EMBER_REQUIRE_LEVELS=avx2,avx512 (scripts/test.sh does, per architecture) to make a
+//! skipped level a failure. A kernel a level has no entry for by design (the prefill tiles
+//! and multi-row kernels some levels do without) says `SKIPPED: ... none by design`, and a
+//! SIMD level whose table entry is the scalar reference fails instead of comparing scalar
+//! with scalar.
 
 use ember_format::blocks::{f32_to_f16, quantize_row_ref};
 use ember_format::{rows16, DType, Layout};
@@ -47,14 +51,30 @@ fn levels() -> Vec<Kernels> {
                     "required kernel level {} is not supported here",
                     level.name()
                 );
-                eprintln!(
-                    "SKIPPED: kernel level {} (not supported by this CPU)",
-                    level.name()
-                );
+                eprintln!("SKIPPED: kernel level {} (this CPU lacks it)", level.name());
             }
         }
     }
     out
+}
+
+/// Fails if a SIMD level's kernel is the scalar reference itself: comparing it with the
+/// scalar kernel would pass without testing anything.
+fn assert_not_scalar(k: &Kernels, what: &str, simd: usize, scalar: usize) {
+    assert!(
+        k.level == Level::Scalar || simd != scalar,
+        "{} {what}: the table holds the scalar reference, so this test would compare scalar \
+         with scalar (every dtype has a SIMD kernel at every level)",
+        k.level.name()
+    );
+}
+
+/// A kernel `k.level` has no entry for by design (not a CPU it cannot run on).
+fn skipped_by_design(k: &Kernels, what: &str, instead: &str) {
+    eprintln!(
+        "SKIPPED: {what} at {}: none by design ({instead}; this CPU has the level)",
+        k.level.name()
+    );
 }
 
 /// A random row of `n` elements in `dtype` (n a multiple of the block length).
@@ -102,6 +122,12 @@ fn quantize_q8_is_bit_identical_to_scalar() {
                 q(&x, &mut qs, &mut d, &mut s);
                 (qs, d, s)
             };
+            assert_not_scalar(
+                &k,
+                "quantize_q8",
+                k.quantize_q8 as usize,
+                scalar.quantize_q8 as usize,
+            );
             assert_eq!(
                 run(k.quantize_q8),
                 run(scalar.quantize_q8),
@@ -132,13 +158,17 @@ fn dots_match_scalar_for_every_dtype_and_tail() {
                 let x: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
                 let (got, want) = match (k.row_dot(dtype), scalar.row_dot(dtype)) {
                     (RowDot::Quantized(f, ..), RowDot::Quantized(g, ..)) => {
+                        assert_not_scalar(&k, &format!("{dtype} dot"), f as usize, g as usize);
                         let mut act_buf = ActQ8Buf::new(1, n);
                         let mut act = act_buf.view();
                         act.fill(scalar.quantize_q8, &x, 1, n);
                         let a = act.row(0);
                         (f(&w, a.qs, a.d, a.s), g(&w, a.qs, a.d, a.s))
                     }
-                    (RowDot::Float(f, _), RowDot::Float(g, _)) => (f(&w, &x), g(&w, &x)),
+                    (RowDot::Float(f, _), RowDot::Float(g, _)) => {
+                        assert_not_scalar(&k, &format!("{dtype} dot"), f as usize, g as usize);
+                        (f(&w, &x), g(&w, &x))
+                    }
                     _ => panic!("levels disagree on how {dtype} is multiplied"),
                 };
                 // Same integer products; only the float summation order differs.
@@ -260,7 +290,13 @@ fn tiles_match_scalar_dots() {
                             (got, want)
                         }
                         _ => {
-                            eprintln!("SKIPPED: no {dtype} tile at {}", k.level.name());
+                            if len == 1 {
+                                skipped_by_design(
+                                    &k,
+                                    &format!("{dtype} prefill tile"),
+                                    "prefill runs its SIMD row dots or rows16 group kernels",
+                                );
+                            }
                             continue;
                         }
                     };
@@ -294,7 +330,11 @@ fn decode_row_groups_match_scalar_dots() {
             let (RowDot::Quantized(_, _, Some(rows_fn)), RowDot::Quantized(dot, ..)) =
                 (k.row_dot(dtype), scalar.row_dot(dtype))
             else {
-                eprintln!("SKIPPED: no {dtype} multi-row kernel at {}", k.level.name());
+                skipped_by_design(
+                    &k,
+                    &format!("{dtype} multi-row kernel"),
+                    "decode runs its SIMD row dots or rows16 group kernels",
+                );
                 continue;
             };
             for nb in [1usize, 2, 3, 17, 18, 48] {
@@ -345,6 +385,10 @@ fn rows16_groups_match_scalar_row_dots_at_every_level() {
             .filter(|&d| rows16::fields(d).is_some())
         {
             let g = k.group(dtype).unwrap();
+            let sg = scalar.group(dtype).unwrap();
+            let what = format!("{dtype} rows16 group");
+            assert_not_scalar(&k, &what, g.gemv as usize, sg.gemv as usize);
+            assert_not_scalar(&k, &what, g.gemm as usize, sg.gemm as usize);
             let RowDot::Quantized(dot, ..) = scalar.row_dot(dtype) else {
                 unreachable!()
             };
@@ -389,6 +433,13 @@ fn rows16_float_groups_match_scalar_row_dots_at_every_level() {
     for k in std::iter::once(scalar).chain(levels()) {
         for dtype in [DType::F32, DType::F16, DType::BF16] {
             let f = k.group_float(dtype).unwrap();
+            let sf = scalar.group_float(dtype).unwrap();
+            assert_not_scalar(
+                &k,
+                &format!("{dtype} rows16 group"),
+                f as usize,
+                sf as usize,
+            );
             let RowDot::Float(dot, _) = scalar.row_dot(dtype) else {
                 unreachable!()
             };
@@ -502,6 +553,18 @@ fn attention_kernels_match_scalar() {
                 let what = |name: &str| format!("{} {name} hs={hs} n={n}", k.level.name());
 
                 let (mut got, mut want) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+                assert_not_scalar(
+                    &k,
+                    "attn_scores",
+                    k.attn_scores as usize,
+                    scalar.attn_scores as usize,
+                );
+                assert_not_scalar(
+                    &k,
+                    "attn_values",
+                    k.attn_values as usize,
+                    scalar.attn_values as usize,
+                );
                 (k.attn_scores)(&q, &keys, stride, offset, scale, &mut got);
                 (scalar.attn_scores)(&q, &keys, stride, offset, scale, &mut want);
                 for p in 0..n {
@@ -567,4 +630,147 @@ fn every_dtype_has_a_simd_path_at_every_level() {
         Kernels::scalar().path(DType::Q4K, Layout::RowMajor),
         KernelPath::Reference
     );
+}
+
+/// `bytes` copied to start `offset` bytes past an 8-byte aligned address inside `storage`.
+fn at_offset<'a>(storage: &'a mut Vec<u64>, bytes: &[u8], offset: usize) -> &'a [u8] {
+    storage.clear();
+    storage.resize((offset + bytes.len()).div_ceil(8) + 1, 0);
+    let all: &mut [u8] = bytemuck::cast_slice_mut(storage.as_mut_slice());
+    all[offset..offset + bytes.len()].copy_from_slice(bytes);
+    &all[offset..offset + bytes.len()]
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Every kernel of every level (the scalar reference included) on weights that start 1 to 7
+/// bytes past an 8-byte boundary, as a tensor at an odd flash offset or a byte buffer from an
+/// allocator that does not align would give them: the result is bit-identical to the aligned
+/// one. This stands in for Miri (which gives byte vectors alignment 1); there is no nightly
+/// toolchain here to run it.
+#[test]
+fn kernels_read_weights_at_any_alignment() {
+    use ember_runtime::kernels::{FLOAT_TOKENS, GROUP, GROUP_TOKENS, TILE};
+    let mut rng = Rng(99);
+    let scalar = Kernels::scalar();
+    let mut storage = Vec::new();
+    for k in std::iter::once(scalar).chain(levels()) {
+        let name = k.level.name();
+        for dtype in DType::ALL {
+            // Floats: 67 elements, a SIMD body and a scalar tail; blocks: 3 (or 2 super-blocks).
+            let n = if dtype.is_quantized() {
+                (96 / dtype.block_len()).max(2) * dtype.block_len()
+            } else {
+                67
+            };
+            let rows: Vec<Vec<u8>> = (0..GROUP).map(|_| random_row(&mut rng, dtype, n)).collect();
+            let flat = rows.concat();
+            let row_bytes = rows[0].len();
+            let xs: Vec<Vec<f32>> = (0..GROUP_TOKENS.max(TILE).max(FLOAT_TOKENS))
+                .map(|_| (0..n).map(|_| rng.f32()).collect())
+                .collect();
+            let mut act_buf = ActQ8Buf::new(GROUP_TOKENS.max(TILE), n);
+            let mut act = act_buf.view();
+            act.fill(
+                scalar.quantize_q8,
+                &xs.concat()[..GROUP_TOKENS.max(TILE) * n],
+                GROUP_TOKENS.max(TILE),
+                n,
+            );
+            let a: Vec<_> = (0..GROUP_TOKENS.max(TILE)).map(|t| act.row(t)).collect();
+
+            // Row dots, tiles and multi-row kernels on row-major rows.
+            let row_major = |w: &[u8]| -> Vec<u32> {
+                match k.row_dot(dtype) {
+                    RowDot::Quantized(dot, tile, multi) => {
+                        let mut out = vec![dot(&w[..row_bytes], a[0].qs, a[0].d, a[0].s)];
+                        if let Some(tile) = tile {
+                            let at: [_; TILE] = core::array::from_fn(|t| a[t]);
+                            out.extend(tile(&w[..TILE * row_bytes], row_bytes, &at).concat());
+                        }
+                        if let Some(multi) = multi {
+                            out.extend(multi(&w[..TILE * row_bytes], row_bytes, &a[0]));
+                        }
+                        bits(&out)
+                    }
+                    RowDot::Float(dot, tile) => {
+                        let mut out = vec![dot(&w[..row_bytes], &xs[0])];
+                        if let Some(tile) = tile {
+                            let x: [&[f32]; TILE] = core::array::from_fn(|t| xs[t].as_slice());
+                            out.extend(tile(&w[..TILE * row_bytes], row_bytes, &x).concat());
+                        }
+                        bits(&out)
+                    }
+                }
+            };
+            // The rows16 group kernels on the same rows, interleaved.
+            let mut inter = vec![0u8; flat.len()];
+            let grouped = rows16::supports(dtype, &[GROUP, n]);
+            if grouped {
+                rows16::interleave(dtype, GROUP, n, &flat, &mut inter);
+            }
+            let group = |w: &[u8]| -> Vec<u32> {
+                if !grouped {
+                    return Vec::new();
+                }
+                let mut out = Vec::new();
+                if let Some(g) = k.group(dtype) {
+                    out.extend((g.gemv)(w, &a[0]));
+                    let at: [_; GROUP_TOKENS] = core::array::from_fn(|t| a[t]);
+                    out.extend((g.gemm)(w, &at).concat());
+                }
+                if let Some(f) = k.group_float(dtype) {
+                    let x: Vec<&[f32]> = xs[..FLOAT_TOKENS].iter().map(|v| v.as_slice()).collect();
+                    let mut o = vec![[0f32; GROUP]; FLOAT_TOKENS];
+                    f(w, &x, &mut o);
+                    out.extend(o.concat());
+                }
+                bits(&out)
+            };
+            // Embedding rows read back (the runtime's dequantizer, either layout).
+            let embed = |w: &[u8], layout: Layout| -> Vec<u32> {
+                let m = Matrix {
+                    dtype,
+                    layout,
+                    rows: GROUP,
+                    cols: n,
+                    data: w,
+                };
+                let mut row = vec![0f32; n];
+                ember_runtime::kernels::dequantize_row(&m, GROUP - 1, &mut row);
+                bits(&row)
+            };
+
+            let want = (
+                row_major(&flat),
+                group(&inter),
+                embed(&flat, Layout::RowMajor),
+            );
+            let want_grouped = grouped.then(|| embed(&inter, Layout::Rows16));
+            for offset in 1..8 {
+                let w = at_offset(&mut storage, &flat, offset);
+                assert_eq!(
+                    row_major(w),
+                    want.0,
+                    "{name} {dtype} row-major at +{offset}"
+                );
+                assert_eq!(
+                    embed(w, Layout::RowMajor),
+                    want.2,
+                    "{name} {dtype} row at +{offset}"
+                );
+                if grouped {
+                    let w = at_offset(&mut storage, &inter, offset);
+                    assert_eq!(group(w), want.1, "{name} {dtype} rows16 at +{offset}");
+                    assert_eq!(
+                        Some(embed(w, Layout::Rows16)),
+                        want_grouped,
+                        "{name} {dtype} rows16 row at +{offset}"
+                    );
+                }
+            }
+        }
+    }
 }
