@@ -69,4 +69,12 @@ if [ "$fw_text" != "$host_text" ]; then
     echo "FAIL: the firmware's text differs from the host's"
     exit 1
 fi
-echo "ok: the Cortex-M4 firmware generated the same $n tokens as the host"
+# README shows this run's output: its banner, prompt and ids lines must be this run's.
+for prefix in "ember on Cortex-M4:" "prompt_ids=" "ids="; do
+    line=$(grep -m1 "^$prefix" <<<"$out")
+    if ! grep -qxF "$line" README.md; then
+        echo "FAIL: README's firmware output lacks this run's line: $line"
+        exit 1
+    fi
+done
+echo "ok: the Cortex-M4 firmware generated the same $n tokens as the host (and as README shows)"

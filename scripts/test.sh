@@ -107,6 +107,10 @@ fi
 check no_std cargo build -p ember-format -p ember-runtime --target thumbv7em-none-eabihf --no-default-features
 # ... and running: the Cortex-M4 firmware in qemu generates the same tokens as the host.
 check firmware scripts/firmware.sh
+# README's edge-binary row: stripped, at most 1.5 MiB, the size README states (firmware.sh built it).
+check edge-size scripts/check-edge-size.sh
+# README's main command: fetch SmolLM2, convert it, generate a chat reply.
+check demo scripts/demo.sh
 # `ember serve` driven by the openai package, curl and raw HTTP (tests/serve_openai.py).
 check serve scripts/test-serve.sh
 # The C API: examples/c/generate.c prints what `ember run --temp 0` prints; tests/capi_check.c.
