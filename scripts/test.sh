@@ -97,6 +97,11 @@ esac
 check fmt cargo fmt --all --check
 check clippy cargo clippy --workspace --all-targets -- -D warnings
 EMBER_REQUIRE_LEVELS=$require_levels cargo_tests tests --workspace
+# The thread pool's lifetime erasure on loom's models: every interleaving of dispatch,
+# completion and shutdown up to 3 preemptions (runtime/src/pool.rs, loom_tests). Its own
+# target dir, so the --cfg loom build does not invalidate the main one.
+RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
+    cargo_tests pool-loom -p ember-runtime --lib pool::loom_tests
 # Fuzzing that runs: every target for 20 s from its seeds and regressions (scripts/fuzz.sh;
 # a crash fails and its input lands in fuzz/regressions/<target>/ to commit as a seed).
 if check fuzz-build scripts/fuzz.sh build; then

@@ -2,13 +2,53 @@
 //! between jobs, so dispatching a matmul costs about a microsecond, not a thread spawn.
 
 use std::boxed::Box;
-use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::vec::Vec;
 
 use crate::exec::Executor;
+use sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use sync::thread::{self, JoinHandle};
+use sync::{spin_loop, Arc, Condvar, Mutex, UnsafeCell, SPIN};
+
+/// std's primitives, or loom's models of them in this crate's tests under `--cfg loom`
+/// (scripts/test.sh's pool-loom check), where the tests at the end explore every
+/// interleaving of dispatch, completion and shutdown. (loom is a dev-dependency: a non-test
+/// build under `--cfg loom` keeps std's.)
+#[cfg(not(all(loom, test)))]
+mod sync {
+    pub use core::hint::spin_loop;
+    pub use std::sync::{atomic, Arc, Condvar, Mutex};
+    pub use std::thread;
+
+    /// Spin iterations before a worker sleeps (roughly 50-100 µs).
+    pub const SPIN: u32 = 20_000;
+
+    /// `core::cell::UnsafeCell` with loom's closure-based access, so one body of code
+    /// serves both.
+    pub struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub fn new(value: T) -> Self {
+            UnsafeCell(core::cell::UnsafeCell::new(value))
+        }
+        pub fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+        pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+}
+
+#[cfg(all(loom, test))]
+mod sync {
+    pub use loom::cell::UnsafeCell;
+    pub use loom::hint::spin_loop;
+    pub use loom::sync::{atomic, Arc, Condvar, Mutex};
+    pub use loom::thread;
+
+    /// Each spin is a step loom explores: spin once, then sleep (the condvar path).
+    pub const SPIN: u32 = 1;
+}
 
 type Job = dyn Fn(usize) + Sync;
 
@@ -63,9 +103,6 @@ fn state(epoch: u64, tag: u64) -> u64 {
     (epoch << 2) | tag
 }
 
-/// Spin iterations before a worker sleeps (roughly 50-100 µs).
-const SPIN: u32 = 20_000;
-
 pub struct ThreadPool {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
@@ -91,7 +128,7 @@ impl ThreadPool {
         let workers = (0..n)
             .map(|i| {
                 let s = Arc::clone(&shared);
-                std::thread::Builder::new()
+                thread::Builder::new()
                     .name(std::format!("ember-worker-{}", i + 1))
                     .spawn(move || worker(&s, i))
                     .expect("spawning a worker thread")
@@ -121,12 +158,17 @@ fn worker(s: &Shared, me: usize) {
             }
             if spins < SPIN {
                 spins += 1;
-                core::hint::spin_loop();
+                spin_loop();
                 continue;
             }
-            // Sleep until the next job; re-check under the lock so no wake-up is lost.
+            // Sleep until the next job; re-check under the lock so no wake-up is lost. The
+            // fence pairs with the one in `publish` (store sleepers, load epoch here; store
+            // epoch, load sleepers there): at least one side sees the other's store. The
+            // SeqCst accesses already order this; the fence says so where loom, which
+            // models SeqCst accesses as AcqRel, can see it.
             let guard = s.lock.lock().unwrap_or_else(|e| e.into_inner());
             s.sleepers.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
             if s.epoch.load(Ordering::SeqCst) == seen {
                 drop(s.wake.wait(guard));
             }
@@ -160,7 +202,7 @@ fn worker(s: &Shared, me: usize) {
         }
         // SAFETY: the slot was written before this epoch was published and is not rewritten
         // while this worker is ENTERED; the dispatcher keeps the job alive until then.
-        if let Some(job) = unsafe { *s.job.get() } {
+        if let Some(job) = s.job.with(|slot| unsafe { *slot }) {
             // SAFETY: as above: the pointee outlives this epoch.
             s.work(unsafe { &*job });
         }
@@ -179,9 +221,9 @@ impl ThreadPool {
                 if cur == state(epoch, ENTERED) {
                     if spins < SPIN {
                         spins += 1;
-                        core::hint::spin_loop();
+                        spin_loop();
                     } else {
-                        std::thread::yield_now();
+                        thread::yield_now();
                     }
                     continue;
                 }
@@ -208,10 +250,12 @@ impl ThreadPool {
         let s = &*self.shared;
         // SAFETY: every worker finished or was closed out of the previous epoch (`finish`),
         // so none reads the slot now.
-        unsafe { *s.job.get() = job };
+        s.job.with_mut(|slot| unsafe { *slot = job });
         s.parts.store(parts, Ordering::SeqCst);
         s.next.store(0, Ordering::SeqCst);
         let epoch = s.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        // Pairs with the worker's fence before it sleeps (see `worker`).
+        fence(Ordering::SeqCst);
         if s.sleepers.load(Ordering::SeqCst) > 0 {
             let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
             s.wake.notify_all();
@@ -309,5 +353,83 @@ mod tests {
             n.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(n.load(Ordering::Relaxed), 8);
+    }
+}
+
+/// Model tests: loom runs each closure under every interleaving of the pool's threads (up to
+/// a preemption bound), with its own atomics, mutex, condvar and `UnsafeCell` (which reports
+/// any access to the job slot that is not ordered after the write it reads, or before the
+/// next write). Run by scripts/test.sh as `pool-loom`:
+/// `RUSTFLAGS="--cfg loom" cargo test -p ember-runtime --lib pool::loom_tests`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::cell::UnsafeCell;
+
+    /// One counter per part, in the caller's frame, as a job's borrows are. A part that ran
+    /// twice, or after `run` returned (once the caller reads or drops the counters), is an
+    /// unordered access that loom reports.
+    struct Parts(Vec<UnsafeCell<u32>>);
+
+    // SAFETY: part p touches only counter p, and `run` hands each part to one thread; the
+    // caller reads the counters only after `run` returned. Loom checks both claims.
+    unsafe impl Sync for Parts {}
+
+    impl Parts {
+        fn new(n: usize) -> Parts {
+            Parts((0..n).map(|_| UnsafeCell::new(0)).collect())
+        }
+        fn hit(&self, p: usize) {
+            // SAFETY: see `impl Sync`: no other thread touches counter p meanwhile.
+            self.0[p].with_mut(|c| unsafe { *c += 1 });
+        }
+        fn each_ran_once(&self) -> bool {
+            // SAFETY: `run` has returned: no part is running.
+            self.0.iter().all(|c| c.with(|v| unsafe { *v }) == 1)
+        }
+    }
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut b = loom::model::Builder::new();
+        // LOOM_MAX_PREEMPTIONS overrides this; 2 is where loom's own docs say most bugs show.
+        if b.preemption_bound.is_none() {
+            b.preemption_bound = Some(2);
+        }
+        b.check(f);
+    }
+
+    /// The caller and one worker: two jobs back to back (the second rewrites the slot the
+    /// first published), then shutdown (a last epoch, and the join).
+    #[test]
+    fn dispatch_complete_dispatch_shutdown() {
+        model(|| {
+            let pool = ThreadPool::new(2);
+            for parts in [2, 3] {
+                let counts = Parts::new(parts);
+                pool.run(parts, &|p| counts.hit(p));
+                assert!(counts.each_ran_once());
+            }
+            drop(pool);
+        });
+    }
+
+    /// Shutdown of a pool that never ran a job (workers asleep or still spinning).
+    #[test]
+    fn shutdown_without_jobs() {
+        model(|| {
+            drop(ThreadPool::new(2));
+        });
+    }
+
+    /// The caller and two workers, one job: either worker may be closed out before it enters.
+    #[test]
+    fn two_workers_one_job() {
+        model(|| {
+            let pool = ThreadPool::new(3);
+            let counts = Parts::new(3);
+            pool.run(3, &|p| counts.hit(p));
+            assert!(counts.each_ran_once());
+            drop(pool);
+        });
     }
 }
