@@ -42,7 +42,7 @@ fn levels() -> Vec<Kernels> {
         .map(str::to_string)
         .collect();
     let mut out = Vec::new();
-    for level in [Level::Avx2, Level::Avx512, Level::Neon] {
+    for level in Level::ALL.into_iter().filter(|&l| l != Level::Scalar) {
         match Kernels::for_level(level) {
             Some(k) => out.push(k),
             None => {
@@ -431,7 +431,10 @@ fn rows16_float_groups_match_scalar_row_dots_at_every_level() {
     let mut rng = Rng(33);
     let scalar = Kernels::scalar();
     for k in std::iter::once(scalar).chain(levels()) {
-        for dtype in [DType::F32, DType::F16, DType::BF16] {
+        for dtype in DType::ALL
+            .into_iter()
+            .filter(|&d| scalar.group_float(d).is_some())
+        {
             let f = k.group_float(dtype).unwrap();
             let sf = scalar.group_float(dtype).unwrap();
             assert_not_scalar(
@@ -601,28 +604,56 @@ fn attention_kernels_match_scalar() {
 }
 
 /// Every dtype a `.ember` file can hold, in either layout, runs a SIMD kernel at every level
-/// this CPU has (and scripts/test.sh requires): no scalar fallback, and a group kernel for
-/// every dtype the rows16 layout takes.
+/// this CPU has (and scripts/test.sh requires): each entry of the level's table (one row per
+/// dtype, generated from one list) is a function of its own, not the scalar reference.
 #[test]
 fn every_dtype_has_a_simd_path_at_every_level() {
-    use ember_runtime::kernels::KernelPath;
+    use ember_runtime::kernels::{DTypeKernels, KernelPath, MATMUL_DTYPES};
+    // The format holds exactly the dtypes the kernels multiply.
+    let mut formats: Vec<DType> = DType::ALL.to_vec();
+    let mut kernels: Vec<DType> = MATMUL_DTYPES.to_vec();
+    formats.sort_by_key(|d| d.name());
+    kernels.sort_by_key(|d| d.name());
+    assert_eq!(
+        formats, kernels,
+        "DType::ALL and the kernel table's dtypes differ"
+    );
+
+    let scalar = Kernels::scalar();
     for k in levels() {
-        for dtype in DType::ALL {
-            for layout in [Layout::RowMajor, Layout::Rows16] {
-                assert_eq!(
-                    k.path(dtype, layout),
-                    KernelPath::Simd,
-                    "{} {dtype} {}",
-                    k.level.name(),
-                    layout.name()
-                );
+        for (i, dtype) in MATMUL_DTYPES.into_iter().enumerate() {
+            let what = format!("{} {dtype}", k.level.name());
+            match (k.by_dtype[i], scalar.by_dtype[i]) {
+                (
+                    DTypeKernels::Quantized { dot, group, .. },
+                    DTypeKernels::Quantized {
+                        dot: sdot,
+                        group: sgroup,
+                        ..
+                    },
+                ) => {
+                    assert_not_scalar(&k, &format!("{what} dot"), dot as usize, sdot as usize);
+                    let (gemv, sgemv) = (group.gemv as usize, sgroup.gemv as usize);
+                    assert_not_scalar(&k, &format!("{what} rows16 gemv"), gemv, sgemv);
+                    let (gemm, sgemm) = (group.gemm as usize, sgroup.gemm as usize);
+                    assert_not_scalar(&k, &format!("{what} rows16 gemm"), gemm, sgemm);
+                }
+                (
+                    DTypeKernels::Float { dot, group, .. },
+                    DTypeKernels::Float {
+                        dot: sdot,
+                        group: sgroup,
+                        ..
+                    },
+                ) => {
+                    assert_not_scalar(&k, &format!("{what} dot"), dot as usize, sdot as usize);
+                    let (g, sg) = (group as usize, sgroup as usize);
+                    assert_not_scalar(&k, &format!("{what} rows16 group"), g, sg);
+                }
+                _ => panic!("{what}: the entry's kind differs from the scalar table's"),
             }
-            if rows16::supports(dtype, &[16, dtype.block_len().max(32)]) {
-                assert!(
-                    k.group(dtype).is_some() || k.group_float(dtype).is_some(),
-                    "{} {dtype}: rows16 without a group kernel",
-                    k.level.name()
-                );
+            for layout in [Layout::RowMajor, Layout::Rows16] {
+                assert_eq!(k.path(dtype, layout), KernelPath::Simd, "{what}");
             }
         }
     }

@@ -46,10 +46,18 @@ pub enum Level {
     Avx512,
     /// aarch64 NEON with the dot-product extension.
     Neon,
+    /// aarch64 NEON with dot products and the matrix multiply extension (SMMLA prefill).
+    I8mm,
 }
 
 impl Level {
-    pub const ALL: [Level; 4] = [Level::Scalar, Level::Avx2, Level::Avx512, Level::Neon];
+    pub const ALL: [Level; 5] = [
+        Level::Scalar,
+        Level::Avx2,
+        Level::Avx512,
+        Level::Neon,
+        Level::I8mm,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -57,6 +65,7 @@ impl Level {
             Level::Avx2 => "avx2",
             Level::Avx512 => "avx512",
             Level::Neon => "neon",
+            Level::I8mm => "i8mm",
         }
     }
 
@@ -103,6 +112,12 @@ impl Level {
             Level::Neon => std::arch::is_aarch64_feature_detected!("dotprod"),
             #[cfg(all(target_arch = "aarch64", not(feature = "std")))]
             Level::Neon => cfg!(target_feature = "dotprod"),
+            #[cfg(all(target_arch = "aarch64", feature = "std"))]
+            Level::I8mm => {
+                Level::Neon.supported() && std::arch::is_aarch64_feature_detected!("i8mm")
+            }
+            #[cfg(all(target_arch = "aarch64", not(feature = "std")))]
+            Level::I8mm => cfg!(all(target_feature = "dotprod", target_feature = "i8mm")),
             #[allow(unreachable_patterns)]
             _ => false,
         }
@@ -110,139 +125,11 @@ impl Level {
 
     /// The best supported level.
     pub fn best() -> Level {
-        [Level::Avx512, Level::Avx2, Level::Neon]
+        [Level::Avx512, Level::Avx2, Level::I8mm, Level::Neon]
             .into_iter()
             .find(|l| l.supported())
             .unwrap_or(Level::Scalar)
     }
-}
-
-/// The kernels of one level as plain function pointers.
-#[derive(Clone, Copy, Debug)]
-pub struct Kernels {
-    pub level: Level,
-    pub quantize_q8: QuantizeFn,
-    pub dot_q8_0: DotQ8Fn,
-    pub dot_q4_0: DotQ8Fn,
-    pub dot_q4_1: DotQ8Fn,
-    pub dot_q5_0: DotQ8Fn,
-    pub dot_q5_1: DotQ8Fn,
-    pub dot_q4_k: DotQ8Fn,
-    pub dot_q5_k: DotQ8Fn,
-    pub dot_q6_k: DotQ8Fn,
-    pub dot_iq4_nl: DotQ8Fn,
-    pub dot_iq4_xs: DotQ8Fn,
-    pub dot_q4_z: DotQ8Fn,
-    pub dot_f32: DotFloatFn,
-    pub dot_f16: DotFloatFn,
-    pub dot_bf16: DotFloatFn,
-    /// One query head's scores against the cached keys of its KV head.
-    pub attn_scores: AttnScoresFn,
-    /// One query head's softmax-weighted sum of the cached values.
-    pub attn_values: AttnValuesFn,
-    /// GEMM tiles (prefill); `None` multiplies token by token with the row dot.
-    pub tile_q8_0: Option<TileQ8Fn>,
-    pub tile_q4_0: Option<TileQ8Fn>,
-    pub tile_q4_1: Option<TileQ8Fn>,
-    pub tile_q4_z: Option<TileQ8Fn>,
-    pub tile_f32: Option<TileFloatFn>,
-    pub tile_f16: Option<TileFloatFn>,
-    pub tile_bf16: Option<TileFloatFn>,
-    /// Decode GEMV over TILE rows at once; `None` uses the row dot.
-    pub rows_q8_0: Option<RowsQ8Fn>,
-    pub rows_q4_0: Option<RowsQ8Fn>,
-    pub rows_q4_1: Option<RowsQ8Fn>,
-    pub rows_q4_z: Option<RowsQ8Fn>,
-    /// Kernels for matrices in the rows16 layout (every level has its own).
-    pub groups: GroupKernels,
-}
-
-/// How a level multiplies matrices of one dtype and layout, for `ember inspect`/`run -v`
-/// and the test that requires SIMD paths. Every table entry of a SIMD level is named in its
-/// table function (no spread from the scalar table), so a SIMD level has no scalar entry
-/// unless one is written there by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KernelPath {
-    /// The scalar reference (the scalar level).
-    Reference,
-    /// The level's own SIMD kernel.
-    Simd,
-}
-
-/// A level's rows16 kernels, one per dtype the layout takes.
-#[derive(Clone, Copy, Debug)]
-pub struct GroupKernels {
-    pub q8_0: GroupFns,
-    pub q4_0: GroupFns,
-    pub q4_1: GroupFns,
-    pub q4_z: GroupFns,
-    pub q5_0: GroupFns,
-    pub q5_1: GroupFns,
-    pub q4_k: GroupFns,
-    pub q5_k: GroupFns,
-    pub q6_k: GroupFns,
-    pub iq4_nl: GroupFns,
-    pub iq4_xs: GroupFns,
-    pub f32: GroupFloatFn,
-    pub f16: GroupFloatFn,
-    pub bf16: GroupFloatFn,
-}
-
-/// The [`GroupKernels`] of a module that defines the fifteen group kernel names (each
-/// level's `group` module, or its safe wrappers).
-macro_rules! group_kernels {
-    ($m:path) => {{
-        use $m as m;
-        $crate::kernels::GroupKernels {
-            q8_0: $crate::kernels::GroupFns {
-                gemv: m::gemv_q8_0,
-                gemm: m::gemm_q8_0,
-            },
-            q4_0: $crate::kernels::GroupFns {
-                gemv: m::gemv_q4_0,
-                gemm: m::gemm_q4_0,
-            },
-            q4_1: $crate::kernels::GroupFns {
-                gemv: m::gemv_q4_1,
-                gemm: m::gemm_q4_1,
-            },
-            q4_z: $crate::kernels::GroupFns {
-                gemv: m::gemv_q4_z,
-                gemm: m::gemm_q4_z,
-            },
-            q5_0: $crate::kernels::GroupFns {
-                gemv: m::gemv_q5_0,
-                gemm: m::gemm_q5_0,
-            },
-            q5_1: $crate::kernels::GroupFns {
-                gemv: m::gemv_q5_1,
-                gemm: m::gemm_q5_1,
-            },
-            q4_k: $crate::kernels::GroupFns {
-                gemv: m::gemv_q4_k,
-                gemm: m::gemm_q4_k,
-            },
-            q5_k: $crate::kernels::GroupFns {
-                gemv: m::gemv_q5_k,
-                gemm: m::gemm_q5_k,
-            },
-            q6_k: $crate::kernels::GroupFns {
-                gemv: m::gemv_q6_k,
-                gemm: m::gemm_q6_k,
-            },
-            iq4_nl: $crate::kernels::GroupFns {
-                gemv: m::gemv_iq4_nl,
-                gemm: m::gemm_iq4_nl,
-            },
-            iq4_xs: $crate::kernels::GroupFns {
-                gemv: m::gemv_iq4_xs,
-                gemm: m::gemm_iq4_xs,
-            },
-            f32: m::group_f32,
-            f16: m::group_f16,
-            bf16: m::group_bf16,
-        }
-    }};
 }
 
 /// Safe wrappers around a level's own K-quant and IQ4 group kernels in module `$m` (those
@@ -293,6 +180,122 @@ macro_rules! wrap_group_kernels {
     };
 }
 
+/// The matmul dtypes with the names of their kernels, one row each: the one list the level
+/// tables, [`MATMUL_DTYPES`] and the tests are generated from. `$cb!(args...)` receives the
+/// rows `quantized DTYPE: dot, gemv, gemm;` (8-bit activations; rows16 group kernels for
+/// decode and prefill) and `float DTYPE: dot, group;`. A level's table names every kernel
+/// of every row in that level's module, so a missing SIMD kernel is a compile error, never
+/// a silent scalar fallback.
+macro_rules! with_matmul_dtypes {
+    ($cb:ident!($($args:tt)*)) => {
+        $cb!($($args)*
+            quantized Q8_0: dot_q8_0, gemv_q8_0, gemm_q8_0;
+            quantized Q4_0: dot_q4_0, gemv_q4_0, gemm_q4_0;
+            quantized Q4_1: dot_q4_1, gemv_q4_1, gemm_q4_1;
+            quantized Q4Z: dot_q4_z, gemv_q4_z, gemm_q4_z;
+            quantized Q5_0: dot_q5_0, gemv_q5_0, gemm_q5_0;
+            quantized Q5_1: dot_q5_1, gemv_q5_1, gemm_q5_1;
+            quantized Q4K: dot_q4_k, gemv_q4_k, gemm_q4_k;
+            quantized Q5K: dot_q5_k, gemv_q5_k, gemm_q5_k;
+            quantized Q6K: dot_q6_k, gemv_q6_k, gemm_q6_k;
+            quantized IQ4NL: dot_iq4_nl, gemv_iq4_nl, gemm_iq4_nl;
+            quantized IQ4XS: dot_iq4_xs, gemv_iq4_xs, gemm_iq4_xs;
+            float F32: dot_f32, group_f32;
+            float F16: dot_f16, group_f16;
+            float BF16: dot_bf16, group_bf16;
+        )
+    };
+}
+
+macro_rules! dtype_list {
+    ($($kind:ident $dtype:ident: $($f:ident),+;)*) => {
+        [$(DType::$dtype),*]
+    };
+}
+
+/// Every dtype a matrix can have, in the order of [`Kernels::by_dtype`].
+pub const MATMUL_DTYPES: [DType; 14] = with_matmul_dtypes!(dtype_list!());
+
+/// One level's kernels for one dtype.
+#[derive(Clone, Copy, Debug)]
+pub enum DTypeKernels {
+    /// Block-quantized weights against 8-bit activations: the row dot (row-major matrices),
+    /// optional prefill tiles and decode multi-row kernels (row-major, some levels), and the
+    /// rows16 group kernels.
+    Quantized {
+        dot: DotQ8Fn,
+        tile: Option<TileQ8Fn>,
+        rows: Option<RowsQ8Fn>,
+        group: GroupFns,
+    },
+    /// Float weights against f32 activations.
+    Float {
+        dot: DotFloatFn,
+        tile: Option<TileFloatFn>,
+        group: GroupFloatFn,
+    },
+}
+
+macro_rules! dtype_kernels {
+    ($m:ident, quantized $dtype:ident: $dot:ident, $gemv:ident, $gemm:ident) => {
+        DTypeKernels::Quantized {
+            dot: $m::$dot,
+            tile: None,
+            rows: None,
+            group: GroupFns {
+                gemv: $m::$gemv,
+                gemm: $m::$gemm,
+            },
+        }
+    };
+    ($m:ident, float $dtype:ident: $dot:ident, $group:ident) => {
+        DTypeKernels::Float {
+            dot: $m::$dot,
+            tile: None,
+            group: $m::$group,
+        }
+    };
+}
+
+/// A level's table from module `$m`, which defines `quantize_q8`, `attn_scores`,
+/// `attn_values` and every kernel named in [`with_matmul_dtypes`] (tiles and multi-row
+/// kernels, which only some levels have, are added by the level).
+macro_rules! level_table {
+    ($m:ident, $level:expr; $($kind:ident $dtype:ident: $($f:ident),+;)*) => {
+        Kernels {
+            level: $level,
+            quantize_q8: $m::quantize_q8,
+            attn_scores: $m::attn_scores,
+            attn_values: $m::attn_values,
+            by_dtype: [$(dtype_kernels!($m, $kind $dtype: $($f),+)),*],
+        }
+    };
+}
+
+/// The kernels of one level as plain function pointers.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernels {
+    pub level: Level,
+    pub quantize_q8: QuantizeFn,
+    /// One query head's scores against the cached keys of its KV head.
+    pub attn_scores: AttnScoresFn,
+    /// One query head's softmax-weighted sum of the cached values.
+    pub attn_values: AttnValuesFn,
+    /// The kernels of `MATMUL_DTYPES[i]`.
+    pub by_dtype: [DTypeKernels; MATMUL_DTYPES.len()],
+}
+
+/// How a level multiplies matrices of one dtype and layout, for `ember inspect`/`run -v`
+/// and the test that requires SIMD paths. Every kernel of a SIMD level is named in its
+/// table (generated from [`with_matmul_dtypes`]), so a SIMD level has no scalar entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelPath {
+    /// The scalar reference (the scalar level).
+    Reference,
+    /// The level's own SIMD kernel.
+    Simd,
+}
+
 /// How a matrix of a dtype meets its activations: a row dot, a prefill tile and a decode
 /// multi-row kernel if there are.
 #[derive(Clone, Copy, Debug)]
@@ -303,47 +306,67 @@ pub enum RowDot {
 
 impl Kernels {
     pub fn scalar() -> Kernels {
-        use dot::scalar as s;
-        Kernels {
-            level: Level::Scalar,
-            quantize_q8: s::quantize_q8,
-            dot_q8_0: s::dot_q8_0,
-            dot_q4_0: s::dot_q4_0,
-            dot_q4_1: s::dot_q4_1,
-            dot_q5_0: s::dot_q5_0,
-            dot_q5_1: s::dot_q5_1,
-            dot_q4_k: s::dot_q4_k,
-            dot_q5_k: s::dot_q5_k,
-            dot_q6_k: s::dot_q6_k,
-            dot_iq4_nl: s::dot_iq4_nl,
-            dot_iq4_xs: s::dot_iq4_xs,
-            dot_q4_z: s::dot_q4_z,
-            dot_f32: s::dot_f32,
-            dot_f16: s::dot_f16,
-            dot_bf16: s::dot_bf16,
-            attn_scores: s::attn_scores,
-            attn_values: s::attn_values,
-            tile_q8_0: None,
-            tile_q4_0: None,
-            tile_q4_1: None,
-            tile_q4_z: None,
-            tile_f32: None,
-            tile_f16: None,
-            tile_bf16: None,
-            rows_q8_0: None,
-            rows_q4_0: None,
-            rows_q4_1: None,
-            rows_q4_z: None,
-            groups: group_kernels!(group::scalar),
+        mod s {
+            pub use crate::kernels::dot::scalar::{
+                attn_scores, attn_values, dot_bf16, dot_f16, dot_f32, dot_iq4_nl, dot_iq4_xs,
+                dot_q4_0, dot_q4_1, dot_q4_k, dot_q4_z, dot_q5_0, dot_q5_1, dot_q5_k, dot_q6_k,
+                dot_q8_0, quantize_q8,
+            };
+            pub use crate::kernels::group::scalar::*;
         }
+        with_matmul_dtypes!(level_table!(s, Level::Scalar;))
+    }
+
+    /// The kernels of `dtype`, if matrices can have that dtype.
+    pub fn entry(&self, dtype: DType) -> Option<&DTypeKernels> {
+        MATMUL_DTYPES
+            .iter()
+            .position(|&d| d == dtype)
+            .map(|i| &self.by_dtype[i])
+    }
+
+    fn entry_mut(&mut self, dtype: DType) -> &mut DTypeKernels {
+        let i = MATMUL_DTYPES
+            .iter()
+            .position(|&d| d == dtype)
+            .expect("a matmul dtype");
+        &mut self.by_dtype[i]
+    }
+
+    /// Adds a level's prefill tile and decode multi-row kernel for a quantized dtype.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn with_tiles(mut self, dtype: DType, t: Option<TileQ8Fn>, r: Option<RowsQ8Fn>) -> Self {
+        if let DTypeKernels::Quantized { tile, rows, .. } = self.entry_mut(dtype) {
+            *tile = t;
+            *rows = r;
+        }
+        self
+    }
+
+    /// Adds a level's prefill tile for a float dtype.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn with_float_tile(mut self, dtype: DType, t: TileFloatFn) -> Self {
+        if let DTypeKernels::Float { tile, .. } = self.entry_mut(dtype) {
+            *tile = Some(t);
+        }
+        self
+    }
+
+    /// Replaces a level's rows16 prefill kernel for a quantized dtype.
+    #[cfg(target_arch = "aarch64")]
+    fn with_gemm(mut self, dtype: DType, gemm: GroupGemmFn) -> Self {
+        if let DTypeKernels::Quantized { group, .. } = self.entry_mut(dtype) {
+            group.gemm = gemm;
+        }
+        self
     }
 
     /// How this level multiplies matrices of `dtype` stored in `layout` (every dtype has a
-    /// row dot and, where rows16 applies, a group kernel at every level).
+    /// row dot and a group kernel at every level: the tables are generated from one list).
     pub fn path(&self, _dtype: DType, _layout: ember_format::Layout) -> KernelPath {
         match self.level {
             Level::Scalar => KernelPath::Reference,
-            Level::Avx2 | Level::Avx512 | Level::Neon => KernelPath::Simd,
+            Level::Avx2 | Level::Avx512 | Level::Neon | Level::I8mm => KernelPath::Simd,
         }
     }
 
@@ -360,13 +383,15 @@ impl Kernels {
             Level::Avx512 => Some(x86::avx512()),
             #[cfg(target_arch = "aarch64")]
             Level::Neon => Some(arm::neon()),
+            #[cfg(target_arch = "aarch64")]
+            Level::I8mm => Some(arm::i8mm()),
             #[allow(unreachable_patterns)]
             _ => None,
         }
     }
 
-    /// The best kernels for this CPU, unless `EMBER_KERNELS=scalar|avx2|avx512|neon` (read by
-    /// the caller with std and passed as `forced`) names another supported level.
+    /// The best kernels for this CPU, unless `EMBER_KERNELS=scalar|avx2|avx512|neon|i8mm`
+    /// (read by the caller with std and passed as `forced`) names another supported level.
     pub fn select(forced: Option<&str>) -> Result<Kernels, &'static str> {
         match forced {
             None | Some("") | Some("auto") => {
@@ -374,7 +399,7 @@ impl Kernels {
             }
             Some(name) => {
                 let level = Level::from_name(name)
-                    .ok_or("EMBER_KERNELS must be one of auto, scalar, avx2, avx512, neon")?;
+                    .ok_or("EMBER_KERNELS must be one of auto, scalar, avx2, avx512, neon, i8mm")?;
                 Kernels::for_level(level)
                     .ok_or("the kernel level named by EMBER_KERNELS is not supported by this CPU")
             }
@@ -389,58 +414,37 @@ impl Kernels {
     }
 
     pub fn row_dot(&self, dtype: DType) -> RowDot {
-        match dtype {
-            DType::F32 => RowDot::Float(self.dot_f32, self.tile_f32),
-            DType::F16 => RowDot::Float(self.dot_f16, self.tile_f16),
-            DType::BF16 => RowDot::Float(self.dot_bf16, self.tile_bf16),
-            DType::Q8_0 => RowDot::Quantized(self.dot_q8_0, self.tile_q8_0, self.rows_q8_0),
-            DType::Q4_0 => RowDot::Quantized(self.dot_q4_0, self.tile_q4_0, self.rows_q4_0),
-            DType::Q4_1 => RowDot::Quantized(self.dot_q4_1, self.tile_q4_1, self.rows_q4_1),
-            DType::Q5_0 => RowDot::Quantized(self.dot_q5_0, None, None),
-            DType::Q5_1 => RowDot::Quantized(self.dot_q5_1, None, None),
-            DType::Q4K => RowDot::Quantized(self.dot_q4_k, None, None),
-            DType::Q5K => RowDot::Quantized(self.dot_q5_k, None, None),
-            DType::Q6K => RowDot::Quantized(self.dot_q6_k, None, None),
-            DType::IQ4NL => RowDot::Quantized(self.dot_iq4_nl, None, None),
-            DType::IQ4XS => RowDot::Quantized(self.dot_iq4_xs, None, None),
-            DType::Q4Z => RowDot::Quantized(self.dot_q4_z, self.tile_q4_z, self.rows_q4_z),
-            // DType is non-exhaustive; a new type must be added here before the loader
-            // accepts it (Weights::load checks `supports`).
-            _ => RowDot::Float(self.dot_f32, None),
+        // The loader accepts only MATMUL_DTYPES (Weights::load checks `supports`).
+        let entry = self.entry(dtype).unwrap_or_else(|| {
+            panic!("no kernels for {dtype:?}: Weights::load accepts only MATMUL_DTYPES")
+        });
+        match entry {
+            DTypeKernels::Quantized {
+                dot, tile, rows, ..
+            } => RowDot::Quantized(*dot, *tile, *rows),
+            DTypeKernels::Float { dot, tile, .. } => RowDot::Float(*dot, *tile),
         }
     }
 
-    /// The rows16 kernels for `dtype`, if the layout takes that dtype.
+    /// The rows16 kernels for a quantized `dtype`.
     pub fn group(&self, dtype: DType) -> Option<GroupFns> {
-        match dtype {
-            DType::Q8_0 => Some(self.groups.q8_0),
-            DType::Q4_0 => Some(self.groups.q4_0),
-            DType::Q4_1 => Some(self.groups.q4_1),
-            DType::Q4Z => Some(self.groups.q4_z),
-            DType::Q5_0 => Some(self.groups.q5_0),
-            DType::Q5_1 => Some(self.groups.q5_1),
-            DType::Q4K => Some(self.groups.q4_k),
-            DType::Q5K => Some(self.groups.q5_k),
-            DType::Q6K => Some(self.groups.q6_k),
-            DType::IQ4NL => Some(self.groups.iq4_nl),
-            DType::IQ4XS => Some(self.groups.iq4_xs),
-            _ => None,
+        match self.entry(dtype)? {
+            DTypeKernels::Quantized { group, .. } => Some(*group),
+            DTypeKernels::Float { .. } => None,
         }
     }
 
     /// The rows16 kernel for a float `dtype`.
     pub fn group_float(&self, dtype: DType) -> Option<GroupFloatFn> {
-        match dtype {
-            DType::F32 => Some(self.groups.f32),
-            DType::F16 => Some(self.groups.f16),
-            DType::BF16 => Some(self.groups.bf16),
-            _ => None,
+        match self.entry(dtype)? {
+            DTypeKernels::Float { group, .. } => Some(*group),
+            DTypeKernels::Quantized { .. } => None,
         }
     }
 
     /// Whether matrices of `dtype` can be multiplied.
     pub fn supports(dtype: DType) -> bool {
-        DType::ALL.contains(&dtype)
+        MATMUL_DTYPES.contains(&dtype)
     }
 }
 
@@ -451,8 +455,8 @@ mod x86 {
     use super::group::avx2 as group2;
     use super::group::avx512 as group512;
     use super::tile::avx512 as tile512;
-    use super::{ActRow, TILE};
-    use super::{Kernels, Level};
+    use super::{DTypeKernels, GroupFns, Kernels, Level};
+    use ember_format::DType;
 
     macro_rules! wrap {
         ($module:ident, $name:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
@@ -487,47 +491,6 @@ mod x86 {
         };
     }
 
-    /// A level's table from the wrappers in `w` (row kernels and group kernels); the types
-    /// without an x86 version use the reference.
-    macro_rules! x86_kernels {
-        ($level:expr) => {
-            Kernels {
-                level: $level,
-                quantize_q8: w::quantize_q8,
-                dot_q8_0: w::dot_q8_0,
-                dot_q4_0: w::dot_q4_0,
-                dot_q4_1: w::dot_q4_1,
-                dot_q4_z: w::dot_q4_z,
-                dot_q5_0: w::dot_q5_0,
-                dot_q5_1: w::dot_q5_1,
-                dot_q4_k: w::dot_q4_k,
-                dot_q5_k: w::dot_q5_k,
-                dot_q6_k: w::dot_q6_k,
-                dot_iq4_nl: w::dot_iq4_nl,
-                dot_iq4_xs: w::dot_iq4_xs,
-                dot_f32: w::dot_f32,
-                dot_f16: w::dot_f16,
-                dot_bf16: w::dot_bf16,
-                attn_scores: w::attn_scores,
-                attn_values: w::attn_values,
-                groups: group_kernels!(w),
-                // Every field is named: a missing SIMD entry is a compile error here, not a
-                // silent scalar one. Without tiles, prefill uses the row dots (or rows16).
-                tile_q8_0: None,
-                tile_q4_0: None,
-                tile_q4_1: None,
-                tile_q4_z: None,
-                tile_f32: None,
-                tile_f16: None,
-                tile_bf16: None,
-                rows_q8_0: None,
-                rows_q4_0: None,
-                rows_q4_1: None,
-                rows_q4_z: None,
-            }
-        };
-    }
-
     pub fn avx2() -> Kernels {
         mod w {
             use super::avx2;
@@ -536,15 +499,16 @@ mod x86 {
             wrap_group_kernels!(group2);
             wrap_super_block_group_kernels!(group2);
         }
-        x86_kernels!(Level::Avx2)
+        // Without tiles, prefill of row-major matrices uses the row dots (rows16 the groups).
+        with_matmul_dtypes!(level_table!(w, Level::Avx2;))
     }
 
     pub fn avx512() -> Kernels {
         mod w {
             use super::avx512;
             wrap_x86_row_kernels!(avx512);
+            use super::super::{ActRow, TILE};
             use super::tile512;
-            use super::{ActRow, TILE};
             type Tile = [[f32; TILE]; TILE];
             wrap!(tile512, tile_q8_0, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
             wrap!(tile512, tile_q4_0, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
@@ -561,20 +525,15 @@ mod x86 {
             wrap_group_kernels!(group512);
             wrap_super_block_group_kernels!(group512);
         }
-        Kernels {
-            tile_q8_0: Some(w::tile_q8_0),
-            tile_q4_0: Some(w::tile_q4_0),
-            tile_q4_1: Some(w::tile_q4_1),
-            tile_q4_z: Some(w::tile_q4_z),
-            tile_f32: Some(w::tile_f32),
-            tile_f16: Some(w::tile_f16),
-            tile_bf16: Some(w::tile_bf16),
-            rows_q8_0: Some(w::rows_q8_0),
-            rows_q4_0: Some(w::rows_q4_0),
-            rows_q4_1: Some(w::rows_q4_1),
-            rows_q4_z: Some(w::rows_q4_z),
-            ..x86_kernels!(Level::Avx512)
-        }
+        // Row-major prefill tiles and decode multi-row kernels for the 32-weight types.
+        with_matmul_dtypes!(level_table!(w, Level::Avx512;))
+            .with_tiles(DType::Q8_0, Some(w::tile_q8_0), Some(w::rows_q8_0))
+            .with_tiles(DType::Q4_0, Some(w::tile_q4_0), Some(w::rows_q4_0))
+            .with_tiles(DType::Q4_1, Some(w::tile_q4_1), Some(w::rows_q4_1))
+            .with_tiles(DType::Q4Z, Some(w::tile_q4_z), Some(w::rows_q4_z))
+            .with_float_tile(DType::F32, w::tile_f32)
+            .with_float_tile(DType::F16, w::tile_f16)
+            .with_float_tile(DType::BF16, w::tile_bf16)
     }
 }
 
@@ -584,111 +543,76 @@ mod arm {
     use super::dot::neon;
     use super::group::neon as group_neon;
     use super::tile::neon as tile_neon;
-    use super::{Kernels, Level};
+    use super::{DTypeKernels, GroupFns, Kernels, Level};
+    use ember_format::DType;
 
     macro_rules! wrap {
         ($module:ident, $name:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
             pub fn $name($($arg: $ty),*) -> $ret {
-                // SAFETY: these wrappers are only placed in a Kernels table by `neon()`,
-                // which `Kernels::for_level` calls after checking the CPU has dotprod.
+                // SAFETY: these wrappers are only placed in a Kernels table by `neon()` or
+                // `i8mm()`, which `Kernels::for_level` calls after checking the CPU has
+                // dotprod (and i8mm for the `_i8mm` kernels).
                 unsafe { $module::$name($($arg),*) }
             }
         };
     }
 
-    pub fn neon() -> Kernels {
-        mod w {
-            use super::super::{ActRow, TILE};
-            use super::{neon, tile_neon};
-            type Tile = [[f32; TILE]; TILE];
-            wrap!(neon, quantize_q8, (x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) -> ());
-            wrap!(neon, dot_q8_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(neon, dot_q4_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(neon, dot_q4_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(neon, dot_q5_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(neon, dot_q5_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(neon, dot_q4_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(neon, dot_q5_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(neon, dot_q6_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(neon, dot_iq4_nl, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(neon, dot_iq4_xs, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(neon, dot_q4_z, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
-            wrap!(neon, dot_f32, (w: &[u8], x: &[f32]) -> f32);
-            wrap!(neon, dot_f16, (w: &[u8], x: &[f32]) -> f32);
-            wrap!(neon, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
-            wrap!(neon, attn_scores, (q: &[f32], keys: &[f32], stride: usize, offset: usize, scale: f32, scores: &mut [f32]) -> ());
-            wrap!(neon, attn_values, (scores: &[f32], values: &[f32], stride: usize, offset: usize, out: &mut [f32]) -> ());
-            wrap!(tile_neon, tile_q8_0, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
-            wrap!(tile_neon, tile_q4_0, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
-            wrap!(tile_neon, tile_q4_1, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
-            wrap!(tile_neon, tile_f32, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
-            wrap!(tile_neon, tile_f16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
-            wrap!(tile_neon, tile_bf16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
-            use super::group_neon;
-            wrap_group_kernels!(group_neon);
-            wrap_super_block_group_kernels!(group_neon);
+    mod w {
+        use super::super::{ActRow, TILE};
+        use super::{neon, tile_neon};
+        type Tile = [[f32; TILE]; TILE];
+        wrap!(neon, quantize_q8, (x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) -> ());
+        wrap!(neon, dot_q8_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+        wrap!(neon, dot_q4_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+        wrap!(neon, dot_q4_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+        wrap!(neon, dot_q5_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+        wrap!(neon, dot_q5_1, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+        wrap!(neon, dot_q4_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+        wrap!(neon, dot_q5_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+        wrap!(neon, dot_q6_k, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+        wrap!(neon, dot_iq4_nl, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+        wrap!(neon, dot_iq4_xs, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+        wrap!(neon, dot_q4_z, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
+        wrap!(neon, dot_f32, (w: &[u8], x: &[f32]) -> f32);
+        wrap!(neon, dot_f16, (w: &[u8], x: &[f32]) -> f32);
+        wrap!(neon, dot_bf16, (w: &[u8], x: &[f32]) -> f32);
+        wrap!(neon, attn_scores, (q: &[f32], keys: &[f32], stride: usize, offset: usize, scale: f32, scores: &mut [f32]) -> ());
+        wrap!(neon, attn_values, (scores: &[f32], values: &[f32], stride: usize, offset: usize, out: &mut [f32]) -> ());
+        wrap!(tile_neon, tile_q8_0, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
+        wrap!(tile_neon, tile_q4_0, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
+        wrap!(tile_neon, tile_q4_1, (w: &[u8], n: usize, a: &[ActRow; TILE]) -> Tile);
+        wrap!(tile_neon, tile_f32, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
+        wrap!(tile_neon, tile_f16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
+        wrap!(tile_neon, tile_bf16, (w: &[u8], n: usize, x: &[&[f32]; TILE]) -> Tile);
+        use super::group_neon;
+        wrap_group_kernels!(group_neon);
+        wrap_super_block_group_kernels!(group_neon);
+        wrap!(group_neon, gemm_q8_0_i8mm, (w: &[u8], a: &Acts) -> Group);
+        wrap!(group_neon, gemm_q4_0_i8mm, (w: &[u8], a: &Acts) -> Group);
+        wrap!(group_neon, gemm_q4_1_i8mm, (w: &[u8], a: &Acts) -> Group);
+        wrap!(group_neon, gemm_q4_z_i8mm, (w: &[u8], a: &Acts) -> Group);
+    }
 
-            /// Safe wrappers around the i8mm (SMMLA) prefill kernels.
-            macro_rules! wrap_i8mm {
-                ($($name:ident),*) => {$(
-                    pub fn $name(w: &[u8], a: &Acts) -> Group {
-                        // SAFETY: `neon()` places these wrappers in a Kernels table only
-                        // after detecting i8mm (and `for_level` checked dotprod).
-                        unsafe { group_neon::$name(w, a) }
-                    }
-                )*};
-            }
-            wrap_i8mm!(
-                gemm_q8_0_i8mm,
-                gemm_q4_0_i8mm,
-                gemm_q4_1_i8mm,
-                gemm_q4_z_i8mm
-            );
-        }
-        let mut groups = group_kernels!(w);
-        // Prefill with SMMLA where the CPU has i8mm (the matrix multiply extension).
-        #[cfg(feature = "std")]
-        let i8mm = std::arch::is_aarch64_feature_detected!("i8mm");
-        #[cfg(not(feature = "std"))]
-        let i8mm = cfg!(target_feature = "i8mm");
-        if i8mm {
-            groups.q8_0.gemm = w::gemm_q8_0_i8mm;
-            groups.q4_0.gemm = w::gemm_q4_0_i8mm;
-            groups.q4_1.gemm = w::gemm_q4_1_i8mm;
-            groups.q4_z.gemm = w::gemm_q4_z_i8mm;
-        }
-        Kernels {
-            level: Level::Neon,
-            quantize_q8: w::quantize_q8,
-            dot_q8_0: w::dot_q8_0,
-            dot_q4_0: w::dot_q4_0,
-            dot_q4_1: w::dot_q4_1,
-            dot_q5_0: w::dot_q5_0,
-            dot_q5_1: w::dot_q5_1,
-            dot_q4_k: w::dot_q4_k,
-            dot_q5_k: w::dot_q5_k,
-            dot_q6_k: w::dot_q6_k,
-            dot_iq4_nl: w::dot_iq4_nl,
-            dot_iq4_xs: w::dot_iq4_xs,
-            dot_q4_z: w::dot_q4_z,
-            dot_f32: w::dot_f32,
-            dot_f16: w::dot_f16,
-            dot_bf16: w::dot_bf16,
-            attn_scores: w::attn_scores,
-            attn_values: w::attn_values,
-            tile_q8_0: Some(w::tile_q8_0),
-            tile_q4_0: Some(w::tile_q4_0),
-            tile_q4_1: Some(w::tile_q4_1),
-            tile_q4_z: None,
-            tile_f32: Some(w::tile_f32),
-            tile_f16: Some(w::tile_f16),
-            tile_bf16: Some(w::tile_bf16),
-            // Decode uses the SDOT row dots (multi-row kernels: x86 only so far).
-            rows_q8_0: None,
-            rows_q4_0: None,
-            rows_q4_1: None,
-            rows_q4_z: None,
-            groups,
-        }
+    /// NEON with SDOT; row-major prefill tiles for Q8_0/Q4_0/Q4_1 and floats (decode uses
+    /// the SDOT row dots: multi-row kernels are x86 only so far).
+    pub fn neon() -> Kernels {
+        with_matmul_dtypes!(level_table!(w, Level::Neon;))
+            .with_tiles(DType::Q8_0, Some(w::tile_q8_0), None)
+            .with_tiles(DType::Q4_0, Some(w::tile_q4_0), None)
+            .with_tiles(DType::Q4_1, Some(w::tile_q4_1), None)
+            .with_float_tile(DType::F32, w::tile_f32)
+            .with_float_tile(DType::F16, w::tile_f16)
+            .with_float_tile(DType::BF16, w::tile_bf16)
+    }
+
+    /// NEON plus the matrix multiply extension: rows16 prefill of the 32-weight types with
+    /// SMMLA (2 rows × 2 tokens × 8 columns per instruction) instead of SDOT.
+    pub fn i8mm() -> Kernels {
+        let mut k = neon();
+        k.level = Level::I8mm;
+        k.with_gemm(DType::Q8_0, w::gemm_q8_0_i8mm)
+            .with_gemm(DType::Q4_0, w::gemm_q4_0_i8mm)
+            .with_gemm(DType::Q4_1, w::gemm_q4_1_i8mm)
+            .with_gemm(DType::Q4Z, w::gemm_q4_z_i8mm)
     }
 }
