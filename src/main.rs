@@ -42,6 +42,22 @@ enum Command {
     Serve(serve::Args),
 }
 
+/// A model file truncated while it is memory-mapped (another process rewrote it in place)
+/// makes the next read of a page past its new end raise SIGBUS, which would end the process
+/// with only the shell's "Bus error". Nothing can be recovered inside the handler: it says
+/// what happened in one line and exits 1. (A file replaced by rename, as `ember convert`
+/// writes, leaves the mapped one intact; the size check at open catches a file truncated
+/// before.)
+#[cfg(unix)]
+extern "C" fn on_sigbus(_signal: libc::c_int) {
+    const MSG: &[u8] = b"error: bus error (SIGBUS) reading memory-mapped data: the model file was probably truncated or rewritten while in use\n";
+    // SAFETY: write(2) and _exit(2) are async-signal-safe; MSG is static.
+    unsafe {
+        libc::write(2, MSG.as_ptr().cast(), MSG.len());
+        libc::_exit(1);
+    }
+}
+
 fn main() -> ExitCode {
     // Exit quietly when stdout is a closed pipe (`ember inspect m.ember | head`), as Unix
     // tools do, instead of panicking inside println!.
@@ -50,6 +66,15 @@ fn main() -> ExitCode {
     // exist, is async-signal-safe and affects only this process.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    #[cfg(unix)]
+    // SAFETY: installing a handler at startup, before any threads exist; the handler calls
+    // only async-signal-safe functions (see `on_sigbus`).
+    unsafe {
+        libc::signal(
+            libc::SIGBUS,
+            on_sigbus as extern "C" fn(libc::c_int) as *const () as libc::sighandler_t,
+        );
     }
     let cli = match Cli::try_parse_from(llama_cpp_args(std::env::args_os().collect())) {
         Ok(cli) => cli,

@@ -39,6 +39,34 @@ pub enum Error {
         needed: usize,
         got: usize,
     },
+    /// The KV cache and scratch of a `capacity`-position context need `needed` bytes: more
+    /// than `available` (what the system says this process can still get), or more than the
+    /// allocator gave (`available: None`).
+    OutOfMemory {
+        capacity: usize,
+        needed: u64,
+        available: Option<u64>,
+    },
+}
+
+/// `2,214,592,512 bytes (2.06 GiB)`.
+fn write_bytes(f: &mut fmt::Formatter<'_>, n: u64) -> fmt::Result {
+    let mut groups = [0u16; 7];
+    let mut k = 0;
+    let mut rest = n;
+    loop {
+        groups[k] = (rest % 1000) as u16;
+        k += 1;
+        rest /= 1000;
+        if rest == 0 {
+            break;
+        }
+    }
+    write!(f, "{}", groups[k - 1])?;
+    for g in groups[..k - 1].iter().rev() {
+        write!(f, ",{g:03}")?;
+    }
+    write!(f, " bytes ({:.2} GiB)", n as f64 / (1u64 << 30) as f64)
 }
 
 impl fmt::Display for Error {
@@ -72,6 +100,27 @@ impl fmt::Display for Error {
             Error::Kernels(why) => f.write_str(why),
             Error::BufferTooSmall { needed, got } => {
                 write!(f, "buffer too small: need {needed} elements, got {got}")
+            }
+            Error::OutOfMemory {
+                capacity,
+                needed,
+                available,
+            } => {
+                write!(
+                    f,
+                    "a context of {capacity} positions needs "
+                )?;
+                write_bytes(f, *needed)?;
+                f.write_str(" for its KV cache and scratch, but ")?;
+                match available {
+                    Some(a) => {
+                        f.write_str("only ")?;
+                        write_bytes(f, *a)?;
+                        f.write_str(" are available")?;
+                    }
+                    None => f.write_str("the allocator refused them")?,
+                }
+                f.write_str(": use a smaller context (--ctx)")
             }
         }
     }

@@ -34,6 +34,8 @@ pub mod generate;
 pub mod kernels;
 pub mod kv_cache;
 pub mod math;
+#[cfg(feature = "alloc")]
+pub mod memory;
 pub mod model;
 #[cfg(feature = "alloc")]
 pub mod sampler;

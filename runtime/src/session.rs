@@ -36,6 +36,20 @@ impl SessionPlan {
             });
         }
         let batch = batch.clamp(1, capacity);
+        // The plan's sizes are usize products of capacity; bound them first in u128, so a
+        // context too large for the address space (a 32-bit target) is refused, not wrapped.
+        // Every position in every layer, plus the per-head scores: at least the plan's
+        // capacity-dependent floats (sliding-window rings only make them fewer).
+        let per_position = (cfg.layers as u128 * 2 * cfg.kv_dim() as u128) + cfg.heads as u128;
+        let bound = per_position * capacity as u128 * 4;
+        if bound > isize::MAX as u128 {
+            return Err(Error::OutOfMemory {
+                capacity,
+                needed: u64::try_from(bound).unwrap_or(u64::MAX),
+                // The largest allocation Rust allows on this target.
+                available: Some(isize::MAX as u64),
+            });
+        }
         Ok(SessionPlan {
             capacity,
             kv_floats: KvCache::<()>::floats_required(cfg, capacity, batch),
@@ -92,11 +106,29 @@ impl<'m, 'a, L: AsRef<[Layer<'a>]>> HeapSession<'m, 'a, L> {
         logits: Logits,
     ) -> Result<Self, Error> {
         let plan = SessionPlan::new(&model.config, capacity, batch, logits)?;
+        // Refused up front when the system says the memory is not there (with overcommit
+        // the allocation would succeed and generation be killed once the pages are used),
+        // and an error, not an abort, when the allocator refuses.
+        let out_of_memory = |available| Error::OutOfMemory {
+            capacity,
+            needed: plan.bytes_required() as u64,
+            available,
+        };
+        #[cfg(feature = "std")]
+        if let Some(available) = crate::memory::available() {
+            if plan.bytes_required() as u64 > available {
+                return Err(out_of_memory(Some(available)));
+            }
+        }
+        let zeroed = |n| crate::memory::zeroed_vec(n).ok_or(out_of_memory(None));
+        let kv = zeroed(plan.kv_floats)?;
+        let scratch_f = zeroed(plan.scratch.floats)?;
+        let scratch_i = crate::memory::zeroed_vec(plan.scratch.bytes).ok_or(out_of_memory(None))?;
         Ok(Session {
             observer: None,
             model,
-            cache: KvCache::new(&model.config, capacity, plan.scratch.max_batch),
-            scratch: Scratch::new(&model.config, plan.scratch),
+            cache: KvCache::with_buffer(&model.config, capacity, plan.scratch.max_batch, kv)?,
+            scratch: Scratch::with_buffers(&model.config, plan.scratch, scratch_f, scratch_i)?,
             pos: 0,
             kernels: default_kernels()?,
             exec: alloc::boxed::Box::new(crate::exec::Serial),
