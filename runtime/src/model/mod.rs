@@ -83,4 +83,23 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
     pub fn layers(&self) -> &[Layer<'a>] {
         self.weights.layers.as_ref()
     }
+
+    /// Bytes of weight matrices one decode step streams: every layer's projections and the
+    /// output head (the token embedding is read one row at a time). The memory-bandwidth
+    /// floor of generation is this over the machine's read bandwidth.
+    pub fn matrix_bytes_per_token(&self) -> usize {
+        let layers: usize = self
+            .layers()
+            .iter()
+            .map(|l| {
+                let gate = l.gate.as_ref().map_or(0, |g| g.w.data.len());
+                [&l.q, &l.k, &l.v, &l.o, &l.up, &l.down]
+                    .iter()
+                    .map(|m| m.w.data.len())
+                    .sum::<usize>()
+                    + gate
+            })
+            .sum();
+        layers + self.weights.output.data.len()
+    }
 }

@@ -12,7 +12,7 @@ use ember_runtime::kernels::{ActQ8Buf, Kernels, Level};
 use ember_runtime::model::Matrix;
 use serde_json::json;
 
-use super::roofline::{peak_compute, read_bandwidth, stream_buffer};
+use super::roofline::{peak_compute, BandwidthProbe};
 use super::{median, Args};
 use crate::cmd::CmdResult;
 
@@ -70,13 +70,14 @@ pub fn run(args: &Args, threads: usize) -> CmdResult {
     if !args.json {
         eprintln!("measuring memory bandwidth and peak compute ...");
     }
-    let buf = stream_buffer();
-    let bw = read_bandwidth(&buf, threads);
-    drop(buf);
+    let mut probe = BandwidthProbe::new(threads);
+    probe.measure();
     let (fma_peak, int8_peak) = peak_compute(threads);
 
     let mut rows_out = Vec::new();
     for dtype in DTYPES {
+        // A probe round between dtypes: the bandwidth and the GEMVs see the same machine.
+        probe.measure();
         let cols = 4096;
         let rows = GEMV_BYTES / dtype.row_bytes(cols).unwrap_or(1) / 16 * 16;
         let (gr, gc, gt) = GEMM_SHAPE;
@@ -124,17 +125,27 @@ pub fn run(args: &Args, threads: usize) -> CmdResult {
                     "layout": layout.name(),
                     "level": k.level.name(),
                     "gemv_gb_s": gemv_gbs,
-                    "gemv_pct_of_bandwidth": 100.0 * gemv_gbs / bw,
+                    "gemv_gb_s_vs_bandwidth": gemv_gbs,
                     "gemm_gop_s": gemm_gops,
                     "gemm_pct_of_peak": peak.map(|p| 100.0 * gemm_gops / p),
                 }));
             }
         }
     }
+    probe.measure();
+    let bw = probe.median();
+    let (bw_lo, bw_hi) = probe.spread();
+    for r in &mut rows_out {
+        let gbs = r["gemv_gb_s_vs_bandwidth"].take().as_f64().unwrap_or(0.0);
+        let obj = r.as_object_mut().expect("a row object");
+        obj.remove("gemv_gb_s_vs_bandwidth");
+        obj.insert("gemv_pct_of_bandwidth".into(), json!(100.0 * gbs / bw));
+    }
     if args.json {
         let out = json!({
             "threads": threads,
             "read_bandwidth_gb_s": bw,
+            "read_bandwidth_rounds_gb_s": probe.rounds(),
             "fma_peak_gflop_s": fma_peak,
             "int8_peak_gop_s": int8_peak,
             "kernels": rows_out,
@@ -143,7 +154,7 @@ pub fn run(args: &Args, threads: usize) -> CmdResult {
         return Ok(());
     }
     let fmt_peak = |p: Option<f64>| p.map_or("not measured".to_string(), |v| format!("{v:.0}"));
-    println!("{threads} threads: read bandwidth {bw:.1} GB/s, f32 FMA peak {} GFLOP/s, int8 peak {} GOP/s", fmt_peak(fma_peak), fmt_peak(int8_peak));
+    println!("{threads} threads: read bandwidth {bw:.1} GB/s (median of {} rounds between the kernels, {bw_lo:.1}-{bw_hi:.1}), f32 FMA peak {} GFLOP/s, int8 peak {} GOP/s", probe.rounds().len(), fmt_peak(fma_peak), fmt_peak(int8_peak));
     println!("GEMV: {} MiB matrix x 1 token (memory-bound); GEMM: {}x{} matrix x {} tokens (compute-bound)", GEMV_BYTES >> 20, GEMM_SHAPE.0, GEMM_SHAPE.1, GEMM_SHAPE.2);
     println!(
         "{:<6} {:<9} {:<7} {:>10} {:>10} {:>11} {:>9}",

@@ -7,6 +7,7 @@ use std::time::Instant;
 use ember_runtime::{Model, Session};
 use serde_json::json;
 
+use super::roofline::BandwidthProbe;
 use super::{median, Args};
 use crate::cmd::CmdResult;
 use crate::model_source::open_model;
@@ -34,6 +35,10 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
         .collect();
 
     let (mut pp, mut tg) = (Vec::new(), Vec::new());
+    // Generation streams these bytes per token; a bandwidth round before each repetition
+    // gives the ceiling it is held against, measured on the same machine at the same time.
+    let bytes_per_token = model.matrix_bytes_per_token();
+    let mut probe = (args.gen > 0).then(|| BandwidthProbe::new(threads));
     // One warm-up repetition pages the weights in.
     for rep in 0..=args.reps {
         session.reset();
@@ -45,6 +50,9 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
             }
         }
         if args.gen > 0 {
+            if let (Some(probe), true) = (probe.as_mut(), rep > 0) {
+                probe.measure();
+            }
             session.reset();
             let mut next = prompt.first().copied().unwrap_or(1);
             let t = Instant::now();
@@ -59,6 +67,11 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
     }
     let (pp_tok_s, tg_tok_s) = (median(&pp), median(&tg));
     let kernels = session.kernels().level.name();
+    let bandwidth = probe.as_ref().map(|p| {
+        let gbs = bytes_per_token as f64 * tg_tok_s / 1e9;
+        let (lo, hi) = p.spread();
+        (gbs, p.median(), lo, hi, 100.0 * gbs / p.median())
+    });
     if args.json {
         let out = json!({
             "model": path.display().to_string(),
@@ -73,6 +86,11 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
             "pp_samples": pp,
             "tg_samples": tg,
             "load_s": load_s,
+            "matrix_bytes_per_token": bytes_per_token,
+            "tg_gb_s": bandwidth.map(|b| b.0),
+            "read_bandwidth_gb_s": bandwidth.map(|b| b.1),
+            "read_bandwidth_rounds_gb_s": probe.as_ref().map(|p| p.rounds().to_vec()),
+            "tg_pct_of_bandwidth": bandwidth.map(|b| b.4),
         });
         println!("{out}");
     } else {
@@ -87,6 +105,13 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
         }
         if args.gen > 0 {
             println!("  tg{:<5} {:>9.1} tok/s", args.gen, tg_tok_s);
+        }
+        if let Some((gbs, bw, lo, hi, pct)) = bandwidth {
+            println!(
+                "  generation streams {:.1} MB/token: {gbs:.1} GB/s, {pct:.0}% of the read \
+                 bandwidth measured between repetitions ({bw:.1} GB/s median, {lo:.1}-{hi:.1})",
+                bytes_per_token as f64 / 1e6
+            );
         }
     }
     Ok(())

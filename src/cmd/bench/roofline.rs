@@ -3,75 +3,165 @@
 
 use std::time::Instant;
 
-/// Bytes streamed per bandwidth measurement (beyond any plausible last-level cache).
-const STREAM_BYTES: usize = 1 << 30;
+/// Bytes the bandwidth probe streams per read (beyond any plausible last-level cache).
+const STREAM_BYTES: usize = 512 << 20;
 
-/// Best-of-3 read bandwidth in GB/s with `threads` threads, each summing its own slice.
-pub fn read_bandwidth(buf: &[u64], threads: usize) -> f64 {
-    let mut best = 0f64;
-    for _ in 0..3 {
-        let start = Instant::now();
-        std::thread::scope(|s| {
-            let chunk = buf.len().div_ceil(threads);
-            for part in buf.chunks(chunk) {
-                s.spawn(move || std::hint::black_box(sum(part)));
-            }
-        });
-        let secs = start.elapsed().as_secs_f64();
-        best = best.max(std::mem::size_of_val(buf) as f64 / secs / 1e9);
-    }
-    best
+/// The machine's read bandwidth, measured the way the GEMVs read: the same thread count,
+/// each thread streaming its slice with the widest loads and software prefetch, in several
+/// variants (1, 2 or 4 interleaved streams per thread, with and without prefetch; the best
+/// variant of a round is that round's ceiling). Rounds are meant to be interleaved with the
+/// kernel runs they are compared with, so both see the same machine (its bandwidth moves by
+/// up to 2x between minutes on shared hosts); the spread of the rounds is reported.
+pub struct BandwidthProbe {
+    buf: Vec<u64>,
+    threads: usize,
+    rounds: Vec<f64>,
 }
 
-fn sum(words: &[u64]) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present.
-        return unsafe { sum_avx2(words) };
+impl BandwidthProbe {
+    pub fn new(threads: usize) -> BandwidthProbe {
+        // Touched once so its pages exist.
+        let buf = (0..STREAM_BYTES / 8).map(|i| i as u64).collect();
+        BandwidthProbe {
+            buf,
+            threads: threads.max(1),
+            rounds: Vec::new(),
+        }
     }
-    sum_scalar(words)
+
+    /// One round: GB/s of the best variant.
+    pub fn measure(&mut self) -> f64 {
+        let mut best = 0f64;
+        for streams in [1, 2, 4] {
+            for prefetch in [false, true] {
+                best = best.max(self.read(streams, prefetch));
+            }
+        }
+        self.rounds.push(best);
+        best
+    }
+
+    fn read(&self, streams: usize, prefetch: bool) -> f64 {
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            let chunk = self.buf.len().div_ceil(self.threads);
+            for part in self.buf.chunks(chunk) {
+                s.spawn(move || std::hint::black_box(sum(part, streams, prefetch)));
+            }
+        });
+        std::mem::size_of_val(self.buf.as_slice()) as f64 / start.elapsed().as_secs_f64() / 1e9
+    }
+
+    pub fn median(&self) -> f64 {
+        super::median(&self.rounds)
+    }
+
+    /// (lowest, highest) round.
+    pub fn spread(&self) -> (f64, f64) {
+        let lo = self.rounds.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = self.rounds.iter().copied().fold(0.0, f64::max);
+        (lo, hi)
+    }
+
+    pub fn rounds(&self) -> &[f64] {
+        &self.rounds
+    }
+}
+
+/// Words per step of each stream: 256 bytes (four 512-bit or eight 256-bit loads).
+const STEP: usize = 32;
+
+/// Sum of `words` read as `streams` interleaved streams (the slice split in `streams`
+/// parts, a 256-byte step from each in turn); the tail beyond whole steps is read plainly.
+fn sum(words: &[u64], streams: usize, prefetch: bool) -> u64 {
+    let steps = words.len() / (STEP * streams);
+    let (body, tail) = words.split_at(steps * STEP * streams);
+    let tail_sum = sum_scalar(tail);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F is present.
+            return tail_sum.wrapping_add(unsafe { sum_avx512(body, streams, prefetch) });
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present.
+            return tail_sum.wrapping_add(unsafe { sum_avx2(body, streams, prefetch) });
+        }
+    }
+    let _ = prefetch;
+    tail_sum.wrapping_add(sum_scalar(body))
 }
 
 fn sum_scalar(words: &[u64]) -> u64 {
     let mut acc = [0u64; 8];
-    for c in words.chunks_exact(8) {
+    let chunks = words.chunks_exact(8);
+    let rest = chunks
+        .remainder()
+        .iter()
+        .fold(0u64, |x, &y| x.wrapping_add(y));
+    for c in chunks {
         for (a, &w) in acc.iter_mut().zip(c) {
             *a = a.wrapping_add(w);
         }
     }
-    acc.iter().fold(0, |x, &y| x.wrapping_add(y))
+    acc.iter().fold(rest, |x, &y| x.wrapping_add(y))
 }
 
-/// 128 bytes per step in four independent adds, so the loop waits on memory, not on adds
-/// (the scalar loop tops out below what the SIMD GEMVs stream).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn sum_avx2(words: &[u64]) -> u64 {
-    use core::arch::x86_64::*;
-    let mut acc = [_mm256_setzero_si256(); 4];
-    let chunks = words.chunks_exact(16);
-    let tail = sum_scalar(chunks.remainder());
-    for c in chunks {
-        for (k, a) in acc.iter_mut().enumerate() {
-            // SAFETY: c holds 16 u64; lanes 4k..4k+4 are in bounds.
-            let v = unsafe { _mm256_loadu_si256(c.as_ptr().add(4 * k) as *const __m256i) };
-            *a = _mm256_add_epi64(*a, v);
+/// Generates a streaming sum over whole steps: `$load`/`$add` of `$lanes` u64 per vector.
+macro_rules! stream_sum {
+    ($name:ident, $features:literal, $vec:ty, $lanes:expr, $zero:expr, $load:ident, $add:ident, $store:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(words: &[u64], streams: usize, prefetch: bool) -> u64 {
+            use core::arch::x86_64::*;
+            const VECS: usize = STEP / $lanes;
+            let per_stream = words.len() / streams;
+            let mut acc: [$vec; VECS] = [$zero; VECS];
+            for step in 0..per_stream / STEP {
+                for s in 0..streams {
+                    let at = s * per_stream + step * STEP;
+                    let p = words[at..at + STEP].as_ptr();
+                    if prefetch {
+                        // 2 KiB ahead, as the group kernels prefetch; a prefetch past the
+                        // end of the buffer is harmless (it never faults).
+                        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(256) as *const i8);
+                    }
+                    for (k, a) in acc.iter_mut().enumerate() {
+                        // SAFETY: p points at STEP u64; vector k covers lanes k·$lanes.. in bounds.
+                        let v = unsafe { $load(p.add(k * $lanes) as *const _) };
+                        *a = $add(*a, v);
+                    }
+                }
+            }
+            let mut out = [0u64; $lanes];
+            let total = acc.iter().fold($zero, |x, &y| $add(x, y));
+            // SAFETY: out holds $lanes u64.
+            unsafe { $store(out.as_mut_ptr() as *mut _, total) };
+            out.iter().fold(0u64, |x, &y| x.wrapping_add(y))
         }
-    }
-    let mut out = [0u64; 4];
-    let total = _mm256_add_epi64(
-        _mm256_add_epi64(acc[0], acc[1]),
-        _mm256_add_epi64(acc[2], acc[3]),
-    );
-    // SAFETY: out holds 4 u64.
-    unsafe { _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, total) };
-    out.iter().fold(tail, |x, &y| x.wrapping_add(y))
+    };
 }
 
-/// A buffer for bandwidth tests, touched once so its pages exist.
-pub fn stream_buffer() -> Vec<u64> {
-    (0..STREAM_BYTES / 8).map(|i| i as u64).collect()
-}
+stream_sum!(
+    sum_avx2,
+    "avx2",
+    __m256i,
+    4,
+    _mm256_setzero_si256(),
+    _mm256_loadu_si256,
+    _mm256_add_epi64,
+    _mm256_storeu_si256
+);
+stream_sum!(
+    sum_avx512,
+    "avx512f",
+    __m512i,
+    8,
+    _mm512_setzero_si512(),
+    _mm512_loadu_si512,
+    _mm512_add_epi64,
+    _mm512_storeu_si512
+);
 
 /// Peak throughput in G-operations/s on `threads` threads: (f32 FMA flops, int8 dot ops).
 /// An FMA counts two flops; a u8 × i8 multiply-accumulate counts two ops.
