@@ -66,7 +66,7 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
         }
     }
     let (pp_tok_s, tg_tok_s) = (median(&pp), median(&tg));
-    let kernels = session.kernels().level.name();
+    let kernels = crate::cmd::shared::describe_kernels(session.kernels(), &file);
     let bandwidth = probe.as_ref().map(|p| {
         let gbs = bytes_per_token as f64 * tg_tok_s / 1e9;
         let (lo, hi) = p.spread();
@@ -95,7 +95,7 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
         println!("{out}");
     } else {
         println!(
-            "{} ({:.1} MB), {threads} threads, {kernels} kernels, median of {}",
+            "{} ({:.1} MB), {threads} threads, median of {}\n  kernels: {kernels}",
             path.display(),
             loaded.bytes().len() as f64 / 1e6,
             args.reps
