@@ -294,10 +294,14 @@ unsafe fn group_k4<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Ou
         let qs = if K == Q5K { q.wrapping_add(512) } else { q };
         for h in 0..2 {
             // SAFETY: the tile starts with 8 fields: d, dmin, 6 of scale bytes.
-            let (d, dmin, f) = unsafe {
-                let f: [__m256i; 6] = core::array::from_fn(|i| field8(p, 2 + i, h));
-                (f16x8(p.add(16 * h)), f16x8(p.add(32 + 16 * h)), f)
-            };
+            // (Loops, not array::from_fn: its closures are not inlined into these kernels.)
+            let mut f = [_mm256_setzero_si256(); 6];
+            for (i, f) in f.iter_mut().enumerate() {
+                // SAFETY: as above.
+                *f = unsafe { field8(p, 2 + i, h) };
+            }
+            // SAFETY: as above.
+            let (d, dmin) = unsafe { (f16x8(p.add(16 * h)), f16x8(p.add(32 + 16 * h))) };
             let byte = |i: usize| and(shr(f[i / 2], 8 * (i as u32 % 2)), 0xFF);
             let (mut dsc, mut dm) = ([_mm256_setzero_ps(); 8], [_mm256_setzero_ps(); 8]);
             for j in 0..8 {
@@ -419,7 +423,10 @@ unsafe fn group_q6k<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
             };
             for g in 0..2 {
                 for kk in 0..4 {
-                    let wq: [__m256i; 8] = core::array::from_fn(|k| {
+                    // Two halves of 4 chunks (weights 0..16 and 16..32 of the block).
+                    let (mut w0, mut w1) =
+                        ([_mm256_setzero_si256(); 4], [_mm256_setzero_si256(); 4]);
+                    for k in 0..8 {
                         let ql = chunk(16 * g + 8 * (kk % 2) + k);
                         let qh = chunk(32 + 8 * g + k);
                         let (l, hb) = match kk {
@@ -437,14 +444,15 @@ unsafe fn group_q6k<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
                                 _mm256_and_si256(_mm256_srli_epi16::<6>(qh), three),
                             ),
                         };
-                        _mm256_or_si256(l, _mm256_slli_epi16::<4>(hb))
-                    });
+                        let v = _mm256_or_si256(l, _mm256_slli_epi16::<4>(hb));
+                        if k < 4 {
+                            w0[k] = v;
+                        } else {
+                            w1[k - 4] = v;
+                        }
+                    }
                     let sub = 8 * g + 2 * kk;
                     let (s0, s1) = (scale(sub), scale(sub + 1));
-                    let (w0, w1): ([__m256i; 4], [__m256i; 4]) = (
-                        core::array::from_fn(|k| wq[k]),
-                        core::array::from_fn(|k| wq[k + 4]),
-                    );
                     let ai = 8 * b + 4 * g + kk;
                     for t in 0..T {
                         // SAFETY: check() verified 32 bytes per activation block.

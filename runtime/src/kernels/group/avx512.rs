@@ -13,17 +13,27 @@ type Out<const T: usize> = [[f32; GROUP]; T];
 
 use super::kind::{
     dtype, five, head, qh, tile_bytes, IQ4NL, IQ4XS, Q4K, Q4Z, Q4_0, Q4_1, Q5K, Q5_0, Q5_1, Q6K,
-    Q8_0, SPREAD,
+    Q8_0,
 };
 
-/// The IQ4 grid plus 128 (unsigned, for `vpdpbusd`) in every 128-bit lane: a nibble
-/// vector shuffled through it gives grid[q] + 128; the kernels take back 128·Σx.
+/// The IQ4 grid plus 128 (unsigned, for `vpdpbusd`).
+const IQ4_GRID_U8: [u8; 16] = {
+    let mut g = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        g[i] = (ember_format::blocks::IQ4_GRID[i] as i16 + 128) as u8;
+        i += 1;
+    }
+    g
+};
+
+/// [`IQ4_GRID_U8`] in every 128-bit lane: a nibble vector shuffled through it gives
+/// grid[q] + 128; the kernels take back 128·Σx.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn iq4_grid_u8() -> __m512i {
-    let g = ember_format::blocks::IQ4_GRID.map(|v| (v as i16 + 128) as u8);
-    // SAFETY: g is 16 bytes.
-    let v = unsafe { _mm_loadu_si128(g.as_ptr() as *const __m128i) };
+    // SAFETY: the table is 16 bytes.
+    let v = unsafe { _mm_loadu_si128(IQ4_GRID_U8.as_ptr() as *const __m128i) };
     _mm512_broadcast_i32x4(v)
 }
 
@@ -67,7 +77,11 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
     let nb = check(dtype(K), w, a);
     let tb = tile_bytes(K);
     let nibble = _mm512_set1_epi8(0x0F);
-    let grid = iq4_grid_u8();
+    let grid = if K == IQ4NL {
+        iq4_grid_u8()
+    } else {
+        _mm512_setzero_si512()
+    };
     let mut acc = [_mm512_setzero_ps(); T];
     // Σ mw·sx; for Q4_0 and Q8_0 Σ dw·sx, scaled by -8 or -128 once at the end.
     let mut accm = [_mm512_setzero_ps(); T];
@@ -134,20 +148,93 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
                     _mm512_cvtepu16_epi32(_mm256_loadu_si256(p.add(qh(K) + 32) as *const __m256i));
                 _mm512_or_si512(lo, _mm512_slli_epi32::<16>(hi))
             };
-            let spread = |shift: i32| {
-                let bits = _mm512_and_si512(
-                    _mm512_srl_epi32(h, _mm_cvtsi32_si128(shift)),
-                    _mm512_set1_epi32(0xF),
+            // Chunk c of the low half needs bits 4c..4c+4 of each row's h (in byte c / 2),
+            // of the high half bits 16 + 4c.. (byte 2 + c / 2): each byte of the chunk gets
+            // its bit as 0x10, by a byte broadcast inside the lane, a bit test and a
+            // masked add (no multiply).
+            let byte = |j: i8| {
+                let idx = _mm512_set_epi8(
+                    12 + j,
+                    12 + j,
+                    12 + j,
+                    12 + j,
+                    8 + j,
+                    8 + j,
+                    8 + j,
+                    8 + j,
+                    4 + j,
+                    4 + j,
+                    4 + j,
+                    4 + j,
+                    j,
+                    j,
+                    j,
+                    j,
+                    12 + j,
+                    12 + j,
+                    12 + j,
+                    12 + j,
+                    8 + j,
+                    8 + j,
+                    8 + j,
+                    8 + j,
+                    4 + j,
+                    4 + j,
+                    4 + j,
+                    4 + j,
+                    j,
+                    j,
+                    j,
+                    j,
+                    12 + j,
+                    12 + j,
+                    12 + j,
+                    12 + j,
+                    8 + j,
+                    8 + j,
+                    8 + j,
+                    8 + j,
+                    4 + j,
+                    4 + j,
+                    4 + j,
+                    4 + j,
+                    j,
+                    j,
+                    j,
+                    j,
+                    12 + j,
+                    12 + j,
+                    12 + j,
+                    12 + j,
+                    8 + j,
+                    8 + j,
+                    8 + j,
+                    8 + j,
+                    4 + j,
+                    4 + j,
+                    4 + j,
+                    4 + j,
+                    j,
+                    j,
+                    j,
+                    j,
                 );
-                let bytes = _mm512_and_si512(
-                    _mm512_mullo_epi32(bits, _mm512_set1_epi32(SPREAD as i32)),
-                    _mm512_set1_epi32(0x0101_0101),
-                );
-                _mm512_slli_epi32::<4>(bytes)
+                _mm512_shuffle_epi8(h, idx)
             };
-            for c in 0..4 {
-                wq[c] = _mm512_or_si512(wq[c], spread(4 * c as i32));
-                wq[c + 4] = _mm512_or_si512(wq[c + 4], spread(16 + 4 * c as i32));
+            let bits = [
+                _mm512_set1_epi32(0x0804_0201),
+                _mm512_set1_epi32(0x8040_2010u32 as i32),
+            ];
+            let sixteen = _mm512_set1_epi8(0x10);
+            for j in 0..2 {
+                let (lo, hi) = (byte(j as i8), byte(2 + j as i8));
+                for n in 0..2 {
+                    let c = 2 * j + n;
+                    let m = _mm512_test_epi8_mask(lo, bits[n]);
+                    wq[c] = _mm512_mask_add_epi8(wq[c], m, wq[c], sixteen);
+                    let m = _mm512_test_epi8_mask(hi, bits[n]);
+                    wq[c + 4] = _mm512_mask_add_epi8(wq[c + 4], m, wq[c + 4], sixteen);
+                }
             }
         }
         for t in 0..T {
@@ -220,12 +307,16 @@ unsafe fn group_k4<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Ou
         let p = unsafe { w.as_ptr().add(b * tb) };
         super::prefetch_ahead(p, tb);
         // SAFETY: the tile starts with 8 fields of 16 u16: d, dmin, 6 of scale bytes.
-        let (d, dmin, f) = unsafe {
-            let f: [__m512i; 6] = core::array::from_fn(|i| {
-                _mm512_cvtepu16_epi32(_mm256_loadu_si256(p.add(64 + 32 * i) as *const __m256i))
+        // (Loops, not array::from_fn: its closures are not inlined into these kernels.)
+        let mut f = [_mm512_setzero_si512(); 6];
+        for (i, f) in f.iter_mut().enumerate() {
+            // SAFETY: as above.
+            *f = _mm512_cvtepu16_epi32(unsafe {
+                _mm256_loadu_si256(p.add(64 + 32 * i) as *const __m256i)
             });
-            (f16x16(p), f16x16(p.add(32)), f)
-        };
+        }
+        // SAFETY: as above.
+        let (d, dmin) = unsafe { (f16x16(p), f16x16(p.add(32))) };
         // Scale byte i of each row, then the 6-bit scales and mins (blocks::scale_min_k4).
         let byte = |i: usize| and(shr(f[i / 2], 8 * (i as u32 % 2)), 0xFF);
         let (mut dsc, mut dm) = ([_mm512_setzero_ps(); 8], [_mm512_setzero_ps(); 8]);
@@ -247,14 +338,13 @@ unsafe fn group_k4<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Ou
         // SAFETY: the chunks follow the 256 bytes of fields.
         let q = unsafe { p.add(256) };
         // Q5_K: qh chunk k holds the fifth bits of weights 4k..4k+4 of every sub-block.
-        let qhv: [__m512i; 8] = core::array::from_fn(|k| {
-            if K == Q5K {
+        let mut qhv = [_mm512_setzero_si512(); 8];
+        if K == Q5K {
+            for (k, v) in qhv.iter_mut().enumerate() {
                 // SAFETY: Q5_K tiles have 8 qh chunks of 64 bytes first.
-                unsafe { _mm512_loadu_si512(q.add(64 * k) as *const __m512i) }
-            } else {
-                _mm512_setzero_si512()
+                *v = unsafe { _mm512_loadu_si512(q.add(64 * k) as *const __m512i) };
             }
-        });
+        }
         let qs = if K == Q5K { q.wrapping_add(512) } else { q };
         for pair in 0..4 {
             let (mut lo, mut hi) = ([_mm512_setzero_si512(); 8], [_mm512_setzero_si512(); 8]);
@@ -337,7 +427,8 @@ unsafe fn group_q6k<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
         for h in 0..2 {
             for kk in 0..4 {
                 // Values of weights 4k..4k+4 (k < 8) of activation block 4h + kk.
-                let wq: [__m512i; 8] = core::array::from_fn(|k| {
+                let mut wq = [_mm512_setzero_si512(); 8];
+                for (k, wq) in wq.iter_mut().enumerate() {
                     let ql = chunk(16 * h + 8 * (kk % 2) + k);
                     let qh = chunk(32 + 8 * h + k);
                     let (l, hb) = match kk {
@@ -355,8 +446,8 @@ unsafe fn group_q6k<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
                             _mm512_and_si512(_mm512_srli_epi16::<6>(qh), three),
                         ),
                     };
-                    _mm512_or_si512(l, _mm512_slli_epi16::<4>(hb))
-                });
+                    *wq = _mm512_or_si512(l, _mm512_slli_epi16::<4>(hb));
+                }
                 let sub = 8 * h + 2 * kk;
                 let (s0, s1) = (scale(sub), scale(sub + 1));
                 let ai = 8 * b + 4 * h + kk;
