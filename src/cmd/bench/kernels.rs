@@ -4,11 +4,11 @@
 
 use std::time::Instant;
 
-use ember_format::blocks::quantize_row_ref;
+use ember_format::blocks::{f32_to_f16, quantize_row_ref};
 use ember_format::{rows16, DType, Layout};
 use ember_runtime::exec::Executor;
 use ember_runtime::kernels::matmul::matmul;
-use ember_runtime::kernels::{ActQ8Buf, Kernels, Level};
+use ember_runtime::kernels::{ActQ8Buf, Kernels, Level, MATMUL_DTYPES};
 use ember_runtime::model::Matrix;
 use serde_json::json;
 
@@ -16,19 +16,11 @@ use super::roofline::{peak_compute, BandwidthProbe};
 use super::{median, Args};
 use crate::cmd::CmdResult;
 
-const DTYPES: [DType; 7] = [
-    DType::Q4_0,
-    DType::Q4_1,
-    DType::Q4Z,
-    DType::Q8_0,
-    DType::F16,
-    DType::BF16,
-    DType::F32,
-];
 /// GEMV matrices: 512 MiB of weights, beyond the last-level cache.
 const GEMV_BYTES: usize = 512 << 20;
-/// GEMM: a 1536 x 576 matrix (SmolLM2's FFN) against 64 tokens.
-const GEMM_SHAPE: (usize, usize, usize) = (1536, 576, 64);
+/// GEMM: a 1536 x 1024 matrix against 64 tokens (1024 columns: whole 256-weight
+/// super-blocks, so every dtype runs; SmolLM2's FFN is 1536 x 576).
+const GEMM_SHAPE: (usize, usize, usize) = (1536, 1024, 64);
 
 /// A matrix of `dtype` with `cols` columns and about `bytes` bytes of plausible values.
 fn matrix_data(dtype: DType, rows: usize, cols: usize) -> Vec<u8> {
@@ -36,7 +28,24 @@ fn matrix_data(dtype: DType, rows: usize, cols: usize) -> Vec<u8> {
         .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
         .collect();
     let mut row = vec![0u8; dtype.row_bytes(cols).unwrap_or(0)];
-    quantize_row_ref(dtype, &x, &mut row);
+    if !quantize_row_ref(dtype, &x, &mut row) {
+        // No reference quantizer (K-quants, IQ4): patterned quants with f16 scales of 0.1
+        // where each block keeps them (the kernels' speed does not depend on the values).
+        for (i, b) in row.iter_mut().enumerate() {
+            *b = (i * 37 + 11) as u8;
+        }
+        let scale = f32_to_f16(0.1).to_le_bytes();
+        let bb = dtype.block_bytes();
+        for block in row.chunks_mut(bb) {
+            match dtype {
+                DType::Q6K => block[bb - 2..].copy_from_slice(&scale),
+                _ => {
+                    block[..2].copy_from_slice(&scale);
+                    block[2..4].copy_from_slice(&scale);
+                }
+            }
+        }
+    }
     let mut data = Vec::with_capacity(row.len() * rows);
     for _ in 0..rows {
         data.extend_from_slice(&row);
@@ -75,7 +84,8 @@ pub fn run(args: &Args, threads: usize) -> CmdResult {
     let (fma_peak, int8_peak) = peak_compute(threads);
 
     let mut rows_out = Vec::new();
-    for dtype in DTYPES {
+    let chosen = |d: &DType| args.dtypes.is_empty() || args.dtypes.contains(d);
+    for dtype in MATMUL_DTYPES.into_iter().filter(chosen) {
         // A probe round between dtypes: the bandwidth and the GEMVs see the same machine.
         probe.measure();
         let cols = 4096;

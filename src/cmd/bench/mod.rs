@@ -13,7 +13,7 @@ use crate::model_source::SourceArgs;
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  ember bench                       # kernels vs. memory bandwidth and peak compute\n  ember bench --json\n  ember bench smollm2.ember -p 128 -n 64 -t 2 -r 5\n  ember bench SmolLM2-135M-Instruct.Q4_1.gguf   # converted once, cached in ~/.cache/ember\n  EMBER_KERNELS=avx2 ember bench smollm2.ember --json"
+    after_help = "Examples:\n  ember bench                       # kernels vs. memory bandwidth and peak compute\n  ember bench --json\n  ember bench smollm2.ember -p 128 -n 64 -t 2 -r 5\n  ember bench SmolLM2-135M-Instruct.Q4_1.gguf   # converted once, cached in ~/.cache/ember\n  ember bench --dtypes q4_k,q6_k -r 3        # some kernels only\n  EMBER_KERNELS=avx2 ember bench smollm2.ember --json"
 )]
 pub struct Args {
     /// A model to benchmark (a .ember file, or a GGUF file or Hugging Face directory,
@@ -31,6 +31,9 @@ pub struct Args {
     /// Repetitions; the median is reported.
     #[arg(short = 'r', long, default_value_t = 5)]
     pub reps: usize,
+    /// Kernel benchmark: only these dtypes (comma-separated, e.g. q4_k,q6_k; default: all).
+    #[arg(long, value_delimiter = ',', value_parser = parse_dtype)]
+    pub dtypes: Vec<ember_format::DType>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -50,6 +53,13 @@ pub fn run(args: Args) -> CmdResult {
         Some(path) => model::run(path, &args, threads),
         None => kernels::run(&args, threads),
     }
+}
+
+fn parse_dtype(s: &str) -> Result<ember_format::DType, String> {
+    ember_format::DType::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = ember_format::DType::ALL.iter().map(|d| d.name()).collect();
+        format!("unknown dtype '{s}' (choose from: {})", names.join(", "))
+    })
 }
 
 /// Median of measurements (sorted copy).

@@ -228,11 +228,11 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
             let sixteen = _mm512_set1_epi8(0x10);
             for j in 0..2 {
                 let (lo, hi) = (byte(j as i8), byte(2 + j as i8));
-                for n in 0..2 {
+                for (n, &bits) in bits.iter().enumerate() {
                     let c = 2 * j + n;
-                    let m = _mm512_test_epi8_mask(lo, bits[n]);
+                    let m = _mm512_test_epi8_mask(lo, bits);
                     wq[c] = _mm512_mask_add_epi8(wq[c], m, wq[c], sixteen);
-                    let m = _mm512_test_epi8_mask(hi, bits[n]);
+                    let m = _mm512_test_epi8_mask(hi, bits);
                     wq[c + 4] = _mm512_mask_add_epi8(wq[c + 4], m, wq[c + 4], sixteen);
                 }
             }
