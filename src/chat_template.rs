@@ -18,8 +18,8 @@ use ember_runtime::chat::{default_system_prompt, ChatFormat, Role};
 use ember_runtime::tokenizer::Tokenizer;
 
 #[cfg(feature = "chat-templates")]
-#[allow(unused_imports)] // DateTime: for tests/chat_templates.rs
-pub use jinja::{ChatTemplate, DateTime, SpecialTokens};
+#[allow(unused_imports)] // DateTime, FUEL: for tests/chat_templates.rs
+pub use jinja::{ChatTemplate, DateTime, SpecialTokens, FUEL};
 
 /// `tokenizer(text, add_special_tokens=False)`: the ids of `text` without the BOS/EOS that
 /// `encode` adds on its own (the template writes them where it wants them).
@@ -359,6 +359,17 @@ mod jinja {
         s
     }
 
+    /// Template instructions one render may execute. The fixture templates take 56-84 a
+    /// message, so this covers about 60,000 messages (tests/chat_templates.rs renders 2,000);
+    /// a template that loops over a message's characters inside another such loop (found by
+    /// fuzzing) stops with an error in about 0.3 s instead of running on for seconds or more.
+    #[cfg(not(fuzzing))]
+    pub const FUEL: u64 = 5_000_000;
+    /// Under cargo-fuzz (ASan and debug assertions, about 30 times slower here) a tenth, so
+    /// a runaway template costs the fuzzer about 2 s (two renders), not its 10 s timeout.
+    #[cfg(fuzzing)]
+    pub const FUEL: u64 = 500_000;
+
     impl ChatTemplate {
         /// Compiles `source`; `strftime_now` reads the system clock.
         pub fn new(source: &str, special: SpecialTokens) -> Result<Self, String> {
@@ -387,6 +398,9 @@ mod jinja {
                 .build()
                 .map_err(|e| describe(&e))?;
             env.set_syntax(syntax);
+            // A template is untrusted input (it comes with the model): a bound on the
+            // instructions one render may execute turns a runaway loop into an error.
+            env.set_fuel(Some(FUEL));
             env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
             env.add_function(
                 "raise_exception",

@@ -255,3 +255,41 @@ fn run_chat_without_a_template_says_so() {
     assert!(notes[0].contains("ChatML"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The renderer's fuel (chat_template::FUEL) bounds runaway templates, not conversations:
+/// every fixture template renders 2,000 messages of 500 characters within it (they take 56-84
+/// instructions a message, so the fuel covers about 60,000), and the template fuzzing found
+/// (a loop over a message's characters nested in another) fails with an error in well under a
+/// second.
+#[test]
+fn fuel_bounds_runaway_templates_not_long_conversations() {
+    let reference = reference();
+    let templates = reference["templates"].as_object().unwrap();
+    let text = "word ".repeat(100);
+    let roles = ["user", "assistant"];
+    for (name, entry) in templates {
+        let special = special_from_json(&entry["special_tokens"]);
+        let t = ChatTemplate::with_clock(&template_text(name), special, clock()).unwrap();
+        let long: Vec<(&str, &str)> = (0..2000).map(|i| (roles[i % 2], text.as_str())).collect();
+        t.render(&long, true)
+            .unwrap_or_else(|e| panic!("{name}: 2,000 messages: {e}"));
+    }
+    let seed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/regressions/chat_template/timeout-nested-loops-over-content"),
+    )
+    .unwrap();
+    let mut parts = seed.split('\0');
+    let source = parts.next().unwrap();
+    let contents: Vec<&str> = parts.collect();
+    let t = ChatTemplate::with_clock(source, SpecialTokens::default(), clock()).unwrap();
+    let messages: Vec<(&str, &str)> = ["system", "user", "assistant"]
+        .into_iter()
+        .zip(contents)
+        .collect();
+    let start = std::time::Instant::now();
+    let e = t.render(&messages, true).unwrap_err();
+    eprintln!("runaway template stopped in {:?}: {e}", start.elapsed());
+    assert!(e.contains("fuel"), "{e}");
+    assert!(start.elapsed().as_secs_f64() < 1.0, "{:?}", start.elapsed());
+}
