@@ -135,6 +135,23 @@ pub fn build_with(
     importance: Option<&Importance>,
     progress: bool,
 ) -> Result<(Writer, Summary)> {
+    build_ruled(
+        input,
+        recipe,
+        importance,
+        &quant::TypeRules::default(),
+        progress,
+    )
+}
+
+/// [`build_with`] with per-tensor dtype rules on top of the recipe.
+pub fn build_ruled(
+    input: &Path,
+    recipe: Option<Recipe>,
+    importance: Option<&Importance>,
+    rules: &quant::TypeRules,
+    progress: bool,
+) -> Result<(Writer, Summary)> {
     let start = Instant::now();
     let (kind, path) = detect(input)?;
     let recipe = recipe.unwrap_or(kind.default_recipe());
@@ -149,12 +166,16 @@ pub fn build_with(
         InputKind::HfDir => {
             let src = HfSource::open(&path)?;
             let plan = src.plan()?;
-            write_plan(plan, &source, &label, recipe, importance, progress, start)
+            write_plan(
+                plan, &source, &label, recipe, importance, rules, progress, start,
+            )
         }
         InputKind::Gguf => {
             let src = GgufSource::open(&path)?;
             let plan = src.plan()?;
-            write_plan(plan, &source, &label, recipe, importance, progress, start)
+            write_plan(
+                plan, &source, &label, recipe, importance, rules, progress, start,
+            )
         }
     }
 }
@@ -166,7 +187,8 @@ pub fn build_gguf_bytes(bytes: &[u8], name: &str, recipe: Recipe) -> Result<(Wri
     let g = crate::gguf::GgufFile::parse(bytes)?;
     let stem = name.strip_suffix(".gguf").unwrap_or(name);
     let plan = crate::import::gguf::plan(g, stem)?;
-    write_plan(plan, name, name, recipe, None, false, start)
+    let rules = quant::TypeRules::default();
+    write_plan(plan, name, name, recipe, None, &rules, false, start)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -176,6 +198,7 @@ fn write_plan(
     label: &str,
     recipe: Recipe,
     importance: Option<&Importance>,
+    rules: &quant::TypeRules,
     progress: bool,
     start: Instant,
 ) -> Result<(Writer, Summary)> {
@@ -197,7 +220,18 @@ fn write_plan(
         &format!("ember-convert {}", env!("CARGO_PKG_VERSION")),
     );
     w.set_str("general.quantization", recipe.name());
-    w.set_str("quantization.recipe", &recipe.describe());
+    if rules.is_empty() {
+        w.set_str("quantization.recipe", &recipe.describe());
+    } else {
+        w.set_str(
+            "quantization.recipe",
+            &format!(
+                "{}; per-tensor types: {}",
+                recipe.describe(),
+                rules.rules.len()
+            ),
+        );
+    }
     if let Some(imp) = importance {
         w.set_str(
             "quantization.calibration",
@@ -233,7 +267,7 @@ fn write_plan(
         rows16: 0,
     };
     for (i, t) in plan.tensors.iter().enumerate() {
-        let (dst, fallback) = quant::target_dtype(recipe, &t.name, t.dtype, &t.shape);
+        let (dst, fallback) = rules.target_dtype(recipe, &t.name, t.dtype, &t.shape);
         if fallback {
             summary.fallbacks.push(t.name.clone());
         }
@@ -288,6 +322,11 @@ pub struct Options {
     /// `Rows16` (the default of `ember convert`) stores every block-quantized matrix with a
     /// multiple of 16 rows in the kernels' interleaved layout; `RowMajor` keeps GGUF order.
     pub layout: Layout,
+    /// Per-tensor dtype overrides on top of the recipe (`--tensor-type`).
+    pub rules: quant::TypeRules,
+    /// Bits per weight over all matrices: dtypes per matrix from measured sensitivity on
+    /// the calibration text ([`crate::quant_alloc`]; needs `calibration`).
+    pub target_bpw: Option<f64>,
 }
 
 /// Converts `opts.input` and writes `opts.output` (via a temporary file renamed into place).
@@ -321,8 +360,43 @@ pub fn convert(opts: &Options) -> Result<Summary> {
         }
         None => None,
     };
-    let (mut w, mut summary) =
-        build_with(&opts.input, opts.quant, importance.as_ref(), opts.progress)?;
+    let mut rules = opts.rules.clone();
+    if let Some(bpw) = opts.target_bpw {
+        let Some(text) = &opts.calibration else {
+            crate::bail!("--target-bpw needs --calibration (the sensitivities are measured on it)");
+        };
+        if opts.progress {
+            eprintln!("measuring each matrix's sensitivity for --target-bpw {bpw} ...");
+        }
+        let a = crate::quant_alloc::allocate(
+            &opts.input,
+            text,
+            importance.as_ref(),
+            bpw,
+            opts.progress,
+        )?;
+        if opts.progress {
+            let mut counts: std::collections::BTreeMap<DType, usize> = Default::default();
+            for (_, d) in &a.choices {
+                *counts.entry(*d).or_default() += 1;
+            }
+            eprintln!(
+                "allocated {:.3} bits/weight over {} matrices ({counts:?}); predicted KLD {:.5}",
+                a.bits_per_weight(),
+                a.choices.len(),
+                a.predicted_kld
+            );
+        }
+        // Explicit --tensor-type rules still win over the allocation.
+        rules.rules.extend(a.choices);
+    }
+    let (mut w, mut summary) = build_ruled(
+        &opts.input,
+        opts.quant,
+        importance.as_ref(),
+        &rules,
+        opts.progress,
+    )?;
     if opts.layout == Layout::Rows16 {
         summary.rows16 = w.use_rows16();
     }

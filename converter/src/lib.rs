@@ -12,6 +12,8 @@
 //!     calibration: None,
 //!     calibration_tokens: 0,
 //!     layout: ember_format::Layout::Rows16,
+//!     rules: Default::default(),
+//!     target_bpw: None,
 //! })?;
 //! println!("{} tensors, {:.2} bits/weight", summary.tensors, summary.bits_per_weight());
 //! # Ok::<(), ember_convert::Error>(())
@@ -26,6 +28,7 @@ pub mod import;
 pub mod model;
 pub mod plan;
 pub mod quant;
+pub mod quant_alloc;
 pub mod quant_search;
 pub mod rope;
 mod tok;
@@ -34,7 +37,7 @@ pub use tok::gguf_fields as gguf_tokenizer_fields;
 pub mod tokenizer;
 
 pub use convert::{
-    build, build_gguf_bytes, build_with, convert, detect, InputKind, Options, Summary,
+    build, build_gguf_bytes, build_ruled, build_with, convert, detect, InputKind, Options, Summary,
 };
 pub use error::{Error, Result};
 pub use quant::Recipe;

@@ -19,6 +19,10 @@ pub enum Recipe {
     Q8_0,
     Q4_0,
     Q4_1,
+    Q5_0,
+    Q5_1,
+    /// ggml's non-linear 4-bit grid in 32-blocks (4.5 bits/weight).
+    IQ4NL,
     /// Ember's 4.5-bit affine type for the block matrices.
     Q4Z,
     /// The recommended 4-bit recipe (currently q4_z block matrices, q8_0 embedding/head).
@@ -28,13 +32,16 @@ pub enum Recipe {
 }
 
 impl Recipe {
-    pub const ALL: [Recipe; 9] = [
+    pub const ALL: [Recipe; 12] = [
         Recipe::F32,
         Recipe::F16,
         Recipe::BF16,
         Recipe::Q8_0,
         Recipe::Q4_0,
         Recipe::Q4_1,
+        Recipe::Q5_0,
+        Recipe::Q5_1,
+        Recipe::IQ4NL,
         Recipe::Q4Z,
         Recipe::Q4,
         Recipe::Same,
@@ -61,6 +68,9 @@ impl Recipe {
             Recipe::Q8_0 => Some(DType::Q8_0),
             Recipe::Q4_0 => Some(DType::Q4_0),
             Recipe::Q4_1 => Some(DType::Q4_1),
+            Recipe::Q5_0 => Some(DType::Q5_0),
+            Recipe::Q5_1 => Some(DType::Q5_1),
+            Recipe::IQ4NL => Some(DType::IQ4NL),
             Recipe::Q4Z | Recipe::Q4 => Some(DType::Q4Z),
             Recipe::Same => None,
         }
@@ -71,7 +81,13 @@ impl Recipe {
     /// logits are most sensitive to.
     pub fn embedding_dtype(self) -> Option<DType> {
         match self {
-            Recipe::Q4_0 | Recipe::Q4_1 | Recipe::Q4Z | Recipe::Q4 => Some(DType::Q8_0),
+            Recipe::Q4_0
+            | Recipe::Q4_1
+            | Recipe::Q5_0
+            | Recipe::Q5_1
+            | Recipe::IQ4NL
+            | Recipe::Q4Z
+            | Recipe::Q4 => Some(DType::Q8_0),
             other => other.dtype(),
         }
     }
@@ -136,6 +152,61 @@ pub fn target_dtype(recipe: Recipe, name: &str, src: DType, shape: &[usize]) -> 
         (want, false)
     } else {
         (DType::F16, true)
+    }
+}
+
+/// Per-tensor dtype overrides (`--tensor-type PATTERN=TYPE`, and the choices of
+/// `--target-bpw`): a rule applies to a matrix whose name equals or contains PATTERN; an
+/// exact name wins over a pattern, then the first matching pattern. Matrices only (1-D
+/// tensors stay f32), and only where the rows are whole blocks of the type.
+#[derive(Clone, Debug, Default)]
+pub struct TypeRules {
+    pub rules: Vec<(String, DType)>,
+}
+
+impl TypeRules {
+    /// Parses `PATTERN=TYPE` (TYPE a dtype name: q8_0, q5_0, iq4_nl, ...).
+    pub fn parse_rule(s: &str) -> std::result::Result<(String, DType), String> {
+        let (pat, ty) = s
+            .rsplit_once('=')
+            .ok_or_else(|| format!("'{s}': expected PATTERN=TYPE"))?;
+        let d = DType::from_name(&ty.to_ascii_lowercase())
+            .ok_or_else(|| format!("'{s}': unknown type '{ty}'"))?;
+        if pat.is_empty() {
+            return Err(format!("'{s}': empty pattern"));
+        }
+        Ok((pat.to_string(), d))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The dtype a rule gives `name`, if any.
+    pub fn dtype_for(&self, name: &str) -> Option<DType> {
+        self.rules
+            .iter()
+            .find(|(p, _)| p == name)
+            .or_else(|| self.rules.iter().find(|(p, _)| name.contains(p.as_str())))
+            .map(|&(_, d)| d)
+    }
+
+    /// [`target_dtype`] with these rules applied on top of the recipe.
+    pub fn target_dtype(
+        &self,
+        recipe: Recipe,
+        name: &str,
+        src: DType,
+        shape: &[usize],
+    ) -> (DType, bool) {
+        let base = target_dtype(recipe, name, src, shape);
+        if shape.len() < 2 {
+            return base;
+        }
+        match self.dtype_for(name) {
+            Some(d) if d.row_bytes(*shape.last().expect("2-D")).is_some() => (d, false),
+            _ => base,
+        }
     }
 }
 
@@ -271,6 +342,28 @@ mod tests {
         for r in Recipe::ALL {
             assert_eq!(Recipe::from_name(r.name()), Some(r));
         }
+    }
+
+    #[test]
+    fn type_rules() {
+        let rules = TypeRules {
+            rules: vec![
+                TypeRules::parse_rule("ffn_down=q8_0").unwrap(),
+                TypeRules::parse_rule("blk.1.ffn_down.weight=q5_0").unwrap(),
+                TypeRules::parse_rule("token_embd=IQ4_NL").unwrap(),
+            ],
+        };
+        assert!(TypeRules::parse_rule("x").is_err());
+        assert!(TypeRules::parse_rule("x=q9").is_err());
+        let t = |name: &str, shape: &[usize]| {
+            rules.target_dtype(Recipe::Q4Z, name, DType::F32, shape).0
+        };
+        assert_eq!(t("blk.0.ffn_down.weight", &[8, 64]), DType::Q8_0);
+        assert_eq!(t("blk.1.ffn_down.weight", &[8, 64]), DType::Q5_0);
+        assert_eq!(t("blk.11.ffn_down.weight", &[8, 64]), DType::Q8_0);
+        assert_eq!(t("token_embd.weight", &[8, 64]), DType::IQ4NL);
+        assert_eq!(t("blk.0.ffn_up.weight", &[8, 64]), DType::Q4Z);
+        assert_eq!(t("blk.0.ffn_norm.weight", &[64]), DType::F32);
     }
 
     #[test]

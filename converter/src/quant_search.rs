@@ -8,13 +8,23 @@
 //! are all 1 (plain squared error).
 
 use ember_format::blocks::{
-    f16_to_f32, f32_to_f16, q4z_code_d, q4z_d, BlockQ4Z, BlockQ4_0, BlockQ4_1, BlockQ8_0,
+    f16_to_f32, f32_to_f16, q4z_code_d, q4z_d, BlockIQ4NL, BlockQ4Z, BlockQ4_0, BlockQ4_1,
+    BlockQ5_0, BlockQ5_1, BlockQ8_0, IQ4_GRID,
 };
 use ember_format::DType;
 
 /// Whether [`quantize_row`] has a searching quantizer for `dtype`.
 pub fn has_search(dtype: DType) -> bool {
-    matches!(dtype, DType::Q8_0 | DType::Q4_0 | DType::Q4_1 | DType::Q4Z)
+    matches!(
+        dtype,
+        DType::Q8_0
+            | DType::Q4_0
+            | DType::Q4_1
+            | DType::Q4Z
+            | DType::Q5_0
+            | DType::Q5_1
+            | DType::IQ4NL
+    )
 }
 
 /// Quantizes `x` (whole blocks of 32) into `out` with per-element weights `w` (same length
@@ -58,6 +68,24 @@ pub fn quantize_row(dtype: DType, x: &[f32], w: Option<&[f32]>, out: &mut [u8]) 
             let out: &mut [BlockQ4Z] = bytemuck::cast_slice_mut(out);
             for (b, (o, x)) in out.iter_mut().zip(xs).enumerate() {
                 *o = q4_z_block(x, weights(b));
+            }
+        }
+        DType::Q5_0 => {
+            let out: &mut [BlockQ5_0] = bytemuck::cast_slice_mut(out);
+            for (b, (o, x)) in out.iter_mut().zip(xs).enumerate() {
+                *o = q5_0_block(x, weights(b));
+            }
+        }
+        DType::Q5_1 => {
+            let out: &mut [BlockQ5_1] = bytemuck::cast_slice_mut(out);
+            for (b, (o, x)) in out.iter_mut().zip(xs).enumerate() {
+                *o = q5_1_block(x, weights(b));
+            }
+        }
+        DType::IQ4NL => {
+            let out: &mut [BlockIQ4NL] = bytemuck::cast_slice_mut(out);
+            for (b, (o, x)) in out.iter_mut().zip(xs).enumerate() {
+                *o = iq4_nl_block(x, weights(b));
             }
         }
         _ => return false,
@@ -150,10 +178,16 @@ fn q4_0_block(x: &[f32; 32], w: &[f32; 32]) -> BlockQ4_0 {
 /// Affine candidates `x ≈ d q + m`, q in 0..=15: for inverse scales around 15 / (max - min),
 /// the integers, then the weighted least-squares (d, m) for them. `min_le_zero` keeps
 /// m <= 0 (q4_z stores m = -d z with z >= 0).
-fn affine_candidates(
+fn affine_candidates(x: &[f32; 32], w: &[f32; 32], min_le_zero: bool, each: impl FnMut(f32, f32)) {
+    affine_candidates_n(x, w, min_le_zero, 15.0, each)
+}
+
+/// [`affine_candidates`] for q in 0..=nmax.
+fn affine_candidates_n(
     x: &[f32; 32],
     w: &[f32; 32],
     min_le_zero: bool,
+    nmax: f32,
     mut each: impl FnMut(f32, f32),
 ) {
     let (mut min, mut max) = x
@@ -170,14 +204,14 @@ fn affine_candidates(
         return;
     }
     // The plain min/max mapping first.
-    each((max - min) / 15.0, min);
+    each((max - min) / nmax, min);
     let sum_w: f32 = w.iter().sum();
     let sum_x: f32 = w.iter().zip(x).map(|(w, x)| w * x).sum();
     for i in 0..=20 {
-        let iscale = (14.0 + 0.1 * i as f32) / (max - min);
+        let iscale = (nmax - 1.0 + 0.1 * i as f32) / (max - min);
         let (mut sl, mut sl2, mut sxl) = (0f32, 0f32, 0f32);
         for j in 0..32 {
-            let l = round(iscale * (x[j] - min)).clamp(0.0, 15.0);
+            let l = round(iscale * (x[j] - min)).clamp(0.0, nmax);
             sl += w[j] * l;
             sl2 += w[j] * l * l;
             sxl += w[j] * l * x[j];
@@ -200,11 +234,16 @@ fn affine_candidates(
 
 /// Weighted error and integers of an affine block `x = d q + m` stored exactly as (d, m).
 fn eval_affine(x: &[f32; 32], w: &[f32; 32], d: f32, m: f32) -> ([u8; 32], f32) {
+    eval_affine_n(x, w, d, m, 15.0)
+}
+
+/// [`eval_affine`] for q in 0..=nmax.
+fn eval_affine_n(x: &[f32; 32], w: &[f32; 32], d: f32, m: f32, nmax: f32) -> ([u8; 32], f32) {
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut q = [0u8; 32];
     let mut err = 0f32;
     for j in 0..32 {
-        let qi = round((x[j] - m) * id).clamp(0.0, 15.0);
+        let qi = round((x[j] - m) * id).clamp(0.0, nmax);
         q[j] = qi as u8;
         let e = d * qi + m - x[j];
         err += w[j] * e * e;
@@ -226,6 +265,110 @@ fn q4_1_block(x: &[f32; 32], w: &[f32; 32]) -> BlockQ4_1 {
         d,
         m,
         qs: nibbles(&q),
+    }
+}
+
+/// Packs 5-bit integers as Q5_0/Q5_1 do: low nibbles as q4_0, fifth bits in `qh`.
+fn pack5(q: &[u8; 32]) -> ([u8; 4], [u8; 16]) {
+    let mut qh = 0u32;
+    for (j, &v) in q.iter().enumerate() {
+        qh |= u32::from(v >> 4) << j;
+    }
+    let low: [u8; 32] = core::array::from_fn(|j| q[j] & 0x0F);
+    (qh.to_le_bytes(), nibbles(&low))
+}
+
+fn q5_0_block(x: &[f32; 32], w: &[f32; 32]) -> BlockQ5_0 {
+    // x = d (q - 16), q - 16 in -16..=15: the signed extreme maps to -16 as in ggml.
+    let (d, q) = search_sym(x, w, -16.0, 15.0, -16.0, 10, 0.1);
+    let q: [u8; 32] = core::array::from_fn(|j| (q[j] + 16) as u8);
+    let (qh, qs) = pack5(&q);
+    BlockQ5_0 { d, qh, qs }
+}
+
+fn q5_1_block(x: &[f32; 32], w: &[f32; 32]) -> BlockQ5_1 {
+    let mut best: Option<(f32, u16, u16, [u8; 32])> = None;
+    affine_candidates_n(x, w, false, 31.0, |d, m| {
+        let (dh, mh) = (f32_to_f16(d), f32_to_f16(m));
+        let (q, err) = eval_affine_n(x, w, f16_to_f32(dh), f16_to_f32(mh), 31.0);
+        if best.is_none_or(|b| err < b.0) {
+            best = Some((err, dh, mh, q));
+        }
+    });
+    let (_, d, m, q) = best.expect("at least one candidate");
+    let (qh, qs) = pack5(&q);
+    BlockQ5_1 { d, m, qh, qs }
+}
+
+/// The index of the IQ4 grid value nearest to `v` (in grid units).
+fn iq4_index(v: f32) -> usize {
+    // The grid is sorted: the first midpoint above v.
+    let mut k = 0;
+    while k < 15 && v > 0.5 * (IQ4_GRID[k] as f32 + IQ4_GRID[k + 1] as f32) {
+        k += 1;
+    }
+    k
+}
+
+/// IQ4_NL error and indices for a stored f16 scale `dh`.
+fn eval_iq4(x: &[f32; 32], w: &[f32; 32], dh: u16) -> ([u8; 32], f32) {
+    let d = f16_to_f32(dh);
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut q = [0u8; 32];
+    let mut err = 0f32;
+    for j in 0..32 {
+        let k = iq4_index(x[j] * id);
+        q[j] = k as u8;
+        let e = d * IQ4_GRID[k] as f32 - x[j];
+        err += w[j] * e * e;
+    }
+    (q, err)
+}
+
+fn iq4_nl_block(x: &[f32; 32], w: &[f32; 32]) -> BlockIQ4NL {
+    // As ggml: candidate inverse scales mapping the signed extreme near the grid's end
+    // (-127), each refitted by weighted least squares for its indices; scored as stored.
+    let mut max = 0f32;
+    for &v in x {
+        if v.abs() > max.abs() {
+            max = v;
+        }
+    }
+    if max == 0.0 {
+        return BlockIQ4NL {
+            d: 0,
+            qs: nibbles(&[8; 32]),
+        };
+    }
+    let mut best = {
+        let dh = f32_to_f16(max / IQ4_GRID[0] as f32);
+        let (q, err) = eval_iq4(x, w, dh);
+        (err, dh, q)
+    };
+    for i in -10..=10 {
+        let iscale = (IQ4_GRID[0] as f32 + 1.0 * i as f32) / max;
+        let (mut sxq, mut sqq) = (0f32, 0f32);
+        for j in 0..32 {
+            let g = IQ4_GRID[iq4_index(x[j] * iscale)] as f32;
+            sxq += w[j] * x[j] * g;
+            sqq += w[j] * g * g;
+        }
+        if sqq <= 0.0 {
+            continue;
+        }
+        let d = sxq / sqq;
+        // The stored scale and its f16 neighbours.
+        let dh = f32_to_f16(d);
+        for h in [dh.wrapping_sub(1), dh, dh.wrapping_add(1)] {
+            let (q, err) = eval_iq4(x, w, h);
+            if err < best.0 && f16_to_f32(h).is_finite() {
+                best = (err, h, q);
+            }
+        }
+    }
+    BlockIQ4NL {
+        d: best.1,
+        qs: nibbles(&best.2),
     }
 }
 
@@ -324,7 +467,14 @@ mod tests {
     #[test]
     fn search_beats_the_reference_quantizers() {
         let x = sample(1, 32 * 256);
-        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4Z] {
+        for dtype in [
+            DType::Q8_0,
+            DType::Q4_0,
+            DType::Q4_1,
+            DType::Q4Z,
+            DType::Q5_0,
+            DType::Q5_1,
+        ] {
             let n = dtype.row_bytes(x.len()).unwrap();
             let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
             assert!(quantize_row(dtype, &x, None, &mut a));
@@ -397,8 +547,29 @@ mod tests {
     }
 
     #[test]
+    fn iq4_nl_search_is_between_q4_0_and_q5_0() {
+        let x = sample(5, 32 * 256);
+        let e = |dtype: DType| {
+            let mut q = vec![0u8; dtype.row_bytes(x.len()).unwrap()];
+            assert!(quantize_row(dtype, &x, None, &mut q));
+            sq_err(dtype, &x, &q)
+        };
+        let (nl, q0, q5) = (e(DType::IQ4NL), e(DType::Q4_0), e(DType::Q5_0));
+        assert!(nl < q0 * 0.95, "iq4_nl {nl} vs q4_0 {q0}");
+        assert!(q5 < nl * 0.5, "q5_0 {q5} vs iq4_nl {nl}");
+    }
+
+    #[test]
     fn zero_and_constant_blocks() {
-        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4Z] {
+        for dtype in [
+            DType::Q8_0,
+            DType::Q4_0,
+            DType::Q4_1,
+            DType::Q4Z,
+            DType::Q5_0,
+            DType::Q5_1,
+            DType::IQ4NL,
+        ] {
             for v in [0.0f32, 0.3, -2.0] {
                 let x = vec![v; 32];
                 let mut q = vec![0u8; dtype.row_bytes(32).unwrap()];

@@ -327,6 +327,8 @@ fn convert_writes_the_file_and_refuses_to_overwrite() {
         calibration: None,
         calibration_tokens: 0,
         layout: ember_format::Layout::Rows16,
+        rules: Default::default(),
+        target_bpw: None,
     };
     let s = ember_convert::convert(&opts).unwrap();
     let len = std::fs::metadata(&out).unwrap().len();

@@ -16,7 +16,8 @@ Inputs:
 Quantization (--quant):
   f32, f16, bf16    every matrix in that type
   q8_0              every matrix q8_0
-  q4_0, q4_1, q4_z  the per-layer matrices in that type, the token embedding and output
+  q4_0, q4_1, q4_z, iq4_nl, q5_0, q5_1
+                    the per-layer matrices in that type, the token embedding and output
                     head in q8_0 (as llama.cpp); q4_z is Ember's 4.5-bit affine type
   q4                the recommended 4-bit recipe (q4_z; see docs/QUANTIZATION.md)
   same              keep each matrix's source type byte for byte (GGUF blocks are copied)
@@ -24,6 +25,8 @@ Quantization (--quant):
   matrix whose rows are not multiples of 32 is written as f16 instead (listed on stderr).
   --calibration TEXT runs the f32 model over TEXT first and weights each matrix's
   quantization error by the mean x² of the activations its columns meet.
+  --tensor-type PATTERN=TYPE overrides the type of matching matrices; --target-bpw B
+  (with --calibration) chooses each matrix's type from its measured sensitivity.
   Norm weights and biases are always f32. Re-quantizing a quantized GGUF dequantizes it
   exactly to f32 first; a matrix already in the target type is copied unchanged.
   Default: `same` for GGUF input, `f16` for Hugging Face input.
@@ -48,7 +51,7 @@ pub struct Args {
     /// Output .ember file.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Weight type: f32, f16, bf16, q8_0, q4_0, q4_1, q4_z, q4 or same [default: same for GGUF, f16 for HF].
+    /// Weight type: f32, f16, bf16, q8_0, q5_1, q5_0, iq4_nl, q4_0, q4_1, q4_z, q4 or same [default: same for GGUF, f16 for HF].
     #[arg(short, long, value_parser = parse_recipe)]
     pub quant: Option<Recipe>,
     /// Overwrite OUTPUT if it exists.
@@ -67,6 +70,16 @@ pub struct Args {
     /// for the SIMD kernels) or row-major (GGUF order).
     #[arg(long, default_value = "rows16", value_parser = parse_layout)]
     pub layout: Layout,
+    /// Per-tensor type: PATTERN=TYPE (repeatable) gives every matrix whose name contains
+    /// PATTERN that dtype (q8_0, q5_1, q5_0, iq4_nl, q4_z, q4_1, q4_0, f16), e.g.
+    /// token_embd=q5_0 or blk.3.ffn_down=q8_0.
+    #[arg(long = "tensor-type", value_name = "PATTERN=TYPE", value_parser = ember_convert::quant::TypeRules::parse_rule)]
+    pub tensor_type: Vec<(String, ember_format::DType)>,
+    /// Bits per weight over all matrices (embedding and head included): each matrix's type
+    /// (iq4_nl, q5_0, q5_1, q8_0) is chosen from its measured effect on the output over the
+    /// calibration text. Needs --calibration.
+    #[arg(long, value_name = "BPW", requires = "calibration")]
+    pub target_bpw: Option<f64>,
     /// Write OUTPUT as a dithered f32 GGUF of the (quantized GGUF) INPUT with this seed.
     #[arg(long, value_name = "SEED", conflicts_with_all = ["quant", "calibration"])]
     pub dither: Option<u64>,
@@ -144,6 +157,10 @@ pub fn run(args: Args) -> CmdResult {
         calibration: args.calibration.clone(),
         calibration_tokens: args.calibration_tokens,
         layout: args.layout,
+        rules: ember_convert::quant::TypeRules {
+            rules: args.tensor_type.clone(),
+        },
+        target_bpw: args.target_bpw,
     })?;
     eprintln!(
         "wrote {}: {} tensors ({} in rows16), {} parameters, {:.1} MB, {:.2} bits/weight (--quant {}), {:.2} s",

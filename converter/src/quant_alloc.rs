@@ -1,0 +1,373 @@
+//! Bits per tensor from measured sensitivity (`ember convert --target-bpw B`).
+//!
+//! Every matrix is quantized with each candidate dtype (importance-weighted when calibration
+//! statistics are given) and its weighted squared error `E_t(d) = Σ w_j (ŵ − x)²` recorded.
+//! Then the sensitivity of the model's output to each matrix is *measured*: the f32 model is
+//! run over `SENS_TOKENS` tokens of the calibration text once as it is and once per matrix
+//! with only that matrix replaced by its quantization in the cheapest candidate; the mean KL
+//! divergence of the logits, divided by that matrix's error, is its sensitivity `s_t`. The
+//! KLD of a whole assignment is predicted as `Σ_t s_t E_t(d_t)` (independent, small errors
+//! add), and the assignment that minimizes it within the byte budget is found by a Lagrange
+//! multiplier (each matrix picks `argmin s_t E_t(d) + λ bytes_t(d)`, λ bisected to fit the
+//! budget), then the remaining bytes are spent greedily on the best KLD saved per byte.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ember_format::blocks::dequantize_row_ref;
+use ember_format::{AlignedBytes, DType, EmberFile};
+use ember_runtime::tokenizer::Tokenizer;
+use ember_runtime::{HeapSession, Logits, Model};
+
+use crate::calibrate::Importance;
+use crate::error::{Error, Result};
+use crate::quant::{self, Recipe};
+
+/// Tokens of the calibration text the sensitivities are measured on (one window).
+pub const SENS_TOKENS: usize = 128;
+
+/// The dtypes `--target-bpw` chooses from, cheapest first.
+pub const CANDIDATES: [DType; 4] = [DType::IQ4NL, DType::Q5_0, DType::Q5_1, DType::Q8_0];
+
+/// One matrix's measurements.
+#[derive(Clone, Debug)]
+pub struct Measured {
+    pub name: String,
+    pub elements: usize,
+    /// Per candidate: (dtype, bytes, weighted squared error).
+    pub options: Vec<(DType, usize, f64)>,
+    /// Measured KLD with the matrix in the cheapest candidate.
+    pub kld: f64,
+    /// `kld / error` of the cheapest candidate.
+    pub sensitivity: f64,
+}
+
+/// The result: a dtype per matrix.
+#[derive(Clone, Debug)]
+pub struct Allocation {
+    pub choices: Vec<(String, DType)>,
+    pub bytes: usize,
+    pub elements: usize,
+    pub predicted_kld: f64,
+    pub measured: Vec<Measured>,
+}
+
+impl Allocation {
+    pub fn bits_per_weight(&self) -> f64 {
+        8.0 * self.bytes as f64 / self.elements.max(1) as f64
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> Error {
+    Error(format!("--target-bpw: {e}"))
+}
+
+/// Weighted squared error of `q` (dtype `d`) against the row-major f32 matrix `x`.
+fn weighted_error(d: DType, x: &[f32], cols: usize, q: &[u8], w: Option<&[f32]>) -> f64 {
+    let row_bytes = d.row_bytes(cols).expect("whole blocks");
+    let mut y = vec![0f32; cols];
+    let mut e = 0f64;
+    for (xr, qr) in x.chunks_exact(cols).zip(q.chunks_exact(row_bytes)) {
+        dequantize_row_ref(d, qr, &mut y);
+        for j in 0..cols {
+            let diff = f64::from(xr[j] - y[j]);
+            e += diff * diff * w.map_or(1.0, |w| f64::from(w[j]));
+        }
+    }
+    e
+}
+
+/// log-softmax rows of `logits` (T, V) as f32.
+fn log_softmax_rows(logits: &[f32], v: usize, out: &mut Vec<f32>) {
+    out.clear();
+    for row in logits.chunks_exact(v) {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
+        let z = max
+            + row
+                .iter()
+                .map(|&x| (x as f64 - max).exp())
+                .sum::<f64>()
+                .ln();
+        out.extend(row.iter().map(|&x| (x as f64 - z) as f32));
+    }
+}
+
+/// Runs `model` over `tokens` (one window, all logits) into log-probs (T, V).
+fn run(model: &Model<'_>, tokens: &[u32], out: &mut Vec<f32>) -> Result<()> {
+    const BATCH: usize = 64;
+    let v = model.config.vocab_size;
+    let mut s = HeapSession::with_options(model, tokens.len(), BATCH, Logits::All).map_err(err)?;
+    s.set_threads(0);
+    let mut logits = Vec::with_capacity(tokens.len() * v);
+    for chunk in tokens.chunks(BATCH) {
+        logits.extend_from_slice(s.forward_all(chunk).map_err(err)?);
+    }
+    log_softmax_rows(&logits, v, out);
+    Ok(())
+}
+
+fn mean_kld(p: &[f32], q: &[f32], v: usize) -> f64 {
+    let rows = p.len() / v;
+    let mut total = 0f64;
+    for (pr, qr) in p.chunks_exact(v).zip(q.chunks_exact(v)) {
+        let k: f64 = pr
+            .iter()
+            .zip(qr)
+            .map(|(&a, &b)| (a as f64).exp() * (a as f64 - b as f64))
+            .sum();
+        total += k.max(0.0);
+    }
+    total / rows.max(1) as f64
+}
+
+/// Measures every matrix of `input` and assigns dtypes for `target_bpw` bits per weight over
+/// all matrices (see the module docs). `text` is the calibration text.
+pub fn allocate(
+    input: &Path,
+    text: &Path,
+    importance: Option<&Importance>,
+    target_bpw: f64,
+    progress: bool,
+) -> Result<Allocation> {
+    let (w, _) = crate::convert::build(input, Some(Recipe::F32), false)?;
+    let mut bytes = AlignedBytes::from(w.to_vec());
+    drop(w);
+    // Matrices: (name, offset, rows, cols).
+    let mats: Vec<(String, usize, usize, usize)> = {
+        let file = EmberFile::parse(&bytes).map_err(err)?;
+        file.tensors()
+            .filter(|t| t.shape().len() == 2 && t.dtype == DType::F32)
+            .filter(|t| {
+                CANDIDATES
+                    .iter()
+                    .all(|d| d.row_bytes(t.shape()[1]).is_some())
+            })
+            .map(|t| {
+                (
+                    t.name.to_string(),
+                    t.offset as usize,
+                    t.shape()[0],
+                    t.shape()[1],
+                )
+            })
+            .collect()
+    };
+    let (tokens, v) = {
+        let file = EmberFile::parse(&bytes).map_err(err)?;
+        let tok = Tokenizer::from_file(&file).map_err(err)?;
+        let raw = std::fs::read(text).map_err(|e| err(format!("{}: {e}", text.display())))?;
+        let mut ids = Vec::new();
+        tok.encode(&String::from_utf8_lossy(&raw), &mut ids);
+        ids.truncate(SENS_TOKENS);
+        if let (true, Some(bos)) = (tok.adds_bos(), tok.bos_id()) {
+            if let Some(first) = ids.first_mut() {
+                *first = bos;
+            }
+        }
+        let model = Model::load(&file).map_err(err)?;
+        (ids, model.config.vocab_size)
+    };
+    if tokens.len() < 8 {
+        return Err(err("the calibration text has fewer than 8 tokens"));
+    }
+    let mut reference = Vec::new();
+    {
+        let file = EmberFile::parse(&bytes).map_err(err)?;
+        let model = Model::load(&file).map_err(err)?;
+        run(&model, &tokens, &mut reference)?;
+    }
+
+    let mut measured = Vec::with_capacity(mats.len());
+    let mut probe = Vec::new();
+    for (i, (name, offset, rows, cols)) in mats.iter().enumerate() {
+        let (rows, cols, offset) = (*rows, *cols, *offset);
+        let n = rows * cols;
+        let x: Vec<f32> = bytemuck::cast_slice::<u8, f32>(&bytes[offset..offset + 4 * n]).to_vec();
+        let weights = importance
+            .and_then(|imp| imp.weights(name))
+            .filter(|w| w.len() == cols);
+        let raw: Vec<u8> = bytemuck::cast_slice(&x).to_vec();
+        let mut options = Vec::new();
+        let mut cheapest: Option<Vec<f32>> = None;
+        for &d in &CANDIDATES {
+            let q = quant::convert(
+                raw.clone(),
+                DType::F32,
+                d,
+                &[rows, cols],
+                weights.as_deref(),
+            )?;
+            let e = weighted_error(d, &x, cols, &q, weights.as_deref());
+            if cheapest.is_none() {
+                let mut y = vec![0f32; n];
+                let rb = d.row_bytes(cols).expect("whole blocks");
+                for (yr, qr) in y.chunks_exact_mut(cols).zip(q.chunks_exact(rb)) {
+                    dequantize_row_ref(d, qr, yr);
+                }
+                cheapest = Some(y);
+            }
+            options.push((d, q.len(), e));
+        }
+        // The model with only this matrix quantized.
+        let y = cheapest.expect("a candidate");
+        bytes.as_mut_slice()[offset..offset + 4 * n].copy_from_slice(bytemuck::cast_slice(&y));
+        let kld = {
+            let file = EmberFile::parse(&bytes).map_err(err)?;
+            let model = Model::load(&file).map_err(err)?;
+            run(&model, &tokens, &mut probe)?;
+            mean_kld(&reference, &probe, v)
+        };
+        bytes.as_mut_slice()[offset..offset + 4 * n].copy_from_slice(&raw);
+        let e0 = options[0].2;
+        let sensitivity = if e0 > 0.0 { kld / e0 } else { 0.0 };
+        if progress {
+            eprint!(
+                "\r\x1b[2K  sensitivity [{}/{}] {name}: KLD {kld:.5} at {}",
+                i + 1,
+                mats.len(),
+                CANDIDATES[0]
+            );
+        }
+        measured.push(Measured {
+            name: name.clone(),
+            elements: n,
+            options,
+            kld,
+            sensitivity,
+        });
+    }
+    if progress {
+        eprintln!();
+    }
+    let elements: usize = measured.iter().map(|m| m.elements).sum();
+    let budget = (target_bpw / 8.0 * elements as f64) as usize;
+    let pick = assign(&measured, budget);
+    let bytes_used: usize = measured
+        .iter()
+        .zip(&pick)
+        .map(|(m, &k)| m.options[k].1)
+        .sum();
+    let predicted_kld = measured
+        .iter()
+        .zip(&pick)
+        .map(|(m, &k)| m.sensitivity * m.options[k].2)
+        .sum();
+    Ok(Allocation {
+        choices: measured
+            .iter()
+            .zip(&pick)
+            .map(|(m, &k)| (m.name.clone(), m.options[k].0))
+            .collect(),
+        bytes: bytes_used,
+        elements,
+        predicted_kld,
+        measured,
+    })
+}
+
+/// The option index per matrix minimizing `Σ s_t E_t` within `budget` bytes (module docs).
+pub fn assign(measured: &[Measured], budget: usize) -> Vec<usize> {
+    let cost = |m: &Measured, k: usize| m.sensitivity * m.options[k].2;
+    let choose = |lambda: f64| -> Vec<usize> {
+        measured
+            .iter()
+            .map(|m| {
+                (0..m.options.len())
+                    .min_by(|&a, &b| {
+                        let ca = cost(m, a) + lambda * m.options[a].1 as f64;
+                        let cb = cost(m, b) + lambda * m.options[b].1 as f64;
+                        ca.total_cmp(&cb)
+                    })
+                    .expect("options")
+            })
+            .collect()
+    };
+    let size =
+        |p: &[usize]| -> usize { measured.iter().zip(p).map(|(m, &k)| m.options[k].1).sum() };
+    // λ large enough that everything takes its cheapest option (within budget or not).
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    while size(&choose(hi)) > budget && hi < 1e30 {
+        hi *= 4.0;
+    }
+    let mut best = choose(hi);
+    if size(&choose(lo)) <= budget {
+        return choose(lo);
+    }
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        let p = choose(mid);
+        if size(&p) <= budget {
+            hi = mid;
+            best = p;
+        } else {
+            lo = mid;
+        }
+    }
+    // Spend what is left: the upgrade saving the most predicted KLD per byte that fits.
+    let mut used = size(&best);
+    loop {
+        let mut pick: Option<(f64, usize, usize)> = None;
+        for (i, m) in measured.iter().enumerate() {
+            let k = best[i];
+            for k2 in 0..m.options.len() {
+                let extra = m.options[k2].1 as i64 - m.options[k].1 as i64;
+                let gain = cost(m, k) - cost(m, k2);
+                if gain <= 0.0 || extra < 0 || used + extra as usize > budget {
+                    continue;
+                }
+                let ratio = gain / (extra.max(1) as f64);
+                if pick.is_none_or(|p| ratio > p.0) {
+                    pick = Some((ratio, i, k2));
+                }
+            }
+        }
+        let Some((_, i, k2)) = pick else { break };
+        used = used + measured[i].options[k2].1 - measured[i].options[best[i]].1;
+        best[i] = k2;
+    }
+    best
+}
+
+/// Matrix name → dtype, for [`quant::TypeRules`].
+pub fn as_map(a: &Allocation) -> HashMap<String, DType> {
+    a.choices.iter().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(name: &str, s: f64, errs: [f64; 3]) -> Measured {
+        Measured {
+            name: name.into(),
+            elements: 64,
+            options: vec![
+                (DType::Q4_0, 36, errs[0]),
+                (DType::Q5_0, 44, errs[1]),
+                (DType::Q8_0, 68, errs[2]),
+            ],
+            kld: s * errs[0],
+            sensitivity: s,
+        }
+    }
+
+    #[test]
+    fn assignment_fits_the_budget_and_favours_sensitive_matrices() {
+        let ms = vec![
+            m("a", 10.0, [1.0, 0.3, 0.01]),
+            m("b", 1.0, [1.0, 0.3, 0.01]),
+        ];
+        // Room for one upgrade to q8_0: the sensitive matrix gets it.
+        let p = assign(&ms, 36 + 68);
+        assert_eq!(p, vec![2, 0]);
+        // Everything cheapest when the budget is tight; everything best when it is ample.
+        assert_eq!(assign(&ms, 72), vec![0, 0]);
+        assert_eq!(assign(&ms, 10_000), vec![2, 2]);
+        // Never above the budget when it can be met.
+        for budget in 72..=136 {
+            let p = assign(&ms, budget);
+            let used: usize = ms.iter().zip(&p).map(|(m, &k)| m.options[k].1).sum();
+            assert!(used <= budget, "{budget}: {used}");
+        }
+    }
+}
