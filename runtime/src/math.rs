@@ -127,14 +127,15 @@ pub fn sincos64(x: f64) -> (f64, f64) {
 /// `e^x` in f32, within 2 ulp (0 below e^-87.3): x = n ln2 + r, a degree-6 polynomial for e^r (Cephes), then
 /// 2^n through the exponent bits. Branch-free, so loops over it vectorize; the hot paths
 /// (softmax, SiLU, GELU) call it millions of times per prompt.
-#[inline]
+#[inline(always)]
 pub fn expf(x: f32) -> f32 {
     const HI: f32 = 88.376_26;
     const LO: f32 = -87.336_55;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding and subtracting rounds to an integer
     let (nan, underflow) = (x.is_nan(), x < LO);
     let x = x.clamp(LO, HI);
-    let n = (x * core::f32::consts::LOG2_E + ROUND) - ROUND;
+    let shifted = x * core::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
     // ln2 in two parts so n * C1 is exact.
     let r = (x - n * 0.693_359_4) - n * -2.121_944_4e-4;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
@@ -144,7 +145,10 @@ pub fn expf(x: f32) -> f32 {
     let y = p * r * r + r + 1.0;
     // 2^n for n in [-126, 127]; the clamp keeps n in range (x = LO gives a subnormal-free
     // result just above zero, as close as f32 gets).
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // n as an integer from the low mantissa bits of `shifted` (integer arithmetic: a
+    // float-to-int `as` cast is saturating, which compilers do not vectorize).
+    let n_int = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
+    let scale = f32::from_bits(((n_int + 127) as u32) << 23);
     let out = y * scale;
     if nan {
         f32::NAN
@@ -180,7 +184,7 @@ pub fn sqrtf(x: f32) -> f32 {
 
 /// tanh through `expf`: 1 - 2 / (e^{2x} + 1), with the odd Taylor term near zero where
 /// that form cancels.
-#[inline]
+#[inline(always)]
 pub fn tanhf(x: f32) -> f32 {
     if x.abs() < 0.004 {
         return x - x * x * x / 3.0;

@@ -805,3 +805,38 @@ fn kernels_read_weights_at_any_alignment() {
         }
     }
 }
+
+/// The elementwise functions (softmax, SwiGLU, GeGLU, GELU) at every level give the scalar
+/// level's bits, at every tail length and over a wide range of inputs.
+#[test]
+fn elementwise_ops_are_bit_identical_to_scalar() {
+    use ember_runtime::kernels::{GatedFn, VecFn};
+    let mut rng = Rng(77);
+    let scalar = Kernels::scalar();
+    for k in levels() {
+        for &n in &LENGTHS {
+            let x: Vec<f32> = (0..n).map(|_| rng.f32() * 30.0).collect();
+            let u: Vec<f32> = (0..n).map(|_| rng.f32() * 4.0).collect();
+            let unary: [(&str, VecFn, VecFn); 2] = [
+                ("softmax", k.softmax, scalar.softmax),
+                ("gelu", k.gelu, scalar.gelu),
+            ];
+            for (name, f, reference) in unary {
+                let (mut got, mut want) = (x.clone(), x.clone());
+                f(&mut got);
+                reference(&mut want);
+                assert_eq!(bits(&got), bits(&want), "{} {name} n={n}", k.level.name());
+            }
+            let gated: [(&str, GatedFn, GatedFn); 2] = [
+                ("swiglu", k.swiglu, scalar.swiglu),
+                ("geglu", k.geglu, scalar.geglu),
+            ];
+            for (name, f, reference) in gated {
+                let (mut got, mut want) = (x.clone(), x.clone());
+                f(&mut got, &u);
+                reference(&mut want, &u);
+                assert_eq!(bits(&got), bits(&want), "{} {name} n={n}", k.level.name());
+            }
+        }
+    }
+}

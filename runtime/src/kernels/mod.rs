@@ -36,6 +36,11 @@ pub type AttnScoresFn = fn(&[f32], &[f32], usize, usize, f32, &mut [f32]);
 /// for d < out.len(); out is overwritten.
 pub type AttnValuesFn = fn(&[f32], &[f32], usize, usize, &mut [f32]);
 
+/// gate = act(gate) · up, elementwise (SwiGLU, GeGLU).
+pub type GatedFn = fn(&mut [f32], &[f32]);
+/// An in-place elementwise function over a vector (softmax, GELU).
+pub type VecFn = fn(&mut [f32]);
+
 /// An instruction-set level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
@@ -267,6 +272,10 @@ macro_rules! level_table {
             quantize_q8: $m::quantize_q8,
             attn_scores: $m::attn_scores,
             attn_values: $m::attn_values,
+            softmax: $m::softmax,
+            swiglu: $m::swiglu,
+            geglu: $m::geglu,
+            gelu: $m::gelu_tanh,
             by_dtype: [$(dtype_kernels!($m, $kind $dtype: $($f),+)),*],
         }
     };
@@ -281,6 +290,12 @@ pub struct Kernels {
     pub attn_scores: AttnScoresFn,
     /// One query head's softmax-weighted sum of the cached values.
     pub attn_values: AttnValuesFn,
+    /// The elementwise functions of ops.rs compiled for the level's vector width (their loops
+    /// are branch-free, so the compiler vectorizes them; same bits as the scalar level).
+    pub softmax: VecFn,
+    pub swiglu: GatedFn,
+    pub geglu: GatedFn,
+    pub gelu: VecFn,
     /// The kernels of `MATMUL_DTYPES[i]`.
     pub by_dtype: [DTypeKernels; MATMUL_DTYPES.len()],
 }
@@ -313,6 +328,7 @@ impl Kernels {
                 dot_q8_0, quantize_q8,
             };
             pub use crate::kernels::group::scalar::*;
+            pub use crate::kernels::ops::{geglu, gelu_tanh, softmax, swiglu};
         }
         with_matmul_dtypes!(level_table!(s, Level::Scalar;))
     }
@@ -448,6 +464,29 @@ impl Kernels {
     }
 }
 
+/// Wrappers compiling ops.rs's elementwise functions with `$features` (the names
+/// `level_table!` takes: softmax, swiglu, geglu, gelu_tanh).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! vectorized_ops {
+    ($features:literal) => {
+        vectorized_ops!(@one $features, softmax, (x: &mut [f32]));
+        vectorized_ops!(@one $features, gelu_tanh, (x: &mut [f32]));
+        vectorized_ops!(@one $features, swiglu, (gate: &mut [f32], up: &[f32]));
+        vectorized_ops!(@one $features, geglu, (gate: &mut [f32], up: &[f32]));
+    };
+    (@one $features:literal, $name:ident, ($($arg:ident: $ty:ty),*)) => {
+        pub fn $name($($arg: $ty),*) {
+            #[target_feature(enable = $features)]
+            unsafe fn vectorized($($arg: $ty),*) {
+                crate::kernels::ops::$name($($arg),*)
+            }
+            // SAFETY: placed in a Kernels table only by a level's table function, which
+            // `Kernels::for_level` calls after checking the CPU has these features.
+            unsafe { vectorized($($arg),*) }
+        }
+    };
+}
+
 /// Safe wrappers around the `#[target_feature]` functions, built only after detection.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -495,6 +534,7 @@ mod x86 {
         mod w {
             use super::avx2;
             wrap_x86_row_kernels!(avx2);
+            vectorized_ops!("avx2,fma,f16c");
             use super::group2;
             wrap_group_kernels!(group2);
             wrap_super_block_group_kernels!(group2);
@@ -507,6 +547,7 @@ mod x86 {
         mod w {
             use super::avx512;
             wrap_x86_row_kernels!(avx512);
+            vectorized_ops!("avx512f,avx512bw,avx512vl,avx2,fma,f16c");
             use super::super::{ActRow, TILE};
             use super::tile512;
             type Tile = [[f32; TILE]; TILE];
@@ -561,6 +602,9 @@ mod arm {
         use super::super::{ActRow, TILE};
         use super::{neon, tile_neon};
         type Tile = [[f32; TILE]; TILE];
+        // NEON is aarch64's baseline: these are the scalar level's loops, vectorized 4-wide
+        // by the compiler on both levels.
+        vectorized_ops!("neon");
         wrap!(neon, quantize_q8, (x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) -> ());
         wrap!(neon, dot_q8_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);
         wrap!(neon, dot_q4_0, (w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32);

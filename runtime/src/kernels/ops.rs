@@ -87,14 +87,38 @@ pub fn rope(x: &mut [f32], head_dim: usize, angles: &[f32]) {
     }
 }
 
-/// In-place softmax over `x`.
+/// In-place softmax over `x`. (Always inlined, as the other elementwise functions, so each
+/// level's table compiles it for its vector width.)
+#[inline(always)]
 pub fn softmax(x: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let mut sum = 0f64;
+    // The maximum in 16 lanes (a loop the compiler vectorizes; the maximum of a set does
+    // not depend on the order it is taken in).
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let chunks = x.chunks_exact(16);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    for c in chunks {
+        for (m, &v) in lanes.iter_mut().zip(c) {
+            *m = m.max(v);
+        }
+    }
+    let max = lanes.iter().fold(tail, |m, &v| m.max(v));
     for v in x.iter_mut() {
         *v = expf(*v - max);
-        sum += *v as f64;
     }
+    // The sum in 8 f64 lanes, then the lanes in order: a fixed order (the same bits at every
+    // level) that the compiler vectorizes, instead of one chain of dependent adds.
+    let mut lanes = [0f64; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
+    for c in chunks {
+        for (s, &v) in lanes.iter_mut().zip(c) {
+            *s += v as f64;
+        }
+    }
+    let sum = lanes.iter().sum::<f64>() + tail;
     let inv = (1.0 / sum) as f32;
     for v in x.iter_mut() {
         *v *= inv;
@@ -119,7 +143,7 @@ pub fn attention_head(
 ) {
     let hs = q.len();
     (k.attn_scores)(q, keys, stride, offset, scale, &mut scores[..n]);
-    softmax(&mut scores[..n]);
+    (k.softmax)(&mut scores[..n]);
     (k.attn_values)(&scores[..n], values, stride, offset, &mut out[..hs]);
 }
 
@@ -143,7 +167,7 @@ pub fn attention_head_split(
     let (s1, s2) = scores[..n1 + n2].split_at_mut(n1);
     (k.attn_scores)(q, pieces[0].0, stride, offset, scale, s1);
     (k.attn_scores)(q, pieces[1].0, stride, offset, scale, s2);
-    softmax(&mut scores[..n1 + n2]);
+    (k.softmax)(&mut scores[..n1 + n2]);
     (k.attn_values)(&scores[..n1], pieces[0].1, stride, offset, &mut out[..hs]);
     (k.attn_values)(
         &scores[n1..n1 + n2],
@@ -156,6 +180,7 @@ pub fn attention_head_split(
 }
 
 /// gate = silu(gate) * up, elementwise.
+#[inline(always)]
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     for (g, &u) in gate.iter_mut().zip(up) {
         *g = *g / (1.0 + expf(-*g)) * u;
@@ -163,11 +188,13 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
 }
 
 /// GELU with the tanh approximation (GPT-2's `gelu_new`, `gelu_pytorch_tanh`).
+#[inline(always)]
 fn gelu_tanh_one(u: f32) -> f32 {
     const K: f32 = 0.797_884_6; // sqrt(2 / pi)
     0.5 * u * (1.0 + tanhf(K * (u + 0.044_715 * u * u * u)))
 }
 
+#[inline(always)]
 pub fn gelu_tanh(x: &mut [f32]) {
     for v in x.iter_mut() {
         *v = gelu_tanh_one(*v);
@@ -175,6 +202,7 @@ pub fn gelu_tanh(x: &mut [f32]) {
 }
 
 /// gate = gelu_tanh(gate) * up, elementwise (Gemma's GeGLU).
+#[inline(always)]
 pub fn geglu(gate: &mut [f32], up: &[f32]) {
     for (g, &u) in gate.iter_mut().zip(up) {
         *g = gelu_tanh_one(*g) * u;

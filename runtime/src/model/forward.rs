@@ -572,9 +572,9 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                         &mut s.act,
                     );
                     let (a, b) = (SyncMutPtr(s.ffn_a.as_mut_ptr()), &s.ffn_b[..t * f]);
-                    let act: fn(&mut [f32], &[f32]) = match ft.ffn {
-                        FfnKind::GeGlu => k::geglu,
-                        FfnKind::SwiGlu | FfnKind::Gelu => k::swiglu,
+                    let act = match ft.ffn {
+                        FfnKind::GeGlu => cx.kernels.geglu,
+                        FfnKind::SwiGlu | FfnKind::Gelu => cx.kernels.swiglu,
                     };
                     per_token(cx.exec, t, &|i| {
                         // SAFETY: token i alone uses row i of ffn_a, which holds t rows of f.
@@ -587,8 +587,9 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                 (FfnKind::Gelu, _) => {
                     linear(cx, li, "ffn_up", &layer.up, s.xn, t, s.ffn_a, &mut s.act);
                     let a = SyncMutPtr(s.ffn_a.as_mut_ptr());
+                    let gelu = cx.kernels.gelu;
                     // SAFETY: token i alone uses row i of ffn_a, which holds t rows of f.
-                    per_token(cx.exec, t, &|i| k::gelu_tanh(unsafe { a.slice(i * f, f) }));
+                    per_token(cx.exec, t, &|i| gelu(unsafe { a.slice(i * f, f) }));
                 }
             }
             let y = match layer.post_ffn_norm {
