@@ -16,7 +16,7 @@ type Out<const T: usize> = [[f32; GROUP]; T];
 
 use super::kind::{
     dtype, five, head, qh, tile_bytes, IQ4NL, IQ4XS, Q4K, Q4Z, Q4_0, Q4_1, Q5K, Q5_0, Q5_1, Q6K,
-    Q8_0, SPREAD,
+    Q8_0,
 };
 
 /// 8 f16 values at p as f32.
@@ -144,20 +144,63 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
                     let hi = _mm256_cvtepu16_epi32(_mm_loadu_si128(at.add(32) as *const __m128i));
                     _mm256_or_si256(lo, _mm256_slli_epi32::<16>(hi))
                 };
-                let spread = |shift: i32| {
-                    let bits = _mm256_and_si256(
-                        _mm256_srl_epi32(hbits, _mm_cvtsi32_si128(shift)),
-                        _mm256_set1_epi32(0xF),
+                // Chunk c of the low half needs bits 4c..4c+4 of each row's h (in byte c / 2),
+                // of the high half bits 16 + 4c.. (byte 2 + c / 2): byte j of h broadcast
+                // inside each row's lane, each byte's bit tested by compare, 0x10 where set
+                // (no multiply).
+                let byte = |j: i8| {
+                    let idx = _mm256_setr_epi8(
+                        j,
+                        j,
+                        j,
+                        j,
+                        4 + j,
+                        4 + j,
+                        4 + j,
+                        4 + j,
+                        8 + j,
+                        8 + j,
+                        8 + j,
+                        8 + j,
+                        12 + j,
+                        12 + j,
+                        12 + j,
+                        12 + j,
+                        j,
+                        j,
+                        j,
+                        j,
+                        4 + j,
+                        4 + j,
+                        4 + j,
+                        4 + j,
+                        8 + j,
+                        8 + j,
+                        8 + j,
+                        8 + j,
+                        12 + j,
+                        12 + j,
+                        12 + j,
+                        12 + j,
                     );
-                    let bytes = _mm256_and_si256(
-                        _mm256_mullo_epi32(bits, _mm256_set1_epi32(SPREAD as i32)),
-                        _mm256_set1_epi32(0x0101_0101),
-                    );
-                    _mm256_slli_epi32::<4>(bytes)
+                    _mm256_shuffle_epi8(hbits, idx)
                 };
-                for c in 0..4 {
-                    wq[c] = _mm256_or_si256(wq[c], spread(4 * c as i32));
-                    wq[c + 4] = _mm256_or_si256(wq[c + 4], spread(16 + 4 * c as i32));
+                let bits = [
+                    _mm256_set1_epi32(0x0804_0201),
+                    _mm256_set1_epi32(0x8040_2010u32 as i32),
+                ];
+                let sixteen = _mm256_set1_epi8(0x10);
+                let fifth = |v: __m256i, bits: __m256i| {
+                    let set = _mm256_cmpeq_epi8(_mm256_and_si256(v, bits), bits);
+                    _mm256_and_si256(set, sixteen)
+                };
+                for j in 0..2 {
+                    let (lo, hi) = (byte(j as i8), byte(2 + j as i8));
+                    for (n, &bits) in bits.iter().enumerate() {
+                        let c = 2 * j + n;
+                        wq[c] = _mm256_or_si256(wq[c], fifth(lo, bits));
+                        wq[c + 4] = _mm256_or_si256(wq[c + 4], fifth(hi, bits));
+                    }
                 }
             }
             for t in 0..T {
