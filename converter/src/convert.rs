@@ -327,6 +327,8 @@ pub struct Options {
     /// Bits per weight over all matrices: dtypes per matrix from measured sensitivity on
     /// the calibration text ([`crate::quant_alloc`]; needs `calibration`).
     pub target_bpw: Option<f64>,
+    /// A file for `target_bpw`'s measurements (read when it holds them, else written).
+    pub sensitivity_cache: Option<PathBuf>,
 }
 
 /// Converts `opts.input` and writes `opts.output` (via a temporary file renamed into place).
@@ -373,6 +375,7 @@ pub fn convert(opts: &Options) -> Result<Summary> {
             text,
             importance.as_ref(),
             bpw,
+            opts.sensitivity_cache.as_deref(),
             opts.progress,
         )?;
         if opts.progress {

@@ -14,6 +14,7 @@
 //!     layout: ember_format::Layout::Rows16,
 //!     rules: Default::default(),
 //!     target_bpw: None,
+//!     sensitivity_cache: None,
 //! })?;
 //! println!("{} tensors, {:.2} bits/weight", summary.tensors, summary.bits_per_weight());
 //! # Ok::<(), ember_convert::Error>(())

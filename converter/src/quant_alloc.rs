@@ -120,15 +120,109 @@ fn mean_kld(p: &[f32], q: &[f32], v: usize) -> f64 {
     total / rows.max(1) as f64
 }
 
+/// Saves measurements as JSON (one object per matrix), for [`load`].
+pub fn save(measured: &[Measured], path: &Path) -> Result<()> {
+    let rows: Vec<serde_json::Value> = measured
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "name": m.name,
+                "elements": m.elements,
+                "kld": m.kld,
+                "sensitivity": m.sensitivity,
+                "options": m.options.iter().map(|(d, b, e)| serde_json::json!([d.name(), b, e])).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    std::fs::write(path, serde_json::to_vec_pretty(&rows).map_err(err)?)
+        .map_err(|e| err(format!("{}: {e}", path.display())))
+}
+
+/// Loads what [`save`] wrote; `None` if it does not parse or was made with other candidates.
+pub fn load(path: &Path) -> Option<Vec<Measured>> {
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    rows.iter()
+        .map(|r| {
+            let options = r["options"]
+                .as_array()?
+                .iter()
+                .map(|o| {
+                    Some((
+                        DType::from_name(o[0].as_str()?)?,
+                        o[1].as_u64()? as usize,
+                        o[2].as_f64()?,
+                    ))
+                })
+                .collect::<Option<Vec<_>>>()?;
+            if options.iter().map(|o| o.0).ne(CANDIDATES) {
+                return None;
+            }
+            Some(Measured {
+                name: r["name"].as_str()?.to_string(),
+                elements: r["elements"].as_u64()? as usize,
+                options,
+                kld: r["kld"].as_f64()?,
+                sensitivity: r["sensitivity"].as_f64()?,
+            })
+        })
+        .collect()
+}
+
 /// Measures every matrix of `input` and assigns dtypes for `target_bpw` bits per weight over
-/// all matrices (see the module docs). `text` is the calibration text.
+/// all matrices (see the module docs). `text` is the calibration text. With `cache`, the
+/// measurements are read from that file when it holds them (same candidates) and written
+/// to it otherwise: they do not depend on the target, so several budgets measure once.
 pub fn allocate(
     input: &Path,
     text: &Path,
     importance: Option<&Importance>,
     target_bpw: f64,
+    cache: Option<&Path>,
     progress: bool,
 ) -> Result<Allocation> {
+    let measured = match cache.and_then(load) {
+        Some(m) => m,
+        None => {
+            let m = measure(input, text, importance, progress)?;
+            if let Some(c) = cache {
+                save(&m, c)?;
+            }
+            m
+        }
+    };
+    let elements: usize = measured.iter().map(|m| m.elements).sum();
+    let budget = (target_bpw / 8.0 * elements as f64) as usize;
+    let pick = assign(&measured, budget);
+    let bytes_used: usize = measured
+        .iter()
+        .zip(&pick)
+        .map(|(m, &k)| m.options[k].1)
+        .sum();
+    let predicted_kld = measured
+        .iter()
+        .zip(&pick)
+        .map(|(m, &k)| m.sensitivity * m.options[k].2)
+        .sum();
+    Ok(Allocation {
+        choices: measured
+            .iter()
+            .zip(&pick)
+            .map(|(m, &k)| (m.name.clone(), m.options[k].0))
+            .collect(),
+        bytes: bytes_used,
+        elements,
+        predicted_kld,
+        measured,
+    })
+}
+
+/// Quantizes every matrix in every candidate and measures its sensitivity (module docs).
+pub fn measure(
+    input: &Path,
+    text: &Path,
+    importance: Option<&Importance>,
+    progress: bool,
+) -> Result<Vec<Measured>> {
     let (w, _) = crate::convert::build(input, Some(Recipe::F32), false)?;
     let mut bytes = AlignedBytes::from(w.to_vec());
     drop(w);
@@ -239,30 +333,7 @@ pub fn allocate(
     if progress {
         eprintln!();
     }
-    let elements: usize = measured.iter().map(|m| m.elements).sum();
-    let budget = (target_bpw / 8.0 * elements as f64) as usize;
-    let pick = assign(&measured, budget);
-    let bytes_used: usize = measured
-        .iter()
-        .zip(&pick)
-        .map(|(m, &k)| m.options[k].1)
-        .sum();
-    let predicted_kld = measured
-        .iter()
-        .zip(&pick)
-        .map(|(m, &k)| m.sensitivity * m.options[k].2)
-        .sum();
-    Ok(Allocation {
-        choices: measured
-            .iter()
-            .zip(&pick)
-            .map(|(m, &k)| (m.name.clone(), m.options[k].0))
-            .collect(),
-        bytes: bytes_used,
-        elements,
-        predicted_kld,
-        measured,
-    })
+    Ok(measured)
 }
 
 /// The option index per matrix minimizing `Σ s_t E_t` within `budget` bytes (module docs).
@@ -348,6 +419,35 @@ mod tests {
             ],
             kld: s * errs[0],
             sensitivity: s,
+        }
+    }
+
+    #[test]
+    fn measurements_round_trip_through_the_cache_file() {
+        let ms: Vec<Measured> = (0..3)
+            .map(|i| Measured {
+                name: format!("blk.{i}.ffn_up.weight"),
+                elements: 64,
+                options: CANDIDATES
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &d)| (d, 36 + 8 * k, 1.0 / (k + 1) as f64))
+                    .collect(),
+                kld: 0.01 * i as f64,
+                sensitivity: 0.01 * i as f64,
+            })
+            .collect();
+        let path = std::env::temp_dir().join(format!("ember-sens-{}.json", std::process::id()));
+        save(&ms, &path).unwrap();
+        let back = load(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(back.len(), 3);
+        for (a, b) in ms.iter().zip(&back) {
+            assert_eq!(
+                (&a.name, a.elements, &a.options),
+                (&b.name, b.elements, &b.options)
+            );
+            assert_eq!((a.kld, a.sensitivity), (b.kld, b.sensitivity));
         }
     }
 

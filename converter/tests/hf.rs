@@ -329,6 +329,7 @@ fn convert_writes_the_file_and_refuses_to_overwrite() {
         layout: ember_format::Layout::Rows16,
         rules: Default::default(),
         target_bpw: None,
+        sensitivity_cache: None,
     };
     let s = ember_convert::convert(&opts).unwrap();
     let len = std::fs::metadata(&out).unwrap().len();

@@ -80,6 +80,10 @@ pub struct Args {
     /// calibration text. Needs --calibration.
     #[arg(long, value_name = "BPW", requires = "calibration")]
     pub target_bpw: Option<f64>,
+    /// Keep --target-bpw's measurements in FILE (JSON) and reuse them when it exists (they
+    /// do not depend on the target; delete FILE after changing the input or calibration).
+    #[arg(long, value_name = "FILE", requires = "target_bpw")]
+    pub sensitivity_cache: Option<PathBuf>,
     /// Write OUTPUT as a dithered f32 GGUF of the (quantized GGUF) INPUT with this seed.
     #[arg(long, value_name = "SEED", conflicts_with_all = ["quant", "calibration"])]
     pub dither: Option<u64>,
@@ -161,6 +165,7 @@ pub fn run(args: Args) -> CmdResult {
             rules: args.tensor_type.clone(),
         },
         target_bpw: args.target_bpw,
+        sensitivity_cache: args.sensitivity_cache.clone(),
     })?;
     eprintln!(
         "wrote {}: {} tensors ({} in rows16), {} parameters, {:.1} MB, {:.2} bits/weight (--quant {}), {:.2} s",
