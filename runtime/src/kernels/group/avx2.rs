@@ -149,40 +149,14 @@ unsafe fn group<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Out<T
                 // inside each row's lane, each byte's bit tested by compare, 0x10 where set
                 // (no multiply).
                 let byte = |j: i8| {
-                    let idx = _mm256_setr_epi8(
-                        j,
-                        j,
-                        j,
-                        j,
-                        4 + j,
-                        4 + j,
-                        4 + j,
-                        4 + j,
-                        8 + j,
-                        8 + j,
-                        8 + j,
-                        8 + j,
-                        12 + j,
-                        12 + j,
-                        12 + j,
-                        12 + j,
-                        j,
-                        j,
-                        j,
-                        j,
-                        4 + j,
-                        4 + j,
-                        4 + j,
-                        4 + j,
-                        8 + j,
-                        8 + j,
-                        8 + j,
-                        8 + j,
-                        12 + j,
-                        12 + j,
-                        12 + j,
-                        12 + j,
-                    );
+                    // Byte j of each 32-bit lane, in all four bytes of that lane.
+                    let lanes = _mm256_broadcastsi128_si256(_mm_setr_epi32(
+                        0,
+                        0x0404_0404,
+                        0x0808_0808,
+                        0x0C0C_0C0C,
+                    ));
+                    let idx = _mm256_add_epi8(lanes, _mm256_set1_epi8(j));
                     _mm256_shuffle_epi8(hbits, idx)
                 };
                 let bits = [
