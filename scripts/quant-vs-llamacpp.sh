@@ -38,7 +38,7 @@ threads="${THREADS:-2}"
 W="${WORK:-.cache/quant/$name}"
 keep="${KEEP:-0}"
 llama_types="${LLAMA_TYPES-Q8_0 Q6_K Q5_K_M Q4_K_M Q4_K_S IQ4_XS IQ4_NL Q4_1 Q4_0}"
-ember_recipes="${EMBER_RECIPES-q8_0 q4_0 q4_1 q4_z q4:cal}"
+ember_recipes="${EMBER_RECIPES-q8_0 q4_z q4:cal q4:cal:--target-bpw,6.0 q4:cal:--target-bpw,6.75}"
 check_type="${CHECK_TYPE:-Q4_K_M}"
 shakes="../shared/data/tinyshakespeare.txt"
 E="${EMBER:-$root/target/release/ember}"
@@ -180,6 +180,10 @@ for r in $ember_recipes; do
         read -r -a more <<< "${extra//,/ }"
         args+=("${more[@]}")
         label="$label \`${extra//,/ }\`"
+        # Allocations measure once per model and calibration text (the budget does not matter).
+        if [[ "$extra" == *--target-bpw* ]]; then
+            args+=(--sensitivity-cache "$W/sensitivity.json")
+        fi
     fi
     log "Ember $r"
     "$E" convert "$base" -o "$out" "${args[@]}" --force --quiet 2> "$W/convert-$tag.log"
