@@ -42,52 +42,30 @@ pub fn quantize_row(dtype: DType, x: &[f32], w: Option<&[f32]>, out: &mut [u8]) 
             None => &ONES,
         }
     };
-    let xs = x
-        .chunks_exact(32)
-        .map(|c| -> &[f32; 32] { c.try_into().expect("32") });
+    // Each 32-weight block of x (with its weights) becomes one output block of type B.
+    fn fill<'w, B: bytemuck::Pod>(
+        out: &mut [u8],
+        x: &[f32],
+        weights: impl Fn(usize) -> &'w [f32; 32],
+        block: fn(&[f32; 32], &[f32; 32]) -> B,
+    ) {
+        // Blocks are packed (alignment 1), so any byte buffer casts.
+        let out: &mut [B] = bytemuck::cast_slice_mut(out);
+        let xs = x
+            .chunks_exact(32)
+            .map(|c| -> &[f32; 32] { c.try_into().expect("32") });
+        for (b, (o, x)) in out.iter_mut().zip(xs).enumerate() {
+            *o = block(x, weights(b));
+        }
+    }
     match dtype {
-        DType::Q8_0 => {
-            let out: &mut [BlockQ8_0] = bytemuck::cast_slice_mut(out);
-            for (b, (o, x)) in out.iter_mut().zip(xs).enumerate() {
-                *o = q8_0_block(x, weights(b));
-            }
-        }
-        DType::Q4_0 => {
-            let out: &mut [BlockQ4_0] = bytemuck::cast_slice_mut(out);
-            for (b, (o, x)) in out.iter_mut().zip(xs).enumerate() {
-                *o = q4_0_block(x, weights(b));
-            }
-        }
-        DType::Q4_1 => {
-            let out: &mut [BlockQ4_1] = bytemuck::cast_slice_mut(out);
-            for (b, (o, x)) in out.iter_mut().zip(xs).enumerate() {
-                *o = q4_1_block(x, weights(b));
-            }
-        }
-        DType::Q4Z => {
-            let out: &mut [BlockQ4Z] = bytemuck::cast_slice_mut(out);
-            for (b, (o, x)) in out.iter_mut().zip(xs).enumerate() {
-                *o = q4_z_block(x, weights(b));
-            }
-        }
-        DType::Q5_0 => {
-            let out: &mut [BlockQ5_0] = bytemuck::cast_slice_mut(out);
-            for (b, (o, x)) in out.iter_mut().zip(xs).enumerate() {
-                *o = q5_0_block(x, weights(b));
-            }
-        }
-        DType::Q5_1 => {
-            let out: &mut [BlockQ5_1] = bytemuck::cast_slice_mut(out);
-            for (b, (o, x)) in out.iter_mut().zip(xs).enumerate() {
-                *o = q5_1_block(x, weights(b));
-            }
-        }
-        DType::IQ4NL => {
-            let out: &mut [BlockIQ4NL] = bytemuck::cast_slice_mut(out);
-            for (b, (o, x)) in out.iter_mut().zip(xs).enumerate() {
-                *o = iq4_nl_block(x, weights(b));
-            }
-        }
+        DType::Q8_0 => fill::<BlockQ8_0>(out, x, weights, q8_0_block),
+        DType::Q4_0 => fill::<BlockQ4_0>(out, x, weights, q4_0_block),
+        DType::Q4_1 => fill::<BlockQ4_1>(out, x, weights, q4_1_block),
+        DType::Q4Z => fill::<BlockQ4Z>(out, x, weights, q4_z_block),
+        DType::Q5_0 => fill::<BlockQ5_0>(out, x, weights, q5_0_block),
+        DType::Q5_1 => fill::<BlockQ5_1>(out, x, weights, q5_1_block),
+        DType::IQ4NL => fill::<BlockIQ4NL>(out, x, weights, iq4_nl_block),
         _ => return false,
     }
     true
