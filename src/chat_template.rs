@@ -21,19 +21,6 @@ use ember_runtime::tokenizer::Tokenizer;
 #[allow(unused_imports)] // DateTime, FUEL: for tests/chat_templates.rs
 pub use jinja::{ChatTemplate, DateTime, SpecialTokens, FUEL};
 
-/// `tokenizer(text, add_special_tokens=False)`: the ids of `text` without the BOS/EOS that
-/// `encode` adds on its own (the template writes them where it wants them).
-pub fn encode_plain(tokenizer: &Tokenizer, text: &str) -> Vec<u32> {
-    let mut auto = Vec::new();
-    tokenizer.encode("", &mut auto);
-    let mut ids = Vec::new();
-    tokenizer.encode(text, &mut ids);
-    let front = usize::from(tokenizer.adds_bos() && tokenizer.bos_id().is_some());
-    let back = auto.len().saturating_sub(front);
-    let end = ids.len().saturating_sub(back).max(front);
-    ids[front..end].to_vec()
-}
-
 /// Turns a conversation into the prompt text: the model's template, or a built-in format for a
 /// file without one.
 #[derive(Debug)]
@@ -117,7 +104,7 @@ impl Prompter {
                 tokenizer.encode(text, &mut ids);
                 ids
             }
-            _ => encode_plain(tokenizer, text),
+            _ => tokenizer.encode_plain(text),
         }
     }
 

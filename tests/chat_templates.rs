@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use chat_template::{encode_plain, ChatTemplate, DateTime, SpecialTokens};
+use chat_template::{ChatTemplate, DateTime, SpecialTokens};
 use common::{convert, ember, ids, read_json, shared_fixture};
 use ember_convert::Recipe;
 use ember_format::EmberFile;
@@ -135,7 +135,7 @@ fn ids_match_transformers_through_the_runtime_tokenizer() {
             let gen = case["add_generation_prompt"].as_bool().unwrap();
             let text = t.render(&messages(&reference, conv), gen).unwrap();
             assert_eq!(
-                encode_plain(&tokenizer, &text),
+                tokenizer.encode_plain(&text),
                 ids(&case["ids"]),
                 "{name} on {fixture}, {conv}, add_generation_prompt={gen}"
             );

@@ -289,18 +289,6 @@ pub unsafe extern "C" fn ember_open_buffer(
     })
 }
 
-/// `tokenizer(text, add_special_tokens=False)`: the ids without the BOS/EOS `encode` adds.
-fn encode_plain(tokenizer: &Tokenizer, text: &str) -> Vec<u32> {
-    let mut auto = Vec::new();
-    tokenizer.encode("", &mut auto);
-    let mut ids = Vec::new();
-    tokenizer.encode(text, &mut ids);
-    let front = usize::from(tokenizer.adds_bos() && tokenizer.bos_id().is_some());
-    let back = auto.len().saturating_sub(front);
-    let end = ids.len().saturating_sub(back).max(front);
-    ids[front..end].to_vec()
-}
-
 /// Token ids of a text.
 ///
 /// # Safety
@@ -401,7 +389,7 @@ pub unsafe extern "C" fn ember_generate(
             m.tokenizer.encode(prompt, &mut ids);
             ids
         } else {
-            encode_plain(&m.tokenizer, prompt)
+            m.tokenizer.encode_plain(prompt)
         };
         if ids.is_empty() {
             return Err((

@@ -427,7 +427,7 @@ fn tokenize(server: &Server, body: &[u8]) -> Result<Value, ApiError> {
         server.tokenizer.encode(text, &mut ids);
         ids
     } else {
-        crate::chat_template::encode_plain(server.tokenizer, text)
+        server.tokenizer.encode_plain(text)
     };
     Ok(json!({"tokens": ids}))
 }

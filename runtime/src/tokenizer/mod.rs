@@ -578,6 +578,22 @@ impl<'a> Tokenizer<'a> {
         if let (true, Some(bos)) = (self.add_bos, self.bos) {
             out.push(bos);
         }
+        self.encode_text(text, out);
+        if let (true, Some(eos)) = (self.add_eos, self.eos) {
+            out.push(eos);
+        }
+    }
+
+    /// HF's `tokenizer(text, add_special_tokens=False)`: the ids of `text` without the
+    /// BOS/EOS that `encode` adds (a chat template writes them where it wants them).
+    pub fn encode_plain(&self, text: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        self.encode_text(text, &mut out);
+        out
+    }
+
+    /// Special tokens written in `text` and the segments between them.
+    fn encode_text(&self, text: &str, out: &mut Vec<u32>) {
         let mut scratch = Scratch::default();
         let mut buf = String::new();
         let mut pos = 0;
@@ -587,9 +603,6 @@ impl<'a> Tokenizer<'a> {
             pos = end;
         }
         self.encode_segment(&text[pos..], pos == 0, &mut scratch, &mut buf, out);
-        if let (true, Some(eos)) = (self.add_eos, self.eos) {
-            out.push(eos);
-        }
     }
 
     /// Text between special tokens: space prefix, pre-tokenization, then BPE on each piece.
