@@ -77,112 +77,21 @@ impl Conn {
     /// Reads the next request; a body over `max_body` bytes is skipped (up to 4x the limit;
     /// beyond that the connection closes after the answer) and flagged in `too_large`.
     pub fn read_request(&mut self, max_body: usize) -> Result<Request, ReadError> {
-        let mut head = (&mut self.reader).take(MAX_HEAD);
-        let mut line = String::new();
-        // Blank lines before a request are allowed (RFC 9112 2.2).
-        loop {
-            line.clear();
-            match head.read_line(&mut line) {
-                Ok(0) | Err(_) => return Err(ReadError::Closed),
-                Ok(_) if line.trim().is_empty() => continue,
-                Ok(_) => break,
-            }
-        }
-        let bad = |m: &str| ReadError::Bad(400, m.to_string());
-        let mut parts = line.split_whitespace();
-        let (Some(method), Some(target), Some(version), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("a malformed request line"));
+        let Conn {
+            reader,
+            stream,
+            http11,
+            close,
+        } = self;
+        let mut framing = Framing {
+            http11: *http11,
+            close: *close,
         };
-        self.http11 = match version {
-            "HTTP/1.1" => true,
-            "HTTP/1.0" => false,
-            _ => {
-                return Err(ReadError::Bad(
-                    505,
-                    format!("{version} is not supported: HTTP/1.1 or 1.0"),
-                ))
-            }
-        };
-        let method = method.to_string();
-        let path = target.split('?').next().unwrap_or("").to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            match head.read_line(&mut h) {
-                Ok(0) => return Err(bad("the request head is too large or cut short")),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    return Err(bad("the request head is not UTF-8"))
-                }
-                Err(_) => return Err(ReadError::Closed),
-            }
-            let h = h.trim_end_matches(['\r', '\n']);
-            if h.is_empty() {
-                break;
-            }
-            let Some((k, v)) = h.split_once(':') else {
-                return Err(bad("a malformed header line"));
-            };
-            if headers.len() == MAX_HEADERS {
-                return Err(ReadError::Bad(431, "too many headers".into()));
-            }
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-        let mut rq = Request {
-            method,
-            path,
-            headers,
-            body: Vec::new(),
-            too_large: None,
-        };
-        let connection = rq.header("Connection").unwrap_or("").to_ascii_lowercase();
-        self.close = if self.http11 {
-            connection.contains("close")
-        } else {
-            !connection.contains("keep-alive")
-        };
-        if rq.header("Transfer-Encoding").is_some() {
-            self.close = true;
-            return Err(ReadError::Bad(
-                411,
-                "chunked request bodies are not supported: send Content-Length".into(),
-            ));
-        }
-        let length: u64 = match rq.header("Content-Length") {
-            None => 0,
-            Some(v) => v
-                .parse()
-                .map_err(|_| bad("Content-Length is not a number"))?,
-        };
-        let expects = rq
-            .header("Expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-        if length > max_body as u64 {
-            rq.too_large = Some(length);
-            if expects {
-                // The client waits for a go-ahead that will not come: it sends no body.
-                self.close = true;
-            } else if length <= 4 * max_body as u64 {
-                // Read and drop it, so that the answer is not lost to a reset connection.
-                let skipped = io::copy(&mut (&mut self.reader).take(length), &mut io::sink());
-                if skipped.map_or(true, |n| n < length) {
-                    return Err(ReadError::Closed);
-                }
-            } else {
-                self.close = true;
-            }
-            return Ok(rq);
-        }
-        if expects && length > 0 {
-            let _ = self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
-        }
-        rq.body = vec![0; length as usize];
-        self.reader
-            .read_exact(&mut rq.body)
-            .map_err(|_| ReadError::Closed)?;
-        Ok(rq)
+        let rq = read_request(reader, max_body, &mut framing, || {
+            let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        });
+        (*http11, *close) = (framing.http11, framing.close);
+        rq
     }
 
     /// Whether the client has closed its side (or the connection broke). Data it sent
@@ -282,6 +191,131 @@ impl Conn {
         }
         self.stream.flush()
     }
+}
+
+/// How a connection goes on: the protocol of its last request and whether it closes after
+/// the response. A request's head sets both.
+#[derive(Clone, Copy, Debug)]
+pub struct Framing {
+    pub http11: bool,
+    pub close: bool,
+}
+
+/// Reads one request from `reader` (the parser behind [`Conn::read_request`], on any byte
+/// source so that it can be fuzzed: fuzz/fuzz_targets/serve_request.rs). `send_continue`
+/// answers `Expect: 100-continue` before the body is read.
+pub fn read_request<R: BufRead>(
+    reader: &mut R,
+    max_body: usize,
+    framing: &mut Framing,
+    mut send_continue: impl FnMut(),
+) -> Result<Request, ReadError> {
+    let mut head = (&mut *reader).take(MAX_HEAD);
+    let mut line = String::new();
+    // Blank lines before a request are allowed (RFC 9112 2.2).
+    loop {
+        line.clear();
+        match head.read_line(&mut line) {
+            Ok(0) | Err(_) => return Err(ReadError::Closed),
+            Ok(_) if line.trim().is_empty() => continue,
+            Ok(_) => break,
+        }
+    }
+    let bad = |m: &str| ReadError::Bad(400, m.to_string());
+    let mut parts = line.split_whitespace();
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("a malformed request line"));
+    };
+    framing.http11 = match version {
+        "HTTP/1.1" => true,
+        "HTTP/1.0" => false,
+        _ => {
+            return Err(ReadError::Bad(
+                505,
+                format!("{version} is not supported: HTTP/1.1 or 1.0"),
+            ))
+        }
+    };
+    let method = method.to_string();
+    let path = target.split('?').next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        match head.read_line(&mut h) {
+            Ok(0) => return Err(bad("the request head is too large or cut short")),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(bad("the request head is not UTF-8"))
+            }
+            Err(_) => return Err(ReadError::Closed),
+        }
+        let h = h.trim_end_matches(['\r', '\n']);
+        if h.is_empty() {
+            break;
+        }
+        let Some((k, v)) = h.split_once(':') else {
+            return Err(bad("a malformed header line"));
+        };
+        if headers.len() == MAX_HEADERS {
+            return Err(ReadError::Bad(431, "too many headers".into()));
+        }
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let mut rq = Request {
+        method,
+        path,
+        headers,
+        body: Vec::new(),
+        too_large: None,
+    };
+    let connection = rq.header("Connection").unwrap_or("").to_ascii_lowercase();
+    framing.close = if framing.http11 {
+        connection.contains("close")
+    } else {
+        !connection.contains("keep-alive")
+    };
+    if rq.header("Transfer-Encoding").is_some() {
+        framing.close = true;
+        return Err(ReadError::Bad(
+            411,
+            "chunked request bodies are not supported: send Content-Length".into(),
+        ));
+    }
+    let length: u64 = match rq.header("Content-Length") {
+        None => 0,
+        Some(v) => v
+            .parse()
+            .map_err(|_| bad("Content-Length is not a number"))?,
+    };
+    let expects = rq
+        .header("Expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if length > max_body as u64 {
+        rq.too_large = Some(length);
+        if expects {
+            // The client waits for a go-ahead that will not come: it sends no body.
+            framing.close = true;
+        } else if length <= 4 * max_body as u64 {
+            // Read and drop it, so that the answer is not lost to a reset connection.
+            let skipped = io::copy(&mut (&mut *reader).take(length), &mut io::sink());
+            if skipped.map_or(true, |n| n < length) {
+                return Err(ReadError::Closed);
+            }
+        } else {
+            framing.close = true;
+        }
+        return Ok(rq);
+    }
+    if expects && length > 0 {
+        send_continue();
+    }
+    rq.body = vec![0; length as usize];
+    reader
+        .read_exact(&mut rq.body)
+        .map_err(|_| ReadError::Closed)?;
+    Ok(rq)
 }
 
 /// Whether `rq` carries `Authorization: Bearer KEY` (compared in constant time).
