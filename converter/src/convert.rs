@@ -11,6 +11,7 @@ use crate::error::{Context, Result};
 use crate::import::{gguf::GgufSource, hf::HfSource};
 use crate::plan::Plan;
 use crate::quant::{self, Recipe};
+use crate::quant_alloc::Budget;
 
 /// What an input path turned out to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,10 +224,11 @@ fn write_plan(
     if rules.is_empty() {
         w.set_str("quantization.recipe", &recipe.describe());
     } else {
+        let origin = rules.origin.as_deref().unwrap_or("--tensor-type");
         w.set_str(
             "quantization.recipe",
             &format!(
-                "{}; per-tensor types: {}",
+                "{}; per-tensor types: {} ({origin})",
                 recipe.describe(),
                 rules.rules.len()
             ),
@@ -324,10 +326,11 @@ pub struct Options {
     pub layout: Layout,
     /// Per-tensor dtype overrides on top of the recipe (`--tensor-type`).
     pub rules: quant::TypeRules,
-    /// Bits per weight over all matrices: dtypes per matrix from measured sensitivity on
-    /// the calibration text ([`crate::quant_alloc`]; needs `calibration`).
-    pub target_bpw: Option<f64>,
-    /// A file for `target_bpw`'s measurements (read when it holds them, else written).
+    /// A byte budget: dtypes per matrix from measured sensitivity on the calibration text
+    /// ([`crate::quant_alloc`]; needs `calibration`). `None` with recipe `q4` and a
+    /// calibration text: [`Budget::FourBit`].
+    pub budget: Option<Budget>,
+    /// A file for the budget's measurements (read when it holds them, else written).
     pub sensitivity_cache: Option<PathBuf>,
 }
 
@@ -363,18 +366,26 @@ pub fn convert(opts: &Options) -> Result<Summary> {
         None => None,
     };
     let mut rules = opts.rules.clone();
-    if let Some(bpw) = opts.target_bpw {
+    // The recommended 4-bit recipe, given a text to measure on, places its bytes by
+    // measurement (docs/QUANTIZATION.md "Bits where they matter").
+    let budget = opts.budget.or(
+        (opts.quant == Some(Recipe::Q4) && opts.calibration.is_some()).then_some(Budget::FourBit),
+    );
+    if let Some(budget) = budget {
         let Some(text) = &opts.calibration else {
-            crate::bail!("--target-bpw needs --calibration (the sensitivities are measured on it)");
+            crate::bail!(
+                "--target-bpw and --target-size need --calibration (the sensitivities are measured on it)"
+            );
         };
         if opts.progress {
-            eprintln!("measuring each matrix's sensitivity for --target-bpw {bpw} ...");
+            eprintln!("measuring each matrix's sensitivity for {budget} ...");
         }
         let a = crate::quant_alloc::allocate(
             &opts.input,
+            opts.quant.unwrap_or(Recipe::Q4),
             text,
             importance.as_ref(),
-            bpw,
+            budget,
             opts.sensitivity_cache.as_deref(),
             opts.progress,
         )?;
@@ -390,6 +401,11 @@ pub fn convert(opts: &Options) -> Result<Summary> {
                 a.predicted_kld
             );
         }
+        rules.origin = Some(format!(
+            "{:.3} bits/weight over {} matrices placed by measured sensitivity ({budget})",
+            a.bits_per_weight(),
+            a.choices.len()
+        ));
         // Explicit --tensor-type rules still win over the allocation.
         rules.rules.extend(a.choices);
     }

@@ -13,7 +13,7 @@
 //!     calibration_tokens: 0,
 //!     layout: ember_format::Layout::Rows16,
 //!     rules: Default::default(),
-//!     target_bpw: None,
+//!     budget: None,
 //!     sensitivity_cache: None,
 //! })?;
 //! println!("{} tensors, {:.2} bits/weight", summary.tensors, summary.bits_per_weight());

@@ -162,6 +162,8 @@ pub fn target_dtype(recipe: Recipe, name: &str, src: DType, shape: &[usize]) -> 
 #[derive(Clone, Debug, Default)]
 pub struct TypeRules {
     pub rules: Vec<(String, DType)>,
+    /// How the rules were chosen, for the file's provenance (`None`: `--tensor-type`).
+    pub origin: Option<String>,
 }
 
 impl TypeRules {
@@ -352,6 +354,7 @@ mod tests {
                 TypeRules::parse_rule("blk.1.ffn_down.weight=q5_0").unwrap(),
                 TypeRules::parse_rule("token_embd=IQ4_NL").unwrap(),
             ],
+            origin: None,
         };
         assert!(TypeRules::parse_rule("x").is_err());
         assert!(TypeRules::parse_rule("x=q9").is_err());

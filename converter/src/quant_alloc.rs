@@ -1,4 +1,5 @@
-//! Bits per tensor from measured sensitivity (`ember convert --target-bpw B`).
+//! Bits per tensor from measured sensitivity (`ember convert --quant q4 --calibration`,
+//! `--target-bpw B`, `--target-size BYTES`).
 //!
 //! Every matrix is quantized with each candidate dtype (importance-weighted when calibration
 //! statistics are given) and its weighted squared error `E_t(d) = Σ w_j (ŵ − x)²` recorded.
@@ -59,7 +60,7 @@ impl Allocation {
 }
 
 fn err(e: impl std::fmt::Display) -> Error {
-    Error(format!("--target-bpw: {e}"))
+    Error(format!("allocating bits: {e}"))
 }
 
 /// Weighted squared error of `q` (dtype `d`) against the row-major f32 matrix `x`.
@@ -168,15 +169,112 @@ pub fn load(path: &Path) -> Option<Vec<Measured>> {
         .collect()
 }
 
-/// Measures every matrix of `input` and assigns dtypes for `target_bpw` bits per weight over
-/// all matrices (see the module docs). `text` is the calibration text. With `cache`, the
-/// measurements are read from that file when it holds them (same candidates) and written
-/// to it otherwise: they do not depend on the target, so several budgets measure once.
+/// What the allocated matrices may spend.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Budget {
+    /// Bits per weight over the allocated matrices (`--target-bpw`).
+    BitsPerWeight(f64),
+    /// Bytes of the whole file (`--target-size`): what is not an allocated matrix (the
+    /// tokenizer, norms, metadata) is measured on the f32 conversion and subtracted first.
+    FileBytes(u64),
+    /// The recommended 4-bit recipe's budget (`--quant q4 --calibration`): the bytes a
+    /// conventional 4-bit file spends, [`FOUR_BIT_BITS`] per weight and [`FOUR_BIT_HEAD_BITS`]
+    /// on the output head (the `output` matrix, or a tied `token_embd`), as llama.cpp's 4-bit
+    /// types do, placed where the measured sensitivities say.
+    FourBit,
+}
+
+/// Bits per weight of [`Budget::FourBit`]: a 4-bit block type with an f16 scale.
+pub const FOUR_BIT_BITS: f64 = 4.5;
+/// ... and of its output head: Q6_K's 6.5625.
+pub const FOUR_BIT_HEAD_BITS: f64 = 6.5625;
+
+impl std::fmt::Display for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Budget::BitsPerWeight(b) => write!(f, "--target-bpw {b}"),
+            Budget::FileBytes(n) => write!(f, "--target-size {n} bytes"),
+            Budget::FourBit => write!(
+                f,
+                "the 4-bit budget: {FOUR_BIT_BITS} bits/weight, {FOUR_BIT_HEAD_BITS} on the head"
+            ),
+        }
+    }
+}
+
+impl Budget {
+    /// Bytes for the matrices in `measured`; `overhead` gives the rest of the file's bytes
+    /// (asked for [`Budget::FileBytes`] only).
+    fn matrix_bytes(
+        self,
+        measured: &[Measured],
+        overhead: impl FnOnce() -> Result<u64>,
+    ) -> Result<usize> {
+        let bits = |m: &Measured, b: f64| b * m.elements as f64;
+        Ok(match self {
+            Budget::BitsPerWeight(b) => {
+                (measured.iter().map(|m| bits(m, b)).sum::<f64>() / 8.0) as usize
+            }
+            Budget::FourBit => {
+                let tied = !measured.iter().any(|m| m.name == "output.weight");
+                let is_head = |n: &str| n == "output.weight" || (tied && n == "token_embd.weight");
+                let total: f64 = measured
+                    .iter()
+                    .map(|m| {
+                        let b = if is_head(&m.name) {
+                            FOUR_BIT_HEAD_BITS
+                        } else {
+                            FOUR_BIT_BITS
+                        };
+                        bits(m, b)
+                    })
+                    .sum();
+                (total / 8.0) as usize
+            }
+            Budget::FileBytes(target) => {
+                let rest = overhead()?;
+                target.checked_sub(rest).ok_or_else(|| {
+                    err(format!(
+                        "--target-size {target} bytes is smaller than the file's tokenizer, norms and metadata alone ({rest} bytes)"
+                    ))
+                })? as usize
+            }
+        })
+    }
+}
+
+/// Bytes of `input`'s conversion under `recipe` that no allocated matrix takes: 1-D
+/// tensors, the matrices not allocated (in the recipe's dtype), tokenizer and metadata,
+/// measured on the f32 conversion; plus room for alignment and the per-tensor provenance
+/// keys a quantized file adds.
+fn non_matrix_bytes(input: &Path, recipe: Recipe, measured: &[Measured]) -> Result<u64> {
+    let (w, _) = crate::convert::build(input, Some(Recipe::F32), false)?;
+    let bytes = AlignedBytes::from(w.to_vec());
+    drop(w);
+    let file = EmberFile::parse(&bytes).map_err(err)?;
+    let allocated: HashMap<&str, ()> = measured.iter().map(|m| (m.name.as_str(), ())).collect();
+    let mut rest = bytes.len() as u64;
+    for t in file.tensors().filter(|t| t.shape().len() >= 2) {
+        rest -= t.data.len() as u64;
+        if !allocated.contains_key(t.name) {
+            let (d, _) = quant::target_dtype(recipe, t.name, DType::F32, t.shape());
+            rest += d.tensor_bytes(t.shape()).unwrap_or(t.data.len()) as u64;
+        }
+    }
+    let slack = 64 * file.tensors().count() as u64 + 256 * measured.len() as u64;
+    Ok(rest + slack)
+}
+
+/// Measures every matrix of `input` and assigns dtypes within `budget` (see the module
+/// docs); the other matrices are written in `recipe`. `text` is the calibration text. With `cache`, the measurements are read from that
+/// file when it holds them (same candidates) and written to it otherwise: they do not
+/// depend on the budget, so several budgets measure once.
 pub fn allocate(
     input: &Path,
+    recipe: Recipe,
     text: &Path,
     importance: Option<&Importance>,
-    target_bpw: f64,
+    budget: Budget,
     cache: Option<&Path>,
     progress: bool,
 ) -> Result<Allocation> {
@@ -191,8 +289,18 @@ pub fn allocate(
         }
     };
     let elements: usize = measured.iter().map(|m| m.elements).sum();
-    let budget = (target_bpw / 8.0 * elements as f64) as usize;
-    let pick = assign(&measured, budget);
+    let bytes = budget.matrix_bytes(&measured, || non_matrix_bytes(input, recipe, &measured))?;
+    let cheapest: usize = measured.iter().map(|m| m.options[0].1).sum();
+    if cheapest > bytes {
+        return Err(err(format!(
+            "{budget} leaves {:.3} bits/weight for the {} matrices, below the cheapest candidate, {} ({:.3} bits/weight)",
+            8.0 * bytes as f64 / elements.max(1) as f64,
+            measured.len(),
+            CANDIDATES[0].name(),
+            8.0 * cheapest as f64 / elements.max(1) as f64,
+        )));
+    }
+    let pick = assign(&measured, bytes);
     let bytes_used: usize = measured
         .iter()
         .zip(&pick)

@@ -328,7 +328,7 @@ fn convert_writes_the_file_and_refuses_to_overwrite() {
         calibration_tokens: 0,
         layout: ember_format::Layout::Rows16,
         rules: Default::default(),
-        target_bpw: None,
+        budget: None,
         sensitivity_cache: None,
     };
     let s = ember_convert::convert(&opts).unwrap();

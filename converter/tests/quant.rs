@@ -93,3 +93,89 @@ fn calibration_collects_every_matrix_and_weights_the_quantizer() {
     let rel = (num / den).sqrt();
     assert!(rel < 0.5, "relative logit error {rel}");
 }
+
+/// `convert` with a calibration text: the q4 recipe allocates by measurement within the
+/// 4-bit budget; `--target-size` gives a file of at most that size; an impossible budget is
+/// a clear error and writes nothing.
+#[test]
+fn budgets_place_types_by_measurement_within_the_bytes() {
+    use ember_convert::quant_alloc::{Budget, CANDIDATES, FOUR_BIT_BITS, FOUR_BIT_HEAD_BITS};
+    let dir = fixture("tiny-llama");
+    let text = calibration_text();
+    let out = temp_dir("quant-budget");
+    let opts = |name: &str, quant: Recipe, budget: Option<Budget>| ember_convert::Options {
+        input: dir.clone(),
+        output: out.join(name),
+        quant: Some(quant),
+        force: true,
+        progress: false,
+        calibration: Some(text.clone()),
+        calibration_tokens: 10_000,
+        layout: ember_format::Layout::Rows16,
+        rules: Default::default(),
+        budget,
+        sensitivity_cache: Some(out.join("sens.json")),
+    };
+    let matrices = |f: &EmberFile| -> Vec<(String, DType, usize, usize)> {
+        // The matrices the allocation places: those whose rows are whole 32-blocks (tiny
+        // models have others, written as f16).
+        f.tensors()
+            .filter(|t| t.shape().len() == 2 && t.shape()[1] % 32 == 0)
+            .map(|t| (t.name.to_string(), t.dtype, t.elements(), t.data.len()))
+            .collect()
+    };
+
+    // q4 + calibration: every allocated matrix in a candidate type, within the 4-bit bytes.
+    ember_convert::convert(&opts("q4.ember", Recipe::Q4, None)).unwrap();
+    let b = ember_format::AlignedBytes::from(std::fs::read(out.join("q4.ember")).unwrap());
+    let f = EmberFile::parse(&b).unwrap();
+    assert!(
+        meta_str(&f, "quantization.recipe")
+            .contains("placed by measured sensitivity (the 4-bit budget"),
+        "{}",
+        meta_str(&f, "quantization.recipe")
+    );
+    let ms = matrices(&f);
+    let tied = !ms.iter().any(|m| m.0 == "output.weight");
+    let mut allowed = 0f64;
+    let mut used = 0usize;
+    for (name, dtype, n, bytes) in &ms {
+        assert!(CANDIDATES.contains(dtype), "{name}: {dtype}");
+        let head = name == "output.weight" || (tied && name == "token_embd.weight");
+        allowed += *n as f64
+            * if head {
+                FOUR_BIT_HEAD_BITS
+            } else {
+                FOUR_BIT_BITS
+            }
+            / 8.0;
+        used += bytes;
+    }
+    assert!(used as f64 <= allowed, "{used} > {allowed}");
+    // Not everything in the cheapest type: the budget above 4.5 bits was spent.
+    assert!(ms.iter().any(|m| m.1 != CANDIDATES[0]));
+
+    // --target-size: the whole file within the size, most of it used.
+    let cheap = std::fs::metadata(out.join("q4.ember")).unwrap().len();
+    let target = cheap + cheap / 8;
+    ember_convert::convert(&opts(
+        "sized.ember",
+        Recipe::Q4,
+        Some(Budget::FileBytes(target)),
+    ))
+    .unwrap();
+    let len = std::fs::metadata(out.join("sized.ember")).unwrap().len();
+    assert!(len <= target && len > cheap, "{cheap} < {len} <= {target}");
+
+    // Impossible budgets: an error naming the cheapest choice, and no file.
+    for (name, budget) in [
+        ("tiny-bpw.ember", Budget::BitsPerWeight(2.0)),
+        ("tiny-size.ember", Budget::FileBytes(1000)),
+    ] {
+        let e = ember_convert::convert(&opts(name, Recipe::Q4, Some(budget)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("below") || e.contains("smaller than"), "{e}");
+        assert!(!out.join(name).exists());
+    }
+}

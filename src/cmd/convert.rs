@@ -1,6 +1,7 @@
 //! `ember convert`: a Hugging Face checkpoint directory or a GGUF file to `.ember`.
 use std::path::{Path, PathBuf};
 
+use ember_convert::quant_alloc::Budget;
 use ember_convert::{Options, Recipe};
 use ember_format::Layout;
 
@@ -19,14 +20,18 @@ Quantization (--quant):
   q4_0, q4_1, q4_z, iq4_nl, q5_0, q5_1
                     the per-layer matrices in that type, the token embedding and output
                     head in q8_0 (as llama.cpp); q4_z is Ember's 4.5-bit affine type
-  q4                the recommended 4-bit recipe (q4_z; see docs/QUANTIZATION.md)
+  q4                the recommended 4-bit recipe (docs/QUANTIZATION.md): q4_z per-layer
+                    matrices, q8_0 embedding/head; with --calibration, the bytes of a
+                    4-bit file (4.5 bits/weight, 6.5625 on the output head) placed by
+                    measured sensitivity (as --target-bpw, below)
   same              keep each matrix's source type byte for byte (GGUF blocks are copied)
   Block types are written by a least-squares search over candidate scales per block; a
   matrix whose rows are not multiples of 32 is written as f16 instead (listed on stderr).
   --calibration TEXT runs the f32 model over TEXT first and weights each matrix's
   quantization error by the mean x² of the activations its columns meet.
-  --tensor-type PATTERN=TYPE overrides the type of matching matrices; --target-bpw B
-  (with --calibration) chooses each matrix's type from its measured sensitivity.
+  --tensor-type PATTERN=TYPE overrides the type of matching matrices. With --calibration,
+  --target-bpw B or --target-size SIZE chooses each matrix's type (iq4_nl, q5_0, q5_1,
+  q8_0) from its measured effect on the output within that budget.
   Norm weights and biases are always f32. Re-quantizing a quantized GGUF dequantizes it
   exactly to f32 first; a matrix already in the target type is copied unchanged.
   Default: `same` for GGUF input, `f16` for Hugging Face input.
@@ -44,6 +49,7 @@ Layout (--layout): rows16 (default) stores each block-quantized matrix whose row
 Example:
   ember convert SmolLM2-135M-Instruct.Q4_1.gguf -o smollm2.ember
   ember convert ./my-hf-model -o model.ember --quant q4 --calibration wiki.txt
+  ember convert base.gguf -o small.ember --quant q4 --calibration wiki.txt --target-size 240.9MB
   ember convert gemma-3-270m-q4_k_m.gguf -o gemma-dithered.gguf --dither 1")]
 pub struct Args {
     /// Hugging Face checkpoint directory or GGUF file.
@@ -78,15 +84,61 @@ pub struct Args {
     /// Bits per weight over all matrices (embedding and head included): each matrix's type
     /// (iq4_nl, q5_0, q5_1, q8_0) is chosen from its measured effect on the output over the
     /// calibration text. Needs --calibration.
-    #[arg(long, value_name = "BPW", requires = "calibration")]
+    #[arg(long, value_name = "BPW", requires = "calibration", value_parser = parse_bpw)]
     pub target_bpw: Option<f64>,
-    /// Keep --target-bpw's measurements in FILE (JSON) and reuse them when it exists (they
-    /// do not depend on the target; delete FILE after changing the input or calibration).
-    #[arg(long, value_name = "FILE", requires = "target_bpw")]
+    /// As --target-bpw, for a whole file of at most SIZE bytes (e.g. 240.9MB, 230MiB,
+    /// 1.2GB, 250000000): to match or undercut a file you have.
+    #[arg(long, value_name = "SIZE", requires = "calibration", conflicts_with = "target_bpw", value_parser = parse_size)]
+    pub target_size: Option<u64>,
+    /// Keep the sensitivity measurements (of --target-bpw, --target-size or `--quant q4
+    /// --calibration`) in FILE (JSON) and reuse them when it exists (they do not depend on
+    /// the budget; delete FILE after changing the input or calibration).
+    #[arg(long, value_name = "FILE", requires = "calibration")]
     pub sensitivity_cache: Option<PathBuf>,
     /// Write OUTPUT as a dithered f32 GGUF of the (quantized GGUF) INPUT with this seed.
     #[arg(long, value_name = "SEED", conflicts_with_all = ["quant", "calibration"])]
     pub dither: Option<u64>,
+}
+
+fn parse_bpw(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(b) if b.is_finite() && b > 0.0 && b <= 32.0 => Ok(b),
+        _ => Err(format!(
+            "'{s}' is not a number of bits per weight in (0, 32]"
+        )),
+    }
+}
+
+/// A size in bytes: a number with an optional unit (B, kB, MB, GB in powers of 1000; KiB,
+/// MiB, GiB in powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        u => {
+            return Err(format!(
+                "'{s}': unknown unit '{u}' (B, kB, MB, GB, KiB, MiB, GiB)"
+            ))
+        }
+    };
+    let x: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size such as 240.9MB or 250000000"))?;
+    let bytes = x * scale;
+    if !(1.0..1e15).contains(&bytes) {
+        return Err(format!("'{s}' is not a size between 1 byte and 1 PB"));
+    }
+    Ok(bytes as u64)
 }
 
 fn parse_layout(s: &str) -> Result<Layout, String> {
@@ -163,8 +215,13 @@ pub fn run(args: Args) -> CmdResult {
         layout: args.layout,
         rules: ember_convert::quant::TypeRules {
             rules: args.tensor_type.clone(),
+            origin: None,
         },
-        target_bpw: args.target_bpw,
+        budget: match (args.target_bpw, args.target_size) {
+            (Some(b), _) => Some(Budget::BitsPerWeight(b)),
+            (None, Some(n)) => Some(Budget::FileBytes(n)),
+            (None, None) => None,
+        },
         sensitivity_cache: args.sensitivity_cache.clone(),
     })?;
     eprintln!(
@@ -179,4 +236,24 @@ pub fn run(args: Args) -> CmdResult {
         summary.seconds
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_bits_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_size("240.9MB"), Ok(240_900_000));
+        assert_eq!(parse_size("250000000"), Ok(250_000_000));
+        assert_eq!(parse_size("2 GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("1.5kb"), Ok(1500));
+        for bad in ["", "MB", "12XB", "-5MB", "0", "1e3", "nan", "1..2MB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_bpw("6.75"), Ok(6.75));
+        for bad in ["0", "-1", "33", "inf", "NaN", "x"] {
+            assert!(parse_bpw(bad).is_err(), "{bad}");
+        }
+    }
 }
