@@ -12,9 +12,15 @@
 #    `llama-perplexity --kl-divergence` against the base's logits (ctx 512, $CHUNKS chunks).
 # 3. Ember: `ember convert base.gguf --quant R [--calibration calib.txt]` for each recipe
 #    in $EMBER_RECIPES (`R:cal` adds the calibration; extra convert flags after a second
-#    colon, `,` for spaces: `q4:cal:--target-bpw,4.5`), `ember eval --reference base.ember`.
-# 4. A cross-check: one llama.cpp file ($CHECK_TYPE) converted with `--quant same` and scored
-#    by `ember eval`: its KLD must agree with llama-perplexity's within noise.
+#    colon, `,` for spaces: `q4:cal:--target-bpw,4.5`; `@TYPE` in them is the size in bytes
+#    of llama.cpp's TYPE file, `@TYPE-im` with imatrix: `q4:cal:--target-size,@Q6_K-im`),
+#    `ember eval --reference base.ember`.
+# 4. Cross-checks: each llama.cpp file of $CHECK_TYPES converted with `--quant same` and
+#    scored by `ember eval` (its KLD should agree with llama-perplexity's: the evaluators
+#    match where the two engines' arithmetic does), and converted with `--quant f32` (the
+#    same weights with exact f32 arithmetic: how much each engine's 8-bit activations add).
+# 5. Speed: `ember bench FILE -p 128 -n 64` ($BENCH_THREADS threads) on every row's file,
+#    llama.cpp's converted with `--quant same`: Ember's prompt and generation tokens/s.
 #
 # Texts (from ../shared/data/tinyshakespeare.txt, as the rest of docs/QUANTIZATION.md):
 # evaluation = the first 100,000 bytes, calibration = 60,000 bytes from offset 500,000
@@ -22,8 +28,9 @@
 #
 # Every row is cached in $WORK/rows/ (delete a row's file to rerun it) and the table is
 # printed at the end as markdown (also in $WORK/table.md). Environment:
-#   CHUNKS (16)  SEED (1)  THREADS (2)  WORK (.cache/quant/NAME)  KEEP (0: delete quantized
-#   files after scoring them)  LLAMA_TYPES  EMBER_RECIPES  CHECK_TYPE (Q4_K_M)
+#   CHUNKS (16)  SEED (1)  THREADS (2)  BENCH_THREADS ($THREADS)  WORK (.cache/quant/NAME)
+#   KEEP (0: delete quantized files after scoring them)  LLAMA_TYPES  EMBER_RECIPES
+#   CHECK_TYPES (Q4_0 Q4_K_M)  LLAMA_SPEED (1; 0: no Ember speed on llama.cpp's files)
 #   EMBER (target/release/ember; a copy keeps a long run on one build)
 # Long: about 40 minutes for Gemma 3 270M on 2 cores. Run it under `nice`.
 set -euo pipefail
@@ -38,8 +45,10 @@ threads="${THREADS:-2}"
 W="${WORK:-.cache/quant/$name}"
 keep="${KEEP:-0}"
 llama_types="${LLAMA_TYPES-Q8_0 Q6_K Q5_K_M Q4_K_M Q4_K_S IQ4_XS IQ4_NL Q4_1 Q4_0}"
-ember_recipes="${EMBER_RECIPES-q8_0 q4_z q4:cal q4:cal:--target-bpw,6.0 q4:cal:--target-bpw,6.75}"
-check_type="${CHECK_TYPE:-Q4_K_M}"
+ember_recipes="${EMBER_RECIPES-q8_0 q4_z q4:cal q4:cal:--target-size,@Q8_0 q4:cal:--target-size,@Q6_K-im q4:cal:--target-size,@Q5_K_M-im q4:cal:--target-size,@Q4_K_M-im q4:cal:--target-size,@IQ4_XS-im}"
+check_types="${CHECK_TYPES-Q4_0 Q4_K_M}"
+bench_threads="${BENCH_THREADS:-$threads}"
+llama_speed="${LLAMA_SPEED:-1}"
 shakes="../shared/data/tinyshakespeare.txt"
 E="${EMBER:-$root/target/release/ember}"
 py="$root/.cache/venv/bin/python"
@@ -102,9 +111,26 @@ parse_llama() {
         END { print ppl, kld, p99, top }' "$1"
 }
 
-# Row files: "label|MB|bpw-block|bpw-all|ppl|kld|p99|top1"
+# Ember's speed on a .ember file: "pp tg" (tokens/s, medians of 3).
+ember_speed() {
+    "$E" bench "$1" -p 128 -n 64 -r 3 -t "$bench_threads" --json 2>/dev/null |
+        "$py" -c 'import json,sys; d=json.load(sys.stdin); print("%.1f %.1f" % (d["pp_tok_s"], d["tg_tok_s"]))'
+}
+
+# Row files: "label|MB|bpw-block|bpw-all|ppl|kld|p99|top1"; rows/NAME.speed: "pp|tg";
+# rows/NAME.bytes: the file's exact size (for `@TYPE` budgets).
+imat="$W/imatrix.gguf"
+# llama.cpp's TYPE file from the base (IM "-im": with the imatrix), unless it is there.
+llama_quantize() {
+    local t="$1" im="$2" q="$W/llama-$1$2.gguf"
+    if [[ ! -s "$q" ]]; then
+        local args=(--allow-requantize)
+        [[ -n "$im" ]] && args+=(--imatrix "$imat")
+        "$B/llama-quantize" "${args[@]}" "$base" "$q" "$t" "$threads" > "$W/quantize-$t$im.log" 2>&1
+    fi
+    stat -c %s "$q" > "$W/rows/llama-$t$im.bytes"
+}
 if [[ -n "$llama_types" ]]; then
-    imat="$W/imatrix.gguf"
     if [[ ! -s "$imat" ]]; then
         log "llama-imatrix on the calibration text (16 windows of 512)"
         "$B/llama-imatrix" -m "$base" -f "$calib_txt" -c 512 --chunks 16 -t "$threads" \
@@ -122,19 +148,25 @@ if [[ -n "$llama_types" ]]; then
     for t in $llama_types; do
         for im in "" "-im"; do
             row="$W/rows/llama-$t$im"
-            [[ -s "$row" ]] && continue
+            [[ -s "$row" && ( "$llama_speed" == 0 || -s "$row.speed" ) ]] && continue
             q="$W/llama-$t$im.gguf"
             log "llama.cpp $t$im"
-            args=(--allow-requantize)
-            [[ -n "$im" ]] && args+=(--imatrix "$imat")
-            "$B/llama-quantize" "${args[@]}" "$base" "$q" "$t" "$threads" > "$W/quantize-$t$im.log" 2>&1
-            "$B/llama-perplexity" -m "$q" -f "$eval_txt" -c 512 --chunks "$chunks" -t "$threads" \
-                --kl-divergence-base "$kbase" --kl-divergence > "$W/ppl-$t$im.log" 2>&1
-            read -r ppl kld p99 top < <(parse_llama "$W/ppl-$t$im.log")
-            read -r b1 b2 < <(bpw "$q")
-            mb=$(stat -c %s "$q" | awk '{ printf "%.1f", $1 / 1e6 }')
-            echo "llama.cpp $t${im:+ + imatrix}|$mb|$b1|$b2|$ppl|$kld|$p99|$top" > "$row"
-            if [[ "$keep" != 1 && "$t" != "$check_type" ]]; then rm -f "$q"; fi
+            llama_quantize "$t" "$im"
+            if [[ ! -s "$row" ]]; then
+                "$B/llama-perplexity" -m "$q" -f "$eval_txt" -c 512 --chunks "$chunks" -t "$threads" \
+                    --kl-divergence-base "$kbase" --kl-divergence > "$W/ppl-$t$im.log" 2>&1
+                read -r ppl kld p99 top < <(parse_llama "$W/ppl-$t$im.log")
+                read -r b1 b2 < <(bpw "$q")
+                mb=$(stat -c %s "$q" | awk '{ printf "%.1f", $1 / 1e6 }')
+                echo "llama.cpp $t${im:+ + imatrix}|$mb|$b1|$b2|$ppl|$kld|$p99|$top" > "$row"
+            fi
+            if [[ "$llama_speed" != 0 ]]; then
+                "$E" convert "$q" -o "$W/speed.ember" --quant same --force --quiet 2>/dev/null
+                read -r pp tg < <(ember_speed "$W/speed.ember")
+                echo "$pp|$tg" > "$row.speed"
+                rm -f "$W/speed.ember"
+            fi
+            if [[ "$keep" != 1 && " $check_types " != *" $t "* ]]; then rm -f "$q"; fi
         done
     done
 fi
@@ -146,16 +178,23 @@ ember_eval() {
         "$py" -c 'import json,sys; d=json.load(sys.stdin); print(d["ppl"], d["kld_mean"], d["kld_p99"], d["top1"])'
 }
 
-if [[ -n "$llama_types" && ! -s "$W/rows/check" && -s "$W/llama-$check_type.gguf" ]]; then
-    log "cross-check: ember eval of llama.cpp's $check_type (--quant same)"
-    "$E" convert "$W/llama-$check_type.gguf" -o "$W/check.ember" --quant same --force --quiet
-    read -r ppl kld p99 top < <(ember_eval "$W/check.ember")
-    read -r b1 b2 < <(bpw "$W/check.ember")
-    mb=$(stat -c %s "$W/check.ember" | awk '{ printf "%.1f", $1 / 1e6 }')
-    printf 'ember eval of llama.cpp %s (`--quant same`)|%s|%s|%s|%.4f|%.6f|%.6f|%.3f\n' \
-        "$check_type" "$mb" "$b1" "$b2" "$ppl" "$kld" "$p99" "$top" > "$W/rows/check"
-    [[ "$keep" == 1 ]] || rm -f "$W/check.ember"
-fi
+for t in $check_types; do
+    [[ -s "$W/llama-$t.gguf" ]] || continue
+    for q in same f32; do
+        row="$W/rows/check-$t-$q"
+        [[ -s "$row" ]] && continue
+        log "cross-check: ember eval of llama.cpp's $t (--quant $q)"
+        "$E" convert "$W/llama-$t.gguf" -o "$W/check.ember" --quant "$q" --force --quiet
+        read -r ppl kld p99 top < <(ember_eval "$W/check.ember")
+        read -r b1 b2 < <(bpw "$W/llama-$t.gguf")
+        mb=$(stat -c %s "$W/llama-$t.gguf" | awk '{ printf "%.1f", $1 / 1e6 }')
+        note='`--quant same`'
+        [[ "$q" == f32 ]] && note='`--quant f32`: its weights, exact arithmetic'
+        printf 'ember eval of llama.cpp %s (%s)|%s|%s|%s|%.4f|%.6f|%.6f|%.3f\n' \
+            "$t" "$note" "$mb" "$b1" "$b2" "$ppl" "$kld" "$p99" "$top" > "$row"
+        rm -f "$W/check.ember"
+    done
+done
 
 if [[ ! -s "$W/rows/ember-f32" ]]; then
     ppl=$("$E" eval "$W/base.ember" --text "$eval_txt" --ctx 512 --chunks "$chunks" -t "$threads" --json |
@@ -168,7 +207,7 @@ for r in $ember_recipes; do
     IFS=: read -r recipe cal extra <<< "$r"
     tag="${r//[:,]/_}"
     row="$W/rows/ember-$tag"
-    [[ -s "$row" ]] && continue
+    [[ -s "$row" && -s "$row.speed" ]] && continue
     out="$W/ember-$tag.ember"
     args=(--quant "$recipe")
     label="Ember \`$recipe\`"
@@ -177,28 +216,44 @@ for r in $ember_recipes; do
         label="$label + calibration"
     fi
     if [[ -n "$extra" ]]; then
+        # @TYPE: the exact size of llama.cpp's TYPE file.
+        while [[ "$extra" =~ @([A-Za-z0-9_]+)(-im)? ]]; do
+            ref="$W/rows/llama-${BASH_REMATCH[1]}${BASH_REMATCH[2]}.bytes"
+            if [[ ! -s "$ref" ]]; then
+                llama_quantize "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+                [[ "$keep" == 1 ]] || rm -f "$W/llama-${BASH_REMATCH[1]}${BASH_REMATCH[2]}.gguf"
+            fi
+            extra="${extra/${BASH_REMATCH[0]}/$(cat "$ref")}"
+        done
         read -r -a more <<< "${extra//,/ }"
         args+=("${more[@]}")
         label="$label \`${extra//,/ }\`"
-        # Allocations measure once per model and calibration text (the budget does not matter).
-        if [[ "$extra" == *--target-bpw* ]]; then
-            args+=(--sensitivity-cache "$W/sensitivity.json")
-        fi
     fi
+    # Allocations (q4 with calibration, --target-*) measure once per model and calibration
+    # text: the budget does not change the measurements.
+    [[ "$cal" == cal ]] && args+=(--sensitivity-cache "$W/sensitivity.json")
     log "Ember $r"
-    "$E" convert "$base" -o "$out" "${args[@]}" --force --quiet 2> "$W/convert-$tag.log"
-    read -r ppl kld p99 top < <(ember_eval "$out")
-    read -r b1 b2 < <(bpw "$out")
-    mb=$(stat -c %s "$out" | awk '{ printf "%.1f", $1 / 1e6 }')
-    printf '%s|%s|%s|%s|%.4f|%.6f|%.6f|%.3f\n' "$label" "$mb" "$b1" "$b2" "$ppl" "$kld" "$p99" "$top" > "$row"
+    "$E" convert "$base" -o "$out" "${args[@]}" --force 2> "$W/convert-$tag.log"
+    if [[ ! -s "$row" ]]; then
+        read -r ppl kld p99 top < <(ember_eval "$out")
+        read -r b1 b2 < <(bpw "$out")
+        mb=$(stat -c %s "$out" | awk '{ printf "%.1f", $1 / 1e6 }')
+        printf '%s|%s|%s|%s|%.4f|%.6f|%.6f|%.3f\n' "$label" "$mb" "$b1" "$b2" "$ppl" "$kld" "$p99" "$top" > "$row"
+    fi
+    read -r pp tg < <(ember_speed "$out")
+    echo "$pp|$tg" > "$row.speed"
     [[ "$keep" == 1 ]] || rm -f "$out"
 done
 
 {
-    echo "| file | MB | bits/w block matrices | bits/w all matrices | PPL | mean KLD | KLD p99 | same top token % |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| file | MB | bits/w block matrices | bits/w all matrices | PPL | mean KLD | KLD p99 | same top token % | Ember pp128 tok/s | Ember tg64 tok/s |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
     for f in "$W"/rows/*; do
+        [[ "$f" == *.speed || "$f" == *.bytes ]] && continue
         IFS='|' read -r label mb b1 b2 ppl kld p99 top < "$f"
-        echo "| $label | $mb | $b1 | $b2 | $ppl | $kld | $p99 | $top |"
+        pp=""; tg=""
+        [[ -s "$f.speed" ]] && IFS='|' read -r pp tg < "$f.speed"
+        echo "| $label | $mb | $b1 | $b2 | $ppl | $kld | $p99 | $top | $pp | $tg |"
     done | sort -t'|' -k3 -g -r
 } | tee "$W/table.md"
+echo "speeds: ember bench -t $bench_threads on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" | tee -a "$W/table.md"

@@ -265,36 +265,49 @@ pub fn convert(
     let mut out = vec![0u8; dst_len];
     let rows = dst_len / dst_row.max(1);
     // Rows are independent: split them over threads (the result does not depend on it).
-    let threads = if quant_search::has_search(dst) && rows >= 64 {
+    // Not under cargo-fuzz: a scoped thread's thread-local destructor list is freed after
+    // `scope` returns, which libFuzzer's per-input leak check reports as a leak.
+    let threads = if quant_search::has_search(dst) && rows >= 64 && !cfg!(fuzzing) {
         std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(16)
     } else {
         1
     };
-    let per = rows.div_ceil(threads).max(1);
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        for (s, d) in data
-            .chunks(per * src_row)
-            .zip(out.chunks_mut(per * dst_row))
-        {
-            let failed = &failed;
-            scope.spawn(move || {
-                let mut row = vec![0f32; cols];
-                for (s, d) in s.chunks_exact(src_row).zip(d.chunks_exact_mut(dst_row)) {
-                    dequantize_row_ref(src, s, &mut row);
-                    let ok = quant_search::quantize_row(dst, &row, importance, d)
-                        || quantize_row_ref(dst, &row, d);
-                    if !ok {
-                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                        return;
-                    }
-                }
-            });
+    // Converts whole rows `s` into `d`; false if `dst` has no quantizer.
+    let run = |s: &[u8], d: &mut [u8]| -> bool {
+        let mut row = vec![0f32; cols];
+        for (s, d) in s.chunks_exact(src_row).zip(d.chunks_exact_mut(dst_row)) {
+            dequantize_row_ref(src, s, &mut row);
+            if !(quant_search::quantize_row(dst, &row, importance, d)
+                || quantize_row_ref(dst, &row, d))
+            {
+                return false;
+            }
         }
-    });
-    if failed.into_inner() {
+        true
+    };
+    let ok = if threads == 1 {
+        run(&data, &mut out)
+    } else {
+        let per = rows.div_ceil(threads).max(1);
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for (s, d) in data
+                .chunks(per * src_row)
+                .zip(out.chunks_mut(per * dst_row))
+            {
+                let (failed, run) = (&failed, &run);
+                scope.spawn(move || {
+                    if !run(s, d) {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        !failed.into_inner()
+    };
+    if !ok {
         crate::bail!("no quantizer for {dst}");
     }
     Ok(out)

@@ -26,16 +26,7 @@ fn dir() -> &'static PathBuf {
     })
 }
 
-fuzz_target!(
-    init: {
-        // Converting f16/bf16 weights spawns scoped threads, and the first `thread::scope`
-        // registers the main thread's handle in a thread-local with a destructor: a 32-byte
-        // calloc (glibc's `__cxa_thread_atexit_impl`) freed only at thread exit, which
-        // libFuzzer's per-input leak check reported as a leak (regressions/hf_import/leak-*).
-        // Registering it before any input keeps that check for real leaks.
-        let _ = std::thread::current();
-    },
-    |data: &[u8]| {
+fuzz_target!(|data: &[u8]| {
     if data.len() < 4 {
         return;
     }
