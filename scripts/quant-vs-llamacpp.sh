@@ -217,6 +217,7 @@ for r in $ember_recipes; do
     fi
     if [[ -n "$extra" ]]; then
         # @TYPE: the exact size of llama.cpp's TYPE file.
+        shown="${extra//,/ }"
         while [[ "$extra" =~ @([A-Za-z0-9_]+)(-im)? ]]; do
             ref="$W/rows/llama-${BASH_REMATCH[1]}${BASH_REMATCH[2]}.bytes"
             if [[ ! -s "$ref" ]]; then
@@ -227,7 +228,8 @@ for r in $ember_recipes; do
         done
         read -r -a more <<< "${extra//,/ }"
         args+=("${more[@]}")
-        label="$label \`${extra//,/ }\`"
+        shown="${shown//@/= llama.cpp }"
+        label="$label \`${shown//-im/ + imatrix}\`"
     fi
     # Allocations (q4 with calibration, --target-*) measure once per model and calibration
     # text: the budget does not change the measurements.
