@@ -177,16 +177,18 @@ pub enum Budget {
     /// Bytes of the whole file (`--target-size`): what is not an allocated matrix (the
     /// tokenizer, norms, metadata) is measured on the f32 conversion and subtracted first.
     FileBytes(u64),
-    /// The recommended 4-bit recipe's budget (`--quant q4 --calibration`): the bytes a
-    /// conventional 4-bit file spends, [`FOUR_BIT_BITS`] per weight and [`FOUR_BIT_HEAD_BITS`]
-    /// on the output head (the `output` matrix, or a tied `token_embd`), as llama.cpp's 4-bit
-    /// types do, placed where the measured sensitivities say.
+    /// The recommended 4-bit recipe's budget (`--quant q4 --calibration`): the bytes of
+    /// llama.cpp's most used 4-bit file, Q4_K_M, at its nominal mix: [`FOUR_BIT_BITS`] per
+    /// weight and [`FOUR_BIT_HEAD_BITS`] on the output head (the `output` matrix, or a tied
+    /// `token_embd`), placed where the measured sensitivities say.
     FourBit,
 }
 
-/// Bits per weight of [`Budget::FourBit`]: a 4-bit block type with an f16 scale.
-pub const FOUR_BIT_BITS: f64 = 4.5;
-/// ... and of its output head: Q6_K's 6.5625.
+/// Bits per weight of [`Budget::FourBit`] outside the head: Q4_K_M's average over the
+/// layers, Q4_K (4.5 bits) with Q6_K (6.5625) for attn_v and ffn_down in half the layers,
+/// about 15% of a Llama layer's weights: 4.5 + 0.15 × 2.0625 ≈ 4.8.
+pub const FOUR_BIT_BITS: f64 = 4.8;
+/// ... and of the output head: Q6_K's 6.5625, as in every llama.cpp 4-bit type.
 pub const FOUR_BIT_HEAD_BITS: f64 = 6.5625;
 
 impl std::fmt::Display for Budget {

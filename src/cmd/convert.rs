@@ -21,9 +21,9 @@ Quantization (--quant):
                     the per-layer matrices in that type, the token embedding and output
                     head in q8_0 (as llama.cpp); q4_z is Ember's 4.5-bit affine type
   q4                the recommended 4-bit recipe (docs/QUANTIZATION.md): q4_z per-layer
-                    matrices, q8_0 embedding/head; with --calibration, the bytes of a
-                    4-bit file (4.5 bits/weight, 6.5625 on the output head) placed by
-                    measured sensitivity (as --target-bpw, below)
+                    matrices, q8_0 embedding/head; with --calibration, the bytes of
+                    llama.cpp's Q4_K_M mix (4.8 bits/weight, 6.5625 on the output head)
+                    placed by measured sensitivity (as --target-bpw, below)
   same              keep each matrix's source type byte for byte (GGUF blocks are copied)
   Block types are written by a least-squares search over candidate scales per block; a
   matrix whose rows are not multiples of 32 is written as f16 instead (listed on stderr).
