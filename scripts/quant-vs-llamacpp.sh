@@ -235,7 +235,10 @@ for r in $ember_recipes; do
     # text: the budget does not change the measurements.
     [[ "$cal" == cal ]] && args+=(--sensitivity-cache "$W/sensitivity.json")
     log "Ember $r"
-    "$E" convert "$base" -o "$out" "${args[@]}" --force 2> "$W/convert-$tag.log"
+    # KEEP=1 keeps the files: a row missing only its speed reuses its file.
+    if [[ ! -s "$out" || -s "$row" && "$keep" != 1 || ! -s "$row" ]]; then
+        "$E" convert "$base" -o "$out" "${args[@]}" --force 2> "$W/convert-$tag.log"
+    fi
     if [[ ! -s "$row" ]]; then
         read -r ppl kld p99 top < <(ember_eval "$out")
         read -r b1 b2 < <(bpw "$out")
