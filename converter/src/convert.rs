@@ -422,6 +422,17 @@ pub fn convert(opts: &Options) -> Result<Summary> {
     summary.file_bytes = w
         .write_file(&opts.output)
         .context(format!("writing {}", opts.output.display()))?;
+    if let Some(Budget::FileBytes(target)) = budget {
+        // The non-matrix bytes are estimated before quantizing; say so if they were short.
+        if summary.file_bytes > target {
+            eprintln!(
+                "warning: {} is {} bytes, {} over --target-size",
+                opts.output.display(),
+                summary.file_bytes,
+                summary.file_bytes - target
+            );
+        }
+    }
     summary.seconds = start.elapsed().as_secs_f64();
     Ok(summary)
 }

@@ -254,11 +254,12 @@ fn non_matrix_bytes(input: &Path, recipe: Recipe, measured: &[Measured]) -> Resu
     let bytes = AlignedBytes::from(w.to_vec());
     drop(w);
     let file = EmberFile::parse(&bytes).map_err(err)?;
-    let allocated: HashMap<&str, ()> = measured.iter().map(|m| (m.name.as_str(), ())).collect();
+    let allocated: std::collections::HashSet<&str> =
+        measured.iter().map(|m| m.name.as_str()).collect();
     let mut rest = bytes.len() as u64;
     for t in file.tensors().filter(|t| t.shape().len() >= 2) {
         rest -= t.data.len() as u64;
-        if !allocated.contains_key(t.name) {
+        if !allocated.contains(t.name) {
             let (d, _) = quant::target_dtype(recipe, t.name, DType::F32, t.shape());
             rest += d.tensor_bytes(t.shape()).unwrap_or(t.data.len()) as u64;
         }
@@ -268,9 +269,10 @@ fn non_matrix_bytes(input: &Path, recipe: Recipe, measured: &[Measured]) -> Resu
 }
 
 /// Measures every matrix of `input` and assigns dtypes within `budget` (see the module
-/// docs); the other matrices are written in `recipe`. `text` is the calibration text. With `cache`, the measurements are read from that
-/// file when it holds them (same candidates) and written to it otherwise: they do not
-/// depend on the budget, so several budgets measure once.
+/// docs); the other matrices are written in `recipe`. `text` is the calibration text. With
+/// `cache`, the measurements are read from that file when it holds them (same candidates)
+/// and written to it otherwise: they do not depend on the budget, so several budgets
+/// measure once.
 pub fn allocate(
     input: &Path,
     recipe: Recipe,
