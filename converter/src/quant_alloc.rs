@@ -8,9 +8,8 @@
 //! with only that matrix replaced by its quantization in the cheapest candidate; the mean KL
 //! divergence of the logits, divided by that matrix's error, is its sensitivity `s_t`. The
 //! KLD of a whole assignment is predicted as `Σ_t s_t E_t(d_t)` (independent, small errors
-//! add), and the assignment that minimizes it within the byte budget is found by a Lagrange
-//! multiplier (each matrix picks `argmin s_t E_t(d) + λ bytes_t(d)`, λ bisected to fit the
-//! budget), then the remaining bytes are spent greedily on the best KLD saved per byte.
+//! add), and the assignment that minimizes it within the byte budget is found by dynamic
+//! programming over the budget (a multiple-choice knapsack, [`assign`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -448,50 +447,67 @@ pub fn measure(
     Ok(measured)
 }
 
-/// The option index per matrix minimizing `Σ s_t E_t` within `budget` bytes (module docs).
+/// Budget units of [`assign`]'s table: each option's bytes are rounded up to
+/// `budget / KNAPSACK_UNITS`, so the rounding costs at most `matrices / KNAPSACK_UNITS` of
+/// the budget (0.2% for 127 matrices) before the greedy pass spends it again.
+const KNAPSACK_UNITS: usize = 1 << 16;
+
+/// The option index per matrix minimizing `Σ s_t E_t` within `budget` bytes (module docs):
+/// a multiple-choice knapsack, solved by dynamic programming over the budget in units.
+/// Exact up to the units, so a large matrix whose next type costs more than the bytes the
+/// others leave (Gemma 3's 262,144 × 640 embedding: q5_1 → q8_0 is 52 MB) still gets it
+/// when downgrading smaller matrices to pay for it predicts a lower KLD; a Lagrange
+/// multiplier only reaches the convex hull's corners and missed that. The bytes the
+/// rounding leaves are then spent greedily on the best predicted KLD saved per byte.
 pub fn assign(measured: &[Measured], budget: usize) -> Vec<usize> {
     let cost = |m: &Measured, k: usize| m.sensitivity * m.options[k].2;
-    let choose = |lambda: f64| -> Vec<usize> {
-        measured
-            .iter()
-            .map(|m| {
-                (0..m.options.len())
-                    .min_by(|&a, &b| {
-                        let ca = cost(m, a) + lambda * m.options[a].1 as f64;
-                        let cb = cost(m, b) + lambda * m.options[b].1 as f64;
-                        ca.total_cmp(&cb)
-                    })
-                    .expect("options")
-            })
-            .collect()
-    };
-    let size =
-        |p: &[usize]| -> usize { measured.iter().zip(p).map(|(m, &k)| m.options[k].1).sum() };
-    // λ large enough that everything takes its cheapest option (within budget or not).
-    let (mut lo, mut hi) = (0.0f64, 1.0f64);
-    while size(&choose(hi)) > budget && hi < 1e30 {
-        hi *= 4.0;
-    }
-    let mut best = choose(hi);
-    if size(&choose(lo)) <= budget {
-        return choose(lo);
-    }
-    for _ in 0..100 {
-        let mid = 0.5 * (lo + hi);
-        let p = choose(mid);
-        if size(&p) <= budget {
-            hi = mid;
-            best = p;
-        } else {
-            lo = mid;
+    let unit = budget.div_ceil(KNAPSACK_UNITS).max(1);
+    let cap = budget / unit;
+    let units = |bytes: usize| bytes.div_ceil(unit);
+    // best[c]: the least predicted KLD of the matrices so far within c units;
+    // choice[i * (cap + 1) + c]: matrix i's option there (u8::MAX: nothing fits).
+    let mut best = vec![0f64; cap + 1];
+    let mut next = vec![0f64; cap + 1];
+    let mut choice = vec![u8::MAX; measured.len() * (cap + 1)];
+    for (i, m) in measured.iter().enumerate() {
+        let row = &mut choice[i * (cap + 1)..(i + 1) * (cap + 1)];
+        for c in 0..=cap {
+            next[c] = f64::INFINITY;
+            for k in 0..m.options.len() {
+                let w = units(m.options[k].1);
+                if w <= c && best[c - w].is_finite() {
+                    let v = best[c - w] + cost(m, k);
+                    if v < next[c] {
+                        next[c] = v;
+                        row[c] = k as u8;
+                    }
+                }
+            }
         }
+        std::mem::swap(&mut best, &mut next);
     }
-    // Spend what is left: the upgrade saving the most predicted KLD per byte that fits.
-    let mut used = size(&best);
+    let mut pick = vec![0usize; measured.len()];
+    if !best[cap].is_finite() {
+        // Only when rounding up pushed the cheapest options past a budget they meet
+        // exactly (the caller checked that): take them.
+        return pick;
+    }
+    let mut c = cap;
+    for i in (0..measured.len()).rev() {
+        let k = choice[i * (cap + 1) + c] as usize;
+        pick[i] = k;
+        c -= units(measured[i].options[k].1);
+    }
+    // Spend what the rounding left: the upgrade saving the most predicted KLD per byte.
+    let mut used: usize = measured
+        .iter()
+        .zip(&pick)
+        .map(|(m, &k)| m.options[k].1)
+        .sum();
     loop {
-        let mut pick: Option<(f64, usize, usize)> = None;
+        let mut up: Option<(f64, usize, usize)> = None;
         for (i, m) in measured.iter().enumerate() {
-            let k = best[i];
+            let k = pick[i];
             for k2 in 0..m.options.len() {
                 let extra = m.options[k2].1 as i64 - m.options[k].1 as i64;
                 let gain = cost(m, k) - cost(m, k2);
@@ -499,16 +515,16 @@ pub fn assign(measured: &[Measured], budget: usize) -> Vec<usize> {
                     continue;
                 }
                 let ratio = gain / (extra.max(1) as f64);
-                if pick.is_none_or(|p| ratio > p.0) {
-                    pick = Some((ratio, i, k2));
+                if up.is_none_or(|p| ratio > p.0) {
+                    up = Some((ratio, i, k2));
                 }
             }
         }
-        let Some((_, i, k2)) = pick else { break };
-        used = used + measured[i].options[k2].1 - measured[i].options[best[i]].1;
-        best[i] = k2;
+        let Some((_, i, k2)) = up else { break };
+        used = used + measured[i].options[k2].1 - measured[i].options[pick[i]].1;
+        pick[i] = k2;
     }
-    best
+    pick
 }
 
 /// Matrix name → dtype, for [`quant::TypeRules`].
@@ -580,6 +596,82 @@ mod tests {
             let p = assign(&ms, budget);
             let used: usize = ms.iter().zip(&p).map(|(m, &k)| m.options[k].1).sum();
             assert!(used <= budget, "{budget}: {used}");
+        }
+    }
+
+    #[test]
+    fn assignment_is_the_best_within_the_budget_even_across_a_large_step() {
+        // One large matrix whose upgrade is worth more than the others' together: it gets it
+        // when the others are downgraded to pay (Gemma 3's embedding, q5_1 -> q8_0).
+        let big = Measured {
+            elements: 640,
+            options: vec![
+                (DType::Q4_0, 360, 1.0),
+                (DType::Q5_0, 440, 0.3),
+                (DType::Q8_0, 680, 0.01),
+            ],
+            ..m("big", 1.0, [1.0, 0.3, 0.01])
+        };
+        let ms = vec![
+            big,
+            m("a", 0.1, [1.0, 0.3, 0.01]),
+            m("b", 0.1, [1.0, 0.3, 0.01]),
+        ];
+        assert_eq!(assign(&ms, 440 + 68 + 68), vec![1, 2, 2]);
+        assert_eq!(assign(&ms, 680 + 36 + 36), vec![2, 0, 0]);
+
+        // Against every assignment of small random instances (1-byte units: exact).
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for _ in 0..200 {
+            let ms: Vec<Measured> = (0..5)
+                .map(|i| {
+                    let s = 10f64.powf(3.0 * rnd() - 1.5);
+                    let scale = 1 + (rnd() * 8.0) as usize;
+                    let mut e = 1.0;
+                    let mut bytes = 0;
+                    let options = [DType::Q4_0, DType::Q5_0, DType::Q5_1, DType::Q8_0]
+                        .into_iter()
+                        .map(|d| {
+                            bytes += scale * (1 + (rnd() * 20.0) as usize);
+                            e *= 0.1 + 0.8 * rnd();
+                            (d, bytes, e)
+                        })
+                        .collect();
+                    Measured {
+                        options,
+                        ..m(&format!("m{i}"), s, [1.0, 1.0, 1.0])
+                    }
+                })
+                .collect();
+            let cost = |p: &[usize]| -> f64 {
+                ms.iter()
+                    .zip(p)
+                    .map(|(m, &k)| m.sensitivity * m.options[k].2)
+                    .sum()
+            };
+            let size =
+                |p: &[usize]| -> usize { ms.iter().zip(p).map(|(m, &k)| m.options[k].1).sum() };
+            let budget = size(&[0; 5]) + (rnd() * 300.0) as usize;
+            let mut optimum = f64::INFINITY;
+            for code in 0..4usize.pow(5) {
+                let p: Vec<usize> = (0..5).map(|i| code / 4usize.pow(i) % 4).collect();
+                if size(&p) <= budget {
+                    optimum = optimum.min(cost(&p));
+                }
+            }
+            let p = assign(&ms, budget);
+            assert!(size(&p) <= budget);
+            assert!(
+                cost(&p) <= optimum * (1.0 + 1e-12),
+                "{} vs {optimum}",
+                cost(&p)
+            );
         }
     }
 }
