@@ -4,8 +4,9 @@
 pub const MAGIC: [u8; 8] = *b"EMBERFMT";
 /// Readers accept files of their major version with any minor version.
 pub const FORMAT_MAJOR: u16 = 1;
-/// Minor 1 added layout 1 (rows16); minor 2 lets rows16 take Q5_0 and Q5_1.
-pub const FORMAT_MINOR: u16 = 2;
+/// Minor 1 added layout 1 (rows16); minor 2 lets rows16 take Q5_0 and Q5_1; minor 3 adds
+/// the `spm-vocab` tokenizer (older readers refuse its model name).
+pub const FORMAT_MINOR: u16 = 3;
 /// Header flag: bytes 24..32 hold the XXH64 checksum of the file.
 pub const FLAG_CHECKSUM: u32 = 1;
 pub const KNOWN_FLAGS: u32 = FLAG_CHECKSUM;

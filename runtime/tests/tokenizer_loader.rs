@@ -166,6 +166,57 @@ fn valid_file_encodes_and_decodes() {
     assert!(ids.is_empty());
 }
 
+/// `valid()` as an `spm-vocab` file: no merge table, `ranks` (or none) as `merge_ranks`.
+fn spm_vocab(ranks: Option<Vec<u32>>) -> Vec<(&'static str, Val)> {
+    let mut m = with("tokenizer.model", Some(Val::Str("spm-vocab".into())));
+    m.retain(|(k, _)| *k != "tokenizer.merges");
+    if let Some(r) = ranks {
+        m.push(("tokenizer.merge_ranks", Val::U32(r)));
+    }
+    m
+}
+
+#[test]
+fn spm_vocab_merges_the_concatenations_that_are_tokens() {
+    // The table's ranks, one per result token: he 0, ll 1, hell 2, hello 3.
+    let mut ranks = vec![u32::MAX; 261];
+    ranks[256..260].copy_from_slice(&[0, 1, 2, 3]);
+    let words = build(&spm_vocab(Some(ranks.clone())));
+    let file = EmberFile::parse(bytes(&words)).unwrap();
+    let tok = Tokenizer::from_file(&file).unwrap();
+    let mut ids = Vec::new();
+    tok.encode("hello hell he<|end|>", &mut ids);
+    assert_eq!(ids, [259, b' ' as u32, 258, b' ' as u32, 256, 260]);
+    // Lowest rank first: "hehell" merges he (0) twice, then ll (1), then he ll -> hell (2).
+    ids.clear();
+    tok.encode("hehell", &mut ids);
+    assert_eq!(ids, [256, 258]);
+    // A token without a rank is never a merge result.
+    ranks[258] = u32::MAX;
+    let words = build(&spm_vocab(Some(ranks)));
+    let file = EmberFile::parse(bytes(&words)).unwrap();
+    let tok = Tokenizer::from_file(&file).unwrap();
+    ids.clear();
+    tok.encode("hello", &mut ids);
+    assert_eq!(ids, [256, 257, b'o' as u32]);
+}
+
+#[test]
+fn spm_vocab_needs_its_ranks_and_no_table() {
+    use TokenizerError::*;
+    assert_eq!(
+        load(&spm_vocab(None)).unwrap_err(),
+        BadValue("tokenizer.merge_ranks")
+    );
+    assert_eq!(
+        load(&spm_vocab(Some(vec![0; 260]))).unwrap_err(),
+        BadValue("tokenizer.merge_ranks")
+    );
+    let mut both = spm_vocab(Some(vec![0; 261]));
+    both.push(("tokenizer.merges", Val::U32(vec![104, 101, 0, 256])));
+    assert_eq!(load(&both).unwrap_err(), BadValue("tokenizer.merges"));
+}
+
 #[test]
 fn stream_decoder_utf8_boundaries() {
     let text = "é東🙂x";

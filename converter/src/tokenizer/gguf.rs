@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use super::{
-    byte_level_decode, merges_from_scores, parse_byte_token, spm_decode, token_type,
-    unicode_to_byte, TokenizerModel, TokenizerSpec,
+    byte_level_decode, merge_ranks, parse_byte_token, spm_decode, token_type, unicode_to_byte,
+    Merges, TokenizerModel, TokenizerSpec,
 };
 use crate::bail;
 use crate::error::{Error, Result};
@@ -97,7 +97,9 @@ pub fn from_gguf(f: GgufTokenizerFields) -> Result<TokenizerSpec> {
 
     let is_text = |ty: u8| ty == token_type::NORMAL || ty == token_type::UNUSED;
     let mut tokens = Vec::with_capacity(n);
-    let (pre, ignore_merges, merges);
+    let (pre, ignore_merges);
+    // A merge table (byte-level BPE) or SentencePiece scores.
+    let (mut merges, mut scores) = (Vec::new(), None);
     match model {
         TokenizerModel::ByteBpe => {
             let u2b = unicode_to_byte();
@@ -154,12 +156,11 @@ pub fn from_gguf(f: GgufTokenizerFields) -> Result<TokenizerSpec> {
             }
             pre = "none";
             ignore_merges = false;
-            let scores = match &f.scores {
+            scores = Some(match &f.scores {
                 Some(s) => s.clone(),
                 // Without scores, prefer earlier (more frequent) tokens, like a merge list.
                 None => (0..n).map(|i| -(i as f32)).collect(),
-            };
-            merges = merges_from_scores(&tokens, &types, &scores);
+            });
         }
     }
     // llama.cpp matches control, user-defined and unknown tokens written in the text.
@@ -179,6 +180,11 @@ pub fn from_gguf(f: GgufTokenizerFields) -> Result<TokenizerSpec> {
             types[u as usize] = token_type::UNKNOWN;
         }
     }
+    // SentencePiece merges from the final types (the unknown token is never a merge).
+    let merges = match scores {
+        Some(scores) => Merges::Vocab(merge_ranks(&types, &scores)),
+        None => Merges::Table(merges),
+    };
     let spm = model == TokenizerModel::Spm;
     let space_prefix = spm && f.add_space_prefix.unwrap_or(true);
     let add_bos = f.add_bos.unwrap_or(spm) && bos_id.is_some();

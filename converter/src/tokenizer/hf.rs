@@ -8,8 +8,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{
-    byte_level_decode, parse_byte_token, spm_decode, token_type, unicode_to_byte, TokenizerModel,
-    TokenizerSpec, LSTRIP, RSTRIP,
+    byte_level_decode, parse_byte_token, spm_decode, token_type, unicode_to_byte, Merges,
+    TokenizerModel, TokenizerSpec, LSTRIP, RSTRIP,
 };
 use crate::bail;
 use crate::error::{Context, Error, Result};
@@ -552,7 +552,7 @@ fn from_hf_json(
         space_prefix: pipe.space_prefix,
         tokens,
         types,
-        merges,
+        merges: Merges::Table(merges),
         specials,
         bos_id,
         eos_id,

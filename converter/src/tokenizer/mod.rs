@@ -43,6 +43,20 @@ pub enum TokenizerModel {
     Spm,
 }
 
+/// Where a tokenizer's merges come from.
+#[derive(Clone, Debug)]
+pub enum Merges {
+    /// `[left, right, rank, result]` (HF's merge list, GGUF's `tokenizer.ggml.merges`);
+    /// sorted and deduplicated by `write`. Written as `tokenizer.merges`.
+    Table(Vec<[u32; 4]>),
+    /// SentencePiece's rule (a GGUF vocabulary with scores): two adjacent normal tokens merge
+    /// when their concatenation is a normal token; per token its rank as that result (higher
+    /// score = lower rank, equal scores share one; `u32::MAX` for other tokens). Written as
+    /// `tokenizer.merge_ranks` with the model `spm-vocab`: V u32 where a table would list
+    /// every split of every token (Gemma 3: 1 MB instead of 8.2 MB).
+    Vocab(Vec<u32>),
+}
+
 /// A tokenizer ready to be written into a `.ember` file.
 #[derive(Clone, Debug)]
 pub struct TokenizerSpec {
@@ -55,8 +69,7 @@ pub struct TokenizerSpec {
     pub tokens: Vec<Vec<u8>>,
     /// [`token_type`] of every token.
     pub types: Vec<u8>,
-    /// `[left, right, rank, result]`; sorted and deduplicated by `write`'s helper.
-    pub merges: Vec<[u32; 4]>,
+    pub merges: Merges,
     /// Tokens recognized when written in the text, with their lstrip/rstrip flags.
     pub specials: Vec<(u32, u8)>,
     pub bos_id: Option<u32>,
@@ -149,9 +162,10 @@ impl TokenizerSpec {
     pub fn write(&self, w: &mut Writer) {
         w.set_str(
             "tokenizer.model",
-            match self.model {
-                TokenizerModel::ByteBpe => "bpe",
-                TokenizerModel::Spm => "spm",
+            match (self.model, &self.merges) {
+                (TokenizerModel::ByteBpe, _) => "bpe",
+                (TokenizerModel::Spm, Merges::Table(_)) => "spm",
+                (TokenizerModel::Spm, Merges::Vocab(_)) => "spm-vocab",
             },
         );
         w.set_str("tokenizer.pre", self.pre);
@@ -163,15 +177,23 @@ impl TokenizerSpec {
         w.set("tokenizer.token_types", OwnedValue::U8(self.types.clone()));
         w.set("tokenizer.token_index", OwnedValue::U32(self.token_index()));
         w.set("tokenizer.byte_ids", OwnedValue::U32(self.byte_ids()));
-        let mut merges = self.merges.clone();
-        // Sorted by pair; for a repeated pair the last entry wins, as in HF's merge map.
-        merges.reverse();
-        merges.sort_by_key(|m| (m[0], m[1]));
-        merges.dedup_by_key(|m| (m[0], m[1]));
-        w.set(
-            "tokenizer.merges",
-            OwnedValue::U32(merges.iter().flatten().copied().collect()),
-        );
+        match &self.merges {
+            Merges::Table(table) => {
+                let mut merges = table.clone();
+                // Sorted by pair; for a repeated pair the last entry wins, as in HF's merge map.
+                merges.reverse();
+                merges.sort_by_key(|m| (m[0], m[1]));
+                merges.dedup_by_key(|m| (m[0], m[1]));
+                w.set(
+                    "tokenizer.merges",
+                    OwnedValue::U32(merges.iter().flatten().copied().collect()),
+                );
+            }
+            Merges::Vocab(ranks) => {
+                debug_assert_eq!(self.model, TokenizerModel::Spm);
+                w.set("tokenizer.merge_ranks", OwnedValue::U32(ranks.clone()));
+            }
+        }
         w.set(
             "tokenizer.special_ids",
             OwnedValue::U32(self.specials.iter().map(|s| s.0).collect()),
@@ -255,26 +277,12 @@ pub(crate) fn spm_decode(s: &[u8]) -> Vec<u8> {
     }
 }
 
-/// SentencePiece merges from scores, as llama.cpp and sentencepiece merge: any two adjacent
-/// symbols whose concatenation is a normal token merge, the highest-scoring result first
-/// (equal scores: leftmost first). Every split of every normal token into two normal
-/// tokens is one table entry; its rank is the token's position by descending score.
-pub(crate) fn merges_from_scores(
-    tokens: &[Vec<u8>],
-    types: &[u8],
-    scores: &[f32],
-) -> Vec<[u32; 4]> {
+/// SentencePiece merge ranks from scores, as llama.cpp and sentencepiece merge: any two
+/// adjacent symbols whose concatenation is a normal token merge, the highest-scoring result
+/// first (equal scores: leftmost first). The rank of each normal token is its position by
+/// descending score (equal scores share a rank; NaN ranks last); other tokens get none.
+pub(crate) fn merge_ranks(types: &[u8], scores: &[f32]) -> Vec<u32> {
     let normal = |i: usize| types[i] == token_type::NORMAL;
-    let mut by_text: HashMap<&[u8], u32> = HashMap::new();
-    for (i, t) in tokens.iter().enumerate() {
-        if normal(i) && !t.is_empty() {
-            by_text.entry(t.as_slice()).or_insert(i as u32);
-        }
-    }
-    // Dense rank by descending score (NaN scores rank last).
-    let mut order: Vec<u32> = (0..tokens.len() as u32)
-        .filter(|&i| normal(i as usize))
-        .collect();
     let score = |i: u32| {
         let s = scores[i as usize];
         if s.is_nan() {
@@ -283,8 +291,11 @@ pub(crate) fn merges_from_scores(
             s
         }
     };
+    let mut order: Vec<u32> = (0..types.len() as u32)
+        .filter(|&i| normal(i as usize))
+        .collect();
     order.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
-    let mut rank = vec![0u32; tokens.len()];
+    let mut rank = vec![u32::MAX; types.len()];
     let mut r = 0u32;
     for (k, &i) in order.iter().enumerate() {
         if k > 0 && score(i) != score(order[k - 1]) {
@@ -292,20 +303,5 @@ pub(crate) fn merges_from_scores(
         }
         rank[i as usize] = r;
     }
-    let mut merges = Vec::new();
-    for (i, t) in tokens.iter().enumerate() {
-        if !normal(i) || t.len() < 2 {
-            continue;
-        }
-        let text = match std::str::from_utf8(t) {
-            Ok(s) => s,
-            Err(_) => continue,
-        };
-        for (k, _) in text.char_indices().skip(1) {
-            if let (Some(&a), Some(&b)) = (by_text.get(&t[..k]), by_text.get(&t[k..])) {
-                merges.push([a, b, rank[i], i as u32]);
-            }
-        }
-    }
-    merges
+    rank
 }
