@@ -54,10 +54,8 @@ pub enum ReadError {
 pub struct Conn {
     reader: BufReader<TcpStream>,
     stream: TcpStream,
-    /// The client speaks HTTP/1.1 (chunked bodies, keep-alive).
-    http11: bool,
-    /// The connection ends after the current response.
-    pub close: bool,
+    /// Set by each request's head; `framing.close` ends the connection after the response.
+    pub framing: Framing,
 }
 
 impl Conn {
@@ -69,8 +67,10 @@ impl Conn {
         Ok(Conn {
             reader: BufReader::new(stream.try_clone()?),
             stream,
-            http11: true,
-            close: false,
+            framing: Framing {
+                http11: true,
+                close: false,
+            },
         })
     }
 
@@ -80,18 +80,11 @@ impl Conn {
         let Conn {
             reader,
             stream,
-            http11,
-            close,
+            framing,
         } = self;
-        let mut framing = Framing {
-            http11: *http11,
-            close: *close,
-        };
-        let rq = read_request(reader, max_body, &mut framing, || {
+        read_request(reader, max_body, framing, || {
             let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
-        });
-        (*http11, *close) = (framing.http11, framing.close);
-        rq
+        })
     }
 
     /// Whether the client has closed its side (or the connection broke). Data it sent
@@ -128,8 +121,8 @@ impl Conn {
             505 => "HTTP Version Not Supported",
             _ => "",
         };
-        let version = if self.http11 { "HTTP/1.1" } else { "HTTP/1.0" };
-        let connection = match (self.close, self.http11) {
+        let version = if self.framing.http11 { "HTTP/1.1" } else { "HTTP/1.0" };
+        let connection = match (self.framing.close, self.framing.http11) {
             (true, _) => "Connection: close\r\n",
             (false, false) => "Connection: keep-alive\r\n",
             (false, true) => "",
@@ -153,12 +146,12 @@ impl Conn {
     /// Starts a server-sent event stream: chunked on HTTP/1.1; on HTTP/1.0 the body ends when
     /// the connection closes.
     pub fn start_events(&mut self) -> io::Result<()> {
-        if !self.http11 {
-            self.close = true;
+        if !self.framing.http11 {
+            self.framing.close = true;
         }
         let mut out = self.status_line(200);
         out.push_str("Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n");
-        if self.http11 {
+        if self.framing.http11 {
             out.push_str("Transfer-Encoding: chunked\r\n");
         }
         out.push_str("\r\n");
@@ -167,7 +160,7 @@ impl Conn {
     }
 
     fn piece(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.http11 {
+        if self.framing.http11 {
             let mut chunk = format!("{:x}\r\n", data.len()).into_bytes();
             chunk.extend_from_slice(data);
             chunk.extend_from_slice(b"\r\n");
@@ -186,7 +179,7 @@ impl Conn {
     /// `data: [DONE]` and the end of the stream.
     pub fn done(&mut self) -> io::Result<()> {
         self.piece(b"data: [DONE]\n\n")?;
-        if self.http11 {
+        if self.framing.http11 {
             self.stream.write_all(b"0\r\n\r\n")?;
         }
         self.stream.flush()

@@ -206,7 +206,7 @@ pub fn run(args: Args) -> CmdResult {
                 continue;
             };
             if connections.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-                conn.close = true;
+                conn.framing.close = true;
                 let e = ApiError::new(
                     503,
                     "server_error",
@@ -238,13 +238,13 @@ fn serve_connection(server: &Server, mut conn: Conn) {
         match conn.read_request(MAX_BODY) {
             Ok(rq) => {
                 handle(server, &mut conn, rq);
-                if conn.close {
+                if conn.framing.close {
                     return;
                 }
             }
             Err(ReadError::Closed) => return,
             Err(ReadError::Bad(status, message)) => {
-                conn.close = true;
+                conn.framing.close = true;
                 let e = ApiError::new(status, "invalid_request_error", None, message);
                 eprintln!("- - {} {}", e.status, e.message);
                 let _ = conn.json(status, &e.body());
@@ -280,7 +280,7 @@ fn handle(server: &Server, conn: &mut Conn, rq: Request) {
     let note = match result {
         Ok(note) => note,
         Err(_) => {
-            conn.close = true;
+            conn.framing.close = true;
             "500 (a bug: the handler panicked)".to_string()
         }
     };
@@ -297,7 +297,7 @@ fn respond(conn: &mut Conn, result: Result<Value, ApiError>) -> String {
         Err(e) => (e.status, e.body(), format!("{} {}", e.status, e.message)),
     };
     if conn.json(status, &body).is_err() {
-        conn.close = true;
+        conn.framing.close = true;
     }
     note
 }
@@ -566,7 +566,7 @@ fn generate(server: &Server, conn: &mut Conn, endpoint: Endpoint, job: Prepared)
     }
 
     let gone = |conn: &mut Conn| {
-        conn.close = true;
+        conn.framing.close = true;
         "499 (client gone: generation cancelled)".to_string()
     };
     // A stream's headers and opening chunk go now; its text follows as it is generated.
@@ -624,7 +624,7 @@ fn generate(server: &Server, conn: &mut Conn, endpoint: Endpoint, job: Prepared)
                     conn.json(200, &env.response(&text, reason, usage))
                 };
                 if result.is_err() {
-                    conn.close = true;
+                    conn.framing.close = true;
                     return format!("{note}; the client left before the end");
                 }
                 return note;
@@ -638,7 +638,7 @@ fn generate(server: &Server, conn: &mut Conn, endpoint: Endpoint, job: Prepared)
                 } else {
                     let _ = conn.json(500, &err.body());
                 }
-                conn.close = true;
+                conn.framing.close = true;
                 return format!("500 {e}");
             }
         }
