@@ -121,7 +121,11 @@ impl Conn {
             505 => "HTTP Version Not Supported",
             _ => "",
         };
-        let version = if self.framing.http11 { "HTTP/1.1" } else { "HTTP/1.0" };
+        let version = if self.framing.http11 {
+            "HTTP/1.1"
+        } else {
+            "HTTP/1.0"
+        };
         let connection = match (self.framing.close, self.framing.http11) {
             (true, _) => "Connection: close\r\n",
             (false, false) => "Connection: keep-alive\r\n",
