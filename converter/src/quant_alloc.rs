@@ -11,7 +11,7 @@
 //! add), and the assignment that minimizes it within the byte budget is found by dynamic
 //! programming over the budget (a multiple-choice knapsack, [`assign`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use ember_format::blocks::dequantize_row_ref;
@@ -253,8 +253,7 @@ fn non_matrix_bytes(input: &Path, recipe: Recipe, measured: &[Measured]) -> Resu
     let bytes = AlignedBytes::from(w.to_vec());
     drop(w);
     let file = EmberFile::parse(&bytes).map_err(err)?;
-    let allocated: std::collections::HashSet<&str> =
-        measured.iter().map(|m| m.name.as_str()).collect();
+    let allocated: HashSet<&str> = measured.iter().map(|m| m.name.as_str()).collect();
     let mut rest = bytes.len() as u64;
     for t in file.tensors().filter(|t| t.shape().len() >= 2) {
         rest -= t.data.len() as u64;

@@ -365,23 +365,16 @@ impl<'a> Tokenizer<'a> {
                 Some(f)
             }
         };
-        // An empty special token would match everywhere.
-        let first_byte = |k: u32| {
-            tokens
-                .get(specials[k as usize] as usize)
-                .and_then(|t| t.first())
-        };
-        if (0..specials.len() as u32).any(|k| first_byte(k).is_none()) {
+        // Special ids were checked above; an empty special token would match everywhere.
+        let special = |k: u32| tokens.get(specials[k as usize] as usize).unwrap_or(&[]);
+        if (0..specials.len() as u32).any(|k| special(k).is_empty()) {
             return Err(TokenizerError::BadValue(SPECIAL_IDS));
         }
         let mut special_order: Vec<u32> = (0..specials.len() as u32).collect();
-        special_order.sort_by_key(|&k| {
-            let t = tokens.get(specials[k as usize] as usize).unwrap_or(&[]);
-            (t[0], Reverse(t.len()), k)
-        });
+        special_order.sort_by_key(|&k| (special(k)[0], Reverse(special(k).len()), k));
         let mut special_start = [0u32; 257];
         for &k in &special_order {
-            special_start[*first_byte(k).expect("checked") as usize + 1] += 1;
+            special_start[special(k)[0] as usize + 1] += 1;
         }
         for b in 0..256 {
             special_start[b + 1] += special_start[b];
