@@ -16,11 +16,15 @@ use ember_runtime::sampler::argmax;
 use ember_runtime::{Logits, Model, Session};
 
 /// (fixture, whether its HF directory is tested here: tiny-qwen2's is in first_light_tiny).
-const FIXTURES: [(&str, bool); 4] = [
+const FIXTURES: [(&str, bool); 8] = [
     ("tiny-qwen3", true),
     ("tiny-gemma3", true),
     ("tiny-llama32", true),
     ("tiny-qwen2", false),
+    ("tiny-smollm3", true),
+    ("tiny-phi4mini", true),
+    ("tiny-olmo2", true),
+    ("tiny-qwen3moe", true),
 ];
 
 /// Worst |logit − reference| / max |reference| over every position, feeding the prompt

@@ -1,7 +1,9 @@
 //! The model description the importers fill in and the writer turns into `model.*` and
 //! `general.*` keys (docs/FORMAT.md, "Model conventions").
 
-use ember_format::schema::{self, keys, Attention, Dims, Need, Positions, Shape};
+use ember_format::schema::{
+    self, keys, Attention, Dims, Experts, LayerFfn, LayerSpec, Need, Positions, Shape,
+};
 use ember_format::{OwnedValue, Writer};
 
 use crate::error::Result;
@@ -155,9 +157,17 @@ pub struct ModelConfig {
     pub rope_theta_local: Option<f32>,
     pub rope_scaling: RopeScaling,
     pub tied_embeddings: bool,
-    /// Window of local layers, and which layers are local (empty: all global).
+    /// Window of local layers.
     pub sliding_window: Option<usize>,
-    pub layer_types: Vec<Attention>,
+    /// What each layer does (empty: every layer the default, [`LayerSpec::default_for`]).
+    pub layers: Vec<LayerSpec>,
+    /// Dimensions of each head RoPE rotates; None: all (HS).
+    pub rope_dim: Option<usize>,
+    /// Mixtures of experts: N, k, FE and whether the k weights are renormalised.
+    pub experts: usize,
+    pub experts_used: usize,
+    pub expert_ffn_dim: usize,
+    pub expert_weights_norm: bool,
     /// Multiplies q·k; None: 1/sqrt(HS).
     pub attention_scale: Option<f32>,
     pub final_logit_softcap: Option<f32>,
@@ -191,7 +201,12 @@ impl ModelConfig {
             rope_scaling: RopeScaling::None,
             tied_embeddings: false,
             sliding_window: None,
-            layer_types: Vec::new(),
+            layers: Vec::new(),
+            rope_dim: None,
+            experts: 0,
+            experts_used: 0,
+            expert_ffn_dim: 0,
+            expert_weights_norm: false,
             attention_scale: None,
             final_logit_softcap: None,
         }
@@ -206,13 +221,43 @@ impl ModelConfig {
             kv_heads: self.kv_head_count,
             head_dim: self.head_dim,
             ffn: self.ffn_dim,
+            experts: self.experts,
+            expert_ffn: self.expert_ffn_dim,
+            rope_dim: self.rope_dim(),
         }
+    }
+
+    /// R: the dimensions of each head RoPE rotates.
+    pub fn rope_dim(&self) -> usize {
+        self.rope_dim.unwrap_or(self.head_dim)
+    }
+
+    /// Every layer's kinds (the defaults where `layers` is empty).
+    pub fn layer_specs(&self) -> Vec<LayerSpec> {
+        if self.layers.is_empty() {
+            vec![LayerSpec::default_for(&self.arch.features()); self.layer_count]
+        } else {
+            self.layers.clone()
+        }
+    }
+
+    /// The layers, each set by `f` from the defaults.
+    pub fn set_layers(
+        &mut self,
+        mut f: impl FnMut(usize, &mut LayerSpec) -> Result<()>,
+    ) -> Result<()> {
+        let mut specs = self.layer_specs();
+        for (i, s) in specs.iter_mut().enumerate() {
+            f(i, s)?;
+        }
+        self.layers = specs;
+        Ok(())
     }
 
     /// The scaled RoPE frequencies of global layers, when a scaling applies.
     pub fn rope_inv_freq(&self) -> Option<Vec<f32>> {
         self.rope_scaling
-            .inv_freq(self.rope_theta.unwrap_or(10_000.0), self.head_dim)
+            .inv_freq(self.rope_theta.unwrap_or(10_000.0), self.rope_dim())
     }
 
     /// Consistency checks shared by every importer.
@@ -237,8 +282,41 @@ impl ModelConfig {
                 c.kv_head_count
             );
         }
-        if c.arch.features().positions == Positions::Rope && !c.head_dim.is_multiple_of(2) {
-            crate::bail!("RoPE needs an even head_dim, got {}", c.head_dim);
+        let rd = c.rope_dim();
+        if c.arch.features().positions == Positions::Rope
+            && (!rd.is_multiple_of(2) || rd == 0 || rd > c.head_dim)
+        {
+            crate::bail!(
+                "RoPE needs an even number of rotated dimensions of at most head_dim {}, got {rd}",
+                c.head_dim
+            );
+        }
+        match c.arch.features().experts {
+            Experts::Routed => {
+                if c.experts == 0 {
+                    crate::bail!("a mixture-of-experts model needs at least one expert, got 0");
+                }
+                if c.experts_used == 0 || c.experts_used > c.experts {
+                    crate::bail!(
+                        "{} experts used per token of {}: must be between 1 and the expert count",
+                        c.experts_used,
+                        c.experts
+                    );
+                }
+                if c.experts_used > 64 || c.experts > 4096 {
+                    crate::bail!(
+                        "{} experts, {} per token: at most 4096 and 64 are supported",
+                        c.experts,
+                        c.experts_used
+                    );
+                }
+                u32_of("expert_ffn_dim", c.expert_ffn_dim)?;
+            }
+            Experts::None => {
+                if c.layers.iter().any(|l| l.ffn == LayerFfn::Experts) {
+                    crate::bail!("expert layers in an architecture without experts");
+                }
+            }
         }
         if !(c.norm_eps.is_finite() && c.norm_eps >= 0.0) {
             crate::bail!(
@@ -261,24 +339,24 @@ impl ModelConfig {
                 }
             }
         }
-        if !c.layer_types.is_empty() && c.layer_types.len() != c.layer_count {
+        if !c.layers.is_empty() && c.layers.len() != c.layer_count {
             crate::bail!(
-                "{} layer types for {} layers",
-                c.layer_types.len(),
+                "a per-layer list of {} entries for {} layers",
+                c.layers.len(),
                 c.layer_count
             );
         }
-        let local = c.layer_types.contains(&Attention::Local);
+        let local = c.layers.iter().any(|l| l.attention == Attention::Local);
         match c.sliding_window {
             Some(0) => crate::bail!("sliding window 0"),
             None if local => crate::bail!("local attention layers without a sliding window"),
             _ => {}
         }
         if let RopeScaling::Factors(f) = &c.rope_scaling {
-            if f.len() != c.head_dim / 2 || f.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+            if f.len() != rd / 2 || f.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
                 crate::bail!(
                     "rope_freqs.weight needs {} positive factors, got {}",
-                    c.head_dim / 2,
+                    rd / 2,
                     f.len()
                 );
             }
@@ -336,11 +414,36 @@ impl ModelConfig {
             Positions::Learned => {}
         }
         if let Some(window) = c.sliding_window {
-            if c.layer_types.contains(&Attention::Local) {
+            if c.layers.iter().any(|l| l.attention == Attention::Local) {
                 w.set_u32(keys::SLIDING_WINDOW, u32_of("sliding_window", window)?);
-                let codes = c.layer_types.iter().map(|a| a.code()).collect();
+                let codes = c.layers.iter().map(|l| l.attention.code()).collect();
                 w.set(keys::LAYER_TYPES, OwnedValue::U8(codes));
             }
+        }
+        // Per-layer lists only where some layer differs from the default.
+        let default = LayerSpec::default_for(&c.arch.features());
+        if c.layers.iter().any(|l| l.positions != default.positions) {
+            let codes = c.layers.iter().map(|l| l.positions.code()).collect();
+            w.set(keys::LAYER_POSITIONS, OwnedValue::U8(codes));
+        }
+        if c.layers.iter().any(|l| l.ffn != default.ffn) {
+            let codes = c.layers.iter().map(|l| l.ffn.code()).collect();
+            w.set(keys::LAYER_FFN, OwnedValue::U8(codes));
+        }
+        if let Some(rd) = c.rope_dim.filter(|&rd| rd != c.head_dim) {
+            w.set_u32(keys::ROPE_DIM, u32_of("rope_dim", rd)?);
+        }
+        if c.arch.features().experts == Experts::Routed {
+            w.set_u32(keys::EXPERT_COUNT, u32_of("expert_count", c.experts)?);
+            w.set_u32(
+                keys::EXPERT_USED_COUNT,
+                u32_of("expert_used_count", c.experts_used)?,
+            );
+            w.set_u32(
+                keys::EXPERT_FFN_DIM,
+                u32_of("expert_ffn_dim", c.expert_ffn_dim)?,
+            );
+            w.set_bool(keys::EXPERT_WEIGHTS_NORM, c.expert_weights_norm);
         }
         if let Some(s) = c.attention_scale {
             w.set_f32(keys::ATTENTION_SCALE, s);
@@ -358,7 +461,7 @@ impl ModelConfig {
         schema::for_each_tensor(
             self.arch,
             &self.dims(),
-            self.layer_count,
+            &self.layer_specs(),
             self.tied_embeddings,
             |name, shape, need| {
                 let shape = match shape {

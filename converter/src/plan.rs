@@ -12,7 +12,7 @@ use crate::rope;
 
 /// How an output tensor is made from its source bytes.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Op {
+pub enum Op<'a> {
     /// Byte-for-byte.
     Copy,
     /// Source is a (rows, cols) float matrix stored (in, out) like HF's Conv1D; the output is
@@ -20,6 +20,11 @@ pub enum Op {
     TransposeCols { rows: usize, cols: Range<usize> },
     /// Elements `range` of a 1-D float tensor (a slice of a fused bias).
     Slice(Range<usize>),
+    /// Rows `rows` of a matrix of `of` rows in any dtype (a part of a fused projection).
+    Rows { rows: Range<usize>, of: usize },
+    /// The source followed by these tensors of the same dtype, by rows (experts' matrices
+    /// stacked into one).
+    Stack(Vec<&'a [u8]>),
     /// GGUF's interleaved RoPE rows back to HF's rotate-half order, `heads` heads.
     UnpermuteRope { heads: usize },
     /// 1 + w of a float vector of dtype `from`, as f32: Gemma's norms scale by (1 + w),
@@ -40,7 +45,7 @@ pub struct Planned<'a> {
     /// The source tensor's name, for error messages.
     pub src_name: String,
     pub src: &'a [u8],
-    pub op: Op,
+    pub op: Op<'a>,
 }
 
 impl<'a> Planned<'a> {
@@ -91,6 +96,15 @@ impl<'a> Planned<'a> {
             Op::Slice(r) => {
                 let es = self.dtype.block_bytes();
                 self.src[r.start * es..r.end * es].to_vec()
+            }
+            Op::Rows { rows, of } => {
+                let rb = self.src.len() / of.max(&1);
+                self.src[rows.start * rb..rows.end * rb].to_vec()
+            }
+            Op::Stack(rest) => {
+                let mut v = self.src.to_vec();
+                rest.iter().for_each(|r| v.extend_from_slice(r));
+                v
             }
             Op::UnpermuteRope { heads } => {
                 let row_bytes = self.src.len() / self.shape[0];

@@ -25,25 +25,264 @@ pub enum Arch {
     Gemma3,
     /// GPT-2: LayerNorm, learned positions, GELU MLP, biases everywhere.
     Gpt2,
+    /// SmolLM3: Llama blocks, some layers without positions (NoPE, `model.layer_positions`).
+    SmolLm3,
+    /// Phi-3 / Phi-4-mini: Llama blocks with partial RoPE (`model.rope_dim`); HF and GGUF fuse
+    /// QKV and gate/up, which the converter splits.
+    Phi3,
+    /// OLMo 2: norms after attention and feed-forward instead of before, Q/K RMSNorm over the
+    /// whole projection.
+    Olmo2,
+    /// Qwen3-MoE: Qwen3 attention, routed SwiGLU experts (top-k of N).
+    Qwen3Moe,
 }
 
-impl Arch {
-    pub const ALL: [Arch; 5] = [
-        Arch::Llama,
-        Arch::Qwen2,
-        Arch::Qwen3,
-        Arch::Gemma3,
-        Arch::Gpt2,
-    ];
+/// One architecture as data: its names in each format, its features and where its Hugging
+/// Face tensors go. Adding an architecture is adding a row to [`ARCHS`].
+#[derive(Clone, Copy, Debug)]
+pub struct ArchInfo {
+    pub arch: Arch,
+    /// `general.architecture` in a `.ember` file.
+    pub name: &'static str,
+    /// Hugging Face `model_type`s.
+    pub hf: &'static [&'static str],
+    /// GGUF `general.architecture`s.
+    pub gguf: &'static [&'static str],
+    pub features: Features,
+    /// HF modules under `model.layers.N.` (weight and bias) and the roles they fill; a fused
+    /// module lists its parts in row order; `*` in a name is an expert's index, whose
+    /// matrices are stacked by rows into the role.
+    pub hf_layer: &'static [(&'static str, &'static [Role])],
+    /// GGUF tensors (`blk.N.<name>.weight`) that fuse several roles by rows.
+    pub gguf_fused: &'static [(&'static str, &'static [Role])],
+    /// llama.cpp's converter interleaved the Q/K rows of this GGUF architecture (RoPE in
+    /// GPT-J order); the importer restores Hugging Face's order.
+    pub gguf_rope_interleaved: bool,
+}
 
-    pub const fn name(self) -> &'static str {
-        match self {
-            Arch::Llama => "llama",
-            Arch::Qwen2 => "qwen2",
-            Arch::Qwen3 => "qwen3",
-            Arch::Gemma3 => "gemma3",
-            Arch::Gpt2 => "gpt2",
+const LLAMA: Features = Features {
+    norm: NormKind::Rms,
+    ffn: FfnKind::SwiGlu,
+    positions: Positions::Rope,
+    qk_norm: QkNorm::None,
+    block_norms: BlockNorms::Pre,
+    embed_scale: EmbedScale::One,
+    biases: Biases::Optional,
+    experts: Experts::None,
+};
+
+use Role::*;
+
+/// Llama's modules: `post_attention_layernorm` is the feed-forward's pre-norm.
+const LLAMA_HF: &[(&str, &[Role])] = &[
+    ("input_layernorm", &[AttnNorm]),
+    ("post_attention_layernorm", &[FfnNorm]),
+    ("self_attn.q_proj", &[AttnQ]),
+    ("self_attn.k_proj", &[AttnK]),
+    ("self_attn.v_proj", &[AttnV]),
+    ("self_attn.o_proj", &[AttnOutput]),
+    ("mlp.gate_proj", &[FfnGate]),
+    ("mlp.up_proj", &[FfnUp]),
+    ("mlp.down_proj", &[FfnDown]),
+];
+
+const QWEN3_HF: &[(&str, &[Role])] = &[
+    ("input_layernorm", &[AttnNorm]),
+    ("post_attention_layernorm", &[FfnNorm]),
+    ("self_attn.q_norm", &[AttnQNorm]),
+    ("self_attn.k_norm", &[AttnKNorm]),
+    ("self_attn.q_proj", &[AttnQ]),
+    ("self_attn.k_proj", &[AttnK]),
+    ("self_attn.v_proj", &[AttnV]),
+    ("self_attn.o_proj", &[AttnOutput]),
+    ("mlp.gate_proj", &[FfnGate]),
+    ("mlp.up_proj", &[FfnUp]),
+    ("mlp.down_proj", &[FfnDown]),
+];
+
+/// Every architecture, one row each.
+pub const ARCHS: &[ArchInfo] = &[
+    ArchInfo {
+        arch: Arch::Llama,
+        name: "llama",
+        hf: &["llama", "mistral"],
+        gguf: &["llama"],
+        features: LLAMA,
+        hf_layer: LLAMA_HF,
+        gguf_fused: &[],
+        gguf_rope_interleaved: true,
+    },
+    ArchInfo {
+        arch: Arch::Qwen2,
+        name: "qwen2",
+        hf: &["qwen2"],
+        gguf: &["qwen2"],
+        features: LLAMA,
+        hf_layer: LLAMA_HF,
+        gguf_fused: &[],
+        gguf_rope_interleaved: false,
+    },
+    ArchInfo {
+        arch: Arch::Qwen3,
+        name: "qwen3",
+        hf: &["qwen3"],
+        gguf: &["qwen3"],
+        features: Features {
+            qk_norm: QkNorm::Rms,
+            ..LLAMA
+        },
+        hf_layer: QWEN3_HF,
+        gguf_fused: &[],
+        gguf_rope_interleaved: false,
+    },
+    ArchInfo {
+        arch: Arch::Gemma3,
+        name: "gemma3",
+        hf: &["gemma3_text"],
+        gguf: &["gemma3"],
+        features: Features {
+            ffn: FfnKind::GeGlu,
+            qk_norm: QkNorm::Rms,
+            block_norms: BlockNorms::Sandwich,
+            embed_scale: EmbedScale::SqrtDim,
+            ..LLAMA
+        },
+        // Gemma's post_attention_layernorm is the attention's post-norm.
+        hf_layer: &[
+            ("input_layernorm", &[AttnNorm]),
+            ("post_attention_layernorm", &[PostAttnNorm]),
+            ("pre_feedforward_layernorm", &[FfnNorm]),
+            ("post_feedforward_layernorm", &[PostFfnNorm]),
+            ("self_attn.q_norm", &[AttnQNorm]),
+            ("self_attn.k_norm", &[AttnKNorm]),
+            ("self_attn.q_proj", &[AttnQ]),
+            ("self_attn.k_proj", &[AttnK]),
+            ("self_attn.v_proj", &[AttnV]),
+            ("self_attn.o_proj", &[AttnOutput]),
+            ("mlp.gate_proj", &[FfnGate]),
+            ("mlp.up_proj", &[FfnUp]),
+            ("mlp.down_proj", &[FfnDown]),
+        ],
+        gguf_fused: &[],
+        gguf_rope_interleaved: false,
+    },
+    ArchInfo {
+        arch: Arch::Gpt2,
+        name: "gpt2",
+        hf: &["gpt2"],
+        gguf: &[],
+        features: Features {
+            norm: NormKind::Layer,
+            ffn: FfnKind::Gelu,
+            positions: Positions::Learned,
+            biases: Biases::All,
+            ..LLAMA
+        },
+        // Conv1D weights and a fused c_attn: mapped by the converter's GPT-2 importer.
+        hf_layer: &[],
+        gguf_fused: &[],
+        gguf_rope_interleaved: false,
+    },
+    ArchInfo {
+        arch: Arch::SmolLm3,
+        name: "smollm3",
+        hf: &["smollm3"],
+        gguf: &["smollm3"],
+        features: LLAMA,
+        hf_layer: LLAMA_HF,
+        gguf_fused: &[],
+        gguf_rope_interleaved: true,
+    },
+    ArchInfo {
+        arch: Arch::Phi3,
+        name: "phi3",
+        hf: &["phi3"],
+        gguf: &["phi3"],
+        features: LLAMA,
+        hf_layer: &[
+            ("input_layernorm", &[AttnNorm]),
+            ("post_attention_layernorm", &[FfnNorm]),
+            ("self_attn.qkv_proj", &[AttnQ, AttnK, AttnV]),
+            ("self_attn.o_proj", &[AttnOutput]),
+            ("mlp.gate_up_proj", &[FfnGate, FfnUp]),
+            ("mlp.down_proj", &[FfnDown]),
+        ],
+        gguf_fused: &[
+            ("attn_qkv", &[AttnQ, AttnK, AttnV]),
+            ("ffn_up", &[FfnGate, FfnUp]),
+        ],
+        gguf_rope_interleaved: false,
+    },
+    ArchInfo {
+        arch: Arch::Olmo2,
+        name: "olmo2",
+        hf: &["olmo2"],
+        gguf: &["olmo2"],
+        features: Features {
+            qk_norm: QkNorm::RmsWhole,
+            block_norms: BlockNorms::Post,
+            ..LLAMA
+        },
+        hf_layer: &[
+            ("post_attention_layernorm", &[PostAttnNorm]),
+            ("post_feedforward_layernorm", &[PostFfnNorm]),
+            ("self_attn.q_norm", &[AttnQNorm]),
+            ("self_attn.k_norm", &[AttnKNorm]),
+            ("self_attn.q_proj", &[AttnQ]),
+            ("self_attn.k_proj", &[AttnK]),
+            ("self_attn.v_proj", &[AttnV]),
+            ("self_attn.o_proj", &[AttnOutput]),
+            ("mlp.gate_proj", &[FfnGate]),
+            ("mlp.up_proj", &[FfnUp]),
+            ("mlp.down_proj", &[FfnDown]),
+        ],
+        gguf_fused: &[],
+        gguf_rope_interleaved: false,
+    },
+    ArchInfo {
+        arch: Arch::Qwen3Moe,
+        name: "qwen3moe",
+        hf: &["qwen3_moe"],
+        gguf: &["qwen3moe"],
+        features: Features {
+            qk_norm: QkNorm::Rms,
+            experts: Experts::Routed,
+            ..LLAMA
+        },
+        hf_layer: &[
+            ("input_layernorm", &[AttnNorm]),
+            ("post_attention_layernorm", &[FfnNorm]),
+            ("self_attn.q_norm", &[AttnQNorm]),
+            ("self_attn.k_norm", &[AttnKNorm]),
+            ("self_attn.q_proj", &[AttnQ]),
+            ("self_attn.k_proj", &[AttnK]),
+            ("self_attn.v_proj", &[AttnV]),
+            ("self_attn.o_proj", &[AttnOutput]),
+            ("mlp.gate", &[FfnGateInp]),
+            ("mlp.experts.*.gate_proj", &[FfnGateExps]),
+            ("mlp.experts.*.up_proj", &[FfnUpExps]),
+            ("mlp.experts.*.down_proj", &[FfnDownExps]),
+            // Dense layers (`mlp_only_layers`).
+            ("mlp.gate_proj", &[FfnGate]),
+            ("mlp.up_proj", &[FfnUp]),
+            ("mlp.down_proj", &[FfnDown]),
+        ],
+        gguf_fused: &[],
+        gguf_rope_interleaved: false,
+    },
+];
+
+impl Arch {
+    /// This architecture's row of [`ARCHS`].
+    pub fn info(self) -> &'static ArchInfo {
+        match ARCHS.iter().find(|i| i.arch == self) {
+            Some(i) => i,
+            None => unreachable!("every architecture has a row in ARCHS"),
         }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.info().name
     }
 
     /// The architecture named `name` (`mistral`, written by older converters, is Llama).
@@ -51,43 +290,51 @@ impl Arch {
         if name == "mistral" {
             return Some(Arch::Llama);
         }
-        Arch::ALL.into_iter().find(|a| a.name() == name)
+        ARCHS.iter().find(|a| a.name == name).map(|a| a.arch)
     }
 
-    /// Names of every architecture, for error messages: "llama, qwen2, ...".
-    pub const NAMES: &'static str = "llama, qwen2, qwen3, gemma3, gpt2";
+    /// The architecture of a Hugging Face `model_type`.
+    pub fn from_hf(model_type: &str) -> Option<Arch> {
+        ARCHS
+            .iter()
+            .find(|a| a.hf.contains(&model_type))
+            .map(|a| a.arch)
+    }
 
-    pub const fn features(self) -> Features {
-        const LLAMA: Features = Features {
-            norm: NormKind::Rms,
-            ffn: FfnKind::SwiGlu,
-            positions: Positions::Rope,
-            qk_norm: QkNorm::None,
-            block_norms: BlockNorms::Pre,
-            embed_scale: EmbedScale::One,
-            biases: Biases::Optional,
-        };
-        match self {
-            Arch::Llama | Arch::Qwen2 => LLAMA,
-            Arch::Qwen3 => Features {
-                qk_norm: QkNorm::Rms,
-                ..LLAMA
-            },
-            Arch::Gemma3 => Features {
-                ffn: FfnKind::GeGlu,
-                qk_norm: QkNorm::Rms,
-                block_norms: BlockNorms::Sandwich,
-                embed_scale: EmbedScale::SqrtDim,
-                ..LLAMA
-            },
-            Arch::Gpt2 => Features {
-                norm: NormKind::Layer,
-                ffn: FfnKind::Gelu,
-                positions: Positions::Learned,
-                biases: Biases::All,
-                ..LLAMA
-            },
+    /// The architecture of a GGUF `general.architecture`.
+    pub fn from_gguf(name: &str) -> Option<Arch> {
+        ARCHS
+            .iter()
+            .find(|a| a.gguf.contains(&name))
+            .map(|a| a.arch)
+    }
+
+    /// Every name of `names(row)` over all rows, for error messages: "llama, qwen2, ...".
+    pub fn list<F: Fn(&'static ArchInfo) -> &'static [&'static str]>(names: F) -> ListNames<F> {
+        ListNames(names)
+    }
+
+    pub fn features(self) -> Features {
+        self.info().features
+    }
+}
+
+/// Displays a list of architecture names (see [`Arch::list`]).
+pub struct ListNames<F>(F);
+
+impl<F: Fn(&'static ArchInfo) -> &'static [&'static str]> fmt::Display for ListNames<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for a in ARCHS {
+            for n in (self.0)(a) {
+                if !first {
+                    f.write_str(", ")?;
+                }
+                first = false;
+                f.write_str(n)?;
+            }
         }
+        Ok(())
     }
 }
 
@@ -107,6 +354,18 @@ pub struct Features {
     pub block_norms: BlockNorms,
     pub embed_scale: EmbedScale,
     pub biases: Biases,
+    pub experts: Experts,
+}
+
+/// Whether feed-forward blocks may be mixtures of experts (which layers are: the
+/// [`LayerSpec`]s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Experts {
+    None,
+    /// A router picks the top k of N SwiGLU experts per token; their outputs are summed,
+    /// weighted by the softmax of the router's logits (renormalised over the k when
+    /// `model.expert_weights_norm`).
+    Routed,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,11 +392,14 @@ pub enum Positions {
     Learned,
 }
 
-/// Normalization of each query and key head (over HS) before RoPE.
+/// Normalization of queries and keys before RoPE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QkNorm {
     None,
+    /// RMSNorm of each head (over HS), one weight (HS) shared by the heads.
     Rms,
+    /// RMSNorm over the whole projection (NH·HS, KVH·HS), before it is split into heads.
+    RmsWhole,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,6 +408,8 @@ pub enum BlockNorms {
     Pre,
     /// x += post_norm(attn(norm(x))); x += post_norm(ffn(norm(x))) (Gemma).
     Sandwich,
+    /// x += post_norm(attn(x)); x += post_norm(ffn(x)) (OLMo 2).
+    Post,
 }
 
 /// What token embeddings are multiplied by.
@@ -191,6 +455,85 @@ impl Attention {
     }
 }
 
+/// Where a layer's positions come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerPositions {
+    /// The model's scheme (RoPE or learned).
+    Model,
+    /// None (NoPE: SmolLM3's every fourth layer).
+    None,
+}
+
+impl LayerPositions {
+    /// The value of this kind in [`keys::LAYER_POSITIONS`].
+    pub const fn code(self) -> u8 {
+        match self {
+            LayerPositions::Model => 0,
+            LayerPositions::None => 1,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<LayerPositions> {
+        match c {
+            0 => Some(LayerPositions::Model),
+            1 => Some(LayerPositions::None),
+            _ => None,
+        }
+    }
+}
+
+/// A layer's feed-forward block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerFfn {
+    /// The model's [`FfnKind`] with width F.
+    Dense,
+    /// Routed SwiGLU experts of width `model.expert_ffn_dim` ([`Experts::Routed`] models).
+    Experts,
+}
+
+impl LayerFfn {
+    /// The value of this kind in [`keys::LAYER_FFN`].
+    pub const fn code(self) -> u8 {
+        match self {
+            LayerFfn::Dense => 0,
+            LayerFfn::Experts => 1,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<LayerFfn> {
+        match c {
+            0 => Some(LayerFfn::Dense),
+            1 => Some(LayerFfn::Experts),
+            _ => None,
+        }
+    }
+}
+
+/// What one layer does: its token mixer, its positions and its feed-forward block. Stored
+/// per layer in `model.layer_types`, `model.layer_positions` and `model.layer_ffn`, each
+/// absent where every layer takes the default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerSpec {
+    pub attention: Attention,
+    pub positions: LayerPositions,
+    pub ffn: LayerFfn,
+}
+
+impl LayerSpec {
+    /// The default layer of a model with these features: global attention, the model's
+    /// positions, experts where the model has them.
+    pub const fn default_for(ft: &Features) -> LayerSpec {
+        LayerSpec {
+            attention: Attention::Global,
+            positions: LayerPositions::Model,
+            ffn: match ft.experts {
+                Experts::None => LayerFfn::Dense,
+                Experts::Routed => LayerFfn::Experts,
+            },
+        }
+    }
+}
+
 /// Metadata keys (docs/FORMAT.md has the types and meanings).
 pub mod keys {
     pub const ARCHITECTURE: &str = "general.architecture";
@@ -218,6 +561,21 @@ pub mod keys {
     pub const SLIDING_WINDOW: &str = "model.sliding_window";
     /// u8 per layer: 0 global, 1 local ([`super::Attention::code`]); absent: all global.
     pub const LAYER_TYPES: &str = "model.layer_types";
+    /// u8 per layer: 0 the model's positions, 1 none ([`super::LayerPositions::code`]);
+    /// absent: every layer has the model's.
+    pub const LAYER_POSITIONS: &str = "model.layer_positions";
+    /// u8 per layer: 0 dense, 1 experts ([`super::LayerFfn::code`]); absent: experts in
+    /// every layer of a mixture-of-experts model, dense in the others.
+    pub const LAYER_FFN: &str = "model.layer_ffn";
+    /// Dimensions of each head that RoPE rotates (the first ones, in rotate-half pairs);
+    /// absent: all HS.
+    pub const ROPE_DIM: &str = "model.rope_dim";
+    /// Mixture-of-experts models: experts per layer (N), experts used per token (k), each
+    /// expert's feed-forward width, and whether the k weights are renormalised to sum to 1.
+    pub const EXPERT_COUNT: &str = "model.expert_count";
+    pub const EXPERT_USED_COUNT: &str = "model.expert_used_count";
+    pub const EXPERT_FFN_DIM: &str = "model.expert_ffn_dim";
+    pub const EXPERT_WEIGHTS_NORM: &str = "model.expert_weights_norm";
     /// Multiplies q·k; absent: 1/sqrt(HS).
     pub const ATTENTION_SCALE: &str = "model.attention_scale";
     /// logits = cap · tanh(logits / cap); absent: none.
@@ -252,6 +610,13 @@ pub enum Role {
     FfnUp,
     FfnDown,
     PostFfnNorm,
+    /// The router (N, C).
+    FfnGateInp,
+    /// Experts' gate, up (N·FE, C) and down (N·C, FE) matrices, stacked by rows: expert e
+    /// is rows e·FE..(e+1)·FE (down: e·C..(e+1)·C), as GGUF's 3-D `ffn_*_exps` tensors.
+    FfnGateExps,
+    FfnUpExps,
+    FfnDownExps,
 }
 
 /// Whether an architecture has a tensor.
@@ -277,6 +642,12 @@ pub struct Dims {
     pub head_dim: usize,
     /// F
     pub ffn: usize,
+    /// N experts per layer (0: none)
+    pub experts: usize,
+    /// FE: each expert's feed-forward width
+    pub expert_ffn: usize,
+    /// R: dimensions of each head RoPE rotates (HS unless partial)
+    pub rope_dim: usize,
 }
 
 /// A tensor's shape: a vector (n) or a matrix (rows, cols).
@@ -296,7 +667,7 @@ impl Shape {
 }
 
 impl Role {
-    pub const ALL: [Role; 13] = [
+    pub const ALL: [Role; 17] = [
         Role::AttnNorm,
         Role::AttnQ,
         Role::AttnK,
@@ -310,6 +681,10 @@ impl Role {
         Role::FfnUp,
         Role::FfnDown,
         Role::PostFfnNorm,
+        Role::FfnGateInp,
+        Role::FfnGateExps,
+        Role::FfnUpExps,
+        Role::FfnDownExps,
     ];
 
     /// The name inside `blk.N.<name>.weight` (GGUF's names).
@@ -328,6 +703,10 @@ impl Role {
             Role::FfnUp => "ffn_up",
             Role::FfnDown => "ffn_down",
             Role::PostFfnNorm => "post_ffw_norm",
+            Role::FfnGateInp => "ffn_gate_inp",
+            Role::FfnGateExps => "ffn_gate_exps",
+            Role::FfnUpExps => "ffn_up_exps",
+            Role::FfnDownExps => "ffn_down_exps",
         }
     }
 
@@ -347,24 +726,35 @@ impl Role {
         )
     }
 
-    /// Shape of the weight; a bias is (rows) of it.
-    pub const fn shape(self, d: &Dims) -> Shape {
+    /// Shape of the weight in a model with features `ft`; a bias is (rows) of it.
+    pub const fn shape(self, d: &Dims, ft: &Features) -> Shape {
         let (c, q, kv, f) = (d.dim, d.heads * d.head_dim, d.kv_heads * d.head_dim, d.ffn);
+        let (n, fe) = (d.experts, d.expert_ffn);
         match self {
             Role::AttnNorm | Role::PostAttnNorm | Role::FfnNorm | Role::PostFfnNorm => {
                 Shape::Vector(c)
             }
-            Role::AttnQNorm | Role::AttnKNorm => Shape::Vector(d.head_dim),
+            Role::AttnQNorm => match ft.qk_norm {
+                QkNorm::RmsWhole => Shape::Vector(q),
+                QkNorm::Rms | QkNorm::None => Shape::Vector(d.head_dim),
+            },
+            Role::AttnKNorm => match ft.qk_norm {
+                QkNorm::RmsWhole => Shape::Vector(kv),
+                QkNorm::Rms | QkNorm::None => Shape::Vector(d.head_dim),
+            },
             Role::AttnQ => Shape::Matrix(q, c),
             Role::AttnK | Role::AttnV => Shape::Matrix(kv, c),
             Role::AttnOutput => Shape::Matrix(c, q),
             Role::FfnGate | Role::FfnUp => Shape::Matrix(f, c),
             Role::FfnDown => Shape::Matrix(c, f),
+            Role::FfnGateInp => Shape::Matrix(n, c),
+            Role::FfnGateExps | Role::FfnUpExps => Shape::Matrix(n * fe, c),
+            Role::FfnDownExps => Shape::Matrix(n * c, fe),
         }
     }
 
-    pub const fn bias_len(self, d: &Dims) -> usize {
-        match self.shape(d) {
+    pub const fn bias_len(self, d: &Dims, ft: &Features) -> usize {
+        match self.shape(d, ft) {
             Shape::Vector(n) => n,
             Shape::Matrix(rows, _) => rows,
         }
@@ -372,29 +762,30 @@ impl Role {
 }
 
 impl Features {
-    /// Whether blocks have `role`'s weight.
-    pub const fn weight(&self, role: Role) -> Need {
+    /// Whether a layer `l` has `role`'s weight.
+    pub const fn weight(&self, role: Role, l: &LayerSpec) -> Need {
+        let dense = matches!(l.ffn, LayerFfn::Dense);
+        let pre_norms = !matches!(self.block_norms, BlockNorms::Post);
         let has = match role {
-            Role::AttnNorm
-            | Role::AttnQ
-            | Role::AttnK
-            | Role::AttnV
-            | Role::AttnOutput
-            | Role::FfnNorm
-            | Role::FfnUp
-            | Role::FfnDown => true,
+            Role::AttnQ | Role::AttnK | Role::AttnV | Role::AttnOutput => true,
+            Role::AttnNorm | Role::FfnNorm => pre_norms,
+            Role::FfnUp | Role::FfnDown => dense,
             Role::AttnQNorm | Role::AttnKNorm => match self.qk_norm {
-                QkNorm::Rms => true,
+                QkNorm::Rms | QkNorm::RmsWhole => true,
                 QkNorm::None => false,
             },
             Role::PostAttnNorm | Role::PostFfnNorm => match self.block_norms {
-                BlockNorms::Sandwich => true,
+                BlockNorms::Sandwich | BlockNorms::Post => true,
                 BlockNorms::Pre => false,
             },
-            Role::FfnGate => match self.ffn {
-                FfnKind::SwiGlu | FfnKind::GeGlu => true,
-                FfnKind::Gelu => false,
-            },
+            Role::FfnGate => {
+                dense
+                    && match self.ffn {
+                        FfnKind::SwiGlu | FfnKind::GeGlu => true,
+                        FfnKind::Gelu => false,
+                    }
+            }
+            Role::FfnGateInp | Role::FfnGateExps | Role::FfnUpExps | Role::FfnDownExps => !dense,
         };
         if has {
             Need::Required
@@ -403,14 +794,19 @@ impl Features {
         }
     }
 
-    /// Whether blocks have `role`'s bias.
-    pub const fn bias(&self, role: Role) -> Need {
-        if let Need::Absent = self.weight(role) {
+    /// Whether a layer `l` has `role`'s bias (experts and routers have none).
+    pub const fn bias(&self, role: Role, l: &LayerSpec) -> Need {
+        if let Need::Absent = self.weight(role, l) {
             return Need::Absent;
         }
+        let expert = matches!(
+            role,
+            Role::FfnGateInp | Role::FfnGateExps | Role::FfnUpExps | Role::FfnDownExps
+        );
         match (role.is_norm(), self.norm, self.biases) {
             (true, NormKind::Layer, _) => Need::Required,
             (true, NormKind::Rms, _) => Need::Absent,
+            (false, _, _) if expert => Need::Absent,
             (false, _, Biases::All) => Need::Required,
             (false, _, Biases::Optional) => Need::Optional,
         }
@@ -487,13 +883,13 @@ impl fmt::Debug for TensorName {
     }
 }
 
-/// Calls `f(name, shape, need)` for every tensor a model of `arch` with these dimensions can
-/// have, in file-independent order: embeddings, blocks, output. `tied`: the head reuses the
-/// token embedding. The RoPE frequency table is optional wherever RoPE is used.
+/// Calls `f(name, shape, need)` for every tensor a model of `arch` with these dimensions and
+/// `layers` can have, in file-independent order: embeddings, blocks, output. `tied`: the head
+/// reuses the token embedding. The RoPE frequency table is optional wherever RoPE is used.
 pub fn for_each_tensor(
     arch: Arch,
     d: &Dims,
-    layers: usize,
+    layers: &[LayerSpec],
     tied: bool,
     mut f: impl FnMut(TensorName, Shape, Need),
 ) {
@@ -511,21 +907,21 @@ pub fn for_each_tensor(
         ),
         Positions::Rope => f(
             TensorName::new(&[ROPE_INV_FREQ]),
-            Shape::Vector(d.head_dim / 2),
+            Shape::Vector(d.rope_dim / 2),
             Need::Optional,
         ),
     }
-    for layer in 0..layers {
+    for (layer, spec) in layers.iter().enumerate() {
         for role in Role::ALL {
-            let w = ft.weight(role);
+            let w = ft.weight(role, spec);
             if w != Need::Absent {
-                f(TensorName::layer(layer, role, false), role.shape(d), w);
+                f(TensorName::layer(layer, role, false), role.shape(d, &ft), w);
             }
-            let b = ft.bias(role);
+            let b = ft.bias(role, spec);
             if b != Need::Absent {
                 f(
                     TensorName::layer(layer, role, true),
-                    Shape::Vector(role.bias_len(d)),
+                    Shape::Vector(role.bias_len(d, &ft)),
                     b,
                 );
             }
@@ -559,10 +955,20 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for a in Arch::ALL {
-            assert_eq!(Arch::from_name(a.name()), Some(a));
-            assert!(Arch::NAMES.contains(a.name()));
+        for a in ARCHS {
+            assert_eq!(Arch::from_name(a.name), Some(a.arch));
+            assert_eq!(a.arch.info().name, a.name);
+            for h in a.hf {
+                assert_eq!(Arch::from_hf(h), Some(a.arch));
+            }
+            for g in a.gguf {
+                assert_eq!(Arch::from_gguf(g), Some(a.arch));
+            }
         }
+        assert_eq!(
+            std::format!("{}", Arch::list(|a| core::slice::from_ref(&a.name))),
+            "llama, qwen2, qwen3, gemma3, gpt2, smollm3, phi3, olmo2, qwen3moe"
+        );
         for r in Role::ALL {
             assert_eq!(Role::from_name(r.name()), Some(r));
         }
@@ -580,10 +986,14 @@ mod tests {
             kv_heads: 1,
             head_dim: 6,
             ffn: 8,
+            experts: 0,
+            expert_ffn: 0,
+            rope_dim: 6,
         };
         let mut names = 0;
         let mut required = 0;
-        for_each_tensor(Arch::Gemma3, &d, 1, true, |n, s, need| {
+        let spec = LayerSpec::default_for(&Arch::Gemma3.features());
+        for_each_tensor(Arch::Gemma3, &d, &[spec], true, |n, s, need| {
             names += 1;
             if need == Need::Required {
                 required += 1;

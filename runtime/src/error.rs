@@ -80,7 +80,7 @@ impl fmt::Display for Error {
             Error::UnsupportedArchitecture => write!(
                 f,
                 "unsupported general.architecture (this runtime runs {})",
-                ember_format::schema::Arch::NAMES
+                ember_format::schema::Arch::list(|a| core::slice::from_ref(&a.name))
             ),
             Error::MissingTensor(n) => write!(f, "model lacks tensor '{n}'"),
             Error::UnexpectedTensor(n) => write!(

@@ -1,5 +1,5 @@
-//! GGUF files of the `llama`, `qwen2`, `qwen3` and `gemma3` architectures (as written by
-//! llama.cpp's convert_hf_to_gguf).
+//! GGUF files as llama.cpp's convert_hf_to_gguf writes them, of the architectures in
+//! `ember_format::schema::ARCHS` that name a GGUF architecture.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use memmap2::Mmap;
 
 use crate::error::{Context, Error, Result};
 use crate::gguf::GgufFile;
-use ember_format::schema::Attention;
+use ember_format::schema::{Attention, Experts, LayerFfn, LayerPositions};
 use ember_format::DType;
 
 use crate::model::{Arch, ModelConfig, RopeScaling};
@@ -50,17 +50,16 @@ impl GgufSource {
 /// `general.name`.
 pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
     let name = g.str("general.architecture")?;
-    let arch = match name {
-        "llama" => Arch::Llama,
-        "qwen2" => Arch::Qwen2,
-        "qwen3" => Arch::Qwen3,
-        "gemma3" => Arch::Gemma3,
-        other => crate::bail!(
-            "unsupported GGUF architecture '{other}' (supported: llama, qwen2, qwen3, gemma3)"
-        ),
+    let Some(arch) = Arch::from_gguf(name) else {
+        crate::bail!(
+            "unsupported GGUF architecture '{name}' (supported: {})",
+            Arch::list(|a| a.gguf)
+        );
     };
+    let info = arch.info();
     let key = |k: &str| format!("{name}.{k}");
-    if g.opt_u32(&key("expert_count"))?.unwrap_or(0) > 0 {
+    let moe = arch.features().experts == Experts::Routed;
+    if !moe && g.opt_u32(&key("expert_count"))?.unwrap_or(0) > 0 {
         crate::bail!("mixture-of-experts {name} models are not supported");
     }
     let embedding_dim = g.u32(&key("embedding_length"))? as usize;
@@ -82,13 +81,6 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
     if let Some(vd) = g.opt_u32(&key("attention.value_length"))? {
         if vd as usize != head_dim {
             crate::bail!("value_length {vd} differs from key_length {head_dim}: not supported");
-        }
-    }
-    if let Some(rd) = g.opt_u32(&key("rope.dimension_count"))? {
-        if rd as usize != head_dim {
-            crate::bail!(
-                "partial RoPE (rope.dimension_count {rd} of head size {head_dim}) is not supported"
-            );
         }
     }
     for k in ["attn_logit_softcapping", "attention.logit_softcapping"] {
@@ -123,6 +115,10 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
         .opt_f32(&key("attention.layer_norm_rms_epsilon"))?
         .unwrap_or(1e-5);
     config.rope_theta = Some(g.opt_f32(&key("rope.freq_base"))?.unwrap_or(10_000.0));
+    config.rope_dim = g
+        .opt_u32(&key("rope.dimension_count"))?
+        .map(|rd| rd as usize)
+        .filter(|&rd| rd != head_dim);
     config.tied_embeddings = g.tensor("output.weight").is_none();
     config.rope_scaling = rope_scaling(&g, name, config.context_length)?;
     if let Some(t) = g.tensor("rope_freqs.weight") {
@@ -139,21 +135,29 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
             .collect();
         config.rope_scaling = RopeScaling::Factors(v);
     }
+    if g.tensor("rope_factors_long.weight").is_some()
+        || g.tensor("rope_factors_short.weight").is_some()
+    {
+        crate::bail!("LongRoPE (rope_factors_long/short.weight) is not supported yet");
+    }
+    config.check_layer_count(g.tensors.len())?;
+    let window = g
+        .opt_u32(&key("attention.sliding_window"))?
+        .filter(|&w| w > 0);
     match arch {
         Arch::Gemma3 => {
             // The window comes with the file; the layer list does not: llama.cpp (and
             // transformers' default) make every sixth layer global.
-            let window = g.u32(&key("attention.sliding_window"))? as usize;
-            config.sliding_window = Some(window);
-            config.layer_types = (0..config.layer_count)
-                .map(|i| {
-                    if (i + 1) % GEMMA3_PATTERN == 0 {
-                        Attention::Global
-                    } else {
-                        Attention::Local
-                    }
-                })
-                .collect();
+            let Some(window) = window else {
+                crate::bail!("{name}.attention.sliding_window is missing");
+            };
+            config.sliding_window = Some(window as usize);
+            config.set_layers(|i, l| {
+                if (i + 1) % GEMMA3_PATTERN != 0 {
+                    l.attention = Attention::Local;
+                }
+                Ok(())
+            })?;
             // Older files (the published 270M among them) lack the local base: 10,000 then,
             // as llama.cpp and transformers assume.
             config.rope_theta_local =
@@ -170,33 +174,94 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
                 }
             }
         }
-        Arch::Llama | Arch::Qwen2 | Arch::Qwen3 => {
-            if let Some(w) = g.opt_u32(&key("attention.sliding_window"))? {
+        _ => {
+            if let Some(w) = window {
                 crate::bail!("{name}.attention.sliding_window = {w}: sliding-window attention is supported for gemma3 only");
             }
         }
-        Arch::Gpt2 => unreachable!("not read from GGUF"),
+    }
+    if arch == Arch::SmolLm3 {
+        // llama.cpp's rule (the files carry no list): every fourth layer has no positions.
+        config.set_layers(|i, l| {
+            if (i + 1) % SMOLLM3_NOPE_INTERVAL == 0 {
+                l.positions = LayerPositions::None;
+            }
+            Ok(())
+        })?;
+    }
+    if moe {
+        config.experts = g.u32(&key("expert_count"))? as usize;
+        config.experts_used = g.u32(&key("expert_used_count"))? as usize;
+        config.expert_ffn_dim = g.u32(&key("expert_feed_forward_length"))? as usize;
+        // llama.cpp renormalises Qwen3-MoE's top-k weights (norm_topk_prob) unless told.
+        config.expert_weights_norm = g.opt_bool(&key("expert_weights_norm"))?.unwrap_or(true);
+        if let Some(n) = g.opt_u32(&key("expert_shared_count"))?.filter(|&n| n > 0) {
+            crate::bail!("{n} shared experts ({name}.expert_shared_count) are not supported");
+        }
+        // Dense layers have ffn_up where the others have experts.
+        config.set_layers(|i, l| {
+            if g.tensor(&format!("blk.{i}.ffn_up.weight")).is_some() {
+                l.ffn = LayerFfn::Dense;
+            }
+            Ok(())
+        })?;
     }
     config.validate()?;
 
+    let (dims, ft) = (config.dims(), arch.features());
     let mut tensors = Vec::with_capacity(g.tensors.len());
     for t in &g.tensors {
         if t.name == "rope_freqs.weight" {
             continue; // folded into rope.inv_freq below
         }
         let role = t.name.rsplit('.').nth(1).unwrap_or("");
-        // llama.cpp's converter interleaves Q/K rows for the `llama` architecture only (the
-        // others use NEOX-style RoPE, which is HF's order already).
-        let op = match (arch, role) {
-            (Arch::Llama, "attn_q") => Op::UnpermuteRope { heads: head_count },
-            (Arch::Llama, "attn_k") => Op::UnpermuteRope {
+        // A fused tensor: its rows are the roles' rows, in order.
+        if let Some((_, roles)) = info.gguf_fused.iter().find(|(n, _)| *n == role) {
+            let sizes: Vec<usize> = roles.iter().map(|r| r.bias_len(&dims, &ft)).collect();
+            let total: usize = sizes.iter().sum();
+            let of = t.shape.first().copied().unwrap_or(0);
+            let is_bias = t.name.ends_with(".bias");
+            // Phi-3's ffn_up is fused only where it has both halves.
+            if of == total && (t.shape.len() == 2 || is_bias) {
+                let mut first = 0;
+                for (r, size) in roles.iter().zip(sizes) {
+                    let mut shape = t.shape.clone();
+                    shape[0] = size;
+                    let prefix = t.name.rsplitn(3, '.').nth(2).unwrap_or("");
+                    let suffix = if is_bias { "bias" } else { "weight" };
+                    tensors.push(Planned {
+                        name: format!("{prefix}.{}.{suffix}", r.name()),
+                        shape,
+                        dtype: t.dtype,
+                        src_name: t.name.clone(),
+                        src: t.data,
+                        op: Op::Rows {
+                            rows: first..first + size,
+                            of,
+                        },
+                    });
+                    first += size;
+                }
+                continue;
+            }
+        }
+        // llama.cpp's converter interleaves Q/K rows for some architectures (RoPE in GPT-J
+        // order); the others are in Hugging Face's order already.
+        let op = match (info.gguf_rope_interleaved, role) {
+            (true, "attn_q") => Op::UnpermuteRope { heads: head_count },
+            (true, "attn_k") => Op::UnpermuteRope {
                 heads: kv_head_count,
             },
             _ => Op::Copy,
         };
+        // Experts: GGUF's (N, rows, cols) is our (N·rows, cols).
+        let shape = match (role.ends_with("_exps"), &t.shape[..]) {
+            (true, &[n, r, c]) => vec![n * r, c],
+            _ => t.shape.clone(),
+        };
         tensors.push(Planned {
             name: t.name.clone(),
-            shape: t.shape.clone(),
+            shape,
             dtype: t.dtype,
             src_name: t.name.clone(),
             src: t.data,
@@ -214,6 +279,9 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
         source_names: Default::default(),
     })
 }
+
+/// SmolLM3's NoPE layers in GGUF files: every fourth (llama.cpp's `n_no_rope_layer_step`).
+const SMOLLM3_NOPE_INTERVAL: usize = 4;
 
 /// Gemma 3's layer pattern: five local layers, then one global.
 const GEMMA3_PATTERN: usize = 6;

@@ -12,7 +12,7 @@ use safetensors::{Dtype as StDtype, SafeTensors};
 use serde_json::Value;
 
 use crate::error::{Context, Error, Result};
-use ember_format::schema::{self, Attention, Role, TensorName};
+use ember_format::schema::{self, Attention, LayerFfn, LayerPositions, Role, Shape, TensorName};
 
 use crate::model::{Arch, ModelConfig, RopeScaling};
 use crate::plan::{Op, Plan, Planned};
@@ -152,19 +152,15 @@ impl HfSource {
     pub fn plan(&self) -> Result<Plan<'_>> {
         let cfg = &self.config;
         let model_type = cfg.get("model_type").and_then(Value::as_str).unwrap_or("");
-        const SUPPORTED: &str = "llama, mistral, qwen2, qwen3, gemma3_text, gpt2";
-        let arch = match model_type {
-            "llama" | "mistral" => Arch::Llama,
-            "qwen2" => Arch::Qwen2,
-            "qwen3" => Arch::Qwen3,
-            "gemma3_text" => Arch::Gemma3,
-            "gpt2" => Arch::Gpt2,
-            "gemma3" => crate::bail!(
+        let supported = Arch::list(|a| a.hf);
+        let arch = match (model_type, Arch::from_hf(model_type)) {
+            (_, Some(a)) => a,
+            ("gemma3", None) => crate::bail!(
                 "config.json: model_type 'gemma3' is the multimodal Gemma 3 (4B and up); ember runs the text-only gemma3_text checkpoints (270M, 1B)"
             ),
-            "" => crate::bail!("config.json has no \"model_type\" (supported: {SUPPORTED})"),
-            other => crate::bail!(
-                "unsupported architecture '{other}' in config.json (supported: {SUPPORTED})"
+            ("", None) => crate::bail!("config.json has no \"model_type\" (supported: {supported})"),
+            (other, None) => crate::bail!(
+                "unsupported architecture '{other}' in config.json (supported: {supported})"
             ),
         };
         let tensors = self.tensors()?;
@@ -177,7 +173,8 @@ impl HfSource {
         let mut planned = Vec::new();
         let mut hints = HashMap::new();
         let config = match arch {
-            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma3 => plan_decoder(
+            Arch::Gpt2 => plan_gpt2(cfg, &tensors, name, &mut planned, &mut hints)?,
+            _ => plan_decoder(
                 cfg,
                 arch,
                 model_type,
@@ -186,7 +183,6 @@ impl HfSource {
                 &mut planned,
                 &mut hints,
             )?,
-            Arch::Gpt2 => plan_gpt2(cfg, &tensors, name, &mut planned, &mut hints)?,
         };
         let tokenizer = crate::tok::from_hf_dir(&self.dir)?;
         Ok(Plan {
@@ -373,8 +369,8 @@ fn plan_copy<'a>(out: &mut Vec<Planned<'a>>, name: String, src: &str, t: StTenso
     });
 }
 
-/// Llama, Mistral, Qwen2, Qwen3 and Gemma 3 text: Llama's module names, plus Q/K norms
-/// (Qwen3, Gemma 3) and Gemma's four norms per block.
+/// Every architecture with Llama's module names (all but GPT-2): config.json read into a
+/// [`ModelConfig`], then each layer's tensors mapped by the architecture's `hf_layer` table.
 fn plan_decoder<'a>(
     cfg: &Value,
     arch: Arch,
@@ -384,6 +380,7 @@ fn plan_decoder<'a>(
     out: &mut Vec<Planned<'a>>,
     hints: &mut HashMap<String, String>,
 ) -> Result<ModelConfig> {
+    let info = arch.info();
     let gemma = arch == Arch::Gemma3;
     let (act_key, act) = if gemma {
         ("hidden_activation", "gelu_pytorch_tanh")
@@ -409,11 +406,6 @@ fn plan_decoder<'a>(
             embedding_dim / head_count
         }
     };
-    if let Some(f) = cfg_f32(cfg, &["partial_rotary_factor"])? {
-        if f != 1.0 {
-            crate::bail!("config.json: partial_rotary_factor {f} (partial RoPE) is not supported");
-        }
-    }
     let mut tensors = all.clone();
     let tied = match cfg_bool(cfg, "tie_word_embeddings")? {
         Some(t) => t,
@@ -434,54 +426,22 @@ fn plan_decoder<'a>(
     let (theta, scaling) = rope_params(cfg, "full_attention")?;
     config.rope_theta = Some(theta.unwrap_or(10_000.0));
     config.rope_scaling = scaling;
-    if gemma {
-        let (local_theta, local_scaling) = rope_params(cfg, "sliding_attention")?;
-        if local_scaling != RopeScaling::None {
-            crate::bail!("config.json: RoPE scaling of sliding-window layers is not supported");
-        }
-        config.rope_theta_local = Some(local_theta.unwrap_or(10_000.0));
-        let window = cfg_req(cfg, &["sliding_window"])?;
-        config.sliding_window = Some(window);
-        config.layer_types = match cfg.get("layer_types").and_then(Value::as_array) {
-            Some(list) => list
-                .iter()
-                .map(|v| match v.as_str() {
-                    Some("sliding_attention") => Ok(Attention::Local),
-                    Some("full_attention") => Ok(Attention::Global),
-                    _ => crate::bail!("config.json: unknown layer type {v} in layer_types"),
-                })
-                .collect::<Result<Vec<_>>>()?,
-            None => {
-                let pattern =
-                    cfg_usize(cfg, &["sliding_window_pattern", "_sliding_window_pattern"])?
-                        .unwrap_or(6)
-                        .max(1);
-                (0..layer_count)
-                    .map(|i| {
-                        if (i + 1) % pattern == 0 {
-                            Attention::Global
-                        } else {
-                            Attention::Local
-                        }
-                    })
-                    .collect()
-            }
-        };
-        let scalar = cfg_f32(cfg, &["query_pre_attn_scalar"])?.unwrap_or(head_dim as f32);
-        config.attention_scale = Some((1.0 / (scalar as f64).sqrt()) as f32);
-        config.final_logit_softcap = cfg_f32(cfg, &["final_logit_softcapping"])?;
-        if let Some(cap) = cfg_f32(cfg, &["attn_logit_softcapping"])? {
-            crate::bail!("config.json: attn_logit_softcapping {cap} is not supported");
-        }
-        if cfg_bool(cfg, "use_bidirectional_attention")? == Some(true) {
-            crate::bail!("config.json: use_bidirectional_attention is not supported (a decoder-only runtime)");
-        }
-    } else {
+    config.rope_dim = partial_rotary(cfg, "full_attention", head_dim)?;
+    config.check_layer_count(all.len())?;
+    match arch {
+        Arch::Gemma3 => gemma3_config(cfg, &mut config)?,
+        Arch::SmolLm3 => smollm3_layers(cfg, &mut config)?,
+        Arch::Qwen3Moe => qwen3_moe_config(cfg, &mut config)?,
+        _ => {}
+    }
+    if !gemma {
         // Sliding-window attention of Mistral 7B v0.1 or Qwen with use_sliding_window sees
         // only the last W positions; full attention is the same while the sequence is at
         // most W long, so the context is capped there.
         let windowed = match model_type {
-            "qwen2" | "qwen3" => cfg_bool(cfg, "use_sliding_window")?.unwrap_or(false),
+            "qwen2" | "qwen3" | "qwen3_moe" | "smollm3" => {
+                cfg_bool(cfg, "use_sliding_window")?.unwrap_or(false)
+            }
             _ => true,
         };
         if windowed {
@@ -491,7 +451,6 @@ fn plan_decoder<'a>(
         }
     }
     config.validate()?;
-    config.check_layer_count(all.len())?;
 
     // (HF name, ember name, Gemma's (1 + w) norm)
     let mut map: Vec<(String, String, bool)> = vec![
@@ -509,42 +468,62 @@ fn plan_decoder<'a>(
     if !tied {
         map.push(("lm_head.weight".into(), schema::OUTPUT.into(), false));
     }
-    // HF module → role. Llama's post_attention_layernorm is the feed-forward's pre-norm;
-    // Gemma's is the attention's post-norm and pre_feedforward_layernorm the pre-norm.
-    let post_attention = if gemma {
-        Role::PostAttnNorm
-    } else {
-        Role::FfnNorm
-    };
-    let modules = [
-        ("input_layernorm", Role::AttnNorm),
-        ("post_attention_layernorm", post_attention),
-        ("pre_feedforward_layernorm", Role::FfnNorm),
-        ("post_feedforward_layernorm", Role::PostFfnNorm),
-        ("self_attn.q_norm", Role::AttnQNorm),
-        ("self_attn.k_norm", Role::AttnKNorm),
-        ("self_attn.q_proj", Role::AttnQ),
-        ("self_attn.k_proj", Role::AttnK),
-        ("self_attn.v_proj", Role::AttnV),
-        ("self_attn.o_proj", Role::AttnOutput),
-        ("mlp.gate_proj", Role::FfnGate),
-        ("mlp.up_proj", Role::FfnUp),
-        ("mlp.down_proj", Role::FfnDown),
-    ];
-    for n in 0..layer_count {
-        for (hf, role) in modules {
-            let gemma_only = matches!(role, Role::PostAttnNorm | Role::PostFfnNorm)
-                || hf == "pre_feedforward_layernorm";
-            if gemma_only && !gemma {
+    let (dims, ft) = (config.dims(), arch.features());
+    let specs = config.layer_specs();
+    for (n, spec) in specs.iter().enumerate() {
+        for &(module, roles) in info.hf_layer {
+            if module.contains('*') {
+                if spec.ffn == LayerFfn::Experts {
+                    plan_experts(&mut tensors, &config, n, module, roles, out, hints)?;
+                }
                 continue;
             }
+            if let [role] = roles {
+                for (suffix, bias) in [("weight", false), ("bias", true)] {
+                    let dst = TensorName::layer(n, *role, bias).as_str().to_string();
+                    map.push((
+                        format!("model.layers.{n}.{module}.{suffix}"),
+                        dst,
+                        gemma && role.is_norm(),
+                    ));
+                }
+                continue;
+            }
+            // A fused module: its rows are the roles' rows, in order.
             for (suffix, bias) in [("weight", false), ("bias", true)] {
-                let dst = TensorName::layer(n, role, bias).as_str().to_string();
-                map.push((
-                    format!("model.layers.{n}.{hf}.{suffix}"),
-                    dst,
-                    gemma && role.is_norm(),
-                ));
+                let src = format!("model.layers.{n}.{module}.{suffix}");
+                for role in roles.iter() {
+                    hints.insert(
+                        TensorName::layer(n, *role, bias).as_str().into(),
+                        src.clone(),
+                    );
+                }
+                let Some((t, _)) = take(&mut tensors, &src) else {
+                    continue;
+                };
+                let sizes: Vec<usize> = roles.iter().map(|r| r.bias_len(&dims, &ft)).collect();
+                let total: usize = sizes.iter().sum();
+                let cols = match (bias, &t.shape[..]) {
+                    (false, &[rows, cols]) if rows == total => cols,
+                    (true, &[rows]) if rows == total => 0,
+                    _ => crate::bail!(
+                        "tensor {src} has shape {:?}: expected {total} rows (the parts {sizes:?})",
+                        t.shape
+                    ),
+                };
+                let mut first = 0;
+                for (role, size) in roles.iter().zip(sizes) {
+                    let rows = first..first + size;
+                    first += size;
+                    out.push(Planned {
+                        name: TensorName::layer(n, *role, bias).as_str().to_string(),
+                        shape: if bias { vec![size] } else { vec![size, cols] },
+                        dtype: t.dtype,
+                        src_name: src.clone(),
+                        src: t.data,
+                        op: Op::Rows { rows, of: total },
+                    });
+                }
             }
         }
     }
@@ -575,6 +554,208 @@ fn plan_decoder<'a>(
     tensors.retain(|k, _| !k.ends_with(".rotary_emb.inv_freq"));
     report_leftovers(&tensors)?;
     Ok(config)
+}
+
+/// The dimensions of each head RoPE rotates in layers of `layer_type`, from
+/// `partial_rotary_factor` (top level or in `rope_parameters`); None: all.
+fn partial_rotary(cfg: &Value, layer_type: &str, head_dim: usize) -> Result<Option<usize>> {
+    let params = cfg.get("rope_parameters").filter(|p| p.is_object());
+    let nested = params
+        .and_then(|p| p.get(layer_type))
+        .filter(|p| p.is_object());
+    let mut factor = cfg_f32(cfg, &["partial_rotary_factor"])?;
+    for p in [params, nested].into_iter().flatten() {
+        if let Some(f) = cfg_f32(p, &["partial_rotary_factor"])? {
+            factor = Some(f);
+        }
+    }
+    match factor {
+        None => Ok(None),
+        Some(f) if f > 0.0 && f <= 1.0 => {
+            // transformers: int(head_dim * factor)
+            Ok(Some((head_dim as f64 * f as f64) as usize).filter(|&r| r != head_dim))
+        }
+        Some(f) => crate::bail!("config.json: partial_rotary_factor {f} is not in (0, 1]"),
+    }
+}
+
+/// Gemma 3: local layers with their own RoPE base and window, the query scale, soft-caps.
+fn gemma3_config(cfg: &Value, config: &mut ModelConfig) -> Result<()> {
+    let (local_theta, local_scaling) = rope_params(cfg, "sliding_attention")?;
+    if local_scaling != RopeScaling::None {
+        crate::bail!("config.json: RoPE scaling of sliding-window layers is not supported");
+    }
+    config.rope_theta_local = Some(local_theta.unwrap_or(10_000.0));
+    let window = cfg_req(cfg, &["sliding_window"])?;
+    config.sliding_window = Some(window);
+    let kinds: Vec<Attention> = match cfg.get("layer_types").and_then(Value::as_array) {
+        Some(list) => list
+            .iter()
+            .map(|v| match v.as_str() {
+                Some("sliding_attention") => Ok(Attention::Local),
+                Some("full_attention") => Ok(Attention::Global),
+                _ => crate::bail!("config.json: unknown layer type {v} in layer_types"),
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => {
+            let pattern = cfg_usize(cfg, &["sliding_window_pattern", "_sliding_window_pattern"])?
+                .unwrap_or(6)
+                .max(1);
+            (0..config.layer_count)
+                .map(|i| {
+                    if (i + 1) % pattern == 0 {
+                        Attention::Global
+                    } else {
+                        Attention::Local
+                    }
+                })
+                .collect()
+        }
+    };
+    per_layer_list("layer_types", kinds.len(), config.layer_count)?;
+    config.set_layers(|i, l| {
+        l.attention = kinds[i];
+        Ok(())
+    })?;
+    let scalar = cfg_f32(cfg, &["query_pre_attn_scalar"])?.unwrap_or(config.head_dim as f32);
+    config.attention_scale = Some((1.0 / (scalar as f64).sqrt()) as f32);
+    config.final_logit_softcap = cfg_f32(cfg, &["final_logit_softcapping"])?;
+    if let Some(cap) = cfg_f32(cfg, &["attn_logit_softcapping"])? {
+        crate::bail!("config.json: attn_logit_softcapping {cap} is not supported");
+    }
+    if cfg_bool(cfg, "use_bidirectional_attention")? == Some(true) {
+        crate::bail!(
+            "config.json: use_bidirectional_attention is not supported (a decoder-only runtime)"
+        );
+    }
+    Ok(())
+}
+
+fn per_layer_list(key: &str, len: usize, layers: usize) -> Result<()> {
+    if len != layers {
+        crate::bail!("config.json: \"{key}\" has {len} entries for {layers} layers");
+    }
+    Ok(())
+}
+
+/// SmolLM3: `no_rope_layers[i]` is 1 where layer i uses RoPE, 0 where it has no positions;
+/// without the list, every `no_rope_layer_interval`-th layer has none (transformers).
+fn smollm3_layers(cfg: &Value, config: &mut ModelConfig) -> Result<()> {
+    let layers = config.layer_count;
+    let uses_rope: Vec<bool> = match cfg.get("no_rope_layers").filter(|v| !v.is_null()) {
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|v| match v.as_u64() {
+                Some(1) => Ok(true),
+                Some(0) => Ok(false),
+                _ => crate::bail!("config.json: no_rope_layers entries must be 0 or 1, got {v}"),
+            })
+            .collect::<Result<_>>()?,
+        Some(v) => crate::bail!("config.json: no_rope_layers should be a list, got {v}"),
+        None => {
+            let interval = cfg_usize(cfg, &["no_rope_layer_interval"])?.unwrap_or(4);
+            if interval == 0 {
+                crate::bail!("config.json: no_rope_layer_interval must be positive");
+            }
+            (0..layers).map(|i| (i + 1) % interval != 0).collect()
+        }
+    };
+    per_layer_list("no_rope_layers", uses_rope.len(), layers)?;
+    config.set_layers(|i, l| {
+        if !uses_rope[i] {
+            l.positions = LayerPositions::None;
+        }
+        Ok(())
+    })
+}
+
+/// Qwen3-MoE: N experts (`num_experts`, transformers 5's `num_local_experts`), k per token,
+/// each `moe_intermediate_size` wide; dense layers where `mlp_only_layers` or
+/// `decoder_sparse_step` say.
+fn qwen3_moe_config(cfg: &Value, config: &mut ModelConfig) -> Result<()> {
+    config.experts = cfg_req(cfg, &["num_experts", "num_local_experts"])?;
+    config.experts_used = cfg_req(cfg, &["num_experts_per_tok"])?;
+    config.expert_ffn_dim = cfg_req(cfg, &["moe_intermediate_size"])?;
+    config.expert_weights_norm = cfg_bool(cfg, "norm_topk_prob")?.unwrap_or(false);
+    let step = cfg_usize(cfg, &["decoder_sparse_step"])?.unwrap_or(1);
+    if step == 0 {
+        crate::bail!("config.json: decoder_sparse_step must be positive");
+    }
+    let mut dense_layers = Vec::new();
+    if let Some(list) = cfg.get("mlp_only_layers").filter(|v| !v.is_null()) {
+        let Some(list) = list.as_array() else {
+            crate::bail!("config.json: mlp_only_layers should be a list of layer indices");
+        };
+        for v in list {
+            match v.as_u64().map(|i| i as usize) {
+                Some(i) if i < config.layer_count => dense_layers.push(i),
+                _ => crate::bail!("config.json: mlp_only_layers entry {v} is not a layer index"),
+            }
+        }
+    }
+    config.set_layers(|i, l| {
+        if dense_layers.contains(&i) || (i + 1) % step != 0 {
+            l.ffn = LayerFfn::Dense;
+        }
+        Ok(())
+    })
+}
+
+/// Layer `n`'s experts of `module` (`mlp.experts.*.gate_proj`), stacked by rows into one
+/// matrix (N·FE, C) or (N·C, FE).
+fn plan_experts<'a>(
+    tensors: &mut Tensors<'a>,
+    config: &ModelConfig,
+    n: usize,
+    module: &str,
+    roles: &[Role],
+    out: &mut Vec<Planned<'a>>,
+    hints: &mut HashMap<String, String>,
+) -> Result<()> {
+    let [role] = roles else {
+        crate::bail!("internal: experts map to one role each");
+    };
+    let dst = TensorName::layer(n, *role, false).as_str().to_string();
+    let src_of = |e: usize| {
+        format!(
+            "model.layers.{n}.{}.weight",
+            module.replace('*', &e.to_string())
+        )
+    };
+    hints.insert(dst.clone(), src_of(0));
+    let Shape::Matrix(rows, cols) = role.shape(&config.dims(), &config.arch.features()) else {
+        crate::bail!("internal: experts are matrices");
+    };
+    let per = rows / config.experts;
+    let mut parts = Vec::with_capacity(config.experts);
+    let mut dtype = None;
+    for e in 0..config.experts {
+        let src = src_of(e);
+        let Some((t, _)) = take(tensors, &src) else {
+            crate::bail!("missing tensor {src} (expert {e} of {})", config.experts);
+        };
+        if t.shape[..] != [per, cols] {
+            crate::bail!(
+                "tensor {src} has shape {:?}, expected [{per}, {cols}]",
+                t.shape
+            );
+        }
+        if dtype.is_some_and(|d| d != t.dtype) {
+            crate::bail!("tensor {src}: experts of one layer must share a dtype");
+        }
+        dtype = Some(t.dtype);
+        parts.push(t.data);
+    }
+    let first = parts.remove(0);
+    out.push(Planned {
+        name: dst,
+        shape: vec![rows, cols],
+        dtype: dtype.unwrap_or(DType::F32),
+        src_name: src_of(0),
+        src: first,
+        op: Op::Stack(parts),
+    });
+    Ok(())
 }
 
 fn report_leftovers(tensors: &Tensors<'_>) -> Result<()> {

@@ -72,13 +72,14 @@ pub fn rope_angles(out: &mut [f32], pos: usize, inv_freq: &[f32], factor: f32) {
     }
 }
 
-/// Rotates each head of `x` (heads · HS) in Hugging Face's rotate-half convention:
-/// dimension i pairs with i + HS/2. `angles` comes from `rope_angles`.
-pub fn rope(x: &mut [f32], head_dim: usize, angles: &[f32]) {
-    let half = head_dim / 2;
-    let (cos, sin) = angles[..head_dim].split_at(half);
+/// Rotates the first `rope_dim` (R ≤ HS) dimensions of each head of `x` (heads · HS) in
+/// Hugging Face's rotate-half convention: dimension i pairs with i + R/2; the others pass
+/// through (partial RoPE). `angles` (R) comes from `rope_angles`.
+pub fn rope(x: &mut [f32], head_dim: usize, rope_dim: usize, angles: &[f32]) {
+    let half = rope_dim / 2;
+    let (cos, sin) = angles[..rope_dim].split_at(half);
     for head in x.chunks_exact_mut(head_dim) {
-        let (lo, hi) = head.split_at_mut(half);
+        let (lo, hi) = head[..rope_dim].split_at_mut(half);
         for i in 0..half {
             let (a, b) = (lo[i], hi[i]);
             lo[i] = a * cos[i] - b * sin[i];

@@ -1,7 +1,10 @@
 //! Hyperparameters read from a `.ember` file's `model.*` keys (docs/FORMAT.md), with the
 //! architecture's features from the schema (`ember_format::schema`).
 
-use ember_format::schema::{keys, Arch, Attention, Dims, EmbedScale, Features, Positions};
+use ember_format::schema::{
+    keys, Arch, Attention, Dims, EmbedScale, Experts, Features, LayerFfn, LayerPositions,
+    LayerSpec, Positions,
+};
 use ember_format::EmberFile;
 
 use crate::math::sqrt64;
@@ -13,42 +16,108 @@ const MAX_LAYERS: usize = 1024;
 const MAX_VOCAB: usize = 1 << 22;
 const MAX_CONTEXT: usize = 1 << 22;
 
-/// Which layers are local (sliding-window): one bit per layer.
+/// A set of layers, one bit each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+struct LayerSet([u64; MAX_LAYERS / 64]);
+
+impl LayerSet {
+    fn contains(&self, layer: usize) -> bool {
+        layer < MAX_LAYERS && self.0[layer / 64] >> (layer % 64) & 1 == 1
+    }
+
+    fn insert(&mut self, layer: usize) {
+        self.0[layer / 64] |= 1 << (layer % 64);
+    }
+
+    /// Members among the first `layers`.
+    fn count_before(&self, layers: usize) -> usize {
+        let layers = layers.min(MAX_LAYERS);
+        let full: usize = self.0[..layers / 64]
+            .iter()
+            .map(|w| w.count_ones() as usize)
+            .sum();
+        let rest = match layers % 64 {
+            0 => 0,
+            r => (self.0[layers / 64] & ((1u64 << r) - 1)).count_ones() as usize,
+        };
+        full + rest
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
+}
+
+/// What each layer does ([`LayerSpec`]), as one bit set per non-default choice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct LayerKinds {
-    local: [u64; MAX_LAYERS / 64],
+    local: LayerSet,
+    no_positions: LayerSet,
+    dense: LayerSet,
+    experts: LayerSet,
 }
 
 impl LayerKinds {
     pub fn attention(&self, layer: usize) -> Attention {
-        if layer < MAX_LAYERS && self.local[layer / 64] >> (layer % 64) & 1 == 1 {
+        if self.local.contains(layer) {
             Attention::Local
         } else {
             Attention::Global
         }
     }
 
-    fn set_local(&mut self, layer: usize) {
-        self.local[layer / 64] |= 1 << (layer % 64);
+    /// Layer `layer`'s kinds.
+    pub fn spec(&self, layer: usize) -> LayerSpec {
+        LayerSpec {
+            attention: self.attention(layer),
+            positions: if self.no_positions.contains(layer) {
+                LayerPositions::None
+            } else {
+                LayerPositions::Model
+            },
+            ffn: if self.experts.contains(layer) {
+                LayerFfn::Experts
+            } else {
+                LayerFfn::Dense
+            },
+        }
     }
 
     /// Local layers among the first `layers`.
     pub fn local_before(&self, layers: usize) -> usize {
-        let layers = layers.min(MAX_LAYERS);
-        let full: usize = self.local[..layers / 64]
-            .iter()
-            .map(|w| w.count_ones() as usize)
-            .sum();
-        let rest = match layers % 64 {
-            0 => 0,
-            r => (self.local[layers / 64] & ((1u64 << r) - 1)).count_ones() as usize,
-        };
-        full + rest
+        self.local.count_before(layers)
     }
 
     pub fn any_local(&self) -> bool {
-        self.local.iter().any(|&w| w != 0)
+        !self.local.is_empty()
     }
+
+    pub fn any_experts(&self) -> bool {
+        !self.experts.is_empty()
+    }
+
+    pub fn any_dense(&self) -> bool {
+        !self.dense.is_empty()
+    }
+}
+
+/// Reads a per-layer list of u8 codes (`key`), calling `set(layer, code)`; absent: nothing.
+fn layer_codes(
+    file: &EmberFile,
+    key: &'static str,
+    layers: usize,
+    mut set: impl FnMut(usize, u8) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let Some(v) = file.get(key) else {
+        return Ok(());
+    };
+    let codes = v.as_bytes().ok_or(Error::MissingKey(key))?;
+    if codes.len() != layers {
+        return Err(Error::BadConfig(
+            "a per-layer list (model.layer_*) needs one entry per layer",
+        ));
+    }
+    codes.iter().enumerate().try_for_each(|(i, &c)| set(i, c))
 }
 
 /// Letters as in DESIGN.md: V vocab, C channels, L layers, NH/KVH heads, HS head size,
@@ -81,6 +150,14 @@ pub struct Config {
     pub attention_scale: f32,
     /// Multiplies token embeddings.
     pub embedding_scale: f32,
+    /// Dimensions of each head RoPE rotates (even, ≤ HS).
+    pub rope_dim: usize,
+    /// Mixture of experts: N experts per layer, k used per token, each FE wide; the k
+    /// weights renormalised to sum to 1. All 0 / false without experts.
+    pub experts: usize,
+    pub experts_used: usize,
+    pub expert_ffn_dim: usize,
+    pub expert_weights_norm: bool,
     /// logits = cap · tanh(logits / cap) when set.
     pub final_logit_softcap: Option<f32>,
 }
@@ -125,11 +202,13 @@ impl Config {
             .ok_or(Error::MissingKey(keys::ARCHITECTURE))?;
         let arch = Arch::from_name(name).ok_or(Error::UnsupportedArchitecture)?;
         let features = arch.features();
-        let (norm, ffn, pos) = match arch {
-            Arch::Gpt2 => ("layer", "gelu", "learned"),
-            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma3 => ("rms", "swiglu", "rope"),
+        // Files of the first architectures may name their block kinds (0.1 converters).
+        let legacy = match arch {
+            Arch::Gpt2 => Some(("layer", "gelu", "learned")),
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 => Some(("rms", "swiglu", "rope")),
+            _ => None,
         };
-        if arch != Arch::Gemma3 {
+        if let Some((norm, ffn, pos)) = legacy {
             check_legacy(file, keys::LEGACY_NORM, norm)?;
             check_legacy(file, keys::LEGACY_FFN, ffn)?;
             check_legacy(file, keys::LEGACY_POSITIONS, pos)?;
@@ -141,24 +220,65 @@ impl Config {
         let head_dim = get_u32(file, keys::HEAD_DIM)?;
         let dim = get_u32(file, keys::EMBEDDING_DIM)?;
         let layers = get_u32(file, keys::LAYER_COUNT)?;
+        if layers > MAX_LAYERS {
+            return Err(Error::BadConfig("layer count must be between 1 and 1024"));
+        }
         let mut layer_kinds = LayerKinds::default();
-        if let Some(v) = file.get(keys::LAYER_TYPES) {
-            let codes = v.as_bytes().ok_or(Error::MissingKey(keys::LAYER_TYPES))?;
-            if codes.len() != layers {
-                return Err(Error::BadConfig(
-                    "model.layer_types needs one entry per layer",
-                ));
+        layer_codes(file, keys::LAYER_TYPES, layers, |i, c| {
+            match Attention::from_code(c) {
+                Some(Attention::Local) => layer_kinds.local.insert(i),
+                Some(Attention::Global) => {}
+                None => return Err(Error::BadConfig("unknown layer type in model.layer_types")),
             }
-            for (i, &c) in codes.iter().enumerate() {
-                match Attention::from_code(c) {
-                    Some(Attention::Local) => layer_kinds.set_local(i),
-                    Some(Attention::Global) => {}
-                    None => {
-                        return Err(Error::BadConfig("unknown layer type in model.layer_types"))
-                    }
+            Ok(())
+        })?;
+        layer_codes(file, keys::LAYER_POSITIONS, layers, |i, c| {
+            match LayerPositions::from_code(c) {
+                Some(LayerPositions::None) => layer_kinds.no_positions.insert(i),
+                Some(LayerPositions::Model) => {}
+                None => {
+                    return Err(Error::BadConfig(
+                        "unknown position kind in model.layer_positions",
+                    ))
                 }
             }
+            Ok(())
+        })?;
+        let moe = features.experts == Experts::Routed;
+        if moe {
+            (0..layers).for_each(|i| layer_kinds.experts.insert(i));
         }
+        layer_codes(file, keys::LAYER_FFN, layers, |i, c| {
+            match LayerFfn::from_code(c) {
+                Some(LayerFfn::Dense) => {
+                    layer_kinds.dense.insert(i);
+                    layer_kinds.experts.0[i / 64] &= !(1 << (i % 64));
+                }
+                Some(LayerFfn::Experts) if moe => {}
+                _ => {
+                    return Err(Error::BadConfig(
+                        "unknown feed-forward kind in model.layer_ffn",
+                    ))
+                }
+            }
+            Ok(())
+        })?;
+        if !moe {
+            (0..layers).for_each(|i| layer_kinds.dense.insert(i));
+        }
+        let opt_u32 = |key: &'static str| match file.get(key) {
+            None => Ok(None),
+            Some(_) => get_u32(file, key).map(Some),
+        };
+        let (experts, experts_used, expert_ffn_dim) = if moe {
+            (
+                get_u32(file, keys::EXPERT_COUNT)?,
+                get_u32(file, keys::EXPERT_USED_COUNT)?,
+                get_u32(file, keys::EXPERT_FFN_DIM)?,
+            )
+        } else {
+            (0, 0, 0)
+        };
         let sliding_window = match file.get(keys::SLIDING_WINDOW) {
             Some(_) => get_u32(file, keys::SLIDING_WINDOW)?,
             None => 0,
@@ -200,6 +320,14 @@ impl Config {
             },
             embedding_scale,
             final_logit_softcap,
+            rope_dim: opt_u32(keys::ROPE_DIM)?.unwrap_or(head_dim),
+            experts,
+            experts_used,
+            expert_ffn_dim,
+            expert_weights_norm: file
+                .get(keys::EXPERT_WEIGHTS_NORM)
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -225,8 +353,26 @@ impl Config {
                 "head count must be a multiple of the KV head count",
             ));
         }
-        if self.features.positions == Positions::Rope && !self.head_dim.is_multiple_of(2) {
-            return Err(Error::BadConfig("RoPE needs an even head size"));
+        if self.features.positions == Positions::Rope
+            && (!self.rope_dim.is_multiple_of(2)
+                || self.rope_dim == 0
+                || self.rope_dim > self.head_dim)
+        {
+            return Err(Error::BadConfig(
+                "RoPE needs an even number of rotated dimensions, at most the head size",
+            ));
+        }
+        if self.features.experts == Experts::Routed
+            && (!in_range(self.experts, 1 << 12)
+                || !in_range(
+                    self.experts_used,
+                    self.experts.min(super::forward::MAX_EXPERTS_USED),
+                )
+                || !in_range(self.expert_ffn_dim, 4 * MAX_DIM))
+        {
+            return Err(Error::BadConfig(
+                "experts: need 1 to 4096 experts, 1 to min(N, 64) used per token, a width of 1 to 262144",
+            ));
         }
         if !(self.norm_eps >= 0.0 && self.norm_eps < 1.0) {
             return Err(Error::BadConfig("norm epsilon out of range"));
@@ -273,11 +419,19 @@ impl Config {
             kv_heads: self.kv_heads,
             head_dim: self.head_dim,
             ffn: self.ffn_dim,
+            experts: self.experts,
+            expert_ffn: self.expert_ffn_dim,
+            rope_dim: self.rope_dim,
         }
     }
 
     /// The attention of layer `layer`.
     pub fn attention(&self, layer: usize) -> Attention {
         self.layer_kinds.attention(layer)
+    }
+
+    /// What layer `layer` does.
+    pub fn layer(&self, layer: usize) -> LayerSpec {
+        self.layer_kinds.spec(layer)
     }
 }

@@ -1,7 +1,7 @@
 //! The forward pass, top to bottom, over T new tokens at positions pos..pos+T.
 
 use super::config::Config;
-use super::weights::{Layer, Linear, Matrix, Norm};
+use super::weights::{Experts, Ffn, Layer, Linear, Matrix, Norm};
 use super::Model;
 use super::{Attention, BlockNorms, EmbedScale, FfnKind, NormKind, Positions, QkNorm};
 use crate::exec::{Executor, SyncMutPtr};
@@ -9,6 +9,7 @@ use crate::kernels::{self as k, ActQ8, Kernels};
 use crate::kv_cache::KvCache;
 use crate::math::powf;
 use crate::Error;
+use ember_format::schema::LayerPositions;
 
 /// Which positions need logits: generation needs only the last, evaluation all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,10 +33,18 @@ enum Region {
     Kv,
     /// att (B, NH·HS)
     Att,
-    /// ffn_a (B, F) gate or up
+    /// ffn_a (B, max(F, FE)) gate or up
     FfnA,
-    /// ffn_b (B, F) up
+    /// ffn_b (B, max(F, FE)) up
     FfnB,
+    /// router (B, N): experts' weights per token, -1 where not chosen
+    Router,
+    /// moe_in (B, C): the tokens routed to one expert, gathered
+    MoeIn,
+    /// moe_down (B, C): that expert's outputs
+    MoeDown,
+    /// moe_out (B, C): the weighted sum of the chosen experts' outputs
+    MoeOut,
     /// scores (NH, capacity): one row per head
     Scores,
     /// rope (B, HS): cos and sin per position, global layers
@@ -77,7 +86,7 @@ pub struct ScratchPlan {
 impl ScratchPlan {
     pub fn new(cfg: &Config, max_batch: usize, capacity: usize, mode: Logits) -> ScratchPlan {
         let b = max_batch.max(1);
-        let (c, f) = (cfg.dim, cfg.ffn_dim);
+        let (c, f) = (cfg.dim, cfg.ffn_dim.max(cfg.expert_ffn_dim));
         let max_cols = c.max(f).max(cfg.q_dim());
         let blocks = b * max_cols.div_ceil(32);
         let logit_rows = if mode == Logits::All { b } else { 1 };
@@ -85,9 +94,10 @@ impl ScratchPlan {
         // pays for none of them): the block output before a post-norm (sandwich norms), the
         // local layers' RoPE tables and a head's partial output for a wrapped KV ring.
         let sandwich = match cfg.features.block_norms {
-            BlockNorms::Sandwich => 1,
+            BlockNorms::Sandwich | BlockNorms::Post => 1,
             BlockNorms::Pre => 0,
         };
+        let moe = usize::from(cfg.layer_kinds.any_experts());
         let local = usize::from(cfg.layer_kinds.any_local());
         let mut lens = [0; REGIONS];
         for (r, n) in [
@@ -99,12 +109,16 @@ impl ScratchPlan {
             (Region::Att, b * cfg.q_dim()),
             (Region::FfnA, b * f),
             (Region::FfnB, b * f),
+            (Region::Router, moe * b * cfg.experts),
+            (Region::MoeIn, moe * b * c),
+            (Region::MoeDown, moe * b * c),
+            (Region::MoeOut, moe * b * c),
             (Region::Scores, cfg.heads * capacity),
             (Region::Rope, b * cfg.head_dim),
             (Region::RopeLocal, local * b * cfg.head_dim),
             (Region::Row, max_cols.max(local * cfg.heads * cfg.head_dim)),
-            (Region::InvFreq, cfg.head_dim / 2),
-            (Region::InvFreqLocal, local * cfg.head_dim / 2),
+            (Region::InvFreq, cfg.rope_dim / 2),
+            (Region::InvFreqLocal, local * cfg.rope_dim / 2),
             (Region::ActD, blocks),
             (Region::ActS, blocks),
             (Region::Logits, logit_rows * cfg.vocab_size),
@@ -151,6 +165,10 @@ pub struct Parts<'s> {
     pub att: &'s mut [f32],
     pub ffn_a: &'s mut [f32],
     pub ffn_b: &'s mut [f32],
+    pub router: &'s mut [f32],
+    pub moe_in: &'s mut [f32],
+    pub moe_down: &'s mut [f32],
+    pub moe_out: &'s mut [f32],
     pub scores: &'s mut [f32],
     pub rope: &'s mut [f32],
     pub rope_local: &'s mut [f32],
@@ -178,10 +196,11 @@ impl Scratch<alloc::vec::Vec<f32>, alloc::vec::Vec<i8>> {
     }
 }
 
-/// RoPE frequencies theta^(-2i/HS), computed in f32 as Hugging Face does.
-fn fill_inv_freq(out: &mut [f32], theta: f32, head_dim: usize) {
+/// RoPE frequencies theta^(-2i/R) for the R rotated dimensions (HS or fewer), computed in
+/// f32 as Hugging Face does; `out` is (R/2).
+fn fill_inv_freq(out: &mut [f32], theta: f32, rope_dim: usize) {
     for (k, v) in out.iter_mut().enumerate() {
-        *v = 1.0 / powf(theta, (2 * k) as f32 / head_dim as f32);
+        *v = 1.0 / powf(theta, (2 * k) as f32 / rope_dim as f32);
     }
 }
 
@@ -206,7 +225,7 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
             (Region::InvFreqLocal, cfg.rope_theta_local),
         ] {
             let (at, n) = (plan.offset(r), plan.lens[r as usize]);
-            fill_inv_freq(&mut s.f.as_mut()[at..at + n], theta, cfg.head_dim);
+            fill_inv_freq(&mut s.f.as_mut()[at..at + n], theta, cfg.rope_dim);
         }
         Ok(s)
     }
@@ -228,6 +247,10 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
         let att = next(Region::Att);
         let ffn_a = next(Region::FfnA);
         let ffn_b = next(Region::FfnB);
+        let router = next(Region::Router);
+        let moe_in = next(Region::MoeIn);
+        let moe_down = next(Region::MoeDown);
+        let moe_out = next(Region::MoeOut);
         let scores = next(Region::Scores);
         let rope = next(Region::Rope);
         let rope_local = next(Region::RopeLocal);
@@ -247,6 +270,10 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
             att,
             ffn_a,
             ffn_b,
+            router,
+            moe_in,
+            moe_down,
+            moe_out,
             scores,
             rope,
             rope_local,
@@ -426,18 +453,17 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         }
 
         for (li, layer) in w.layers.as_ref().iter().enumerate() {
-            let attention = cfg.attention(li);
+            let spec = cfg.layer(li);
+            let attention = spec.attention;
             // Attention block: x += [post_norm] Wo · attention(rope(Wq·xn), rope(Wk·xn), Wv·xn)
-            norm(
-                cx.exec,
-                ft.norm,
-                cfg.norm_eps,
-                &layer.attn_norm,
-                s.x,
-                s.xn,
-                t,
-                c,
-            );
+            // with xn = norm(x), or x itself where the block has no pre-norm (OLMo 2).
+            let input: &[f32] = match &layer.attn_norm {
+                Some(n) => {
+                    norm(cx.exec, ft.norm, cfg.norm_eps, n, s.x, s.xn, t, c);
+                    s.xn
+                }
+                None => s.x,
+            };
             let (new_k, new_v) = s.kv.split_at_mut(t * kvd);
             linears(
                 cx,
@@ -447,31 +473,39 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                     ("attn_k", &layer.k, &mut new_k[..]),
                     ("attn_v", &layer.v, &mut new_v[..t * kvd]),
                 ],
-                s.xn,
+                input,
                 t,
                 &mut s.act,
             );
+            // Per head (HS), or over each token's whole projection (NH·HS, KVH·HS).
+            let (q_span, k_span) = match ft.qk_norm {
+                QkNorm::RmsWhole => (qd, kvd),
+                QkNorm::Rms | QkNorm::None => (hs, hs),
+            };
             match (ft.qk_norm, layer.q_norm, layer.k_norm) {
-                (QkNorm::Rms, Some(qn), Some(kn)) => {
-                    k::rmsnorm_heads(&mut s.q[..t * qd], hs, qn, cfg.norm_eps);
-                    k::rmsnorm_heads(&mut new_k[..t * kvd], hs, kn, cfg.norm_eps);
+                (QkNorm::Rms | QkNorm::RmsWhole, Some(qn), Some(kn)) => {
+                    k::rmsnorm_heads(&mut s.q[..t * qd], q_span, qn, cfg.norm_eps);
+                    k::rmsnorm_heads(&mut new_k[..t * kvd], k_span, kn, cfg.norm_eps);
                 }
-                (QkNorm::Rms, _, _) => unreachable!("the loader requires q and k norms"),
+                (QkNorm::Rms | QkNorm::RmsWhole, _, _) => {
+                    unreachable!("the loader requires q and k norms")
+                }
                 (QkNorm::None, _, _) => {}
             }
-            match ft.positions {
-                Positions::Rope => {
+            match (ft.positions, spec.positions) {
+                (_, LayerPositions::None) | (Positions::Learned, _) => {}
+                (Positions::Rope, LayerPositions::Model) => {
                     let angles = match attention {
                         Attention::Global => &s.rope[..],
                         Attention::Local => &s.rope_local[..],
                     };
+                    let rd = cfg.rope_dim;
                     for i in 0..t {
-                        let angles = &angles[i * hs..(i + 1) * hs];
-                        k::rope(&mut s.q[i * qd..(i + 1) * qd], hs, angles);
-                        k::rope(&mut new_k[i * kvd..(i + 1) * kvd], hs, angles);
+                        let angles = &angles[i * hs..i * hs + rd];
+                        k::rope(&mut s.q[i * qd..(i + 1) * qd], hs, rd, angles);
+                        k::rope(&mut new_k[i * kvd..(i + 1) * kvd], hs, rd, angles);
                     }
                 }
-                Positions::Learned => {}
             }
             let slots = cache.slots(li);
             let (keys, values) = cache.layer_mut(li);
@@ -547,56 +581,55 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
             linear(cx, li, "attn_output", &layer.o, s.att, t, y, &mut s.act);
             self.residual(cx, layer.post_attn_norm.as_ref(), s.x, s.y, s.xn, t);
 
-            // Feed-forward block: x += [post_norm] down(act(gate·xn) * up·xn)  or  down(gelu(up·xn))
-            norm(
-                cx.exec,
-                ft.norm,
-                cfg.norm_eps,
-                &layer.ffn_norm,
-                s.x,
-                s.xn,
-                t,
-                c,
-            );
-            match (ft.ffn, &layer.gate) {
-                (FfnKind::SwiGlu | FfnKind::GeGlu, Some(gate)) => {
-                    linears(
+            // Feed-forward block: x += [post_norm] down(act(gate·xn) * up·xn)  or
+            // down(gelu(up·xn)), or the routed experts' weighted sum of the former; xn is
+            // norm(x), or x itself where the block has no pre-norm (OLMo 2).
+            if let Some(n) = &layer.ffn_norm {
+                norm(cx.exec, ft.norm, cfg.norm_eps, n, s.x, s.xn, t, c);
+            }
+            let input: &[f32] = match layer.ffn_norm {
+                Some(_) => s.xn,
+                None => s.x,
+            };
+            match &layer.ffn {
+                Ffn::Dense { gate, up, down } => {
+                    gated(
                         cx,
                         li,
-                        [
-                            ("ffn_gate", gate, &mut s.ffn_a[..]),
-                            ("ffn_up", &layer.up, &mut s.ffn_b[..]),
-                        ],
-                        s.xn,
+                        ft.ffn,
+                        gate.as_ref(),
+                        up,
+                        input,
                         t,
+                        f,
+                        s.ffn_a,
+                        s.ffn_b,
                         &mut s.act,
                     );
-                    let (a, b) = (SyncMutPtr(s.ffn_a.as_mut_ptr()), &s.ffn_b[..t * f]);
-                    let act = match ft.ffn {
-                        FfnKind::GeGlu => cx.kernels.geglu,
-                        FfnKind::SwiGlu | FfnKind::Gelu => cx.kernels.swiglu,
+                    let y = match layer.post_ffn_norm {
+                        Some(_) => &mut *s.y,
+                        None => &mut *s.xn,
                     };
-                    per_token(cx.exec, t, &|i| {
-                        // SAFETY: token i alone uses row i of ffn_a, which holds t rows of f.
-                        act(unsafe { a.slice(i * f, f) }, &b[i * f..(i + 1) * f])
-                    });
+                    linear(cx, li, "ffn_down", down, s.ffn_a, t, y, &mut s.act);
                 }
-                (FfnKind::SwiGlu | FfnKind::GeGlu, None) => {
-                    unreachable!("the loader requires ffn_gate")
-                }
-                (FfnKind::Gelu, _) => {
-                    linear(cx, li, "ffn_up", &layer.up, s.xn, t, s.ffn_a, &mut s.act);
-                    let a = SyncMutPtr(s.ffn_a.as_mut_ptr());
-                    let gelu = cx.kernels.gelu;
-                    // SAFETY: token i alone uses row i of ffn_a, which holds t rows of f.
-                    per_token(cx.exec, t, &|i| gelu(unsafe { a.slice(i * f, f) }));
+                Ffn::Experts(x) => {
+                    let moe = MoeScratch {
+                        router: s.router,
+                        gathered: s.moe_in,
+                        down: s.moe_down,
+                        sum: s.moe_out,
+                        a: s.ffn_a,
+                        b: s.ffn_b,
+                        act: &mut s.act,
+                    };
+                    experts(cx, cfg, li, x, input, t, moe);
+                    let y = match layer.post_ffn_norm {
+                        Some(_) => &mut *s.y,
+                        None => &mut *s.xn,
+                    };
+                    y[..t * c].copy_from_slice(&s.moe_out[..t * c]);
                 }
             }
-            let y = match layer.post_ffn_norm {
-                Some(_) => &mut *s.y,
-                None => &mut *s.xn,
-            };
-            linear(cx, li, "ffn_down", &layer.down, s.ffn_a, t, y, &mut s.act);
             self.residual(cx, layer.post_ffn_norm.as_ref(), s.x, s.y, s.xn, t);
         }
 
@@ -624,8 +657,8 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         }
     }
 
-    /// x += the block's output: `xn` as it is (pre-norm blocks), or post_norm(`y`) (Gemma's
-    /// sandwich norms, whose output went to `y`). All (T, C).
+    /// x += the block's output: `xn` as it is (blocks without a post-norm), or post_norm(`y`)
+    /// (Gemma's sandwich norms and OLMo 2's post-norms, whose output went to `y`). All (T, C).
     fn residual(
         &self,
         cx: Compute,
@@ -637,12 +670,176 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
     ) {
         let (cfg, c) = (&self.config, self.config.dim);
         match (cfg.features.block_norms, post_norm) {
-            (BlockNorms::Sandwich, Some(pn)) => {
+            (BlockNorms::Sandwich | BlockNorms::Post, Some(pn)) => {
                 norm(cx.exec, cfg.features.norm, cfg.norm_eps, pn, y, xn, t, c)
             }
-            (BlockNorms::Sandwich, None) => unreachable!("the loader requires post norms"),
+            (BlockNorms::Sandwich | BlockNorms::Post, None) => {
+                unreachable!("the loader requires post norms")
+            }
             (BlockNorms::Pre, _) => {}
         }
         k::add_in_place(&mut x[..t * c], &xn[..t * c]);
+    }
+}
+
+/// ffn_a (T, W) = act(gate·x) ⊙ up·x for gated kinds, gelu(up·x) for GPT-2's; x (T, C),
+/// W the block's width.
+#[allow(clippy::too_many_arguments)]
+fn gated(
+    cx: Compute,
+    li: usize,
+    kind: FfnKind,
+    gate: Option<&Linear>,
+    up: &Linear,
+    x: &[f32],
+    t: usize,
+    w: usize,
+    ffn_a: &mut [f32],
+    ffn_b: &mut [f32],
+    act: &mut ActQ8,
+) {
+    match (kind, gate) {
+        (FfnKind::SwiGlu | FfnKind::GeGlu, Some(gate)) => {
+            linears(
+                cx,
+                li,
+                [
+                    ("ffn_gate", gate, &mut ffn_a[..]),
+                    ("ffn_up", up, &mut ffn_b[..]),
+                ],
+                x,
+                t,
+                act,
+            );
+            let (a, b) = (SyncMutPtr(ffn_a.as_mut_ptr()), &ffn_b[..t * w]);
+            let f = match kind {
+                FfnKind::GeGlu => cx.kernels.geglu,
+                FfnKind::SwiGlu | FfnKind::Gelu => cx.kernels.swiglu,
+            };
+            per_token(cx.exec, t, &|i| {
+                // SAFETY: token i alone uses row i of ffn_a, which holds t rows of w.
+                f(unsafe { a.slice(i * w, w) }, &b[i * w..(i + 1) * w])
+            });
+        }
+        (FfnKind::SwiGlu | FfnKind::GeGlu, None) => unreachable!("the loader requires ffn_gate"),
+        (FfnKind::Gelu, _) => {
+            linear(cx, li, "ffn_up", up, x, t, ffn_a, act);
+            let a = SyncMutPtr(ffn_a.as_mut_ptr());
+            let gelu = cx.kernels.gelu;
+            // SAFETY: token i alone uses row i of ffn_a, which holds t rows of w.
+            per_token(cx.exec, t, &|i| gelu(unsafe { a.slice(i * w, w) }));
+        }
+    }
+}
+
+/// The scratch of a mixture-of-experts block.
+struct MoeScratch<'s, 'p> {
+    /// (T, N) the chosen experts' weights per token, -1 for the others
+    router: &'p mut [f32],
+    /// (T, C) the inputs of the tokens routed to one expert
+    gathered: &'p mut [f32],
+    /// (T, C) that expert's outputs
+    down: &'p mut [f32],
+    /// (T, C) the weighted sum over the chosen experts
+    sum: &'p mut [f32],
+    /// (T, FE) each
+    a: &'p mut [f32],
+    b: &'p mut [f32],
+    act: &'p mut ActQ8<'s>,
+}
+
+/// sum (T, C) = Σ over each token's k chosen experts of weight · SwiGLU expert(x); x (T, C).
+/// Experts run in index order over the tokens routed to them (gathered into one batch), so
+/// decode reads only the chosen experts' bytes and each token sums in the same order
+/// whatever the batch.
+fn experts(cx: Compute, cfg: &Config, li: usize, w: &Experts, x: &[f32], t: usize, m: MoeScratch) {
+    let (c, n, fe) = (cfg.dim, cfg.experts, cfg.expert_ffn_dim);
+    if let Some(o) = cx.observer {
+        o.matmul_input(Some(li), "ffn_gate_inp", &x[..t * c], t);
+    }
+    let router = &mut m.router[..t * n];
+    k::matmul::matmul(cx.kernels, cx.exec, &w.router, None, x, t, router, m.act);
+    for row in router.chunks_exact_mut(n) {
+        route(row, cfg.experts_used, cfg.expert_weights_norm);
+    }
+    let sum = &mut m.sum[..t * c];
+    sum.fill(0.0);
+    for e in 0..n {
+        // Gather the tokens routed to e.
+        let mut te = 0;
+        for i in 0..t {
+            if router[i * n + e] >= 0.0 {
+                m.gathered[te * c..(te + 1) * c].copy_from_slice(&x[i * c..(i + 1) * c]);
+                te += 1;
+            }
+        }
+        if te == 0 {
+            continue;
+        }
+        let (gate, up, down) = w.expert(e);
+        let xe = &m.gathered[..te * c];
+        if let Some(o) = cx.observer {
+            o.matmul_input(Some(li), "ffn_gate_exps", xe, te);
+        }
+        let products = [(&gate, None, &mut m.a[..]), (&up, None, &mut m.b[..])];
+        k::matmul::matmul_many(cx.kernels, cx.exec, products, xe, te, m.act);
+        for i in 0..te {
+            (cx.kernels.swiglu)(&mut m.a[i * fe..(i + 1) * fe], &m.b[i * fe..(i + 1) * fe]);
+        }
+        if let Some(o) = cx.observer {
+            o.matmul_input(Some(li), "ffn_down_exps", &m.a[..te * fe], te);
+        }
+        k::matmul::matmul(
+            cx.kernels,
+            cx.exec,
+            &down,
+            None,
+            &m.a[..te * fe],
+            te,
+            m.down,
+            m.act,
+        );
+        // Scatter: sum += weight · output, in the order the tokens were gathered.
+        let mut j = 0;
+        for i in 0..t {
+            let wt = router[i * n + e];
+            if wt >= 0.0 {
+                let out = &m.down[j * c..(j + 1) * c];
+                for (s, &o) in sum[i * c..(i + 1) * c].iter_mut().zip(out) {
+                    *s += wt * o;
+                }
+                j += 1;
+            }
+        }
+    }
+}
+
+/// Most experts a token may use (`model.expert_used_count`, checked at load).
+pub const MAX_EXPERTS_USED: usize = 64;
+
+/// One token's router logits (N) → the weights of its k largest: softmax over all N, keep
+/// the top k (ties to the lower index), divided by their sum when `norm`; the others
+/// become -1.
+fn route(row: &mut [f32], k_used: usize, norm: bool) {
+    k::softmax(row);
+    let k_used = k_used.min(MAX_EXPERTS_USED).min(row.len());
+    let mut picked = [(0usize, 0f32); MAX_EXPERTS_USED];
+    for p in 0..k_used {
+        let mut best: Option<usize> = None;
+        for (e, &v) in row.iter().enumerate() {
+            if picked[..p].iter().any(|&(q, _)| q == e) {
+                continue;
+            }
+            if best.is_none_or(|b| v > row[b]) {
+                best = Some(e);
+            }
+        }
+        let b = best.unwrap_or(0); // k ≤ N: always found
+        picked[p] = (b, row[b]);
+    }
+    let total: f32 = picked[..k_used].iter().map(|p| p.1).sum();
+    row.fill(-1.0);
+    for &(e, v) in &picked[..k_used] {
+        row[e] = if norm && total > 0.0 { v / total } else { v };
     }
 }

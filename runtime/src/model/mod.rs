@@ -9,7 +9,7 @@ pub use ember_format::schema::{
     Arch, Attention, BlockNorms, EmbedScale, Features, FfnKind, NormKind, Positions, QkNorm,
 };
 pub use forward::{Compute, Logits, Observer, Parts, Scratch, ScratchPlan};
-pub use weights::{Layer, Linear, Matrix, Norm, Weights};
+pub use weights::{Experts, Ffn, Layer, Linear, Matrix, Norm, Weights};
 
 use ember_format::EmberFile;
 
@@ -84,20 +84,20 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         self.weights.layers.as_ref()
     }
 
-    /// Bytes of weight matrices one decode step streams: every layer's projections and the
-    /// output head (the token embedding is read one row at a time). The memory-bandwidth
+    /// Bytes of weight matrices one decode step streams: every layer's projections (of a
+    /// mixture, the router and k experts) and the output head (the token embedding is read
+    /// one row at a time). The memory-bandwidth
     /// floor of generation is this over the machine's read bandwidth.
     pub fn matrix_bytes_per_token(&self) -> usize {
         let layers: usize = self
             .layers()
             .iter()
             .map(|l| {
-                let gate = l.gate.as_ref().map_or(0, |g| g.w.data.len());
-                [&l.q, &l.k, &l.v, &l.o, &l.up, &l.down]
+                [&l.q, &l.k, &l.v, &l.o]
                     .iter()
                     .map(|m| m.w.data.len())
                     .sum::<usize>()
-                    + gate
+                    + l.ffn.bytes_per_token(self.config.experts_used)
             })
             .sum();
         layers + self.weights.output.data.len()

@@ -1,6 +1,8 @@
 //! The model's tensors, borrowed from the file, checked against the config once at load.
 
-use ember_format::schema::{self, Dims, Features, Need, Positions, Role, Shape, TensorName};
+use ember_format::schema::{
+    self, Dims, Features, LayerFfn, LayerSpec, Need, Positions, Role, Shape, TensorName,
+};
 use ember_format::{DType, EmberFile, Layout, ShortName, TensorInfo};
 
 use super::config::Config;
@@ -33,6 +35,18 @@ impl<'a> Matrix<'a> {
         self.data.len() / self.rows
     }
 
+    /// Rows `first..first + n` as a matrix of their own: whole rows16 groups (`first` and
+    /// `n` multiples of 16) or any rows of a row-major matrix.
+    pub fn rows(&self, first: usize, n: usize) -> Matrix<'a> {
+        let rb = self.row_bytes();
+        debug_assert!(self.layout == Layout::RowMajor || (first % 16 == 0 && n % 16 == 0));
+        Matrix {
+            rows: n,
+            data: &self.data[first * rb..(first + n) * rb],
+            ..*self
+        }
+    }
+
     /// Row `r`'s bytes (row-major matrices only: rows16 rows are not contiguous).
     pub fn row(&self, r: usize) -> &'a [u8] {
         debug_assert!(self.layout == Layout::RowMajor);
@@ -55,26 +69,88 @@ pub struct Linear<'a> {
 }
 
 /// One block's tensors; which optional ones are present follows the architecture's
-/// features (`ember_format::schema::Features`), checked at load.
+/// features and the layer's kinds (`ember_format::schema::{Features, LayerSpec}`), checked
+/// at load.
 #[derive(Clone, Copy, Debug)]
 pub struct Layer<'a> {
-    pub attn_norm: Norm<'a>,
+    /// Pre-norm of the attention (absent with BlockNorms::Post).
+    pub attn_norm: Option<Norm<'a>>,
     pub q: Linear<'a>,
     pub k: Linear<'a>,
     pub v: Linear<'a>,
     pub o: Linear<'a>,
-    /// Per-head RMSNorm weights (HS) of queries and keys (QkNorm::Rms).
+    /// RMSNorm weights of queries and keys: per head (HS) or whole (NH·HS, KVH·HS).
     pub q_norm: Option<&'a [f32]>,
     pub k_norm: Option<&'a [f32]>,
-    /// Norm of the attention's output (BlockNorms::Sandwich).
+    /// Norm of the attention's output (BlockNorms::Sandwich and Post).
     pub post_attn_norm: Option<Norm<'a>>,
-    pub ffn_norm: Norm<'a>,
-    /// SwiGLU and GeGLU only.
-    pub gate: Option<Linear<'a>>,
-    pub up: Linear<'a>,
-    pub down: Linear<'a>,
-    /// Norm of the feed-forward's output (BlockNorms::Sandwich).
+    /// Pre-norm of the feed-forward (absent with BlockNorms::Post).
+    pub ffn_norm: Option<Norm<'a>>,
+    pub ffn: Ffn<'a>,
+    /// Norm of the feed-forward's output (BlockNorms::Sandwich and Post).
     pub post_ffn_norm: Option<Norm<'a>>,
+}
+
+/// A layer's feed-forward weights.
+#[derive(Clone, Copy, Debug)]
+pub enum Ffn<'a> {
+    Dense {
+        /// SwiGLU and GeGLU only.
+        gate: Option<Linear<'a>>,
+        up: Linear<'a>,
+        down: Linear<'a>,
+    },
+    Experts(Experts<'a>),
+}
+
+/// Routed experts: router (N, C); gate and up (N·FE, C), down (N·C, FE), expert e in rows
+/// e·FE.. (down: e·C..).
+#[derive(Clone, Copy, Debug)]
+pub struct Experts<'a> {
+    pub router: Matrix<'a>,
+    pub gate: Matrix<'a>,
+    pub up: Matrix<'a>,
+    pub down: Matrix<'a>,
+}
+
+impl<'a> Experts<'a> {
+    /// Expert `e`'s (gate, up, down).
+    pub fn expert(&self, e: usize) -> (Matrix<'a>, Matrix<'a>, Matrix<'a>) {
+        let n = self.router.rows;
+        let (fe, c) = (self.gate.rows / n, self.down.rows / n);
+        (
+            self.gate.rows(e * fe, fe),
+            self.up.rows(e * fe, fe),
+            self.down.rows(e * c, c),
+        )
+    }
+}
+
+impl Ffn<'_> {
+    /// Bytes of the weights one token reads: all of a dense block; the router and `used`
+    /// experts of a mixture.
+    pub fn bytes_per_token(&self, used: usize) -> usize {
+        match self {
+            Ffn::Dense { gate, up, down } => {
+                gate.as_ref().map_or(0, |g| g.w.data.len()) + up.w.data.len() + down.w.data.len()
+            }
+            Ffn::Experts(x) => {
+                let n = x.router.rows.max(1);
+                x.router.data.len()
+                    + (x.gate.data.len() + x.up.data.len() + x.down.data.len()) / n * used
+            }
+        }
+    }
+
+    /// Bytes of all its weights.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Ffn::Dense { .. } => self.bytes_per_token(0),
+            Ffn::Experts(x) => {
+                x.router.data.len() + x.gate.data.len() + x.up.data.len() + x.down.data.len()
+            }
+        }
+    }
 }
 
 /// The layers live in `L`: a `Vec` with an allocator, or a caller's slice without one.
@@ -95,6 +171,8 @@ struct Loader<'f, 'a> {
     file: &'f EmberFile<'a>,
     features: Features,
     dims: Dims,
+    /// The layer being loaded.
+    spec: LayerSpec,
 }
 
 impl<'f, 'a> Loader<'f, 'a> {
@@ -148,18 +226,19 @@ impl<'f, 'a> Loader<'f, 'a> {
     /// Layer `i`'s linear `role`, when the architecture has it.
     fn linear(&self, i: usize, role: Role) -> Result<Option<Linear<'a>>, Error> {
         let name = TensorName::layer(i, role, false);
-        if self.features.weight(role) == Need::Absent {
+        if self.features.weight(role, &self.spec) == Need::Absent {
             self.get(&name, Need::Absent)?;
+            self.get(&TensorName::layer(i, role, true), Need::Absent)?;
             return Ok(None);
         }
-        let Shape::Matrix(rows, cols) = role.shape(&self.dims) else {
+        let Shape::Matrix(rows, cols) = role.shape(&self.dims, &self.features) else {
             return Err(Error::TensorShape(name.short()));
         };
         let w = self.matrix(&name, rows, cols)?;
         let b = self.vector(
             &TensorName::layer(i, role, true),
             rows,
-            self.features.bias(role),
+            self.features.bias(role, &self.spec),
         )?;
         Ok(Some(Linear { w, b }))
     }
@@ -172,24 +251,48 @@ impl<'f, 'a> Loader<'f, 'a> {
 
     /// Layer `i`'s norm `role`, when the architecture has it.
     fn norm(&self, i: usize, role: Role) -> Result<Option<Norm<'a>>, Error> {
-        let len = role.bias_len(&self.dims);
+        let len = role.bias_len(&self.dims, &self.features);
         let weight = self.vector(
             &TensorName::layer(i, role, false),
             len,
-            self.features.weight(role),
+            self.features.weight(role, &self.spec),
         )?;
         let bias = self.vector(
             &TensorName::layer(i, role, true),
             len,
-            self.features.bias(role),
+            self.features.bias(role, &self.spec),
         )?;
         Ok(weight.map(|weight| Norm { weight, bias }))
     }
 
-    fn required_norm(&self, i: usize, role: Role) -> Result<Norm<'a>, Error> {
-        self.norm(i, role)?.ok_or(Error::MissingTensor(
-            TensorName::layer(i, role, false).short(),
-        ))
+    /// Layer `i`'s feed-forward: dense or experts, as its spec says.
+    fn ffn(&self, i: usize) -> Result<Ffn<'a>, Error> {
+        let gate = self.linear(i, Role::FfnGate)?;
+        let router = self.linear(i, Role::FfnGateInp)?;
+        let experts =
+            [Role::FfnGateExps, Role::FfnUpExps, Role::FfnDownExps].map(|r| self.linear(i, r));
+        match self.spec.ffn {
+            LayerFfn::Dense => Ok(Ffn::Dense {
+                gate,
+                up: self.required_linear(i, Role::FfnUp)?,
+                down: self.required_linear(i, Role::FfnDown)?,
+            }),
+            LayerFfn::Experts => {
+                self.linear(i, Role::FfnUp)?;
+                self.linear(i, Role::FfnDown)?;
+                let [g, u, d] = experts;
+                let need = |l: Option<Linear<'a>>, r: Role| {
+                    l.map(|l| l.w)
+                        .ok_or(Error::MissingTensor(TensorName::layer(i, r, false).short()))
+                };
+                Ok(Ffn::Experts(Experts {
+                    router: need(router, Role::FfnGateInp)?,
+                    gate: need(g?, Role::FfnGateExps)?,
+                    up: need(u?, Role::FfnUpExps)?,
+                    down: need(d?, Role::FfnDownExps)?,
+                }))
+            }
+        }
     }
 }
 
@@ -201,12 +304,8 @@ impl Layer<'static> {
             w: Matrix::EMPTY,
             b: None,
         };
-        const NORM: Norm<'static> = Norm {
-            weight: &[],
-            bias: None,
-        };
         Layer {
-            attn_norm: NORM,
+            attn_norm: None,
             q: LIN,
             k: LIN,
             v: LIN,
@@ -214,10 +313,12 @@ impl Layer<'static> {
             q_norm: None,
             k_norm: None,
             post_attn_norm: None,
-            ffn_norm: NORM,
-            gate: None,
-            up: LIN,
-            down: LIN,
+            ffn_norm: None,
+            ffn: Ffn::Dense {
+                gate: None,
+                up: LIN,
+                down: LIN,
+            },
             post_ffn_norm: None,
         }
     };
@@ -233,10 +334,11 @@ impl<'a, L> Weights<'a, L> {
         mut store: impl FnMut(&mut L, usize, Layer<'a>),
     ) -> Result<Weights<'a, L>, Error> {
         let mut layers = layers;
-        let l = Loader {
+        let mut l = Loader {
             file,
             features: cfg.features,
             dims: cfg.dims(),
+            spec: cfg.layer(0),
         };
         let (c, v) = (cfg.dim, cfg.vocab_size);
         let token_embd = l.matrix(&TensorName::new(&[schema::TOKEN_EMBD]), v, c)?;
@@ -249,14 +351,15 @@ impl<'a, L> Weights<'a, L> {
                 None,
                 l.vector(
                     &TensorName::new(&[schema::ROPE_INV_FREQ]),
-                    cfg.head_dim / 2,
+                    cfg.rope_dim / 2,
                     Need::Optional,
                 )?,
             ),
         };
         for i in 0..cfg.layers {
+            l.spec = cfg.layer(i);
             let layer = Layer {
-                attn_norm: l.required_norm(i, Role::AttnNorm)?,
+                attn_norm: l.norm(i, Role::AttnNorm)?,
                 q: l.required_linear(i, Role::AttnQ)?,
                 k: l.required_linear(i, Role::AttnK)?,
                 v: l.required_linear(i, Role::AttnV)?,
@@ -264,10 +367,8 @@ impl<'a, L> Weights<'a, L> {
                 q_norm: l.norm(i, Role::AttnQNorm)?.map(|n| n.weight),
                 k_norm: l.norm(i, Role::AttnKNorm)?.map(|n| n.weight),
                 post_attn_norm: l.norm(i, Role::PostAttnNorm)?,
-                ffn_norm: l.required_norm(i, Role::FfnNorm)?,
-                gate: l.linear(i, Role::FfnGate)?,
-                up: l.required_linear(i, Role::FfnUp)?,
-                down: l.required_linear(i, Role::FfnDown)?,
+                ffn_norm: l.norm(i, Role::FfnNorm)?,
+                ffn: l.ffn(i)?,
                 post_ffn_norm: l.norm(i, Role::PostFfnNorm)?,
             };
             store(&mut layers, i, layer);
