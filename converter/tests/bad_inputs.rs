@@ -82,7 +82,7 @@ fn unsupported_architecture() {
     edit_config(&dir, |v| v["model_type"] = "bert".into());
     assert_eq!(
         err_of(&dir),
-        "unsupported architecture 'bert' in config.json (supported: llama, mistral, qwen2, qwen3, gemma3_text, gpt2)"
+        "unsupported architecture 'bert' in config.json (supported: llama, mistral, qwen2, qwen3, gemma3_text, gpt2, smollm3, phi3, olmo2, qwen3_moe)"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -208,7 +208,7 @@ fn missing_tensor_shape_and_dtype_mismatches() {
     assert!(e.contains("100000 layers"), "{e}");
     edit_config(&dir, |v| v["num_hidden_layers"] = (1u64 << 40).into());
     let e = err_of(&dir);
-    assert!(e.contains("layer_count"), "{e}");
+    assert!(e.contains("1099511627776 layers"), "{e}");
 
     // Head counts that do not divide.
     let dir = dirs.push_copy("heads");
@@ -237,4 +237,81 @@ fn a_file_that_is_neither_gguf_nor_a_checkpoint() {
         "{e}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The per-layer and mixture-of-experts parts of a config: one clear error each, before
+/// anything is written.
+#[test]
+fn bad_layer_lists_and_expert_counts() {
+    let (Some(moe), Some(smol)) = (
+        shared_fixture("tiny-qwen3moe"),
+        shared_fixture("tiny-smollm3"),
+    ) else {
+        eprintln!("SKIPPED: bad_layer_lists_and_expert_counts: ../shared/fixtures absent");
+        return;
+    };
+    let dirs = Dirs(vec![
+        checkpoint_copy(&moe, "moe"),
+        checkpoint_copy(&smol, "smol"),
+    ]);
+    let (moe, smol) = (&dirs.0[0], &dirs.0[1]);
+    let cases: [(&Path, &str, serde_json::Value, &str); 7] = [
+        (
+            moe,
+            "num_local_experts",
+            0.into(),
+            "needs at least one expert, got 0",
+        ),
+        (
+            moe,
+            "num_experts_per_tok",
+            9.into(),
+            "9 experts used per token of 8: must be between 1 and the expert count",
+        ),
+        (
+            moe,
+            "mlp_only_layers",
+            serde_json::json!([5]),
+            "mlp_only_layers entry 5 is not a layer index",
+        ),
+        (
+            smol,
+            "no_rope_layers",
+            serde_json::json!([1, 1, 0]),
+            "\"no_rope_layers\" has 3 entries for 4 layers",
+        ),
+        (
+            smol,
+            "layer_types",
+            serde_json::json!([
+                "full_attention",
+                "mamba",
+                "full_attention",
+                "full_attention"
+            ]),
+            "unknown layer type \"mamba\" in layer_types",
+        ),
+        (
+            smol,
+            "layer_types",
+            serde_json::json!(["full_attention"]),
+            "\"layer_types\" has 1 entries for 4 layers",
+        ),
+        (
+            smol,
+            "rope_parameters",
+            serde_json::json!({"rope_type": "spiral", "rope_theta": 10000.0}),
+            "RoPE scaling type 'spiral' is not supported",
+        ),
+    ];
+    for (dir, key, value, want) in cases {
+        let original = std::fs::read(dir.join("config.json")).unwrap();
+        edit_config(dir, |v| v[key] = value.clone());
+        let e = err_of(dir);
+        assert!(e.contains(want), "{key} = {value}: {e}");
+        std::fs::write(dir.join("config.json"), original).unwrap();
+    }
+    // Unedited, both convert.
+    build(moe, Some(Recipe::F32), false).unwrap();
+    build(smol, Some(Recipe::F32), false).unwrap();
 }

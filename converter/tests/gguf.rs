@@ -228,7 +228,7 @@ fn other_architectures_and_missing_keys_are_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("unsupported GGUF architecture 'bert' (supported: llama, qwen2, qwen3, gemma3)"),
+        e.contains("unsupported GGUF architecture 'bert' (supported: llama, qwen2, qwen3, gemma3, smollm3, phi3, olmo2, qwen3moe)"),
         "{e}"
     );
 
@@ -285,8 +285,16 @@ fn other_architectures_and_missing_keys_are_clear_errors() {
 
 /// Copies every key of `g` into `b` (re-encoded through the public accessors).
 fn copy_kv(g: &GgufFile<'_>, b: &mut GgufBuilder) {
+    copy_kv_except(g, b, &[]);
+}
+
+/// Copies every key of `g` but `skip` into `b`.
+fn copy_kv_except(g: &GgufFile<'_>, b: &mut GgufBuilder, skip: &[&str]) {
     use ember_convert::gguf::Value;
     for (k, v) in &g.metadata {
+        if skip.contains(&k.as_str()) {
+            continue;
+        }
         match v {
             Value::U32(x) => {
                 b.u32(k, *x);
@@ -551,4 +559,39 @@ fn write_fuzz_seeds() {
     w.add_tensor("m", DType::Q4_0, &[2, 32], vec![1; 36])
         .unwrap();
     std::fs::write(ember_dir.join("small.ember"), w.to_vec()).unwrap();
+}
+
+/// A mixture-of-experts GGUF with impossible expert counts: one clear error each.
+#[test]
+fn bad_expert_counts_are_clear_errors() {
+    let Some(dir) = common::shared_fixture("tiny-qwen3moe") else {
+        eprintln!("SKIPPED: bad_expert_counts_are_clear_errors: ../shared/fixtures absent");
+        return;
+    };
+    let bytes = std::fs::read(dir.join("model-f32.gguf")).unwrap();
+    let g = GgufFile::parse(&bytes).unwrap();
+    for (key, value, want) in [
+        (
+            "qwen3moe.expert_count",
+            0,
+            "needs at least one expert, got 0",
+        ),
+        (
+            "qwen3moe.expert_used_count",
+            9,
+            "9 experts used per token of 8: must be between 1 and the expert count",
+        ),
+        ("qwen3moe.expert_count", 4, "blk.0.ffn_gate_inp.weight"),
+    ] {
+        let mut b = GgufBuilder::new();
+        copy_kv_except(&g, &mut b, &[key]);
+        b.u32(key, value);
+        for t in &g.tensors {
+            b.tensor(&t.name, t.dtype, &t.shape, t.data.to_vec());
+        }
+        let e = build_gguf_bytes(&b.build(), "x.gguf", Recipe::F32)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{key} = {value}: {e}");
+    }
 }

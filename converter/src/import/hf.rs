@@ -444,10 +444,19 @@ fn plan_decoder<'a>(
             }
             _ => true,
         };
+        let mut capped = false;
         if windowed {
             if let Some(w) = cfg_usize(cfg, &["sliding_window"])?.filter(|&w| w > 0) {
                 config.context_length = config.context_length.min(w);
+                capped = config.context_length == w;
             }
+        }
+        // Sliding-window layers see what full attention sees within a capped context.
+        let kinds = layer_types(cfg, layer_count)?;
+        if !capped && kinds.is_some_and(|k| k.contains(&Attention::Local)) {
+            crate::bail!(
+                "config.json: sliding_attention layers in layer_types are not supported for {model_type}"
+            );
         }
     }
     config.validate()?;
@@ -588,15 +597,8 @@ fn gemma3_config(cfg: &Value, config: &mut ModelConfig) -> Result<()> {
     config.rope_theta_local = Some(local_theta.unwrap_or(10_000.0));
     let window = cfg_req(cfg, &["sliding_window"])?;
     config.sliding_window = Some(window);
-    let kinds: Vec<Attention> = match cfg.get("layer_types").and_then(Value::as_array) {
-        Some(list) => list
-            .iter()
-            .map(|v| match v.as_str() {
-                Some("sliding_attention") => Ok(Attention::Local),
-                Some("full_attention") => Ok(Attention::Global),
-                _ => crate::bail!("config.json: unknown layer type {v} in layer_types"),
-            })
-            .collect::<Result<Vec<_>>>()?,
+    let kinds: Vec<Attention> = match layer_types(cfg, config.layer_count)? {
+        Some(kinds) => kinds,
         None => {
             let pattern = cfg_usize(cfg, &["sliding_window_pattern", "_sliding_window_pattern"])?
                 .unwrap_or(6)
@@ -612,7 +614,6 @@ fn gemma3_config(cfg: &Value, config: &mut ModelConfig) -> Result<()> {
                 .collect()
         }
     };
-    per_layer_list("layer_types", kinds.len(), config.layer_count)?;
     config.set_layers(|i, l| {
         l.attention = kinds[i];
         Ok(())
@@ -629,6 +630,28 @@ fn gemma3_config(cfg: &Value, config: &mut ModelConfig) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// transformers' `layer_types` (one per layer) as attention kinds; None where absent.
+fn layer_types(cfg: &Value, layers: usize) -> Result<Option<Vec<Attention>>> {
+    let Some(list) = cfg.get("layer_types").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let Some(list) = list.as_array() else {
+        crate::bail!("config.json: layer_types should be a list, got {list}");
+    };
+    let kinds = list
+        .iter()
+        .map(|v| match v.as_str() {
+            Some("sliding_attention") => Ok(Attention::Local),
+            Some("full_attention") => Ok(Attention::Global),
+            _ => crate::bail!(
+                "config.json: unknown layer type {v} in layer_types (supported: full_attention, sliding_attention)"
+            ),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    per_layer_list("layer_types", kinds.len(), layers)?;
+    Ok(Some(kinds))
 }
 
 fn per_layer_list(key: &str, len: usize, layers: usize) -> Result<()> {

@@ -150,6 +150,20 @@ pub fn tiny_llama_copy(tag: &str) -> PathBuf {
     dir
 }
 
+/// A copy of a checkpoint directory's config, weights and tokenizer (not its GGUF or
+/// reference) in a temp dir, to be damaged.
+pub fn checkpoint_copy(src: &Path, tag: &str) -> PathBuf {
+    let dir = temp_dir(tag);
+    for f in std::fs::read_dir(src).unwrap() {
+        let f = f.unwrap();
+        let name = f.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".json") && name != "reference.json" || name.ends_with(".safetensors") {
+            std::fs::copy(f.path(), dir.join(&name)).unwrap();
+        }
+    }
+    dir
+}
+
 pub fn edit_config(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
     let p = dir.join("config.json");
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();

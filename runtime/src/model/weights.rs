@@ -285,12 +285,22 @@ impl<'f, 'a> Loader<'f, 'a> {
                     l.map(|l| l.w)
                         .ok_or(Error::MissingTensor(TensorName::layer(i, r, false).short()))
                 };
-                Ok(Ffn::Experts(Experts {
+                let x = Experts {
                     router: need(router, Role::FfnGateInp)?,
                     gate: need(g?, Role::FfnGateExps)?,
                     up: need(u?, Role::FfnUpExps)?,
                     down: need(d?, Role::FfnDownExps)?,
-                }))
+                };
+                // Each expert's rows must be whole rows16 groups to be sliced out.
+                let n = x.router.rows;
+                for m in [&x.gate, &x.up, &x.down] {
+                    if m.layout == Layout::Rows16 && !(m.rows / n).is_multiple_of(16) {
+                        return Err(Error::BadConfig(
+                            "rows16 expert matrices need expert widths that are multiples of 16",
+                        ));
+                    }
+                }
+                Ok(Ffn::Experts(x))
             }
         }
     }
