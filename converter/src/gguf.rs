@@ -220,6 +220,18 @@ impl<'a> Array<'a> {
         }
     }
 
+    /// A bool array (one byte each, 0 or 1).
+    pub fn bools(&self) -> Option<Vec<bool>> {
+        self.fixed(T_BOOL, |b: [u8; 1]| b[0])?
+            .into_iter()
+            .map(|b| match b {
+                0 => Some(false),
+                1 => Some(true),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Each element parsed as a [`Value`] (for display and tests; nested arrays stay raw).
     pub fn values(&self) -> Option<Vec<Value<'a>>> {
         let mut r = Reader::new(self.raw);

@@ -2,7 +2,8 @@
 //! `general.*` keys (docs/FORMAT.md, "Model conventions").
 
 use ember_format::schema::{
-    self, keys, Attention, Dims, Experts, LayerFfn, LayerSpec, Need, Positions, Shape,
+    self, keys, Attention, Dims, Experts, LayerFfn, LayerKv, LayerSpec, Need, PerLayerInputs,
+    Positions, Shape,
 };
 use ember_format::{OwnedValue, Writer};
 
@@ -39,6 +40,12 @@ pub enum RopeScaling {
     /// Frequencies divided by these per-pair factors (GGUF `rope_freqs.weight`, which
     /// llama.cpp's converter writes for Llama 3.1 scaling).
     Factors(Vec<f32>),
+    /// Gemma 4's global layers: the first `pairs` frequencies of a full-head RoPE (divided
+    /// by `factor`), the others 0 (those dimensions do not rotate).
+    Proportional {
+        pairs: usize,
+        factor: f32,
+    },
 }
 
 impl RopeScaling {
@@ -48,6 +55,7 @@ impl RopeScaling {
             RopeScaling::Linear { .. } => "linear",
             RopeScaling::Llama3 { .. } | RopeScaling::Factors(_) => "llama3",
             RopeScaling::Yarn { .. } => "yarn",
+            RopeScaling::Proportional { .. } => "proportional",
         }
     }
 
@@ -62,6 +70,18 @@ impl RopeScaling {
             RopeScaling::None => return None,
             RopeScaling::Linear { factor } => base.iter().map(|f| f / *factor as f64).collect(),
             RopeScaling::Factors(fs) => base.iter().zip(fs).map(|(f, d)| f / *d as f64).collect(),
+            RopeScaling::Proportional { pairs, factor } => {
+                // transformers computes these in f32: theta^(-2j/HS) / factor.
+                let v = (0..half).map(|j| {
+                    if j < *pairs {
+                        (1.0 / (theta as f32).powf((2 * j) as f32 / head_dim as f32) / factor)
+                            as f64
+                    } else {
+                        0.0
+                    }
+                });
+                v.collect()
+            }
             RopeScaling::Llama3 {
                 factor,
                 low_freq_factor,
@@ -171,6 +191,12 @@ pub struct ModelConfig {
     /// Multiplies q·k; None: 1/sqrt(HS).
     pub attention_scale: Option<f32>,
     pub final_logit_softcap: Option<f32>,
+    /// HS of global layers where it differs from `head_dim` (local layers').
+    pub head_dim_global: Option<usize>,
+    /// F of layers that share keys and values, where it differs.
+    pub ffn_dim_shared_kv: Option<usize>,
+    /// P: per-layer input width (0: none).
+    pub per_layer_dim: usize,
 }
 
 fn u32_of(key: &str, v: usize) -> Result<u32> {
@@ -209,6 +235,9 @@ impl ModelConfig {
             expert_weights_norm: false,
             attention_scale: None,
             final_logit_softcap: None,
+            head_dim_global: None,
+            ffn_dim_shared_kv: None,
+            per_layer_dim: 0,
         }
     }
 
@@ -224,12 +253,20 @@ impl ModelConfig {
             experts: self.experts,
             expert_ffn: self.expert_ffn_dim,
             rope_dim: self.rope_dim(),
+            head_dim_global: self.head_dim_global(),
+            ffn_shared_kv: self.ffn_dim_shared_kv.unwrap_or(self.ffn_dim),
+            per_layer: self.per_layer_dim,
         }
     }
 
-    /// R: the dimensions of each head RoPE rotates.
+    /// HS of global layers.
+    pub fn head_dim_global(&self) -> usize {
+        self.head_dim_global.unwrap_or(self.head_dim)
+    }
+
+    /// R: the dimensions of each global layer's heads RoPE rotates.
     pub fn rope_dim(&self) -> usize {
-        self.rope_dim.unwrap_or(self.head_dim)
+        self.rope_dim.unwrap_or(self.head_dim_global())
     }
 
     /// Every layer's kinds (the defaults where `layers` is empty).
@@ -283,13 +320,41 @@ impl ModelConfig {
             );
         }
         let rd = c.rope_dim();
+        if let Some(hg) = c.head_dim_global {
+            u32_of("head_dim_global", hg)?;
+        }
+        if let Some(f) = c.ffn_dim_shared_kv {
+            u32_of("ffn_dim_shared_kv", f)?;
+        }
         if c.arch.features().positions == Positions::Rope
-            && (!rd.is_multiple_of(2) || rd == 0 || rd > c.head_dim)
+            && (!rd.is_multiple_of(2)
+                || rd == 0
+                || rd > c.head_dim_global()
+                || !c.head_dim.is_multiple_of(2))
         {
             crate::bail!(
                 "RoPE needs an even number of rotated dimensions of at most head_dim {}, got {rd}",
-                c.head_dim
+                c.head_dim_global()
             );
+        }
+        match c.arch.features().per_layer_inputs {
+            PerLayerInputs::Gated => {
+                u32_of("per_layer_input_dim", c.per_layer_dim)?;
+            }
+            PerLayerInputs::None => {}
+        }
+        // A layer sharing keys and values needs an earlier layer of its kind with its own.
+        let specs = c.layer_specs();
+        for (i, l) in specs.iter().enumerate() {
+            if l.kv == LayerKv::Shared
+                && !specs[..i]
+                    .iter()
+                    .any(|e| e.kv == LayerKv::Own && e.attention == l.attention)
+            {
+                crate::bail!(
+                    "layer {i} shares keys and values but no earlier layer of its kind has its own"
+                );
+            }
         }
         match c.arch.features().experts {
             Experts::Routed => {
@@ -425,6 +490,22 @@ impl ModelConfig {
         if c.layers.iter().any(|l| l.positions != default.positions) {
             let codes = c.layers.iter().map(|l| l.positions.code()).collect();
             w.set(keys::LAYER_POSITIONS, OwnedValue::U8(codes));
+        }
+        if c.layers.iter().any(|l| l.kv != default.kv) {
+            let codes = c.layers.iter().map(|l| l.kv.code()).collect();
+            w.set(keys::LAYER_KV, OwnedValue::U8(codes));
+        }
+        if let Some(hg) = c.head_dim_global.filter(|&hg| hg != c.head_dim) {
+            w.set_u32(keys::HEAD_DIM_GLOBAL, u32_of("head_dim_global", hg)?);
+        }
+        if let Some(f) = c.ffn_dim_shared_kv.filter(|&f| f != c.ffn_dim) {
+            w.set_u32(keys::FFN_DIM_SHARED_KV, u32_of("ffn_dim_shared_kv", f)?);
+        }
+        if c.per_layer_dim > 0 {
+            w.set_u32(
+                keys::PER_LAYER_INPUT_DIM,
+                u32_of("per_layer_input_dim", c.per_layer_dim)?,
+            );
         }
         if c.layers.iter().any(|l| l.ffn != default.ffn) {
             let codes = c.layers.iter().map(|l| l.ffn.code()).collect();

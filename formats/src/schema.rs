@@ -35,6 +35,11 @@ pub enum Arch {
     Olmo2,
     /// Qwen3-MoE: Qwen3 attention, routed SwiGLU experts (top-k of N).
     Qwen3Moe,
+    /// Gemma 4 text (E2B, E4B): Gemma 3's blocks with plain-w norms, an unweighted RMSNorm
+    /// on values, attention scale 1, a larger head on global layers, per-layer embeddings
+    /// gating a residual branch in every layer, a scalar per layer, and the last layers
+    /// reusing earlier layers' keys and values.
+    Gemma4,
 }
 
 /// One architecture as data: its names in each format, its features and where its Hugging
@@ -58,6 +63,9 @@ pub struct ArchInfo {
     /// llama.cpp's converter interleaved the Q/K rows of this GGUF architecture (RoPE in
     /// GPT-J order); the importer restores Hugging Face's order.
     pub gguf_rope_interleaved: bool,
+    /// Hugging Face stores the norms' w of (1 + w) (Gemma 2/3); the converter adds the 1,
+    /// as GGUF files hold them.
+    pub hf_norms_add_one: bool,
 }
 
 const LLAMA: Features = Features {
@@ -69,6 +77,9 @@ const LLAMA: Features = Features {
     embed_scale: EmbedScale::One,
     biases: Biases::Optional,
     experts: Experts::None,
+    value_norm: ValueNorm::None,
+    per_layer_inputs: PerLayerInputs::None,
+    layer_scale: LayerScale::None,
 };
 
 use Role::*;
@@ -111,6 +122,7 @@ pub const ARCHS: &[ArchInfo] = &[
         hf_layer: LLAMA_HF,
         gguf_fused: &[],
         gguf_rope_interleaved: true,
+        hf_norms_add_one: false,
     },
     ArchInfo {
         arch: Arch::Qwen2,
@@ -121,6 +133,7 @@ pub const ARCHS: &[ArchInfo] = &[
         hf_layer: LLAMA_HF,
         gguf_fused: &[],
         gguf_rope_interleaved: false,
+        hf_norms_add_one: false,
     },
     ArchInfo {
         arch: Arch::Qwen3,
@@ -134,6 +147,7 @@ pub const ARCHS: &[ArchInfo] = &[
         hf_layer: QWEN3_HF,
         gguf_fused: &[],
         gguf_rope_interleaved: false,
+        hf_norms_add_one: false,
     },
     ArchInfo {
         arch: Arch::Gemma3,
@@ -165,6 +179,7 @@ pub const ARCHS: &[ArchInfo] = &[
         ],
         gguf_fused: &[],
         gguf_rope_interleaved: false,
+        hf_norms_add_one: true,
     },
     ArchInfo {
         arch: Arch::Gpt2,
@@ -182,6 +197,7 @@ pub const ARCHS: &[ArchInfo] = &[
         hf_layer: &[],
         gguf_fused: &[],
         gguf_rope_interleaved: false,
+        hf_norms_add_one: false,
     },
     ArchInfo {
         arch: Arch::SmolLm3,
@@ -192,6 +208,7 @@ pub const ARCHS: &[ArchInfo] = &[
         hf_layer: LLAMA_HF,
         gguf_fused: &[],
         gguf_rope_interleaved: true,
+        hf_norms_add_one: false,
     },
     ArchInfo {
         arch: Arch::Phi3,
@@ -212,6 +229,7 @@ pub const ARCHS: &[ArchInfo] = &[
             ("ffn_up", &[FfnGate, FfnUp]),
         ],
         gguf_rope_interleaved: false,
+        hf_norms_add_one: false,
     },
     ArchInfo {
         arch: Arch::Olmo2,
@@ -238,6 +256,7 @@ pub const ARCHS: &[ArchInfo] = &[
         ],
         gguf_fused: &[],
         gguf_rope_interleaved: false,
+        hf_norms_add_one: false,
     },
     ArchInfo {
         arch: Arch::Qwen3Moe,
@@ -269,6 +288,46 @@ pub const ARCHS: &[ArchInfo] = &[
         ],
         gguf_fused: &[],
         gguf_rope_interleaved: false,
+        hf_norms_add_one: false,
+    },
+    ArchInfo {
+        arch: Arch::Gemma4,
+        name: "gemma4",
+        hf: &["gemma4_text"],
+        gguf: &["gemma4"],
+        features: Features {
+            ffn: FfnKind::GeGlu,
+            qk_norm: QkNorm::Rms,
+            block_norms: BlockNorms::Sandwich,
+            embed_scale: EmbedScale::SqrtDim,
+            value_norm: ValueNorm::Rms,
+            per_layer_inputs: PerLayerInputs::Gated,
+            layer_scale: LayerScale::Scalar,
+            ..LLAMA
+        },
+        hf_layer: &[
+            ("input_layernorm", &[AttnNorm]),
+            ("post_attention_layernorm", &[PostAttnNorm]),
+            ("pre_feedforward_layernorm", &[FfnNorm]),
+            ("post_feedforward_layernorm", &[PostFfnNorm]),
+            ("self_attn.q_norm", &[AttnQNorm]),
+            ("self_attn.k_norm", &[AttnKNorm]),
+            ("self_attn.q_proj", &[AttnQ]),
+            ("self_attn.k_proj", &[AttnK]),
+            ("self_attn.v_proj", &[AttnV]),
+            ("self_attn.o_proj", &[AttnOutput]),
+            ("mlp.gate_proj", &[FfnGate]),
+            ("mlp.up_proj", &[FfnUp]),
+            ("mlp.down_proj", &[FfnDown]),
+            ("per_layer_input_gate", &[PerLayerGate]),
+            ("per_layer_projection", &[PerLayerProj]),
+            ("post_per_layer_input_norm", &[PerLayerPostNorm]),
+            // A scalar buffer without a `.weight` suffix.
+            ("layer_scalar", &[LayerOutputScale]),
+        ],
+        gguf_fused: &[],
+        gguf_rope_interleaved: false,
+        hf_norms_add_one: false,
     },
 ];
 
@@ -355,6 +414,34 @@ pub struct Features {
     pub embed_scale: EmbedScale,
     pub biases: Biases,
     pub experts: Experts,
+    pub value_norm: ValueNorm,
+    pub per_layer_inputs: PerLayerInputs,
+    pub layer_scale: LayerScale,
+}
+
+/// Normalization of values before attention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueNorm {
+    None,
+    /// RMSNorm of each head (HS) without a weight (Gemma 4).
+    Rms,
+}
+
+/// Per-layer inputs (Gemma 4's per-layer embeddings): a table (V, L·P) looked up per token,
+/// plus a projection of the embedded token, give each layer a P-wide input that gates a
+/// residual branch after its feed-forward block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PerLayerInputs {
+    None,
+    /// x += post_norm(proj(gelu_tanh(gate·x) ⊙ input_l)).
+    Gated,
+}
+
+/// A learned scalar multiplying the whole residual stream at the end of each layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerScale {
+    None,
+    Scalar,
 }
 
 /// Whether feed-forward blocks may be mixtures of experts (which layers are: the
@@ -509,13 +596,43 @@ impl LayerFfn {
     }
 }
 
-/// What one layer does: its token mixer, its positions and its feed-forward block. Stored
-/// per layer in `model.layer_types`, `model.layer_positions` and `model.layer_ffn`, each
-/// absent where every layer takes the default.
+/// Where a layer's keys and values come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKv {
+    /// Its own projections, kept in its own cache.
+    Own,
+    /// The cache of the last earlier layer of the same attention kind that has its own
+    /// (Gemma 4's last `num_kv_shared_layers`); the layer has no K/V tensors.
+    Shared,
+}
+
+impl LayerKv {
+    /// The value of this kind in [`keys::LAYER_KV`].
+    pub const fn code(self) -> u8 {
+        match self {
+            LayerKv::Own => 0,
+            LayerKv::Shared => 1,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<LayerKv> {
+        match c {
+            0 => Some(LayerKv::Own),
+            1 => Some(LayerKv::Shared),
+            _ => None,
+        }
+    }
+}
+
+/// What one layer does: its token mixer, its positions, where its keys and values come
+/// from, and its feed-forward block. Stored per layer in `model.layer_types`,
+/// `model.layer_positions`, `model.layer_kv` and `model.layer_ffn`, each absent where every
+/// layer takes the default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayerSpec {
     pub attention: Attention,
     pub positions: LayerPositions,
+    pub kv: LayerKv,
     pub ffn: LayerFfn,
 }
 
@@ -526,6 +643,7 @@ impl LayerSpec {
         LayerSpec {
             attention: Attention::Global,
             positions: LayerPositions::Model,
+            kv: LayerKv::Own,
             ffn: match ft.experts {
                 Experts::None => LayerFfn::Dense,
                 Experts::Routed => LayerFfn::Experts,
@@ -567,6 +685,16 @@ pub mod keys {
     /// u8 per layer: 0 dense, 1 experts ([`super::LayerFfn::code`]); absent: experts in
     /// every layer of a mixture-of-experts model, dense in the others.
     pub const LAYER_FFN: &str = "model.layer_ffn";
+    /// u8 per layer: 0 own keys and values, 1 shared ([`super::LayerKv::code`]); absent: all
+    /// own.
+    pub const LAYER_KV: &str = "model.layer_kv";
+    /// Head size of global layers where it differs from `model.head_dim` (local layers').
+    pub const HEAD_DIM_GLOBAL: &str = "model.head_dim_global";
+    /// Feed-forward width of layers with shared keys and values where it differs from
+    /// `model.ffn_dim` (Gemma 4's double-wide MLP).
+    pub const FFN_DIM_SHARED_KV: &str = "model.ffn_dim_shared_kv";
+    /// P: width of each layer's input from the per-layer embeddings.
+    pub const PER_LAYER_INPUT_DIM: &str = "model.per_layer_input_dim";
     /// Dimensions of each head that RoPE rotates (the first ones, in rotate-half pairs);
     /// absent: all HS.
     pub const ROPE_DIM: &str = "model.rope_dim";
@@ -588,6 +716,11 @@ pub mod keys {
 }
 
 pub const TOKEN_EMBD: &str = "token_embd.weight";
+/// Per-layer embeddings (V, L·P), their projection from the embedded token (L·P, C) and the
+/// norm (P) of that projection.
+pub const PER_LAYER_TOKEN_EMBD: &str = "per_layer_token_embd.weight";
+pub const PER_LAYER_MODEL_PROJ: &str = "per_layer_model_proj.weight";
+pub const PER_LAYER_PROJ_NORM: &str = "per_layer_proj_norm.weight";
 pub const POS_EMBD: &str = "pos_embd.weight";
 pub const OUTPUT_NORM: &str = "output_norm";
 pub const OUTPUT: &str = "output.weight";
@@ -617,6 +750,12 @@ pub enum Role {
     FfnGateExps,
     FfnUpExps,
     FfnDownExps,
+    /// Per-layer input branch: gate (P, C), projection back (C, P), its norm (C).
+    PerLayerGate,
+    PerLayerProj,
+    PerLayerPostNorm,
+    /// The layer's output scale (1).
+    LayerOutputScale,
 }
 
 /// Whether an architecture has a tensor.
@@ -646,8 +785,15 @@ pub struct Dims {
     pub experts: usize,
     /// FE: each expert's feed-forward width
     pub expert_ffn: usize,
-    /// R: dimensions of each head RoPE rotates (HS unless partial)
+    /// R: dimensions of each global layer's heads RoPE rotates (HS unless partial; local
+    /// layers rotate all of theirs)
     pub rope_dim: usize,
+    /// HS of global layers
+    pub head_dim_global: usize,
+    /// F of layers that share keys and values
+    pub ffn_shared_kv: usize,
+    /// P: per-layer input width (0: none)
+    pub per_layer: usize,
 }
 
 /// A tensor's shape: a vector (n) or a matrix (rows, cols).
@@ -667,7 +813,7 @@ impl Shape {
 }
 
 impl Role {
-    pub const ALL: [Role; 17] = [
+    pub const ALL: [Role; 21] = [
         Role::AttnNorm,
         Role::AttnQ,
         Role::AttnK,
@@ -685,6 +831,10 @@ impl Role {
         Role::FfnGateExps,
         Role::FfnUpExps,
         Role::FfnDownExps,
+        Role::PerLayerGate,
+        Role::PerLayerProj,
+        Role::PerLayerPostNorm,
+        Role::LayerOutputScale,
     ];
 
     /// The name inside `blk.N.<name>.weight` (GGUF's names).
@@ -707,6 +857,10 @@ impl Role {
             Role::FfnGateExps => "ffn_gate_exps",
             Role::FfnUpExps => "ffn_up_exps",
             Role::FfnDownExps => "ffn_down_exps",
+            Role::PerLayerGate => "inp_gate",
+            Role::PerLayerProj => "proj",
+            Role::PerLayerPostNorm => "post_norm",
+            Role::LayerOutputScale => "layer_output_scale",
         }
     }
 
@@ -723,24 +877,36 @@ impl Role {
                 | Role::PostAttnNorm
                 | Role::FfnNorm
                 | Role::PostFfnNorm
+                | Role::PerLayerPostNorm
         )
     }
 
-    /// Shape of the weight in a model with features `ft`; a bias is (rows) of it.
-    pub const fn shape(self, d: &Dims, ft: &Features) -> Shape {
-        let (c, q, kv, f) = (d.dim, d.heads * d.head_dim, d.kv_heads * d.head_dim, d.ffn);
-        let (n, fe) = (d.experts, d.expert_ffn);
+    /// Shape of the weight in a layer `l` of a model with features `ft`; a bias is (rows)
+    /// of it.
+    pub const fn shape(self, d: &Dims, ft: &Features, l: &LayerSpec) -> Shape {
+        let hs = match l.attention {
+            Attention::Global => d.head_dim_global,
+            Attention::Local => d.head_dim,
+        };
+        let f = match l.kv {
+            LayerKv::Own => d.ffn,
+            LayerKv::Shared => d.ffn_shared_kv,
+        };
+        let (c, q, kv) = (d.dim, d.heads * hs, d.kv_heads * hs);
+        let (n, fe, p) = (d.experts, d.expert_ffn, d.per_layer);
         match self {
-            Role::AttnNorm | Role::PostAttnNorm | Role::FfnNorm | Role::PostFfnNorm => {
-                Shape::Vector(c)
-            }
+            Role::AttnNorm
+            | Role::PostAttnNorm
+            | Role::FfnNorm
+            | Role::PostFfnNorm
+            | Role::PerLayerPostNorm => Shape::Vector(c),
             Role::AttnQNorm => match ft.qk_norm {
                 QkNorm::RmsWhole => Shape::Vector(q),
-                QkNorm::Rms | QkNorm::None => Shape::Vector(d.head_dim),
+                QkNorm::Rms | QkNorm::None => Shape::Vector(hs),
             },
             Role::AttnKNorm => match ft.qk_norm {
                 QkNorm::RmsWhole => Shape::Vector(kv),
-                QkNorm::Rms | QkNorm::None => Shape::Vector(d.head_dim),
+                QkNorm::Rms | QkNorm::None => Shape::Vector(hs),
             },
             Role::AttnQ => Shape::Matrix(q, c),
             Role::AttnK | Role::AttnV => Shape::Matrix(kv, c),
@@ -750,11 +916,14 @@ impl Role {
             Role::FfnGateInp => Shape::Matrix(n, c),
             Role::FfnGateExps | Role::FfnUpExps => Shape::Matrix(n * fe, c),
             Role::FfnDownExps => Shape::Matrix(n * c, fe),
+            Role::PerLayerGate => Shape::Matrix(p, c),
+            Role::PerLayerProj => Shape::Matrix(c, p),
+            Role::LayerOutputScale => Shape::Vector(1),
         }
     }
 
-    pub const fn bias_len(self, d: &Dims, ft: &Features) -> usize {
-        match self.shape(d, ft) {
+    pub const fn bias_len(self, d: &Dims, ft: &Features, l: &LayerSpec) -> usize {
+        match self.shape(d, ft, l) {
             Shape::Vector(n) => n,
             Shape::Matrix(rows, _) => rows,
         }
@@ -766,14 +935,23 @@ impl Features {
     pub const fn weight(&self, role: Role, l: &LayerSpec) -> Need {
         let dense = matches!(l.ffn, LayerFfn::Dense);
         let pre_norms = !matches!(self.block_norms, BlockNorms::Post);
+        let own_kv = matches!(l.kv, LayerKv::Own);
         let has = match role {
-            Role::AttnQ | Role::AttnK | Role::AttnV | Role::AttnOutput => true,
-            Role::AttnNorm | Role::FfnNorm => pre_norms,
-            Role::FfnUp | Role::FfnDown => dense,
-            Role::AttnQNorm | Role::AttnKNorm => match self.qk_norm {
+            Role::AttnQ | Role::AttnOutput => true,
+            Role::AttnK | Role::AttnV => own_kv,
+            Role::AttnQNorm => match self.qk_norm {
                 QkNorm::Rms | QkNorm::RmsWhole => true,
                 QkNorm::None => false,
             },
+            Role::AttnNorm | Role::FfnNorm => pre_norms,
+            Role::FfnUp | Role::FfnDown => dense,
+            Role::AttnKNorm => {
+                own_kv
+                    && match self.qk_norm {
+                        QkNorm::Rms | QkNorm::RmsWhole => true,
+                        QkNorm::None => false,
+                    }
+            }
             Role::PostAttnNorm | Role::PostFfnNorm => match self.block_norms {
                 BlockNorms::Sandwich | BlockNorms::Post => true,
                 BlockNorms::Pre => false,
@@ -786,6 +964,10 @@ impl Features {
                     }
             }
             Role::FfnGateInp | Role::FfnGateExps | Role::FfnUpExps | Role::FfnDownExps => !dense,
+            Role::PerLayerGate | Role::PerLayerProj | Role::PerLayerPostNorm => {
+                matches!(self.per_layer_inputs, PerLayerInputs::Gated)
+            }
+            Role::LayerOutputScale => matches!(self.layer_scale, LayerScale::Scalar),
         };
         if has {
             Need::Required
@@ -801,7 +983,13 @@ impl Features {
         }
         let expert = matches!(
             role,
-            Role::FfnGateInp | Role::FfnGateExps | Role::FfnUpExps | Role::FfnDownExps
+            Role::FfnGateInp
+                | Role::FfnGateExps
+                | Role::FfnUpExps
+                | Role::FfnDownExps
+                | Role::PerLayerGate
+                | Role::PerLayerProj
+                | Role::LayerOutputScale
         );
         match (role.is_norm(), self.norm, self.biases) {
             (true, NormKind::Layer, _) => Need::Required,
@@ -911,17 +1099,39 @@ pub fn for_each_tensor(
             Need::Optional,
         ),
     }
+    if let PerLayerInputs::Gated = ft.per_layer_inputs {
+        let lp = layers.len() * d.per_layer;
+        f(
+            TensorName::new(&[PER_LAYER_TOKEN_EMBD]),
+            Shape::Matrix(d.vocab, lp),
+            Need::Required,
+        );
+        f(
+            TensorName::new(&[PER_LAYER_MODEL_PROJ]),
+            Shape::Matrix(lp, d.dim),
+            Need::Required,
+        );
+        f(
+            TensorName::new(&[PER_LAYER_PROJ_NORM]),
+            Shape::Vector(d.per_layer),
+            Need::Required,
+        );
+    }
     for (layer, spec) in layers.iter().enumerate() {
         for role in Role::ALL {
             let w = ft.weight(role, spec);
             if w != Need::Absent {
-                f(TensorName::layer(layer, role, false), role.shape(d, &ft), w);
+                f(
+                    TensorName::layer(layer, role, false),
+                    role.shape(d, &ft, spec),
+                    w,
+                );
             }
             let b = ft.bias(role, spec);
             if b != Need::Absent {
                 f(
                     TensorName::layer(layer, role, true),
-                    Shape::Vector(role.bias_len(d, &ft)),
+                    Shape::Vector(role.bias_len(d, &ft, spec)),
                     b,
                 );
             }
@@ -989,6 +1199,9 @@ mod tests {
             experts: 0,
             expert_ffn: 0,
             rope_dim: 6,
+            head_dim_global: 6,
+            ffn_shared_kv: 8,
+            per_layer: 0,
         };
         let mut names = 0;
         let mut required = 0;

@@ -4,20 +4,23 @@
 //! Global layers keep every position (`capacity` slots). Local (sliding-window) layers see
 //! only the last `window` positions, so they keep a ring of `window + batch - 1` slots
 //! (position p in slot p % slots): enough for a forward pass of `batch` new tokens, the
-//! first of which still needs the `window - 1` positions before it.
+//! first of which still needs the `window - 1` positions before it. Layers that share
+//! another layer's keys and values (Gemma 4) have no cache of their own.
 
 use ember_format::schema::Attention;
 
 use crate::model::{Config, LayerKinds};
 use crate::Error;
 
-/// K and V per layer, (slots, KVH·HS) each, f32.
+/// K and V per layer, (slots, KVH·HS) each, f32; HS is the layer's (local or global).
 #[derive(Clone, Debug)]
 pub struct KvCache<B> {
     data: B,
     capacity: usize,
     local_slots: usize,
-    kv_dim: usize,
+    /// KVH·HS of local and of global layers.
+    kv_dim_local: usize,
+    kv_dim_global: usize,
     kinds: LayerKinds,
     layers: usize,
 }
@@ -45,14 +48,22 @@ impl KvCache<alloc::vec::Vec<f32>> {
 impl<B> KvCache<B> {
     /// f32 values a cache of `capacity` positions holds, written `batch` tokens at a time.
     pub fn floats_required(cfg: &Config, capacity: usize, batch: usize) -> usize {
-        let local = cfg.layer_kinds.local_before(cfg.layers);
-        let global = cfg.layers - local;
-        (global * capacity + local * local_slots(cfg, capacity, batch)) * 2 * cfg.kv_dim()
+        let k = &cfg.layer_kinds;
+        let local = k.own_kv_before(cfg.layers, Attention::Local);
+        let global = k.own_kv_before(cfg.layers, Attention::Global);
+        let (kl, kg) = (
+            cfg.kv_heads * cfg.head_dim,
+            cfg.kv_heads * cfg.head_dim_global,
+        );
+        (global * capacity * kg + local * local_slots(cfg, capacity, batch) * kl) * 2
     }
 
-    /// f32 values the same cache would hold if every layer kept every position.
+    /// f32 values the same cache would hold if every layer with a cache kept every position.
     pub fn floats_without_rings(cfg: &Config, capacity: usize) -> usize {
-        cfg.layers * 2 * capacity * cfg.kv_dim()
+        let k = &cfg.layer_kinds;
+        let local = k.own_kv_before(cfg.layers, Attention::Local);
+        let global = k.own_kv_before(cfg.layers, Attention::Global);
+        (global * cfg.head_dim_global + local * cfg.head_dim) * cfg.kv_heads * 2 * capacity
     }
 
     pub fn capacity(&self) -> usize {
@@ -67,10 +78,23 @@ impl<B> KvCache<B> {
         }
     }
 
+    /// KVH·HS of layer `layer`.
+    pub fn kv_dim(&self, layer: usize) -> usize {
+        match self.kinds.attention(layer) {
+            Attention::Global => self.kv_dim_global,
+            Attention::Local => self.kv_dim_local,
+        }
+    }
+
+    /// Where layer `layer`'s keys start and how many floats they (and its values) hold: the
+    /// layers with a cache of their own before it come first.
     fn layer_span(&self, layer: usize) -> (usize, usize) {
-        let local = self.kinds.local_before(layer);
-        let start = ((layer - local) * self.capacity + local * self.local_slots) * 2 * self.kv_dim;
-        (start, self.slots(layer) * self.kv_dim)
+        let local = self.kinds.own_kv_before(layer, Attention::Local);
+        let global = self.kinds.own_kv_before(layer, Attention::Global);
+        let start = (global * self.capacity * self.kv_dim_global
+            + local * self.local_slots * self.kv_dim_local)
+            * 2;
+        (start, self.slots(layer) * self.kv_dim(layer))
     }
 }
 
@@ -93,13 +117,14 @@ impl<B: AsRef<[f32]> + AsMut<[f32]>> KvCache<B> {
             data,
             capacity,
             local_slots: local_slots(cfg, capacity, batch),
-            kv_dim: cfg.kv_dim(),
+            kv_dim_local: cfg.kv_heads * cfg.head_dim,
+            kv_dim_global: cfg.kv_heads * cfg.head_dim_global,
             kinds: cfg.layer_kinds,
             layers: cfg.layers,
         })
     }
 
-    /// (keys, values) of one layer, each (slots, KVH·HS).
+    /// (keys, values) of one layer with a cache of its own, each (slots, KVH·HS).
     pub fn layer(&self, layer: usize) -> (&[f32], &[f32]) {
         debug_assert!(layer < self.layers);
         let (start, n) = self.layer_span(layer);

@@ -8,7 +8,7 @@ use memmap2::Mmap;
 
 use crate::error::{Context, Error, Result};
 use crate::gguf::GgufFile;
-use ember_format::schema::{Attention, Experts, LayerFfn, LayerPositions};
+use ember_format::schema::{Attention, Experts, LayerFfn, LayerKv, LayerPositions};
 use ember_format::DType;
 
 use crate::model::{Arch, ModelConfig, RopeScaling};
@@ -67,6 +67,10 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
     let kv_head_count = g
         .opt_u32(&key("attention.head_count_kv"))?
         .map_or(head_count, |v| v as usize);
+    // Gemma 4: key_length is the global layers' head, key_length_swa the local layers'.
+    let head_dim_swa = g
+        .opt_u32(&key("attention.key_length_swa"))?
+        .map(|v| v as usize);
     let head_dim = match g.opt_u32(&key("attention.key_length"))? {
         Some(hd) => hd as usize,
         None => {
@@ -81,6 +85,11 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
     if let Some(vd) = g.opt_u32(&key("attention.value_length"))? {
         if vd as usize != head_dim {
             crate::bail!("value_length {vd} differs from key_length {head_dim}: not supported");
+        }
+    }
+    if let Some(vd) = g.opt_u32(&key("attention.value_length_swa"))? {
+        if Some(vd as usize) != head_dim_swa {
+            crate::bail!("value_length_swa {vd} differs from key_length_swa: not supported");
         }
     }
     for k in ["attn_logit_softcapping", "attention.logit_softcapping"] {
@@ -145,6 +154,7 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
         .opt_u32(&key("attention.sliding_window"))?
         .filter(|&w| w > 0);
     match arch {
+        Arch::Gemma4 => gemma4(&g, name, head_dim, head_dim_swa, window, &mut config)?,
         Arch::Gemma3 => {
             // The window comes with the file; the layer list does not: llama.cpp (and
             // transformers' default) make every sixth layer global.
@@ -209,6 +219,7 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
     config.validate()?;
 
     let (dims, ft) = (config.dims(), arch.features());
+    let specs = config.layer_specs();
     let mut tensors = Vec::with_capacity(g.tensors.len());
     for t in &g.tensors {
         if t.name == "rope_freqs.weight" {
@@ -217,7 +228,17 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
         let role = t.name.rsplit('.').nth(1).unwrap_or("");
         // A fused tensor: its rows are the roles' rows, in order.
         if let Some((_, roles)) = info.gguf_fused.iter().find(|(n, _)| *n == role) {
-            let sizes: Vec<usize> = roles.iter().map(|r| r.bias_len(&dims, &ft)).collect();
+            let layer: usize = t
+                .name
+                .split('.')
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let spec = specs.get(layer).copied().unwrap_or(specs[0]);
+            let sizes: Vec<usize> = roles
+                .iter()
+                .map(|r| r.bias_len(&dims, &ft, &spec))
+                .collect();
             let total: usize = sizes.iter().sum();
             let of = t.shape.first().copied().unwrap_or(0);
             let is_bias = t.name.ends_with(".bias");
@@ -278,6 +299,107 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
         tokenizer,
         source_names: Default::default(),
     })
+}
+
+/// Gemma 4: the layer pattern as a list, the local layers' head size and RoPE, KV sharing
+/// in the last layers, per-layer inputs. (The global layers' partial RoPE comes as
+/// `rope_freqs.weight`, read with the other scalings.)
+fn gemma4(
+    g: &GgufFile<'_>,
+    name: &str,
+    head_dim: usize,
+    head_dim_swa: Option<usize>,
+    window: Option<u32>,
+    config: &mut ModelConfig,
+) -> Result<()> {
+    let key = |k: &str| format!("{name}.{k}");
+    let layers = config.layer_count;
+    let Some(window) = window else {
+        crate::bail!("{name}.attention.sliding_window is missing");
+    };
+    config.sliding_window = Some(window as usize);
+    let pattern = match g.get(&key("attention.sliding_window_pattern")) {
+        Some(crate::gguf::Value::Array(a)) => a.bools().ok_or_else(|| {
+            Error(format!(
+                "{name}.attention.sliding_window_pattern: not booleans"
+            ))
+        })?,
+        Some(_) => crate::bail!("{name}.attention.sliding_window_pattern is not an array"),
+        None => crate::bail!("{name}.attention.sliding_window_pattern is missing"),
+    };
+    if pattern.len() != layers {
+        crate::bail!(
+            "{name}.attention.sliding_window_pattern has {} entries for {layers} layers",
+            pattern.len()
+        );
+    }
+    // key_length is the global head; local layers have key_length_swa.
+    let local = head_dim_swa.unwrap_or(head_dim);
+    config.head_dim = local;
+    config.head_dim_global = Some(head_dim).filter(|&h| h != local);
+    if let Some(rd) = g.opt_u32(&key("rope.dimension_count_swa"))? {
+        if rd as usize != local {
+            crate::bail!(
+                "partial RoPE on local layers (rope.dimension_count_swa {rd}) is not supported"
+            );
+        }
+    }
+    if let Some(rd) = g.opt_u32(&key("rope.dimension_count"))? {
+        if rd as usize != head_dim {
+            crate::bail!(
+                "rope.dimension_count {rd} differs from the global head {head_dim}: not supported"
+            );
+        }
+    }
+    config.rope_dim = None;
+    config.rope_theta_local = Some(g.opt_f32(&key("rope.freq_base_swa"))?.unwrap_or(10_000.0));
+    let shared = g.opt_u32(&key("attention.shared_kv_layers"))?.unwrap_or(0) as usize;
+    if shared > layers {
+        crate::bail!("{name}.attention.shared_kv_layers {shared} exceeds the {layers} layers");
+    }
+    // Double-wide feed-forwards on the shared layers come as a per-layer list.
+    if let Some(crate::gguf::Value::Array(a)) = g.get(&key("feed_forward_length")) {
+        let widths = a
+            .i32s()
+            .ok_or_else(|| Error(format!("{name}.feed_forward_length: not integers")))?;
+        if widths.len() != layers || widths.iter().any(|&w| w <= 0) {
+            crate::bail!("{name}.feed_forward_length: one positive width per layer expected");
+        }
+        let first = widths[0] as usize;
+        let last = widths[layers - 1] as usize;
+        for (i, &w) in widths.iter().enumerate() {
+            let want = if i >= layers - shared { last } else { first };
+            if w as usize != want {
+                crate::bail!(
+                    "{name}.feed_forward_length: layer {i}'s width {w} is not one per kind"
+                );
+            }
+        }
+        config.ffn_dim = first;
+        config.ffn_dim_shared_kv = Some(last).filter(|&l| l != first);
+    }
+    if let Some(crate::gguf::Value::Array(_)) = g.get(&key("attention.head_count_kv")) {
+        crate::bail!("per-layer KV head counts ({name}.attention.head_count_kv) are not supported");
+    }
+    config.set_layers(|i, l| {
+        if pattern[i] {
+            l.attention = Attention::Local;
+        }
+        if i >= layers - shared {
+            l.kv = LayerKv::Shared;
+        }
+        Ok(())
+    })?;
+    config.per_layer_dim = g.u32(&key("embedding_length_per_layer_input"))? as usize;
+    // llama.cpp: the q and k norms stand in for 1/sqrt(HS).
+    config.attention_scale = Some(1.0);
+    if let Some(cap) = g
+        .opt_f32(&key("final_logit_softcapping"))?
+        .filter(|&c| c > 0.0)
+    {
+        config.final_logit_softcap = Some(cap);
+    }
+    Ok(())
 }
 
 /// SmolLM3's NoPE layers in GGUF files: every fourth (llama.cpp's `n_no_rope_layer_step`).

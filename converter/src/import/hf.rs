@@ -12,7 +12,9 @@ use safetensors::{Dtype as StDtype, SafeTensors};
 use serde_json::Value;
 
 use crate::error::{Context, Error, Result};
-use ember_format::schema::{self, Attention, LayerFfn, LayerPositions, Role, Shape, TensorName};
+use ember_format::schema::{
+    self, Attention, LayerFfn, LayerKv, LayerPositions, Need, Role, Shape, TensorName,
+};
 
 use crate::model::{Arch, ModelConfig, RopeScaling};
 use crate::plan::{Op, Plan, Planned};
@@ -300,6 +302,11 @@ fn rope_scaling(cfg: &Value, p: &Value) -> Result<RopeScaling> {
     };
     match ty {
         "default" => Ok(RopeScaling::None),
+        // The share that rotates comes with partial_rotary_factor (gemma4_config).
+        "proportional" => Ok(RopeScaling::Proportional {
+            pairs: 0,
+            factor: factor.unwrap_or(1.0),
+        }),
         "linear" => Ok(RopeScaling::Linear {
             factor: need(factor, "factor")?,
         }),
@@ -348,7 +355,7 @@ fn rope_scaling(cfg: &Value, p: &Value) -> Result<RopeScaling> {
             })
         }
         other => crate::bail!(
-            "config.json: RoPE scaling type '{other}' is not supported (supported: default, linear, llama3, yarn)"
+            "config.json: RoPE scaling type '{other}' is not supported (supported: default, linear, llama3, yarn, proportional)"
         ),
     }
 }
@@ -381,7 +388,8 @@ fn plan_decoder<'a>(
     hints: &mut HashMap<String, String>,
 ) -> Result<ModelConfig> {
     let info = arch.info();
-    let gemma = arch == Arch::Gemma3;
+    let gemma = matches!(arch, Arch::Gemma3 | Arch::Gemma4);
+    let add_one = info.hf_norms_add_one;
     let (act_key, act) = if gemma {
         ("hidden_activation", "gelu_pytorch_tanh")
     } else {
@@ -430,9 +438,13 @@ fn plan_decoder<'a>(
     config.check_layer_count(all.len())?;
     match arch {
         Arch::Gemma3 => gemma3_config(cfg, &mut config)?,
+        Arch::Gemma4 => gemma4_config(cfg, &mut config)?,
         Arch::SmolLm3 => smollm3_layers(cfg, &mut config)?,
         Arch::Qwen3Moe => qwen3_moe_config(cfg, &mut config)?,
         _ => {}
+    }
+    if let RopeScaling::Proportional { pairs: 0, .. } = config.rope_scaling {
+        crate::bail!("config.json: RoPE type 'proportional' without a rotated share (Gemma 4's partial_rotary_factor)");
     }
     if !gemma {
         // Sliding-window attention of Mistral 7B v0.1 or Qwen with use_sliding_window sees
@@ -471,9 +483,27 @@ fn plan_decoder<'a>(
         (
             "model.norm.weight".into(),
             "output_norm.weight".into(),
-            gemma,
+            add_one,
         ),
     ];
+    if config.per_layer_dim > 0 {
+        for (hf, ember) in [
+            (
+                "model.embed_tokens_per_layer.weight",
+                schema::PER_LAYER_TOKEN_EMBD,
+            ),
+            (
+                "model.per_layer_model_projection.weight",
+                schema::PER_LAYER_MODEL_PROJ,
+            ),
+            (
+                "model.per_layer_projection_norm.weight",
+                schema::PER_LAYER_PROJ_NORM,
+            ),
+        ] {
+            map.push((hf.into(), ember.into(), false));
+        }
+    }
     if !tied {
         map.push(("lm_head.weight".into(), schema::OUTPUT.into(), false));
     }
@@ -488,13 +518,24 @@ fn plan_decoder<'a>(
                 continue;
             }
             if let [role] = roles {
+                if ft.weight(*role, spec) == Need::Absent && ft.bias(*role, spec) == Need::Absent {
+                    // Layers sharing keys and values may still carry unused K/V weights.
+                    if spec.kv == LayerKv::Shared {
+                        for suffix in ["weight", "bias"] {
+                            tensors.remove(&format!("model.layers.{n}.{module}.{suffix}"));
+                        }
+                    }
+                    continue;
+                }
                 for (suffix, bias) in [("weight", false), ("bias", true)] {
                     let dst = TensorName::layer(n, *role, bias).as_str().to_string();
-                    map.push((
-                        format!("model.layers.{n}.{module}.{suffix}"),
-                        dst,
-                        gemma && role.is_norm(),
-                    ));
+                    let mut src = format!("model.layers.{n}.{module}.{suffix}");
+                    // A scalar buffer (Gemma 4's layer_scalar) has no suffix.
+                    let bare = format!("model.layers.{n}.{module}");
+                    if !bias && !tensors.contains_key(&src) && tensors.contains_key(&bare) {
+                        src = bare;
+                    }
+                    map.push((src, dst, add_one && role.is_norm()));
                 }
                 continue;
             }
@@ -510,7 +551,8 @@ fn plan_decoder<'a>(
                 let Some((t, _)) = take(&mut tensors, &src) else {
                     continue;
                 };
-                let sizes: Vec<usize> = roles.iter().map(|r| r.bias_len(&dims, &ft)).collect();
+                let sizes: Vec<usize> =
+                    roles.iter().map(|r| r.bias_len(&dims, &ft, spec)).collect();
                 let total: usize = sizes.iter().sum();
                 let cols = match (bias, &t.shape[..]) {
                     (false, &[rows, cols]) if rows == total => cols,
@@ -586,6 +628,113 @@ fn partial_rotary(cfg: &Value, layer_type: &str, head_dim: usize) -> Result<Opti
         }
         Some(f) => crate::bail!("config.json: partial_rotary_factor {f} is not in (0, 1]"),
     }
+}
+
+/// Gemma 4 text: Gemma 3's local/global layers with a larger global head and "proportional"
+/// RoPE there, attention scale 1, per-layer inputs, KV sharing in the last layers.
+fn gemma4_config(cfg: &Value, config: &mut ModelConfig) -> Result<()> {
+    for (key, what) in [
+        (
+            "attention_k_eq_v",
+            "values from the key projection (attention_k_eq_v)",
+        ),
+        (
+            "enable_moe_block",
+            "the mixture-of-experts block (enable_moe_block)",
+        ),
+    ] {
+        if cfg_bool(cfg, key)? == Some(true) {
+            crate::bail!("config.json: {what} of the larger Gemma 4 models is not supported yet");
+        }
+    }
+    let layers = config.layer_count;
+    let kinds: Vec<Attention> = match layer_types(cfg, layers)? {
+        Some(kinds) => kinds,
+        // transformers: every sixth layer global, and the last one always.
+        None => (0..layers)
+            .map(|i| {
+                if (i + 1) % 6 == 0 || i + 1 == layers {
+                    Attention::Global
+                } else {
+                    Attention::Local
+                }
+            })
+            .collect(),
+    };
+    // The global layers' head: `global_head_dim`, or transformers 5.25's per_layer_config.
+    let mut global_hd = cfg_usize(cfg, &["global_head_dim"])?;
+    if let Some(per) = cfg.get("per_layer_config").filter(|v| !v.is_null()) {
+        let Some(per) = per.as_object() else {
+            crate::bail!("config.json: per_layer_config should be an object");
+        };
+        for (layer, v) in per {
+            let i: usize = match layer.parse() {
+                Ok(i) if i < layers => i,
+                _ => crate::bail!("config.json: per_layer_config key {layer:?} is not a layer"),
+            };
+            if let Some(kv) = cfg_usize(v, &["num_key_value_heads"])? {
+                if kv != config.kv_head_count {
+                    crate::bail!("config.json: per-layer KV head counts are not supported");
+                }
+            }
+            if let Some(hd) = cfg_usize(v, &["head_dim"])? {
+                let expected = match kinds[i] {
+                    Attention::Global => *global_hd.get_or_insert(hd),
+                    Attention::Local => config.head_dim,
+                };
+                if hd != expected {
+                    crate::bail!(
+                        "config.json: layer {i}'s head_dim {hd}: head sizes must be one per layer kind"
+                    );
+                }
+            }
+        }
+    }
+    config.head_dim_global = global_hd.filter(|&hd| hd != config.head_dim);
+    let (local_theta, local_scaling) = rope_params(cfg, "sliding_attention")?;
+    if local_scaling != RopeScaling::None {
+        crate::bail!("config.json: RoPE scaling of sliding-window layers is not supported");
+    }
+    config.rope_theta_local = Some(local_theta.unwrap_or(10_000.0));
+    // "proportional" RoPE is a full-head RoPE with the frequencies past the rotated share
+    // set to 0; partial_rotary_factor gives the share.
+    let hg = config.head_dim_global();
+    if let RopeScaling::Proportional { pairs, .. } = &mut config.rope_scaling {
+        let share = partial_rotary(cfg, "full_attention", hg)?.unwrap_or(hg);
+        *pairs = share / 2;
+        config.rope_dim = None;
+    }
+    config.sliding_window = Some(cfg_req(cfg, &["sliding_window"])?);
+    let shared = cfg_usize(cfg, &["num_kv_shared_layers"])?.unwrap_or(0);
+    if shared > layers {
+        crate::bail!("config.json: num_kv_shared_layers {shared} exceeds the {layers} layers");
+    }
+    if cfg_bool(cfg, "use_double_wide_mlp")? == Some(true) {
+        config.ffn_dim_shared_kv = Some(2 * config.ffn_dim);
+    }
+    config.set_layers(|i, l| {
+        l.attention = kinds[i];
+        if i >= layers - shared {
+            l.kv = LayerKv::Shared;
+        }
+        Ok(())
+    })?;
+    config.per_layer_dim = cfg_req(cfg, &["hidden_size_per_layer_input"])?;
+    if let Some(v) = cfg_usize(cfg, &["vocab_size_per_layer_input"])? {
+        if v != config.vocab_size {
+            crate::bail!(
+                "config.json: vocab_size_per_layer_input {v} differs from vocab_size {}",
+                config.vocab_size
+            );
+        }
+    }
+    // The q and k norms stand in for 1/sqrt(HS).
+    config.attention_scale = Some(1.0);
+    config.final_logit_softcap = cfg_f32(cfg, &["final_logit_softcapping"])?;
+    if cfg_f32(cfg, &["attn_logit_softcapping"])?.is_some() {
+        crate::bail!("config.json: attn_logit_softcapping is not supported");
+    }
+    Ok(())
 }
 
 /// Gemma 3: local layers with their own RoPE base and window, the query scale, soft-caps.
@@ -746,7 +895,9 @@ fn plan_experts<'a>(
         )
     };
     hints.insert(dst.clone(), src_of(0));
-    let Shape::Matrix(rows, cols) = role.shape(&config.dims(), &config.arch.features()) else {
+    let spec = config.layer_specs()[n];
+    let Shape::Matrix(rows, cols) = role.shape(&config.dims(), &config.arch.features(), &spec)
+    else {
         crate::bail!("internal: experts are matrices");
     };
     let per = rows / config.experts;

@@ -47,11 +47,46 @@ fn pre_for(pre: Option<&str>) -> Result<(&'static str, bool)> {
 }
 
 /// Builds the spec from GGUF tokenizer fields.
+/// `tokenizer.ggml.merges` ("left right", in the tokens' own spelling) as
+/// `[left, right, rank, result]`.
+fn merge_table(tokens: &[Vec<u8>], lines: &[Vec<u8>]) -> Result<Vec<[u32; 4]>> {
+    let by_text: HashMap<&[u8], u32> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_slice(), i as u32))
+        .collect();
+    let mut m = Vec::with_capacity(lines.len());
+    for (rank, line) in lines.iter().enumerate() {
+        let Some(sp) = line.iter().position(|&b| b == b' ') else {
+            bail!("GGUF tokenizer.ggml.merges[{rank}] is not \"left right\"");
+        };
+        let (a, b) = (&line[..sp], &line[sp + 1..]);
+        let joined = [a, b].concat();
+        let (Some(&l), Some(&r), Some(&res)) = (
+            by_text.get(a),
+            by_text.get(b),
+            by_text.get(joined.as_slice()),
+        ) else {
+            bail!(
+                "GGUF tokenizer.ggml.merges[{rank}] ({}) names a token that is not in the vocabulary",
+                String::from_utf8_lossy(line)
+            );
+        };
+        m.push([l, r, rank as u32, res]);
+    }
+    Ok(m)
+}
+
 pub fn from_gguf(f: GgufTokenizerFields) -> Result<TokenizerSpec> {
-    let model = match f.model.as_str() {
-        "gpt2" => TokenizerModel::ByteBpe,
-        "llama" => TokenizerModel::Spm,
-        other => bail!("unsupported tokenizer model '{other}' in GGUF tokenizer.ggml.model"),
+    // "gemma4": SentencePiece-style tokens (▁ for spaces, <0xXX> bytes) merged by a merge
+    // list instead of scores.
+    let (model, spm_merges) = match f.model.as_str() {
+        "gpt2" => (TokenizerModel::ByteBpe, false),
+        "llama" => (TokenizerModel::Spm, false),
+        "gemma4" => (TokenizerModel::Spm, true),
+        other => bail!(
+            "unsupported tokenizer model '{other}' in GGUF tokenizer.ggml.model (supported: gpt2, llama, gemma4)"
+        ),
     };
     let n = f.tokens.len();
     if n == 0 || n >= u32::MAX as usize {
@@ -111,32 +146,7 @@ pub fn from_gguf(f: GgufTokenizerFields) -> Result<TokenizerSpec> {
                 tokens.push(decoded.unwrap_or_else(|| t.clone()));
             }
             (pre, ignore_merges) = pre_for(f.pre.as_deref())?;
-            let by_text: HashMap<&[u8], u32> = f
-                .tokens
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.as_slice(), i as u32))
-                .collect();
-            let mut m = Vec::with_capacity(f.merges.len());
-            for (rank, line) in f.merges.iter().enumerate() {
-                let Some(sp) = line.iter().position(|&b| b == b' ') else {
-                    bail!("GGUF tokenizer.ggml.merges[{rank}] is not \"left right\"");
-                };
-                let (a, b) = (&line[..sp], &line[sp + 1..]);
-                let joined = [a, b].concat();
-                let (Some(&l), Some(&r), Some(&res)) = (
-                    by_text.get(a),
-                    by_text.get(b),
-                    by_text.get(joined.as_slice()),
-                ) else {
-                    bail!(
-                        "GGUF tokenizer.ggml.merges[{rank}] ({}) names a token that is not in the vocabulary",
-                        String::from_utf8_lossy(line)
-                    );
-                };
-                m.push([l, r, rank as u32, res]);
-            }
-            merges = m;
+            merges = merge_table(&f.tokens, &f.merges)?;
         }
         TokenizerModel::Spm => {
             for (t, ty) in f.tokens.iter().zip(types.iter_mut()) {
@@ -156,11 +166,15 @@ pub fn from_gguf(f: GgufTokenizerFields) -> Result<TokenizerSpec> {
             }
             pre = "none";
             ignore_merges = false;
-            scores = Some(match &f.scores {
-                Some(s) => s.clone(),
-                // Without scores, prefer earlier (more frequent) tokens, like a merge list.
-                None => (0..n).map(|i| -(i as f32)).collect(),
-            });
+            if spm_merges {
+                merges = merge_table(&f.tokens, &f.merges)?;
+            } else {
+                scores = Some(match &f.scores {
+                    Some(s) => s.clone(),
+                    // Without scores, prefer earlier (more frequent) tokens, like a merge list.
+                    None => (0..n).map(|i| -(i as f32)).collect(),
+                });
+            }
         }
     }
     // llama.cpp matches control, user-defined and unknown tokens written in the text.

@@ -2,8 +2,8 @@
 //! architecture's features from the schema (`ember_format::schema`).
 
 use ember_format::schema::{
-    keys, Arch, Attention, Dims, EmbedScale, Experts, Features, LayerFfn, LayerPositions,
-    LayerSpec, Positions,
+    keys, Arch, Attention, Dims, EmbedScale, Experts, Features, LayerFfn, LayerKv, LayerPositions,
+    LayerSpec, PerLayerInputs, Positions,
 };
 use ember_format::EmberFile;
 
@@ -55,6 +55,7 @@ pub struct LayerKinds {
     no_positions: LayerSet,
     dense: LayerSet,
     experts: LayerSet,
+    shared_kv: LayerSet,
 }
 
 impl LayerKinds {
@@ -75,6 +76,11 @@ impl LayerKinds {
             } else {
                 LayerPositions::Model
             },
+            kv: if self.shared_kv.contains(layer) {
+                LayerKv::Shared
+            } else {
+                LayerKv::Own
+            },
             ffn: if self.experts.contains(layer) {
                 LayerFfn::Experts
             } else {
@@ -90,6 +96,13 @@ impl LayerKinds {
 
     pub fn any_local(&self) -> bool {
         !self.local.is_empty()
+    }
+
+    /// Layers among the first `layers` with their own keys and values of kind `kind`.
+    pub fn own_kv_before(&self, layers: usize, kind: Attention) -> usize {
+        (0..layers.min(MAX_LAYERS))
+            .filter(|&l| !self.shared_kv.contains(l) && self.attention(l) == kind)
+            .count()
     }
 
     pub fn any_experts(&self) -> bool {
@@ -150,8 +163,15 @@ pub struct Config {
     pub attention_scale: f32,
     /// Multiplies token embeddings.
     pub embedding_scale: f32,
-    /// Dimensions of each head RoPE rotates (even, ≤ HS).
+    /// Dimensions of each global layer's heads RoPE rotates (even, ≤ HS; local layers rotate
+    /// all of theirs).
     pub rope_dim: usize,
+    /// HS of global layers (`head_dim` is local layers').
+    pub head_dim_global: usize,
+    /// F of layers that share keys and values.
+    pub ffn_dim_shared_kv: usize,
+    /// P: each layer's per-layer input width (0: none).
+    pub per_layer_dim: usize,
     /// Mixture of experts: N experts per layer, k used per token, each FE wide; the k
     /// weights renormalised to sum to 1. All 0 / false without experts.
     pub experts: usize,
@@ -218,6 +238,7 @@ impl Config {
             Positions::Learned => 0.0,
         };
         let head_dim = get_u32(file, keys::HEAD_DIM)?;
+        let ffn_dim = get_u32(file, keys::FFN_DIM)?;
         let dim = get_u32(file, keys::EMBEDDING_DIM)?;
         let layers = get_u32(file, keys::LAYER_COUNT)?;
         if layers > MAX_LAYERS {
@@ -266,10 +287,28 @@ impl Config {
         if !moe {
             (0..layers).for_each(|i| layer_kinds.dense.insert(i));
         }
+        layer_codes(file, keys::LAYER_KV, layers, |i, c| {
+            match LayerKv::from_code(c) {
+                Some(LayerKv::Shared) => layer_kinds.shared_kv.insert(i),
+                Some(LayerKv::Own) => {}
+                None => return Err(Error::BadConfig("unknown kind in model.layer_kv")),
+            }
+            Ok(())
+        })?;
+        // A shared layer reads the cache of an earlier layer of its kind with its own.
+        for i in 0..layers {
+            let kind = layer_kinds.attention(i);
+            if layer_kinds.shared_kv.contains(i) && layer_kinds.own_kv_before(i, kind) == 0 {
+                return Err(Error::BadConfig(
+                    "a layer shares keys and values with no earlier layer of its kind",
+                ));
+            }
+        }
         let opt_u32 = |key: &'static str| match file.get(key) {
             None => Ok(None),
             Some(_) => get_u32(file, key).map(Some),
         };
+        let head_dim_global = opt_u32(keys::HEAD_DIM_GLOBAL)?.unwrap_or(head_dim);
         let (experts, experts_used, expert_ffn_dim) = if moe {
             (
                 get_u32(file, keys::EXPERT_COUNT)?,
@@ -303,7 +342,7 @@ impl Config {
             heads: get_u32(file, keys::HEAD_COUNT)?,
             kv_heads: get_u32(file, keys::KV_HEAD_COUNT)?,
             head_dim,
-            ffn_dim: get_u32(file, keys::FFN_DIM)?,
+            ffn_dim,
             norm_eps: get_f32(file, keys::NORM_EPS)?,
             rope_theta,
             rope_theta_local: opt_f32(file, keys::ROPE_THETA_LOCAL)?.unwrap_or(rope_theta),
@@ -320,7 +359,13 @@ impl Config {
             },
             embedding_scale,
             final_logit_softcap,
-            rope_dim: opt_u32(keys::ROPE_DIM)?.unwrap_or(head_dim),
+            rope_dim: opt_u32(keys::ROPE_DIM)?.unwrap_or(head_dim_global),
+            head_dim_global,
+            ffn_dim_shared_kv: opt_u32(keys::FFN_DIM_SHARED_KV)?.unwrap_or(ffn_dim),
+            per_layer_dim: match features.per_layer_inputs {
+                PerLayerInputs::Gated => get_u32(file, keys::PER_LAYER_INPUT_DIM)?,
+                PerLayerInputs::None => 0,
+            },
             experts,
             experts_used,
             expert_ffn_dim,
@@ -338,6 +383,11 @@ impl Config {
         if !in_range(self.dim, MAX_DIM)
             || !in_range(self.ffn_dim, 4 * MAX_DIM)
             || !in_range(self.head_dim, MAX_DIM)
+            || !in_range(self.head_dim_global, MAX_DIM)
+            || !in_range(self.ffn_dim_shared_kv, 4 * MAX_DIM)
+            || self.per_layer_dim > MAX_DIM
+            || (self.features.per_layer_inputs == PerLayerInputs::Gated
+                && (self.per_layer_dim == 0 || self.per_layer_dim * self.layers > 4 * MAX_DIM))
             || !in_range(self.heads, MAX_DIM)
         {
             return Err(Error::BadConfig("dimensions must be between 1 and 65536"));
@@ -356,7 +406,8 @@ impl Config {
         if self.features.positions == Positions::Rope
             && (!self.rope_dim.is_multiple_of(2)
                 || self.rope_dim == 0
-                || self.rope_dim > self.head_dim)
+                || self.rope_dim > self.head_dim_global
+                || !self.head_dim.is_multiple_of(2))
         {
             return Err(Error::BadConfig(
                 "RoPE needs an even number of rotated dimensions, at most the head size",
@@ -399,14 +450,45 @@ impl Config {
         Ok(())
     }
 
-    /// NH·HS: width of the attention's query projection.
+    /// The largest NH·HS over the layers: width of the attention's query projection.
     pub fn q_dim(&self) -> usize {
-        self.heads * self.head_dim
+        self.heads * self.head_dim.max(self.head_dim_global)
     }
 
-    /// KVH·HS: width of each of K and V per position.
+    /// The largest KVH·HS over the layers: width of each of K and V per position.
     pub fn kv_dim(&self) -> usize {
-        self.kv_heads * self.head_dim
+        self.kv_heads * self.head_dim.max(self.head_dim_global)
+    }
+
+    /// The largest feed-forward width over the dense layers.
+    pub fn max_ffn_dim(&self) -> usize {
+        self.ffn_dim.max(self.ffn_dim_shared_kv)
+    }
+
+    /// HS of layer `layer`.
+    pub fn head_dim_of(&self, layer: usize) -> usize {
+        match self.attention(layer) {
+            Attention::Global => self.head_dim_global,
+            Attention::Local => self.head_dim,
+        }
+    }
+
+    /// KVH·HS of layer `layer`.
+    pub fn kv_dim_of(&self, layer: usize) -> usize {
+        self.kv_heads * self.head_dim_of(layer)
+    }
+
+    /// The layer whose cache layer `layer` reads: itself, or for a layer that shares keys and
+    /// values the last earlier layer of its kind with its own (checked at load).
+    pub fn kv_source(&self, layer: usize) -> usize {
+        let kind = self.attention(layer);
+        match self.layer(layer).kv {
+            LayerKv::Own => layer,
+            LayerKv::Shared => (0..layer)
+                .rev()
+                .find(|&l| self.layer(l).kv == LayerKv::Own && self.attention(l) == kind)
+                .unwrap_or(layer),
+        }
     }
 
     /// The sizes tensor shapes follow from.
@@ -422,6 +504,9 @@ impl Config {
             experts: self.experts,
             expert_ffn: self.expert_ffn_dim,
             rope_dim: self.rope_dim,
+            head_dim_global: self.head_dim_global,
+            ffn_shared_kv: self.ffn_dim_shared_kv,
+            per_layer: self.per_layer_dim,
         }
     }
 

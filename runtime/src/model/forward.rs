@@ -1,15 +1,15 @@
 //! The forward pass, top to bottom, over T new tokens at positions pos..pos+T.
 
 use super::config::Config;
-use super::weights::{Experts, Ffn, Layer, Linear, Matrix, Norm};
+use super::weights::{Experts, Ffn, Layer, Linear, Matrix, Norm, PerLayerEmbeddings};
 use super::Model;
 use super::{Attention, BlockNorms, EmbedScale, FfnKind, NormKind, Positions, QkNorm};
 use crate::exec::{Executor, SyncMutPtr};
 use crate::kernels::{self as k, ActQ8, Kernels};
 use crate::kv_cache::KvCache;
-use crate::math::powf;
+use crate::math::{powf, sqrt64};
 use crate::Error;
-use ember_format::schema::LayerPositions;
+use ember_format::schema::{LayerPositions, ValueNorm};
 
 /// Which positions need logits: generation needs only the last, evaluation all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +57,14 @@ enum Region {
     InvFreq,
     /// inv_freq_local (HS/2) RoPE frequencies of local layers
     InvFreqLocal,
+    /// ple (B, L·P): each layer's per-layer input
+    Ple,
+    /// ple_tok (B, L·P): the per-layer embeddings of the tokens
+    PleTok,
+    /// ple_gate (B, P): a layer's gated per-layer branch
+    PleGate,
+    /// ones (max HS): the weight of an unweighted RMSNorm (Gemma 4's values)
+    Ones,
     /// act d (B, cols/32)
     ActD,
     /// act s (B, cols/32)
@@ -86,7 +94,9 @@ pub struct ScratchPlan {
 impl ScratchPlan {
     pub fn new(cfg: &Config, max_batch: usize, capacity: usize, mode: Logits) -> ScratchPlan {
         let b = max_batch.max(1);
-        let (c, f) = (cfg.dim, cfg.ffn_dim.max(cfg.expert_ffn_dim));
+        let (c, f) = (cfg.dim, cfg.max_ffn_dim().max(cfg.expert_ffn_dim));
+        let hs = cfg.head_dim.max(cfg.head_dim_global);
+        let lp = cfg.layers * cfg.per_layer_dim;
         let max_cols = c.max(f).max(cfg.q_dim());
         let blocks = b * max_cols.div_ceil(32);
         let logit_rows = if mode == Logits::All { b } else { 1 };
@@ -114,11 +124,18 @@ impl ScratchPlan {
             (Region::MoeDown, moe * b * c),
             (Region::MoeOut, moe * b * c),
             (Region::Scores, cfg.heads * capacity),
-            (Region::Rope, b * cfg.head_dim),
-            (Region::RopeLocal, local * b * cfg.head_dim),
-            (Region::Row, max_cols.max(local * cfg.heads * cfg.head_dim)),
+            (Region::Rope, b * hs),
+            (Region::RopeLocal, local * b * hs),
+            (Region::Row, max_cols.max(local * cfg.q_dim())),
             (Region::InvFreq, cfg.rope_dim / 2),
-            (Region::InvFreqLocal, local * cfg.rope_dim / 2),
+            (Region::InvFreqLocal, local * cfg.head_dim / 2),
+            (Region::Ple, b * lp),
+            (Region::PleTok, b * lp),
+            (Region::PleGate, b * cfg.per_layer_dim),
+            (
+                Region::Ones,
+                usize::from(cfg.features.value_norm == ValueNorm::Rms) * hs,
+            ),
             (Region::ActD, blocks),
             (Region::ActS, blocks),
             (Region::Logits, logit_rows * cfg.vocab_size),
@@ -175,6 +192,10 @@ pub struct Parts<'s> {
     pub row: &'s mut [f32],
     pub inv_freq: &'s [f32],
     pub inv_freq_local: &'s [f32],
+    pub ple: &'s mut [f32],
+    pub ple_tok: &'s mut [f32],
+    pub ple_gate: &'s mut [f32],
+    pub ones: &'s [f32],
     pub act: ActQ8<'s>,
     pub logits: &'s mut [f32],
 }
@@ -220,13 +241,16 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
             });
         }
         let mut s = Scratch { plan, f, i };
-        for (r, theta) in [
-            (Region::InvFreq, cfg.rope_theta),
-            (Region::InvFreqLocal, cfg.rope_theta_local),
+        // Global layers rotate R dimensions, local layers all of theirs.
+        for (r, theta, dims) in [
+            (Region::InvFreq, cfg.rope_theta, cfg.rope_dim),
+            (Region::InvFreqLocal, cfg.rope_theta_local, cfg.head_dim),
         ] {
             let (at, n) = (plan.offset(r), plan.lens[r as usize]);
-            fill_inv_freq(&mut s.f.as_mut()[at..at + n], theta, cfg.rope_dim);
+            fill_inv_freq(&mut s.f.as_mut()[at..at + n], theta, dims);
         }
+        let (at, n) = (plan.offset(Region::Ones), plan.lens[Region::Ones as usize]);
+        s.f.as_mut()[at..at + n].fill(1.0);
         Ok(s)
     }
 
@@ -257,6 +281,10 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
         let row = next(Region::Row);
         let inv_freq = next(Region::InvFreq);
         let inv_freq_local = next(Region::InvFreqLocal);
+        let ple = next(Region::Ple);
+        let ple_tok = next(Region::PleTok);
+        let ple_gate = next(Region::PleGate);
+        let ones = next(Region::Ones);
         let d = next(Region::ActD);
         let s = next(Region::ActS);
         let logits = next(Region::Logits);
@@ -280,6 +308,10 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
             row,
             inv_freq,
             inv_freq_local,
+            ple,
+            ple_tok,
+            ple_gate,
+            ones,
             act: ActQ8::new(qs, d, s),
             logits,
         }
@@ -412,14 +444,10 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         let ft = cfg.features;
         let w = &self.weights;
         let t = tokens.len();
-        let (c, hs, qd, kvd, f) = (
-            cfg.dim,
-            cfg.head_dim,
-            cfg.q_dim(),
-            cfg.kv_dim(),
-            cfg.ffn_dim,
-        );
+        let c = cfg.dim;
         let group = cfg.heads / cfg.kv_heads;
+        // Per-position stride of the RoPE angle tables: the largest head.
+        let hs_max = cfg.head_dim.max(cfg.head_dim_global);
 
         // x (T, C) = token embedding · scale (+ learned position embedding)
         for (i, &id) in tokens.iter().enumerate() {
@@ -434,6 +462,9 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                 k::add_in_place(xi, &s.row[..c]);
             }
         }
+        if let Some(pl) = &w.per_layer {
+            self.per_layer_inputs(cx, pl, tokens, s);
+        }
 
         // RoPE cos/sin per position, shared by every head and layer of a kind: (T, HS).
         match ft.positions {
@@ -441,7 +472,7 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                 let global = w.rope_inv_freq.unwrap_or(s.inv_freq);
                 let local = cfg.layer_kinds.any_local();
                 for i in 0..t {
-                    let at = i * hs..(i + 1) * hs;
+                    let at = i * hs_max..(i + 1) * hs_max;
                     let factor = cfg.rope_attention_factor;
                     k::rope_angles(&mut s.rope[at.clone()], pos + i, global, factor);
                     if local {
@@ -455,6 +486,13 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         for (li, layer) in w.layers.as_ref().iter().enumerate() {
             let spec = cfg.layer(li);
             let attention = spec.attention;
+            // This layer's head size, query width, key/value width, rotated dimensions.
+            let hs = cfg.head_dim_of(li);
+            let (qd, kvd) = (cfg.heads * hs, cfg.kv_heads * hs);
+            let rd = match attention {
+                Attention::Global => cfg.rope_dim,
+                Attention::Local => cfg.head_dim,
+            };
             // Attention block: x += [post_norm] Wo · attention(rope(Wq·xn), rope(Wk·xn), Wv·xn)
             // with xn = norm(x), or x itself where the block has no pre-norm (OLMo 2).
             let input: &[f32] = match &layer.attn_norm {
@@ -465,32 +503,46 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                 None => s.x,
             };
             let (new_k, new_v) = s.kv.split_at_mut(t * kvd);
-            linears(
-                cx,
-                li,
-                [
-                    ("attn_q", &layer.q, &mut s.q[..]),
-                    ("attn_k", &layer.k, &mut new_k[..]),
-                    ("attn_v", &layer.v, &mut new_v[..t * kvd]),
-                ],
-                input,
-                t,
-                &mut s.act,
-            );
+            let new_v = &mut new_v[..t * kvd];
+            match (&layer.k, &layer.v) {
+                (Some(wk), Some(wv)) => linears(
+                    cx,
+                    li,
+                    [
+                        ("attn_q", &layer.q, &mut s.q[..]),
+                        ("attn_k", wk, &mut new_k[..]),
+                        ("attn_v", wv, &mut new_v[..]),
+                    ],
+                    input,
+                    t,
+                    &mut s.act,
+                ),
+                // Keys and values come from an earlier layer's cache.
+                _ => linear(cx, li, "attn_q", &layer.q, input, t, s.q, &mut s.act),
+            }
+            let own_kv = layer.k.is_some();
             // Per head (HS), or over each token's whole projection (NH·HS, KVH·HS).
             let (q_span, k_span) = match ft.qk_norm {
                 QkNorm::RmsWhole => (qd, kvd),
                 QkNorm::Rms | QkNorm::None => (hs, hs),
             };
-            match (ft.qk_norm, layer.q_norm, layer.k_norm) {
-                (QkNorm::Rms | QkNorm::RmsWhole, Some(qn), Some(kn)) => {
+            match (ft.qk_norm, layer.q_norm) {
+                (QkNorm::Rms | QkNorm::RmsWhole, Some(qn)) => {
                     k::rmsnorm_heads(&mut s.q[..t * qd], q_span, qn, cfg.norm_eps);
-                    k::rmsnorm_heads(&mut new_k[..t * kvd], k_span, kn, cfg.norm_eps);
                 }
-                (QkNorm::Rms | QkNorm::RmsWhole, _, _) => {
-                    unreachable!("the loader requires q and k norms")
+                (QkNorm::Rms | QkNorm::RmsWhole, None) => {
+                    unreachable!("the loader requires q norms")
                 }
-                (QkNorm::None, _, _) => {}
+                (QkNorm::None, _) => {}
+            }
+            if let Some(kn) = layer.k_norm {
+                k::rmsnorm_heads(&mut new_k[..t * kvd], k_span, kn, cfg.norm_eps);
+            }
+            match ft.value_norm {
+                ValueNorm::Rms if own_kv => {
+                    k::rmsnorm_heads(new_v, hs, &s.ones[..hs], cfg.norm_eps)
+                }
+                ValueNorm::Rms | ValueNorm::None => {}
             }
             match (ft.positions, spec.positions) {
                 (_, LayerPositions::None) | (Positions::Learned, _) => {}
@@ -499,23 +551,27 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                         Attention::Global => &s.rope[..],
                         Attention::Local => &s.rope_local[..],
                     };
-                    let rd = cfg.rope_dim;
                     for i in 0..t {
-                        let angles = &angles[i * hs..i * hs + rd];
+                        let angles = &angles[i * hs_max..i * hs_max + rd];
                         k::rope(&mut s.q[i * qd..(i + 1) * qd], hs, rd, angles);
-                        k::rope(&mut new_k[i * kvd..(i + 1) * kvd], hs, rd, angles);
+                        if own_kv {
+                            k::rope(&mut new_k[i * kvd..(i + 1) * kvd], hs, rd, angles);
+                        }
                     }
                 }
             }
-            let slots = cache.slots(li);
-            let (keys, values) = cache.layer_mut(li);
-            for i in 0..t {
-                let at = (pos + i) % slots * kvd;
-                keys[at..at + kvd].copy_from_slice(&new_k[i * kvd..(i + 1) * kvd]);
-                values[at..at + kvd].copy_from_slice(&new_v[i * kvd..(i + 1) * kvd]);
+            let source = cfg.kv_source(li);
+            let slots = cache.slots(source);
+            if own_kv {
+                let (keys, values) = cache.layer_mut(li);
+                for i in 0..t {
+                    let at = (pos + i) % slots * kvd;
+                    keys[at..at + kvd].copy_from_slice(&new_k[i * kvd..(i + 1) * kvd]);
+                    values[at..at + kvd].copy_from_slice(&new_v[i * kvd..(i + 1) * kvd]);
+                }
             }
             // Heads are independent: one part per head, each with its own row of scores.
-            let (keys, values) = cache.layer(li);
+            let (keys, values) = cache.layer(source);
             let capacity = s.scores.len() / cfg.heads;
             let (att, scores, part) = (
                 SyncMutPtr(s.att.as_mut_ptr()),
@@ -593,6 +649,7 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
             };
             match &layer.ffn {
                 Ffn::Dense { gate, up, down } => {
+                    let f = up.w.rows;
                     gated(
                         cx,
                         li,
@@ -631,6 +688,34 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                 }
             }
             self.residual(cx, layer.post_ffn_norm.as_ref(), s.x, s.y, s.xn, t);
+
+            // Per-layer branch: x += post_norm(proj(gelu_tanh(gate·x) ⊙ input_l)).
+            if let Some(b) = &layer.per_layer {
+                let p = cfg.per_layer_dim;
+                linear(cx, li, "inp_gate", &b.gate, s.x, t, s.ple_gate, &mut s.act);
+                let lp = cfg.layers * p;
+                for i in 0..t {
+                    let g = &mut s.ple_gate[i * p..(i + 1) * p];
+                    (cx.kernels.gelu)(g);
+                    let input = &s.ple[i * lp + li * p..i * lp + (li + 1) * p];
+                    g.iter_mut().zip(input).for_each(|(g, v)| *g *= v);
+                }
+                linear(cx, li, "proj", &b.proj, s.ple_gate, t, s.y, &mut s.act);
+                norm(
+                    cx.exec,
+                    ft.norm,
+                    cfg.norm_eps,
+                    &b.post_norm,
+                    s.y,
+                    s.xn,
+                    t,
+                    c,
+                );
+                k::add_in_place(&mut s.x[..t * c], &s.xn[..t * c]);
+            }
+            if let Some(scale) = layer.output_scale {
+                s.x[..t * c].iter_mut().for_each(|v| *v *= scale);
+            }
         }
 
         // Output head over the positions that need logits.
@@ -841,5 +926,49 @@ fn route(row: &mut [f32], k_used: usize, norm: bool) {
     row.fill(-1.0);
     for &(e, v) in &picked[..k_used] {
         row[e] = if norm && total > 0.0 { v / total } else { v };
+    }
+}
+
+impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
+    /// Each layer's input from the per-layer embeddings, into `s.ple` (T, L·P):
+    /// (rms_norm(proj·x / sqrt(C)) + table[id] · sqrt(P)) / sqrt(2), the norm over each
+    /// layer's P; x (T, C) the scaled token embeddings.
+    fn per_layer_inputs(
+        &self,
+        cx: Compute,
+        pl: &PerLayerEmbeddings,
+        tokens: &[u32],
+        s: &mut Parts,
+    ) {
+        let cfg = &self.config;
+        let (t, p) = (tokens.len(), cfg.per_layer_dim);
+        let lp = cfg.layers * p;
+        let table_scale = sqrt64(p as f64) as f32;
+        for (i, &id) in tokens.iter().enumerate() {
+            let row = &mut s.ple_tok[i * lp..(i + 1) * lp];
+            embed(&pl.token_embd, id as usize, row);
+            row.iter_mut().for_each(|v| *v *= table_scale);
+        }
+        if let Some(o) = cx.observer {
+            o.matmul_input(None, "per_layer_model_proj", &s.x[..t * cfg.dim], t);
+        }
+        let ple = &mut s.ple[..t * lp];
+        k::matmul::matmul(
+            cx.kernels,
+            cx.exec,
+            &pl.model_proj,
+            None,
+            s.x,
+            t,
+            ple,
+            &mut s.act,
+        );
+        let proj_scale = (1.0 / sqrt64(cfg.dim as f64)) as f32;
+        ple.iter_mut().for_each(|v| *v *= proj_scale);
+        k::rmsnorm_heads(ple, p, pl.proj_norm, cfg.norm_eps);
+        let sum_scale = (1.0 / sqrt64(2.0)) as f32;
+        for (v, &tok) in ple.iter_mut().zip(&s.ple_tok[..t * lp]) {
+            *v = (*v + tok) * sum_scale;
+        }
     }
 }

@@ -9,7 +9,9 @@ pub use ember_format::schema::{
     Arch, Attention, BlockNorms, EmbedScale, Features, FfnKind, NormKind, Positions, QkNorm,
 };
 pub use forward::{Compute, Logits, Observer, Parts, Scratch, ScratchPlan};
-pub use weights::{Experts, Ffn, Layer, Linear, Matrix, Norm, Weights};
+pub use weights::{
+    Experts, Ffn, Layer, Linear, Matrix, Norm, PerLayerBranch, PerLayerEmbeddings, Weights,
+};
 
 use ember_format::EmberFile;
 
@@ -59,10 +61,11 @@ impl<'a, 's> Model<'a, &'s [Layer<'a>]> {
             });
         }
         let w = Weights::load_with(file, &config, &mut *storage, |s, i, l| s[i] = l)?;
-        let (token_embd, pos_embd, rope_inv_freq, output_norm, output) = (
+        let (token_embd, pos_embd, rope_inv_freq, per_layer, output_norm, output) = (
             w.token_embd,
             w.pos_embd,
             w.rope_inv_freq,
+            w.per_layer,
             w.output_norm,
             w.output,
         );
@@ -71,6 +74,7 @@ impl<'a, 's> Model<'a, &'s [Layer<'a>]> {
             token_embd,
             pos_embd,
             rope_inv_freq,
+            per_layer,
             layers: &storage[..config.layers],
             output_norm,
             output,
@@ -93,8 +97,10 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
             .layers()
             .iter()
             .map(|l| {
-                [&l.q, &l.k, &l.v, &l.o]
-                    .iter()
+                [Some(&l.q), l.k.as_ref(), l.v.as_ref(), Some(&l.o)]
+                    .into_iter()
+                    .flatten()
+                    .chain(l.per_layer.iter().flat_map(|b| [&b.gate, &b.proj]))
                     .map(|m| m.w.data.len())
                     .sum::<usize>()
                     + l.ffn.bytes_per_token(self.config.experts_used)

@@ -1,7 +1,8 @@
 //! The model's tensors, borrowed from the file, checked against the config once at load.
 
 use ember_format::schema::{
-    self, Dims, Features, LayerFfn, LayerSpec, Need, Positions, Role, Shape, TensorName,
+    self, Dims, Features, LayerFfn, LayerSpec, Need, PerLayerInputs, Positions, Role, Shape,
+    TensorName,
 };
 use ember_format::{DType, EmberFile, Layout, ShortName, TensorInfo};
 
@@ -76,8 +77,9 @@ pub struct Layer<'a> {
     /// Pre-norm of the attention (absent with BlockNorms::Post).
     pub attn_norm: Option<Norm<'a>>,
     pub q: Linear<'a>,
-    pub k: Linear<'a>,
-    pub v: Linear<'a>,
+    /// Absent where the layer reads another layer's keys and values (LayerKv::Shared).
+    pub k: Option<Linear<'a>>,
+    pub v: Option<Linear<'a>>,
     pub o: Linear<'a>,
     /// RMSNorm weights of queries and keys: per head (HS) or whole (NH·HS, KVH·HS).
     pub q_norm: Option<&'a [f32]>,
@@ -89,6 +91,27 @@ pub struct Layer<'a> {
     pub ffn: Ffn<'a>,
     /// Norm of the feed-forward's output (BlockNorms::Sandwich and Post).
     pub post_ffn_norm: Option<Norm<'a>>,
+    /// The per-layer input branch (PerLayerInputs::Gated).
+    pub per_layer: Option<PerLayerBranch<'a>>,
+    /// Multiplies the residual stream at the end of the layer (LayerScale::Scalar).
+    pub output_scale: Option<f32>,
+}
+
+/// A layer's branch gated by its per-layer input: gate (P, C), proj (C, P), post_norm (C).
+#[derive(Clone, Copy, Debug)]
+pub struct PerLayerBranch<'a> {
+    pub gate: Linear<'a>,
+    pub proj: Linear<'a>,
+    pub post_norm: Norm<'a>,
+}
+
+/// The per-layer embeddings: token_embd (V, L·P) read a row per token in place, model_proj
+/// (L·P, C) of the embedded token, proj_norm (P).
+#[derive(Clone, Copy, Debug)]
+pub struct PerLayerEmbeddings<'a> {
+    pub token_embd: Matrix<'a>,
+    pub model_proj: Matrix<'a>,
+    pub proj_norm: &'a [f32],
 }
 
 /// A layer's feed-forward weights.
@@ -159,8 +182,10 @@ pub struct Weights<'a, L> {
     pub token_embd: Matrix<'a>,
     /// Learned positions (context, C).
     pub pos_embd: Option<Matrix<'a>>,
-    /// RoPE inverse frequencies of global layers (HS/2), when a scaling applies.
+    /// RoPE inverse frequencies of global layers (R/2), when a scaling applies.
     pub rope_inv_freq: Option<&'a [f32]>,
+    /// Per-layer embeddings (PerLayerInputs::Gated).
+    pub per_layer: Option<PerLayerEmbeddings<'a>>,
     pub layers: L,
     pub output_norm: Norm<'a>,
     /// (V, C); the token embedding when tied.
@@ -231,7 +256,7 @@ impl<'f, 'a> Loader<'f, 'a> {
             self.get(&TensorName::layer(i, role, true), Need::Absent)?;
             return Ok(None);
         }
-        let Shape::Matrix(rows, cols) = role.shape(&self.dims, &self.features) else {
+        let Shape::Matrix(rows, cols) = role.shape(&self.dims, &self.features, &self.spec) else {
             return Err(Error::TensorShape(name.short()));
         };
         let w = self.matrix(&name, rows, cols)?;
@@ -251,7 +276,7 @@ impl<'f, 'a> Loader<'f, 'a> {
 
     /// Layer `i`'s norm `role`, when the architecture has it.
     fn norm(&self, i: usize, role: Role) -> Result<Option<Norm<'a>>, Error> {
-        let len = role.bias_len(&self.dims, &self.features);
+        let len = role.bias_len(&self.dims, &self.features, &self.spec);
         let weight = self.vector(
             &TensorName::layer(i, role, false),
             len,
@@ -317,8 +342,8 @@ impl Layer<'static> {
         Layer {
             attn_norm: None,
             q: LIN,
-            k: LIN,
-            v: LIN,
+            k: None,
+            v: None,
             o: LIN,
             q_norm: None,
             k_norm: None,
@@ -330,6 +355,8 @@ impl Layer<'static> {
                 down: LIN,
             },
             post_ffn_norm: None,
+            per_layer: None,
+            output_scale: None,
         }
     };
 }
@@ -371,8 +398,8 @@ impl<'a, L> Weights<'a, L> {
             let layer = Layer {
                 attn_norm: l.norm(i, Role::AttnNorm)?,
                 q: l.required_linear(i, Role::AttnQ)?,
-                k: l.required_linear(i, Role::AttnK)?,
-                v: l.required_linear(i, Role::AttnV)?,
+                k: l.linear(i, Role::AttnK)?,
+                v: l.linear(i, Role::AttnV)?,
                 o: l.required_linear(i, Role::AttnOutput)?,
                 q_norm: l.norm(i, Role::AttnQNorm)?.map(|n| n.weight),
                 k_norm: l.norm(i, Role::AttnKNorm)?.map(|n| n.weight),
@@ -380,6 +407,25 @@ impl<'a, L> Weights<'a, L> {
                 ffn_norm: l.norm(i, Role::FfnNorm)?,
                 ffn: l.ffn(i)?,
                 post_ffn_norm: l.norm(i, Role::PostFfnNorm)?,
+                per_layer: match (
+                    l.linear(i, Role::PerLayerGate)?,
+                    l.linear(i, Role::PerLayerProj)?,
+                    l.norm(i, Role::PerLayerPostNorm)?,
+                ) {
+                    (Some(gate), Some(proj), Some(post_norm)) => Some(PerLayerBranch {
+                        gate,
+                        proj,
+                        post_norm,
+                    }),
+                    _ => None,
+                },
+                output_scale: l
+                    .vector(
+                        &TensorName::layer(i, Role::LayerOutputScale, false),
+                        1,
+                        cfg.features.weight(Role::LayerOutputScale, &l.spec),
+                    )?
+                    .map(|v| v[0]),
             };
             store(&mut layers, i, layer);
         }
@@ -397,6 +443,28 @@ impl<'a, L> Weights<'a, L> {
                 cfg.features.output_norm_bias(),
             )?,
         };
+        let per_layer = match cfg.features.per_layer_inputs {
+            PerLayerInputs::None => None,
+            PerLayerInputs::Gated => {
+                let lp = cfg.layers * cfg.per_layer_dim;
+                let name = TensorName::new(&[schema::PER_LAYER_PROJ_NORM]);
+                Some(PerLayerEmbeddings {
+                    token_embd: l.matrix(
+                        &TensorName::new(&[schema::PER_LAYER_TOKEN_EMBD]),
+                        v,
+                        lp,
+                    )?,
+                    model_proj: l.matrix(
+                        &TensorName::new(&[schema::PER_LAYER_MODEL_PROJ]),
+                        lp,
+                        c,
+                    )?,
+                    proj_norm: l
+                        .vector(&name, cfg.per_layer_dim, Need::Required)?
+                        .ok_or(Error::MissingTensor(name.short()))?,
+                })
+            }
+        };
         let output = if cfg.tied_embeddings {
             token_embd
         } else {
@@ -406,6 +474,7 @@ impl<'a, L> Weights<'a, L> {
             token_embd,
             pos_embd,
             rope_inv_freq,
+            per_layer,
             layers,
             output_norm,
             output,
