@@ -491,3 +491,50 @@ fn mistral_sliding_window_caps_the_context() {
     assert_eq!(meta_str(&f, "general.architecture"), "llama");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Gemma 4 as published: a multimodal checkpoint (model_type gemma4) whose text model is
+/// text_config with weights under model.language_model.; the towers are left out and the
+/// text model converts exactly as the text-only checkpoint does.
+#[test]
+fn gemma4_multimodal_layout_converts_its_text_model() {
+    let Some(src) = shared_fixture("tiny-gemma4") else {
+        eprintln!("SKIPPED: gemma4_multimodal_layout: ../shared/fixtures absent");
+        return;
+    };
+    let dir = temp_dir("gemma4-mm");
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let text: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("config.json")).unwrap()).unwrap();
+    let config = serde_json::json!({
+        "model_type": "gemma4",
+        "architectures": ["Gemma4ForConditionalGeneration"],
+        "text_config": text,
+        "vision_config": {"model_type": "gemma4_vision"},
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let mut tensors: Vec<OwnedTensor> = read_st(&src.join("model.safetensors"))
+        .into_iter()
+        .map(|(n, d, s, b)| {
+            let rest = n.strip_prefix("model.").unwrap().to_string();
+            (format!("model.language_model.{rest}"), d, s, b)
+        })
+        .collect();
+    tensors.push((
+        "model.vision_tower.patch_embed.weight".into(),
+        safetensors::Dtype::F32,
+        vec![2, 2],
+        vec![0; 16],
+    ));
+    write_st(&dir.join("model.safetensors"), &tensors);
+    let (a, _) = build(&src, Some(Recipe::F32), false).unwrap();
+    let (b, _) = build(&dir, Some(Recipe::F32), false).unwrap();
+    let (a, b) = (file_bytes(&a), file_bytes(&b));
+    let (a, b) = (EmberFile::parse(&a).unwrap(), EmberFile::parse(&b).unwrap());
+    assert_eq!(a.tensor_count(), b.tensor_count());
+    for t in a.tensors() {
+        assert_eq!(t.data, b.tensor(t.name).unwrap().data, "{}", t.name);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

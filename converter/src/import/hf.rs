@@ -152,8 +152,22 @@ impl HfSource {
     }
 
     pub fn plan(&self) -> Result<Plan<'_>> {
-        let cfg = &self.config;
-        let model_type = cfg.get("model_type").and_then(Value::as_str).unwrap_or("");
+        let mut cfg = &self.config;
+        let mut model_type = cfg.get("model_type").and_then(Value::as_str).unwrap_or("");
+        // Gemma 4 ships as a multimodal checkpoint: its text model is text_config, with
+        // weights under model.language_model.; the vision and audio towers are left out.
+        let mut text_prefix = None;
+        if model_type == "gemma4" {
+            let Some(text) = cfg.get("text_config").filter(|t| t.is_object()) else {
+                crate::bail!("config.json: model_type 'gemma4' without a text_config object");
+            };
+            cfg = text;
+            model_type = cfg
+                .get("model_type")
+                .and_then(Value::as_str)
+                .unwrap_or("gemma4_text");
+            text_prefix = Some("model.language_model.");
+        }
         let supported = Arch::list(|a| a.hf);
         let arch = match (model_type, Arch::from_hf(model_type)) {
             (_, Some(a)) => a,
@@ -165,7 +179,16 @@ impl HfSource {
                 "unsupported architecture '{other}' in config.json (supported: {supported})"
             ),
         };
-        let tensors = self.tensors()?;
+        let mut tensors = self.tensors()?;
+        if let Some(prefix) = text_prefix {
+            tensors = tensors
+                .into_iter()
+                .filter_map(|(name, t)| {
+                    let rest = name.strip_prefix(prefix)?;
+                    Some((format!("model.{rest}"), t))
+                })
+                .collect();
+        }
         let name = self
             .dir
             .canonicalize()
