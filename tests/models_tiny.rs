@@ -241,3 +241,89 @@ fn architectures_convert_with_q8_0_and_same() {
 fn argmax_f64(row: &[f64]) -> usize {
     (0..row.len()).fold(0, |b, j| if row[j] > row[b] { j } else { b })
 }
+
+/// Worst relative logit error over the prompt run in one batch in a session of `capacity`
+/// positions (LongRoPE picks its table by the session's capacity).
+fn worst_error_at_capacity(
+    model: &Model,
+    capacity: usize,
+    input: &[u32],
+    expected: &[Vec<f64>],
+) -> f64 {
+    let v = model.config.vocab_size;
+    let mut session = Session::with_options(model, capacity, input.len(), Logits::All).unwrap();
+    session.set_kernels(Kernels::for_level(Level::Scalar).unwrap());
+    let logits = session.forward_all(input).unwrap();
+    let mut worst = 0f64;
+    for (i, row) in expected.iter().enumerate().take(input.len()) {
+        let scale = row.iter().fold(0f64, |m, x| m.max(x.abs()));
+        for (j, &e) in row.iter().enumerate() {
+            worst = worst.max((logits[i * v + j] as f64 - e).abs() / scale);
+        }
+    }
+    worst
+}
+
+/// LongRoPE (Phi-3, Phi-4-mini) from config.json: the short factors below the original
+/// context, the long ones in sessions beyond it. With one set of factors 1 (and a factor of
+/// 1, so no attention scaling) the model is tiny-phi4mini itself, which pins down which
+/// table each session used.
+#[test]
+fn longrope_picks_its_factors_by_the_session_length() {
+    let Some(src) = shared_fixture("tiny-phi4mini") else {
+        return;
+    };
+    let reference = read_json(&src.join("reference.json"));
+    let input = ids(&reference["input_ids"]);
+    let expected = logit_rows(&reference["logits"]);
+    let dir = std::env::temp_dir().join(format!("ember-longrope-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in [
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("config.json")).unwrap()).unwrap();
+    // 12 rotated dimensions: 6 pairs; original context 512, sessions up to 2048; the
+    // attention factor given as 1.
+    config["max_position_embeddings"] = 2048.into();
+    for (short, long, small_ok, large_ok) in [(1.0, 2.0, true, false), (2.0, 1.0, false, true)] {
+        config["rope_parameters"] = serde_json::json!({
+            "rope_type": "longrope",
+            "rope_theta": 10000.0,
+            "partial_rotary_factor": 0.75,
+            "short_factor": vec![short; 6],
+            "long_factor": vec![long; 6],
+            "attention_factor": 1.0,
+        });
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        let bytes = convert(&dir, Recipe::F32);
+        let file = EmberFile::parse(&bytes).unwrap();
+        let model = Model::load(&file).unwrap();
+        assert_eq!(model.config.rope_long_context, Some(512));
+        assert_eq!(model.config.rope_attention_factor, 1.0);
+        for (capacity, ok) in [(input.len(), small_ok), (600, large_ok)] {
+            let err = worst_error_at_capacity(&model, capacity, &input, &expected);
+            assert_eq!(
+                err <= 1e-4,
+                ok,
+                "short {short}, long {long}, capacity {capacity}: error {err:.2e}"
+            );
+        }
+    }
+    // Without it, transformers' sqrt(1 + ln(factor) / ln(original)), factor 2048 / 512.
+    config["rope_parameters"]
+        .as_object_mut()
+        .unwrap()
+        .remove("attention_factor");
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let bytes = convert(&dir, Recipe::F32);
+    let model_file = EmberFile::parse(&bytes).unwrap();
+    let model = Model::load(&model_file).unwrap();
+    let want = (1.0 + 4f64.ln() / 512f64.ln()).sqrt() as f32;
+    assert_eq!(model.config.rope_attention_factor, want);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -40,6 +40,15 @@ pub enum RopeScaling {
     /// Frequencies divided by these per-pair factors (GGUF `rope_freqs.weight`, which
     /// llama.cpp's converter writes for Llama 3.1 scaling).
     Factors(Vec<f32>),
+    /// LongRoPE (Phi-3, Phi-4-mini): frequencies divided by per-pair factors, `short` for
+    /// contexts up to `original_context`, `long` beyond; cos and sin scaled by
+    /// `attention_factor` either way.
+    LongRope {
+        short: Vec<f32>,
+        long: Vec<f32>,
+        original_context: usize,
+        attention_factor: f32,
+    },
     /// Gemma 4's global layers: the first `pairs` frequencies of a full-head RoPE (divided
     /// by `factor`), the others 0 (those dimensions do not rotate).
     Proportional {
@@ -56,6 +65,7 @@ impl RopeScaling {
             RopeScaling::Llama3 { .. } | RopeScaling::Factors(_) => "llama3",
             RopeScaling::Yarn { .. } => "yarn",
             RopeScaling::Proportional { .. } => "proportional",
+            RopeScaling::LongRope { .. } => "longrope",
         }
     }
 
@@ -69,7 +79,9 @@ impl RopeScaling {
         let out: Vec<f64> = match self {
             RopeScaling::None => return None,
             RopeScaling::Linear { factor } => base.iter().map(|f| f / *factor as f64).collect(),
-            RopeScaling::Factors(fs) => base.iter().zip(fs).map(|(f, d)| f / *d as f64).collect(),
+            RopeScaling::Factors(fs) | RopeScaling::LongRope { short: fs, .. } => {
+                base.iter().zip(fs).map(|(f, d)| f / *d as f64).collect()
+            }
             RopeScaling::Proportional { pairs, factor } => {
                 // transformers computes these in f32: theta^(-2j/HS) / factor.
                 let v = (0..half).map(|j| {
@@ -151,9 +163,26 @@ impl RopeScaling {
         match self {
             RopeScaling::Yarn {
                 attention_factor, ..
+            }
+            | RopeScaling::LongRope {
+                attention_factor, ..
             } => *attention_factor,
             _ => 1.0,
         }
+    }
+
+    /// LongRoPE's frequencies for long contexts, and the context they start beyond.
+    pub fn long_inv_freq(&self, theta: f32, rope_dim: usize) -> Option<(Vec<f32>, usize)> {
+        let RopeScaling::LongRope {
+            long,
+            original_context,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let f = RopeScaling::Factors(long.clone()).inv_freq(theta, rope_dim)?;
+        Some((f, *original_context))
     }
 }
 
@@ -291,6 +320,12 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// LongRoPE's frequencies for long contexts and where they start.
+    pub fn rope_long_inv_freq(&self) -> Option<(Vec<f32>, usize)> {
+        self.rope_scaling
+            .long_inv_freq(self.rope_theta.unwrap_or(10_000.0), self.rope_dim())
+    }
+
     /// The scaled RoPE frequencies of global layers, when a scaling applies.
     pub fn rope_inv_freq(&self) -> Option<Vec<f32>> {
         self.rope_scaling
@@ -417,6 +452,28 @@ impl ModelConfig {
             None if local => crate::bail!("local attention layers without a sliding window"),
             _ => {}
         }
+        if let RopeScaling::LongRope {
+            short,
+            long,
+            original_context,
+            attention_factor,
+        } = &c.rope_scaling
+        {
+            let ok =
+                |f: &Vec<f32>| f.len() == rd / 2 && f.iter().all(|v| v.is_finite() && *v > 0.0);
+            if !ok(short) || !ok(long) {
+                crate::bail!(
+                    "LongRoPE needs {} positive short and long factors, got {} and {}",
+                    rd / 2,
+                    short.len(),
+                    long.len()
+                );
+            }
+            u32_of("original_max_position_embeddings", *original_context)?;
+            if !(attention_factor.is_finite() && *attention_factor > 0.0) {
+                crate::bail!("LongRoPE attention factor {attention_factor} is not positive");
+            }
+        }
         if let RopeScaling::Factors(f) = &c.rope_scaling {
             if f.len() != rd / 2 || f.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
                 crate::bail!(
@@ -470,6 +527,9 @@ impl ModelConfig {
                 }
                 if c.rope_scaling != RopeScaling::None {
                     w.set_str(keys::ROPE_SCALING, c.rope_scaling.name());
+                }
+                if let Some((_, from)) = c.rope_long_inv_freq() {
+                    w.set_u32(keys::ROPE_LONG_CONTEXT, u32_of("rope_long_context", from)?);
                 }
                 let factor = c.rope_scaling.attention_factor();
                 if factor != 1.0 {

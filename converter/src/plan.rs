@@ -67,10 +67,23 @@ impl<'a> Planned<'a> {
         }
     }
 
-    /// The RoPE frequency table `inv_freq` (HS/2), as `rope.inv_freq`.
-    pub fn rope_inv_freq(inv_freq: Vec<f32>) -> Self {
+    /// The RoPE frequency tables of a config (R/2 each): `rope.inv_freq` when a scaling
+    /// applies, LongRoPE's `rope.inv_freq_long`.
+    pub fn rope_tables(config: &ModelConfig) -> Vec<Self> {
+        let mut out = Vec::new();
+        if let Some(f) = config.rope_inv_freq() {
+            out.push(Planned::values(ember_format::schema::ROPE_INV_FREQ, f));
+        }
+        if let Some((f, _)) = config.rope_long_inv_freq() {
+            out.push(Planned::values(ember_format::schema::ROPE_INV_FREQ_LONG, f));
+        }
+        out
+    }
+
+    /// An f32 vector computed by the converter, as tensor `name`.
+    fn values(name: &str, inv_freq: Vec<f32>) -> Self {
         Planned {
-            name: ember_format::schema::ROPE_INV_FREQ.to_string(),
+            name: name.to_string(),
             shape: vec![inv_freq.len()],
             dtype: DType::F32,
             src_name: "(RoPE scaling)".to_string(),

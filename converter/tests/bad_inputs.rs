@@ -110,7 +110,7 @@ fn unsupported_rope_scaling_and_activation() {
     });
     let e = err_of(&dir);
     assert!(
-        e.contains("RoPE scaling type 'longrope' is not supported"),
+        e.contains("LongRoPE needs original_max_position_embeddings"),
         "{e}"
     );
     // A llama3 scaling without its parameters.

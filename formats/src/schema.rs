@@ -673,7 +673,9 @@ pub mod keys {
     /// How the global layers' frequencies were scaled (`none`, `linear`, `llama3`, `yarn`):
     /// informational, the frequencies themselves are the tensor [`super::ROPE_INV_FREQ`].
     pub const ROPE_SCALING: &str = "model.rope_scaling";
-    /// YaRN's attention factor, multiplying cos and sin; absent: 1.
+    /// LongRoPE: sessions longer than this many positions use `rope.inv_freq_long`.
+    pub const ROPE_LONG_CONTEXT: &str = "model.rope_long_context";
+    /// YaRN's and LongRoPE's attention factor, multiplying cos and sin; absent: 1.
     pub const ROPE_ATTENTION_FACTOR: &str = "model.rope_attention_factor";
     /// Window of local layers in positions (the current one included).
     pub const SLIDING_WINDOW: &str = "model.sliding_window";
@@ -726,6 +728,9 @@ pub const OUTPUT_NORM: &str = "output_norm";
 pub const OUTPUT: &str = "output.weight";
 /// RoPE inverse frequencies of global layers (HS/2), f32, written when a RoPE scaling applies.
 pub const ROPE_INV_FREQ: &str = "rope.inv_freq";
+/// LongRoPE's frequencies for long contexts (R/2), used instead of [`ROPE_INV_FREQ`] by a
+/// session whose capacity exceeds `model.rope_long_context`.
+pub const ROPE_INV_FREQ_LONG: &str = "rope.inv_freq_long";
 
 /// The tensors of one block, named `blk.N.<role>.weight` (and `.bias`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -1098,6 +1103,13 @@ pub fn for_each_tensor(
             Shape::Vector(d.rope_dim / 2),
             Need::Optional,
         ),
+    }
+    if let Positions::Rope = ft.positions {
+        f(
+            TensorName::new(&[ROPE_INV_FREQ_LONG]),
+            Shape::Vector(d.rope_dim / 2),
+            Need::Optional,
+        );
     }
     if let PerLayerInputs::Gated = ft.per_layer_inputs {
         let lp = layers.len() * d.per_layer;

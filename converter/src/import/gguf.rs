@@ -144,10 +144,35 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
             .collect();
         config.rope_scaling = RopeScaling::Factors(v);
     }
-    if g.tensor("rope_factors_long.weight").is_some()
-        || g.tensor("rope_factors_short.weight").is_some()
-    {
-        crate::bail!("LongRoPE (rope_factors_long/short.weight) is not supported yet");
+    // LongRoPE (Phi-3): per-pair factors for short and long contexts.
+    match (
+        g.tensor("rope_factors_short.weight"),
+        g.tensor("rope_factors_long.weight"),
+    ) {
+        (None, None) => {}
+        (Some(s), Some(l)) => {
+            if config.rope_scaling != RopeScaling::None {
+                crate::bail!("both rope.scaling keys and LongRoPE factors: ambiguous RoPE scaling");
+            }
+            let original = g
+                .opt_u32(&key("rope.scaling.original_context_length"))?
+                .map_or(config.context_length, |v| v as usize);
+            let factor = config.context_length as f64 / original as f64;
+            let attention_factor = match g.opt_f32(&key("rope.scaling.attn_factor"))? {
+                Some(a) => a,
+                None if factor <= 1.0 => 1.0,
+                None => (1.0 + factor.ln() / (original as f64).ln()).sqrt() as f32,
+            };
+            config.rope_scaling = RopeScaling::LongRope {
+                short: f32_vector(s)?,
+                long: f32_vector(l)?,
+                original_context: original,
+                attention_factor,
+            };
+        }
+        _ => crate::bail!(
+            "LongRoPE needs both rope_factors_short.weight and rope_factors_long.weight"
+        ),
     }
     config.check_layer_count(g.tensors.len())?;
     let window = g
@@ -222,8 +247,11 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
     let specs = config.layer_specs();
     let mut tensors = Vec::with_capacity(g.tensors.len());
     for t in &g.tensors {
-        if t.name == "rope_freqs.weight" {
-            continue; // folded into rope.inv_freq below
+        if matches!(
+            t.name.as_str(),
+            "rope_freqs.weight" | "rope_factors_short.weight" | "rope_factors_long.weight"
+        ) {
+            continue; // folded into rope.inv_freq(_long) below
         }
         let role = t.name.rsplit('.').nth(1).unwrap_or("");
         // A fused tensor: its rows are the roles' rows, in order.
@@ -289,9 +317,7 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
             op,
         });
     }
-    if let Some(f) = config.rope_inv_freq() {
-        tensors.push(Planned::rope_inv_freq(f));
-    }
+    tensors.extend(Planned::rope_tables(&config));
     let tokenizer = crate::tok::from_gguf(&g)?;
     Ok(Plan {
         config,
@@ -400,6 +426,17 @@ fn gemma4(
         config.final_logit_softcap = Some(cap);
     }
     Ok(())
+}
+
+/// An f32 vector tensor's values.
+fn f32_vector(t: &crate::gguf::TensorInfo<'_>) -> Result<Vec<f32>> {
+    if t.dtype != DType::F32 || t.shape.len() != 1 {
+        crate::bail!("{} must be an f32 vector", t.name);
+    }
+    Ok(t.data
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
 }
 
 /// SmolLM3's NoPE layers in GGUF files: every fourth (llama.cpp's `n_no_rope_layer_step`).

@@ -325,6 +325,39 @@ fn rope_scaling(cfg: &Value, p: &Value) -> Result<RopeScaling> {
     };
     match ty {
         "default" => Ok(RopeScaling::None),
+        "longrope" => {
+            let factors = |key: &str| -> Result<Vec<f32>> {
+                match p.get(key).and_then(Value::as_array) {
+                    Some(a) => a
+                        .iter()
+                        .map(|v| {
+                            v.as_f64().map(|x| x as f32).ok_or_else(|| {
+                                Error(format!("config.json: LongRoPE {key} holds {v}"))
+                            })
+                        })
+                        .collect(),
+                    None => crate::bail!("config.json: RoPE scaling 'longrope' lacks \"{key}\""),
+                }
+            };
+            let max_pos = cfg_req(cfg, &["max_position_embeddings"])?;
+            let Some(original) = original else {
+                crate::bail!("config.json: LongRoPE needs original_max_position_embeddings");
+            };
+            // transformers: factor from the contexts when not given; the attention factor
+            // sqrt(1 + ln(factor) / ln(original)).
+            let factor = factor.unwrap_or(max_pos as f32 / original as f32) as f64;
+            let attention_factor = match cfg_f32(p, &["attention_factor"])? {
+                Some(a) => a,
+                None if factor <= 1.0 => 1.0,
+                None => (1.0 + factor.ln() / (original as f64).ln()).sqrt() as f32,
+            };
+            Ok(RopeScaling::LongRope {
+                short: factors("short_factor")?,
+                long: factors("long_factor")?,
+                original_context: original,
+                attention_factor,
+            })
+        }
         // The share that rotates comes with partial_rotary_factor (gemma4_config).
         "proportional" => Ok(RopeScaling::Proportional {
             pairs: 0,
@@ -378,7 +411,7 @@ fn rope_scaling(cfg: &Value, p: &Value) -> Result<RopeScaling> {
             })
         }
         other => crate::bail!(
-            "config.json: RoPE scaling type '{other}' is not supported (supported: default, linear, llama3, yarn, proportional)"
+            "config.json: RoPE scaling type '{other}' is not supported (supported: default, linear, llama3, yarn, longrope, proportional)"
         ),
     }
 }
@@ -618,9 +651,7 @@ fn plan_decoder<'a>(
             }
         }
     }
-    if let Some(f) = config.rope_inv_freq() {
-        out.push(Planned::rope_inv_freq(f));
-    }
+    out.extend(Planned::rope_tables(&config));
     // Tied models may still carry a copy of the head; buffers of old checkpoints.
     if tied {
         tensors.remove("lm_head.weight");

@@ -153,8 +153,10 @@ pub struct Config {
     pub rope_theta: f32,
     /// RoPE base of local layers.
     pub rope_theta_local: f32,
-    /// Multiplies RoPE's cos and sin (YaRN); 1 otherwise.
+    /// Multiplies RoPE's cos and sin (YaRN, LongRoPE); 1 otherwise.
     pub rope_attention_factor: f32,
+    /// LongRoPE: sessions of more positions than this use `rope.inv_freq_long`.
+    pub rope_long_context: Option<usize>,
     pub tied_embeddings: bool,
     /// Positions a local layer sees (the current one included); 0 when no layer is local.
     pub sliding_window: usize,
@@ -347,6 +349,7 @@ impl Config {
             rope_theta,
             rope_theta_local: opt_f32(file, keys::ROPE_THETA_LOCAL)?.unwrap_or(rope_theta),
             rope_attention_factor: opt_f32(file, keys::ROPE_ATTENTION_FACTOR)?.unwrap_or(1.0),
+            rope_long_context: opt_u32(keys::ROPE_LONG_CONTEXT)?,
             tied_embeddings: file
                 .get(keys::TIED_EMBEDDINGS)
                 .and_then(|v| v.as_bool())

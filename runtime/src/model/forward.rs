@@ -469,7 +469,14 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         // RoPE cos/sin per position, shared by every head and layer of a kind: (T, HS).
         match ft.positions {
             Positions::Rope => {
-                let global = w.rope_inv_freq.unwrap_or(s.inv_freq);
+                // LongRoPE: a session longer than the original context uses the long
+                // factors throughout (as llama.cpp; transformers switches once a sequence
+                // passes it).
+                let long = match (w.rope_inv_freq_long, cfg.rope_long_context) {
+                    (Some(f), Some(from)) if cache.capacity() > from => Some(f),
+                    _ => None,
+                };
+                let global = long.or(w.rope_inv_freq).unwrap_or(s.inv_freq);
                 let local = cfg.layer_kinds.any_local();
                 for i in 0..t {
                     let at = i * hs_max..(i + 1) * hs_max;

@@ -61,19 +61,20 @@ impl<'a, 's> Model<'a, &'s [Layer<'a>]> {
             });
         }
         let w = Weights::load_with(file, &config, &mut *storage, |s, i, l| s[i] = l)?;
-        let (token_embd, pos_embd, rope_inv_freq, per_layer, output_norm, output) = (
+        let (token_embd, pos_embd, rope_inv_freq, rope_inv_freq_long, per_layer) = (
             w.token_embd,
             w.pos_embd,
             w.rope_inv_freq,
+            w.rope_inv_freq_long,
             w.per_layer,
-            w.output_norm,
-            w.output,
         );
+        let (output_norm, output) = (w.output_norm, w.output);
         let storage: &'s [Layer<'a>] = storage;
         let weights = Weights {
             token_embd,
             pos_embd,
             rope_inv_freq,
+            rope_inv_freq_long,
             per_layer,
             layers: &storage[..config.layers],
             output_norm,

@@ -184,6 +184,8 @@ pub struct Weights<'a, L> {
     pub pos_embd: Option<Matrix<'a>>,
     /// RoPE inverse frequencies of global layers (R/2), when a scaling applies.
     pub rope_inv_freq: Option<&'a [f32]>,
+    /// LongRoPE's frequencies for long sessions (R/2), with `model.rope_long_context`.
+    pub rope_inv_freq_long: Option<&'a [f32]>,
     /// Per-layer embeddings (PerLayerInputs::Gated).
     pub per_layer: Option<PerLayerEmbeddings<'a>>,
     pub layers: L,
@@ -443,6 +445,20 @@ impl<'a, L> Weights<'a, L> {
                 cfg.features.output_norm_bias(),
             )?,
         };
+        let rope_inv_freq_long = match cfg.rope_long_context {
+            None => {
+                l.get(
+                    &TensorName::new(&[schema::ROPE_INV_FREQ_LONG]),
+                    Need::Absent,
+                )?;
+                None
+            }
+            Some(_) => l.vector(
+                &TensorName::new(&[schema::ROPE_INV_FREQ_LONG]),
+                cfg.rope_dim / 2,
+                Need::Required,
+            )?,
+        };
         let per_layer = match cfg.features.per_layer_inputs {
             PerLayerInputs::None => None,
             PerLayerInputs::Gated => {
@@ -474,6 +490,7 @@ impl<'a, L> Weights<'a, L> {
             token_embd,
             pos_embd,
             rope_inv_freq,
+            rope_inv_freq_long,
             per_layer,
             layers,
             output_norm,
