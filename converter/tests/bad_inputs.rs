@@ -82,7 +82,7 @@ fn unsupported_architecture() {
     edit_config(&dir, |v| v["model_type"] = "bert".into());
     assert_eq!(
         err_of(&dir),
-        "unsupported architecture 'bert' in config.json (supported: llama, mistral, qwen2, qwen3, gemma3_text, gpt2, smollm3, phi3, olmo2, qwen3_moe)"
+        "unsupported architecture 'bert' in config.json (supported: llama, mistral, qwen2, qwen3, gemma3_text, gpt2, smollm3, phi3, olmo2, qwen3_moe, gemma4_text)"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1189,7 +1189,7 @@ mod tests {
         }
         assert_eq!(
             std::format!("{}", Arch::list(|a| core::slice::from_ref(&a.name))),
-            "llama, qwen2, qwen3, gemma3, gpt2, smollm3, phi3, olmo2, qwen3moe"
+            "llama, qwen2, qwen3, gemma3, gpt2, smollm3, phi3, olmo2, qwen3moe, gemma4"
         );
         for r in Role::ALL {
             assert_eq!(Role::from_name(r.name()), Some(r));
@@ -1229,8 +1229,8 @@ mod tests {
         });
         // token_embd, 6 norms, q k v o gate up down, output_norm
         assert_eq!(required, 1 + 6 + 7 + 1);
-        // + rope table, 7 optional biases
-        assert_eq!(names, required + 1 + 7);
+        // + two rope tables (scaled, LongRoPE's long), 7 optional biases
+        assert_eq!(names, required + 2 + 7);
         assert_eq!(
             TensorName::layer(12, Role::PostFfnNorm, false).as_str(),
             "blk.12.post_ffw_norm.weight"
