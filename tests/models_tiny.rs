@@ -327,3 +327,25 @@ fn longrope_picks_its_factors_by_the_session_length() {
     assert_eq!(model.config.rope_attention_factor, want);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Gemma 4's features the shared fixture leaves off, on tests/fixtures/tiny-gemma4-shared
+/// (made by its make.py with transformers): the last two layers reuse the keys and values of
+/// the last earlier layer of their kind (layer 4 ← 3, 5 ← 2: different head sizes), have
+/// double-wide feed-forwards, every layer has its own output scale, logits are soft-capped.
+#[test]
+fn gemma4_kv_sharing_double_wide_and_layer_scales_match_transformers() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gemma4-shared");
+    let reference = read_json(&dir.join("reference.json"));
+    check("tiny-gemma4-shared", &dir, &reference);
+    let bytes = convert(&dir, Recipe::F32);
+    let file = EmberFile::parse(&bytes).unwrap();
+    let model = Model::load(&file).unwrap();
+    let cfg = &model.config;
+    assert_eq!((cfg.kv_source(4), cfg.kv_source(5)), (3, 2));
+    assert_eq!((cfg.ffn_dim, cfg.ffn_dim_shared_kv), (64, 128));
+    assert_eq!(cfg.final_logit_softcap, Some(30.0));
+    // Shared layers keep no cache of their own: one global layer (HS 32) and three local
+    // ones (HS 16) of the six, one KV head each.
+    let kv = ember_runtime::kv_cache::KvCache::<()>::floats_without_rings(cfg, 100);
+    assert_eq!(kv, (32 + 3 * 16) * 2 * 100);
+}

@@ -445,6 +445,9 @@ fn print_memory(args: &Args, file: &EmberFile) -> CmdResult {
     let kv_full = ember_runtime::kv_cache::KvCache::<()>::floats_without_rings(&cfg, ctx) * 4;
     let local_layers = cfg.layer_kinds.local_before(cfg.layers);
     let ram = |p: &SessionPlan| p.bytes_required() + layers;
+    // Weights one generated token reads (a mixture: the router and k experts) and in all.
+    let model = ember_runtime::Model::load(file)?;
+    let (per_token, total) = (model.matrix_bytes_per_token(), model.matrix_bytes_total());
     if args.json {
         let out = json!({
             "flash_bytes": flash,
@@ -460,6 +463,10 @@ fn print_memory(args: &Args, file: &EmberFile) -> CmdResult {
             "ram_bytes_prefill_batch": ram(&batched),
             "prefill_batch": DEFAULT_BATCH,
             "kv_dtype": "f32",
+            "weights_bytes_per_token": per_token,
+            "weights_bytes_total": total,
+            "experts": cfg.experts,
+            "experts_used": cfg.experts_used,
         });
         println!("{out}");
     } else {
@@ -475,6 +482,16 @@ fn print_memory(args: &Args, file: &EmberFile) -> CmdResult {
             args.file.display()
         );
         println!("  {:<34}{}", "flash: the file, used in place", mib(flash));
+        println!("  {:<34}{}", "weights read per token", mib(per_token));
+        if cfg.experts > 0 {
+            println!(
+                "    {} of {} experts per token: {:.1}% of the {:.2} MiB of matrices (active / total)",
+                cfg.experts_used,
+                cfg.experts,
+                100.0 * per_token as f64 / total as f64,
+                total as f64 / (1 << 20) as f64
+            );
+        }
         println!("  {:<34}{}", "RAM: KV cache (f32)", mib(kv));
         if local_layers > 0 {
             println!(

@@ -94,6 +94,17 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
     /// one row at a time). The memory-bandwidth
     /// floor of generation is this over the machine's read bandwidth.
     pub fn matrix_bytes_per_token(&self) -> usize {
+        self.matrix_bytes(|f| f.bytes_per_token(self.config.experts_used))
+    }
+
+    /// Bytes of all weight matrices but the token embedding: with experts, every expert's.
+    pub fn matrix_bytes_total(&self) -> usize {
+        self.matrix_bytes(|f| f.bytes())
+    }
+
+    /// The layers' projections, their feed-forwards as `ffn` counts them, the per-layer
+    /// embeddings' projection and the output head.
+    fn matrix_bytes(&self, ffn: impl Fn(&Ffn) -> usize) -> usize {
         let layers: usize = self
             .layers()
             .iter()
@@ -104,9 +115,13 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                     .chain(l.per_layer.iter().flat_map(|b| [&b.gate, &b.proj]))
                     .map(|m| m.w.data.len())
                     .sum::<usize>()
-                    + l.ffn.bytes_per_token(self.config.experts_used)
+                    + ffn(&l.ffn)
             })
             .sum();
-        layers + self.weights.output.data.len()
+        let per_layer = self
+            .weights
+            .per_layer
+            .map_or(0, |p| p.model_proj.data.len());
+        layers + per_layer + self.weights.output.data.len()
     }
 }
