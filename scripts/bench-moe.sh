@@ -34,6 +34,10 @@
 # llama.cpp tools (scripts/build-llama-bench.sh, built here if missing), and python with numpy
 # and gguf (PYTHON=...; else python3 if it has both; else a venv made in .cache/bench-venv).
 # OMP_WAIT_POLICY (e.g. passive, on a shared machine) is passed through to llama-bench.
+# Shared machine: before each measurement the script waits (IDLE_MAX seconds at most, default
+# 300; IDLE_MAX=0 never waits) until the CPUs are >= IDLE_PCT% idle (default 90) over 2 s; a
+# round that ran without that is marked "busy" on stderr. Idle waits are the real source of
+# noise here: a build on the other core halves the 2-thread numbers.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -87,6 +91,23 @@ if ((${#args[@]})); then
     "$py" scripts/make_moe_gguf.py --tokenizer "$tok_gguf" --layers "$layers" "${args[@]}" >&2
 fi
 
+idle_max="${IDLE_MAX:-300}"
+idle_pct="${IDLE_PCT:-90}"
+idle_now() {  # percent of all CPU time idle over 2 s
+    local a b
+    a=($(head -1 /proc/stat)); sleep 2; b=($(head -1 /proc/stat))
+    local t=0 i
+    for i in 1 2 3 4 5 6 7 8; do t=$((t + b[i] - a[i])); done
+    echo $(( 100 * (b[4] + b[5] - a[4] - a[5]) / (t > 0 ? t : 1) ))
+}
+busy=0
+wait_idle() {
+    ((idle_max > 0)) || return 0
+    local start=$SECONDS
+    while (( $(idle_now) < idle_pct )); do
+        if ((SECONDS - start >= idle_max)); then busy=1; return 0; fi
+    done
+}
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 field() { python3 -c "import json,sys; v = json.load(sys.stdin)['$1']; print(v if v is not None else 'nan')"; }
 llama_field() {
@@ -121,23 +142,28 @@ for type in $types; do
     for t in $threads_list; do
         emt=(); edt=(); lmt=(); ldt=(); emp=(); lmp=(); mb=""; dmb=""; gbs=(); kern=""
         for ((r = 0; r < rounds; r++)); do
+            busy=0
+            wait_idle
             e=$("$ember" bench "$moe_ember" -p "$prompt" -n "$gen" -t "$t" -r 1 --json)
             emt+=("$(field tg_tok_s <<<"$e")"); emp+=("$(field pp_tok_s <<<"$e")")
             gbs+=("$(field tg_gb_s <<<"$e")"); mb="$(field matrix_bytes_per_token <<<"$e")"
             kern="$(field kernels <<<"$e")"
+            wait_idle
             d=$("$ember" bench "$dense_ember" -p "$prompt" -n "$gen" -t "$t" -r 1 --json)
             edt+=("$(field tg_tok_s <<<"$d")"); dmb="$(field matrix_bytes_per_token <<<"$d")"
+            wait_idle
             # shellcheck disable=SC2086
             l=$("$llama_bench" -m "$moe_gguf" -p "$prompt" -n "$gen" -t "$t" -r 1 -o json ${LLAMA_BENCH_ARGS:-})
             lmt+=("$(llama_field tg <<<"$l")"); lmp+=("$(llama_field pp <<<"$l")")
             if [[ "$llama_dense" == 1 ]]; then
+                wait_idle
                 # shellcheck disable=SC2086
                 l=$("$llama_bench" -m "$dense_gguf" -p "$prompt" -n "$gen" -t "$t" -r 1 -o json ${LLAMA_BENCH_ARGS:-})
                 ldt+=("$(llama_field tg <<<"$l")")
             else
                 ldt+=(nan)
             fi
-            echo "   round $((r + 1)) $type t$t: ember moe ${emt[-1]} dense ${edt[-1]} llama moe ${lmt[-1]} dense ${ldt[-1]} (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+            echo "   round $((r + 1)) $type t$t: ember moe ${emt[-1]} dense ${edt[-1]} llama moe ${lmt[-1]} dense ${ldt[-1]} (load $(cut -d' ' -f1-3 /proc/loadavg)$( ((busy)) && echo ", busy: waited ${idle_max}s for idle in vain"))" >&2
         done
         m_emt=$(printf "%s\n" "${emt[@]}" | median); m_edt=$(printf "%s\n" "${edt[@]}" | median)
         m_lmt=$(printf "%s\n" "${lmt[@]}" | median); m_ldt=$(printf "%s\n" "${ldt[@]}" | median)

@@ -1,11 +1,8 @@
 //! The model description the importers fill in and the writer turns into `model.*` and
 //! `general.*` keys (docs/FORMAT.md, "Model conventions").
 
-use ember_format::schema::{
-    self, keys, Attention, Dims, Experts, LayerFfn, LayerKv, LayerSpec, Need, PerLayerInputs,
-    Positions, Shape,
-};
-use ember_format::{OwnedValue, Writer};
+use ember_format::schema::{self, keys, Attention, Experts, LayerSpec, Need, Positions, Shape};
+use ember_format::{Hparams, OwnedValue, Writer};
 
 use crate::error::Result;
 
@@ -270,24 +267,6 @@ impl ModelConfig {
         }
     }
 
-    pub fn dims(&self) -> Dims {
-        Dims {
-            vocab: self.vocab_size,
-            context: self.context_length,
-            dim: self.embedding_dim,
-            heads: self.head_count,
-            kv_heads: self.kv_head_count,
-            head_dim: self.head_dim,
-            ffn: self.ffn_dim,
-            experts: self.experts,
-            expert_ffn: self.expert_ffn_dim,
-            rope_dim: self.rope_dim(),
-            head_dim_global: self.head_dim_global(),
-            ffn_shared_kv: self.ffn_dim_shared_kv.unwrap_or(self.ffn_dim),
-            per_layer: self.per_layer_dim,
-        }
-    }
-
     /// HS of global layers.
     pub fn head_dim_global(&self) -> usize {
         self.head_dim_global.unwrap_or(self.head_dim)
@@ -333,112 +312,13 @@ impl ModelConfig {
     }
 
     /// Consistency checks shared by every importer.
-    pub fn validate(&self) -> Result<()> {
+
+    /// Checks the config with the one validator, ember-format's [`Hparams`] (the record
+    /// the runtime loads files with), on the keys [`ModelConfig::write`] puts in the file;
+    /// then what only the import has: the per-layer list's length and the RoPE scaling's
+    /// tables. Returns the record.
+    pub fn validate(&self) -> Result<Hparams> {
         let c = self;
-        for (k, v) in [
-            ("vocab_size", c.vocab_size),
-            ("context_length", c.context_length),
-            ("embedding_dim", c.embedding_dim),
-            ("layer_count", c.layer_count),
-            ("head_count", c.head_count),
-            ("kv_head_count", c.kv_head_count),
-            ("head_dim", c.head_dim),
-            ("ffn_dim", c.ffn_dim),
-        ] {
-            u32_of(k, v)?;
-        }
-        if !c.head_count.is_multiple_of(c.kv_head_count) {
-            crate::bail!(
-                "head count {} is not a multiple of the KV head count {}",
-                c.head_count,
-                c.kv_head_count
-            );
-        }
-        let rd = c.rope_dim();
-        if let Some(hg) = c.head_dim_global {
-            u32_of("head_dim_global", hg)?;
-        }
-        if let Some(f) = c.ffn_dim_shared_kv {
-            u32_of("ffn_dim_shared_kv", f)?;
-        }
-        if c.arch.features().positions == Positions::Rope
-            && (!rd.is_multiple_of(2)
-                || rd == 0
-                || rd > c.head_dim_global()
-                || !c.head_dim.is_multiple_of(2))
-        {
-            crate::bail!(
-                "RoPE needs an even number of rotated dimensions of at most head_dim {}, got {rd}",
-                c.head_dim_global()
-            );
-        }
-        match c.arch.features().per_layer_inputs {
-            PerLayerInputs::Gated => {
-                u32_of("per_layer_input_dim", c.per_layer_dim)?;
-            }
-            PerLayerInputs::None => {}
-        }
-        // A layer sharing keys and values needs an earlier layer of its kind with its own.
-        let specs = c.layer_specs();
-        for (i, l) in specs.iter().enumerate() {
-            if l.kv == LayerKv::Shared
-                && !specs[..i]
-                    .iter()
-                    .any(|e| e.kv == LayerKv::Own && e.attention == l.attention)
-            {
-                crate::bail!(
-                    "layer {i} shares keys and values but no earlier layer of its kind has its own"
-                );
-            }
-        }
-        match c.arch.features().experts {
-            Experts::Routed => {
-                if c.experts == 0 {
-                    crate::bail!("a mixture-of-experts model needs at least one expert, got 0");
-                }
-                if c.experts_used == 0 || c.experts_used > c.experts {
-                    crate::bail!(
-                        "{} experts used per token of {}: must be between 1 and the expert count",
-                        c.experts_used,
-                        c.experts
-                    );
-                }
-                if c.experts_used > 64 || c.experts > 4096 {
-                    crate::bail!(
-                        "{} experts, {} per token: at most 4096 and 64 are supported",
-                        c.experts,
-                        c.experts_used
-                    );
-                }
-                u32_of("expert_ffn_dim", c.expert_ffn_dim)?;
-            }
-            Experts::None => {
-                if c.layers.iter().any(|l| l.ffn == LayerFfn::Experts) {
-                    crate::bail!("expert layers in an architecture without experts");
-                }
-            }
-        }
-        if !(c.norm_eps.is_finite() && c.norm_eps >= 0.0) {
-            crate::bail!(
-                "norm epsilon {} is not a finite non-negative number",
-                c.norm_eps
-            );
-        }
-        for t in [c.rope_theta, c.rope_theta_local].into_iter().flatten() {
-            if !(t.is_finite() && t > 0.0) {
-                crate::bail!("rope theta {t} is not a positive number");
-            }
-        }
-        for (what, v) in [
-            ("attention scale", c.attention_scale),
-            ("final logit soft-cap", c.final_logit_softcap),
-        ] {
-            if let Some(v) = v {
-                if !(v.is_finite() && v > 0.0) {
-                    crate::bail!("{what} {v} is not a positive number");
-                }
-            }
-        }
         if !c.layers.is_empty() && c.layers.len() != c.layer_count {
             crate::bail!(
                 "a per-layer list of {} entries for {} layers",
@@ -446,12 +326,20 @@ impl ModelConfig {
                 c.layer_count
             );
         }
-        let local = c.layers.iter().any(|l| l.attention == Attention::Local);
-        match c.sliding_window {
-            Some(0) => crate::bail!("sliding window 0"),
-            None if local => crate::bail!("local attention layers without a sliding window"),
-            _ => {}
+        let mut w = Writer::new();
+        c.write(&mut w)?;
+        if c.arch.readable_by_format_1_3() {
+            if let Some(k) = keys::SINCE_1_4.iter().find(|k| w.get(k).is_some()) {
+                crate::bail!(
+                    "a {} model needing {k}: a feature older readers of '{}' files would ignore",
+                    c.arch,
+                    c.arch
+                );
+            }
         }
+        let hp = Hparams::from_metadata(&w)
+            .map_err(|e| crate::Error(format!("invalid model configuration: {e}")))?;
+        let rd = hp.rope_dim;
         if let RopeScaling::LongRope {
             short,
             long,
@@ -483,7 +371,7 @@ impl ModelConfig {
                 );
             }
         }
-        Ok(())
+        Ok(hp)
     }
 
     /// Each layer has tensors of its own, so a source with `n_tensors` tensors cannot have
@@ -597,12 +485,14 @@ impl ModelConfig {
 
     /// Every tensor the runtime expects, with its shape; `bool` is "required" (biases are
     /// optional). Importers check their sources against this list (ember_format::schema).
-    pub fn expected_tensors(&self) -> Vec<(String, Vec<usize>, bool)> {
+    pub fn expected_tensors(&self) -> Result<Vec<(String, Vec<usize>, bool)>> {
+        let hp = self.validate()?;
+        let specs: Vec<_> = (0..hp.layers).map(|i| hp.layer(i)).collect();
         let mut out = Vec::new();
         schema::for_each_tensor(
             self.arch,
-            &self.dims(),
-            &self.layer_specs(),
+            &hp.dims(),
+            &specs,
             self.tied_embeddings,
             |name, shape, need| {
                 let shape = match shape {
@@ -612,6 +502,6 @@ impl ModelConfig {
                 out.push((name.as_str().to_string(), shape, need == Need::Required));
             },
         );
-        out
+        Ok(out)
     }
 }

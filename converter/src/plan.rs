@@ -185,7 +185,7 @@ impl Plan<'_> {
         // Each layer needs tensors of its own: rule out absurd layer counts (from a corrupt
         // file) before listing the expected tensors.
         self.config.check_layer_count(self.tensors.len())?;
-        let expected = self.config.expected_tensors();
+        let expected = self.config.expected_tensors()?;
         let mut planned = std::collections::HashMap::with_capacity(self.tensors.len());
         for t in &self.tensors {
             if planned.insert(t.name.as_str(), t).is_some() {

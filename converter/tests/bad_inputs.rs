@@ -260,13 +260,13 @@ fn bad_layer_lists_and_expert_counts() {
             moe,
             "num_local_experts",
             0.into(),
-            "needs at least one expert, got 0",
+            "expert_count = 0 is out of range",
         ),
         (
             moe,
             "num_experts_per_tok",
             9.into(),
-            "9 experts used per token of 8: must be between 1 and the expert count",
+            "experts used per token 9 is out of range (1 to 8)",
         ),
         (
             moe,

@@ -574,12 +574,12 @@ fn bad_expert_counts_are_clear_errors() {
         (
             "qwen3moe.expert_count",
             0,
-            "needs at least one expert, got 0",
+            "expert_count = 0 is out of range",
         ),
         (
             "qwen3moe.expert_used_count",
             9,
-            "9 experts used per token of 8: must be between 1 and the expert count",
+            "experts used per token 9 is out of range (1 to 8)",
         ),
         ("qwen3moe.expert_count", 4, "blk.0.ffn_gate_inp.weight"),
     ] {

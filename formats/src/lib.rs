@@ -30,6 +30,7 @@ extern crate std;
 pub mod blocks;
 mod dtype;
 mod error;
+pub mod hparams;
 pub mod layout;
 mod read;
 pub mod rows16;
@@ -45,6 +46,7 @@ mod aligned;
 pub use aligned::AlignedBytes;
 pub use dtype::DType;
 pub use error::{Error, Section, ShortName};
+pub use hparams::{Hparams, HparamsError};
 pub use layout::{FORMAT_MAJOR, FORMAT_MINOR, MAGIC};
 pub use read::{checksum, BytesArray, EmberFile, Header, TensorInfo, Value};
 #[cfg(all(feature = "write", feature = "std"))]

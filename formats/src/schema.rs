@@ -376,6 +376,17 @@ impl Arch {
     pub fn features(self) -> Features {
         self.info().features
     }
+
+    /// Whether readers of format 1.3 and before know this architecture's name. Those
+    /// readers ignore the keys of later features (per-layer lists, `model.rope_dim`, ...),
+    /// so files of these architectures must not need them: newer features come with a
+    /// newer architecture name, which older readers refuse.
+    pub fn readable_by_format_1_3(self) -> bool {
+        matches!(
+            self,
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma3 | Arch::Gpt2
+        )
+    }
 }
 
 /// Displays a list of architecture names (see [`Arch::list`]).
@@ -697,6 +708,23 @@ pub mod keys {
     pub const FFN_DIM_SHARED_KV: &str = "model.ffn_dim_shared_kv";
     /// P: width of each layer's input from the per-layer embeddings.
     pub const PER_LAYER_INPUT_DIM: &str = "model.per_layer_input_dim";
+    /// The keys of features added after format 1.3, whose readers ignore them: only files
+    /// of architectures those readers do not know may hold them
+    /// ([`super::Arch::readable_by_format_1_3`]).
+    pub const SINCE_1_4: &[&str] = &[
+        LAYER_POSITIONS,
+        LAYER_FFN,
+        LAYER_KV,
+        ROPE_DIM,
+        EXPERT_COUNT,
+        EXPERT_USED_COUNT,
+        EXPERT_FFN_DIM,
+        EXPERT_WEIGHTS_NORM,
+        HEAD_DIM_GLOBAL,
+        FFN_DIM_SHARED_KV,
+        PER_LAYER_INPUT_DIM,
+        ROPE_LONG_CONTEXT,
+    ];
     /// Dimensions of each head that RoPE rotates (the first ones, in rotate-half pairs);
     /// absent: all HS.
     pub const ROPE_DIM: &str = "model.rope_dim";

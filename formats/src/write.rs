@@ -25,6 +25,23 @@ pub enum OwnedValue {
 }
 
 impl OwnedValue {
+    /// The value as the reader sees it (byte-string arrays, which have no borrowed form
+    /// here, as None).
+    pub fn as_value(&self) -> Option<crate::Value<'_>> {
+        use crate::Value;
+        Some(match self {
+            OwnedValue::U8(v) => Value::U8(v),
+            OwnedValue::I32(v) => Value::I32(v),
+            OwnedValue::U32(v) => Value::U32(v),
+            OwnedValue::F32(v) => Value::F32(v),
+            OwnedValue::U64(v) => Value::U64(v),
+            OwnedValue::I64(v) => Value::I64(v),
+            OwnedValue::F64(v) => Value::F64(v),
+            OwnedValue::Str(s) => Value::Str(s),
+            OwnedValue::BytesArray(_) => return None,
+        })
+    }
+
     fn type_id(&self) -> u32 {
         match self {
             OwnedValue::U8(_) => VT_U8,
@@ -209,11 +226,22 @@ impl Writer {
     }
 
     /// Rearranges every tensor the rows16 layout applies to (block-quantized matrices
-    /// with a multiple of 16 rows) into it; returns how many.
+    /// with a multiple of 16 rows) into it; returns how many. Experts stacked by rows
+    /// (`*_exps`, `model.expert_count` of them) take it only where each expert's rows are
+    /// whole groups, so that one expert's rows can be read alone.
     pub fn use_rows16(&mut self) -> usize {
+        let experts = match self.meta.get(crate::schema::keys::EXPERT_COUNT) {
+            Some(OwnedValue::U32(v)) => v.first().copied().unwrap_or(1).max(1) as usize,
+            _ => 1,
+        };
         let mut n = 0;
-        for t in self.tensors.values_mut() {
-            if t.layout == Layout::RowMajor && crate::rows16::supports(t.dtype, &t.shape) {
+        for (name, t) in self.tensors.iter_mut() {
+            let whole_experts = !name.ends_with("_exps.weight")
+                || (t.shape[0] / experts).is_multiple_of(crate::rows16::GROUP);
+            if t.layout == Layout::RowMajor
+                && crate::rows16::supports(t.dtype, &t.shape)
+                && whole_experts
+            {
                 let mut out = alloc::vec![0u8; t.data.len()];
                 crate::rows16::interleave(t.dtype, t.shape[0], t.shape[1], &t.data, &mut out);
                 t.data = out;

@@ -9,11 +9,11 @@ use ember_format::{DType, ShortName};
 pub enum Error {
     /// The file itself is malformed.
     Format(ember_format::Error),
-    /// A required metadata key is absent or has the wrong type.
-    MissingKey(&'static str),
-    /// Hyperparameters that cannot describe a model (zero sizes, heads not dividing).
+    /// Hyperparameters that cannot describe a model (missing keys, zero sizes, heads not
+    /// dividing, an unknown architecture).
+    Config(ember_format::HparamsError),
+    /// Tensors or buffers that contradict the hyperparameters.
     BadConfig(&'static str),
-    UnsupportedArchitecture,
     MissingTensor(ShortName),
     /// A tensor the architecture does not have: running without it would silently compute
     /// something else.
@@ -73,15 +73,12 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Format(e) => write!(f, "{e}"),
-            Error::MissingKey(k) => {
-                write!(f, "model metadata lacks '{k}' (or it has the wrong type)")
+            Error::Config(e @ ember_format::HparamsError::MissingKey(_))
+            | Error::Config(e @ ember_format::HparamsError::UnsupportedArchitecture) => {
+                write!(f, "{e}")
             }
+            Error::Config(e) => write!(f, "invalid model configuration: {e}"),
             Error::BadConfig(what) => write!(f, "invalid model configuration: {what}"),
-            Error::UnsupportedArchitecture => write!(
-                f,
-                "unsupported general.architecture (this runtime runs {})",
-                ember_format::schema::Arch::list(|a| core::slice::from_ref(&a.name))
-            ),
             Error::MissingTensor(n) => write!(f, "model lacks tensor '{n}'"),
             Error::UnexpectedTensor(n) => write!(
                 f,
@@ -131,5 +128,11 @@ impl core::error::Error for Error {}
 impl From<ember_format::Error> for Error {
     fn from(e: ember_format::Error) -> Self {
         Error::Format(e)
+    }
+}
+
+impl From<ember_format::HparamsError> for Error {
+    fn from(e: ember_format::HparamsError) -> Self {
+        Error::Config(e)
     }
 }

@@ -163,20 +163,7 @@ pub fn lnf(x: f32) -> f32 {
     ln64(x as f64) as f32
 }
 
-/// Square root: Newton's method in f64 from a bit-level first guess.
-pub fn sqrt64(x: f64) -> f64 {
-    if x.is_nan() || x < 0.0 {
-        return f64::NAN;
-    }
-    if x == 0.0 || x.is_infinite() {
-        return x;
-    }
-    let mut y = f64::from_bits((x.to_bits() >> 1) + (1023u64 << 51));
-    for _ in 0..6 {
-        y = 0.5 * (y + x / y);
-    }
-    y
-}
+pub use ember_format::hparams::sqrt64;
 
 pub fn sqrtf(x: f32) -> f32 {
     sqrt64(x as f64) as f32

@@ -128,6 +128,12 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
         .opt_u32(&key("rope.dimension_count"))?
         .map(|rd| rd as usize)
         .filter(|&rd| rd != head_dim);
+    if config.rope_dim.is_some() && arch.readable_by_format_1_3() {
+        crate::bail!(
+            "partial RoPE (rope.dimension_count {} of head size {head_dim}) is not supported for {name}",
+            config.rope_dim.unwrap_or(0)
+        );
+    }
     config.tied_embeddings = g.tensor("output.weight").is_none();
     config.rope_scaling = rope_scaling(&g, name, config.context_length)?;
     if let Some(t) = g.tensor("rope_freqs.weight") {
@@ -241,9 +247,9 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
             Ok(())
         })?;
     }
-    config.validate()?;
+    let hp = config.validate()?;
 
-    let (dims, ft) = (config.dims(), arch.features());
+    let (dims, ft) = (hp.dims(), arch.features());
     let specs = config.layer_specs();
     let mut tensors = Vec::with_capacity(g.tensors.len());
     for t in &g.tensors {

@@ -18,6 +18,7 @@ use ember_format::schema::{
 
 use crate::model::{Arch, ModelConfig, RopeScaling};
 use crate::plan::{Op, Plan, Planned};
+use ember_format::Hparams;
 
 /// An opened HF directory: the parsed config and the memory-mapped safetensors files.
 pub struct HfSource {
@@ -491,6 +492,13 @@ fn plan_decoder<'a>(
     config.rope_theta = Some(theta.unwrap_or(10_000.0));
     config.rope_scaling = scaling;
     config.rope_dim = partial_rotary(cfg, "full_attention", head_dim)?;
+    // Readers from before partial RoPE ignore model.rope_dim: files of the architectures
+    // they know must not need it.
+    if config.rope_dim.is_some() && arch.readable_by_format_1_3() {
+        crate::bail!(
+            "config.json: partial RoPE (partial_rotary_factor) is not supported for {model_type}"
+        );
+    }
     config.check_layer_count(all.len())?;
     match arch {
         Arch::Gemma3 => gemma3_config(cfg, &mut config)?,
@@ -527,7 +535,7 @@ fn plan_decoder<'a>(
             );
         }
     }
-    config.validate()?;
+    let hp = config.validate()?;
 
     // (HF name, ember name, Gemma's (1 + w) norm)
     let mut map: Vec<(String, String, bool)> = vec![
@@ -563,13 +571,13 @@ fn plan_decoder<'a>(
     if !tied {
         map.push(("lm_head.weight".into(), schema::OUTPUT.into(), false));
     }
-    let (dims, ft) = (config.dims(), arch.features());
+    let (dims, ft) = (hp.dims(), arch.features());
     let specs = config.layer_specs();
     for (n, spec) in specs.iter().enumerate() {
         for &(module, roles) in info.hf_layer {
             if module.contains('*') {
                 if spec.ffn == LayerFfn::Experts {
-                    plan_experts(&mut tensors, &config, n, module, roles, out, hints)?;
+                    plan_experts(&mut tensors, &hp, n, module, roles, out, hints)?;
                 }
                 continue;
             }
@@ -931,7 +939,7 @@ fn qwen3_moe_config(cfg: &Value, config: &mut ModelConfig) -> Result<()> {
 /// matrix (N·FE, C) or (N·C, FE).
 fn plan_experts<'a>(
     tensors: &mut Tensors<'a>,
-    config: &ModelConfig,
+    hp: &Hparams,
     n: usize,
     module: &str,
     roles: &[Role],
@@ -949,18 +957,17 @@ fn plan_experts<'a>(
         )
     };
     hints.insert(dst.clone(), src_of(0));
-    let spec = config.layer_specs()[n];
-    let Shape::Matrix(rows, cols) = role.shape(&config.dims(), &config.arch.features(), &spec)
-    else {
+    let spec = hp.layer(n);
+    let Shape::Matrix(rows, cols) = role.shape(&hp.dims(), &hp.features, &spec) else {
         crate::bail!("internal: experts are matrices");
     };
-    let per = rows / config.experts;
-    let mut parts = Vec::with_capacity(config.experts);
+    let per = rows / hp.experts;
+    let mut parts = Vec::with_capacity(hp.experts);
     let mut dtype = None;
-    for e in 0..config.experts {
+    for e in 0..hp.experts {
         let src = src_of(e);
         let Some((t, _)) = take(tensors, &src) else {
-            crate::bail!("missing tensor {src} (expert {e} of {})", config.experts);
+            crate::bail!("missing tensor {src} (expert {e} of {})", hp.experts);
         };
         if t.shape[..] != [per, cols] {
             crate::bail!(

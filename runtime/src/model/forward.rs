@@ -1,7 +1,7 @@
 //! The forward pass, top to bottom, over T new tokens at positions pos..pos+T.
 
-use super::config::Config;
 use super::weights::{Experts, Ffn, Layer, Linear, Matrix, Norm, PerLayerEmbeddings};
+use super::Config;
 use super::Model;
 use super::{Attention, BlockNorms, EmbedScale, FfnKind, NormKind, Positions, QkNorm};
 use crate::exec::{Executor, SyncMutPtr};
@@ -906,8 +906,7 @@ fn experts(cx: Compute, cfg: &Config, li: usize, w: &Experts, x: &[f32], t: usiz
     }
 }
 
-/// Most experts a token may use (`model.expert_used_count`, checked at load).
-pub const MAX_EXPERTS_USED: usize = 64;
+use ember_format::hparams::MAX_EXPERTS_USED;
 
 /// One token's router logits (N) → the weights of its k largest: softmax over all N, keep
 /// the top k (ties to the lower index), divided by their sum when `norm`; the others

@@ -1,10 +1,10 @@
 //! A decoder-only transformer: config, weights, and the forward pass.
 
-mod config;
 mod forward;
 mod weights;
 
-pub use config::{Config, LayerKinds};
+/// The model's hyperparameters: ember-format's one record ([`ember_format::Hparams`]).
+pub use ember_format::hparams::{Hparams as Config, LayerKinds};
 pub use ember_format::schema::{
     Arch, Attention, BlockNorms, EmbedScale, Features, FfnKind, NormKind, Positions, QkNorm,
 };

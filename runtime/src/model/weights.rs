@@ -6,7 +6,7 @@ use ember_format::schema::{
 };
 use ember_format::{DType, EmberFile, Layout, ShortName, TensorInfo};
 
-use super::config::Config;
+use super::Config;
 use crate::Error;
 
 /// A weight matrix (rows, cols) in any dtype: rows contiguous (`cols` elements each), or in

@@ -1,14 +1,110 @@
-//! Hyperparameters read from a `.ember` file's `model.*` keys (docs/FORMAT.md), with the
-//! architecture's features from the schema (`ember_format::schema`).
+//! The hyperparameter record of a model, defined once: read from the `model.*` keys
+//! (docs/FORMAT.md) of a `.ember` file or of a file being written, validated here alone, and
+//! used by the converter (which checks what it writes with it), the runtime (its `Config`)
+//! and the trainer. Field names follow DESIGN.md's letters: V `vocab_size`, C `dim`,
+//! L `layers`, NH `heads`, KVH `kv_heads`, HS `head_dim`, F `ffn_dim`.
 
-use ember_format::schema::{
+use core::fmt;
+
+use crate::schema::{
     keys, Arch, Attention, Dims, EmbedScale, Experts, Features, LayerFfn, LayerKv, LayerPositions,
     LayerSpec, PerLayerInputs, Positions,
 };
-use ember_format::EmberFile;
+use crate::{EmberFile, Value};
 
-use crate::math::sqrt64;
-use crate::Error;
+/// Why a set of `model.*` keys does not describe a model this format can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HparamsError {
+    /// A required key is absent or has the wrong type.
+    MissingKey(&'static str),
+    /// `general.architecture` names no architecture of [`crate::schema::ARCHS`].
+    UnsupportedArchitecture,
+    /// `what` is `value`, outside `min..=max`.
+    OutOfRange {
+        what: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+    },
+    /// `what` (`value`) is not a multiple of `of_what` (`of`).
+    NotMultiple {
+        what: &'static str,
+        value: u64,
+        of_what: &'static str,
+        of: u64,
+    },
+    /// Values that contradict each other.
+    Invalid(&'static str),
+}
+
+impl fmt::Display for HparamsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            HparamsError::MissingKey(k) => {
+                write!(f, "model metadata lacks '{k}' (or it has the wrong type)")
+            }
+            HparamsError::UnsupportedArchitecture => write!(
+                f,
+                "unsupported general.architecture (this build runs {})",
+                Arch::list(|a| core::slice::from_ref(&a.name))
+            ),
+            HparamsError::OutOfRange {
+                what,
+                value,
+                min,
+                max,
+            } => write!(f, "{what} {value} is out of range ({min} to {max})"),
+            HparamsError::NotMultiple {
+                what,
+                value,
+                of_what,
+                of,
+            } => write!(f, "{what} {value} is not a multiple of {of_what} {of}"),
+            HparamsError::Invalid(what) => f.write_str(what),
+        }
+    }
+}
+
+impl core::error::Error for HparamsError {}
+
+type Error = HparamsError;
+
+/// Where the keys are read from: a parsed file, or (with `write`) a file being written.
+pub trait Metadata {
+    fn value(&self, key: &str) -> Option<Value<'_>>;
+}
+
+impl Metadata for EmberFile<'_> {
+    fn value(&self, key: &str) -> Option<Value<'_>> {
+        self.get(key)
+    }
+}
+
+#[cfg(feature = "write")]
+impl Metadata for crate::Writer {
+    fn value(&self, key: &str) -> Option<Value<'_>> {
+        self.get(key).and_then(|v| v.as_value())
+    }
+}
+
+/// Square root: Newton's method in f64 from a bit-level first guess (no libm in no_std).
+pub fn sqrt64(x: f64) -> f64 {
+    if x.is_nan() || x < 0.0 {
+        return f64::NAN;
+    }
+    if x == 0.0 || x.is_infinite() {
+        return x;
+    }
+    let mut y = f64::from_bits((x.to_bits() >> 1) + (1023u64 << 51));
+    for _ in 0..6 {
+        y = 0.5 * (y + x / y);
+    }
+    y
+}
+
+/// Most experts a token may use.
+pub const MAX_EXPERTS_USED: usize = 64;
 
 /// Sanity bounds that keep a corrupt file from requesting absurd buffers.
 const MAX_DIM: usize = 1 << 16;
@@ -27,6 +123,10 @@ impl LayerSet {
 
     fn insert(&mut self, layer: usize) {
         self.0[layer / 64] |= 1 << (layer % 64);
+    }
+
+    fn remove(&mut self, layer: usize) {
+        self.0[layer / 64] &= !(1 << (layer % 64));
     }
 
     /// Members among the first `layers`.
@@ -48,7 +148,7 @@ impl LayerSet {
     }
 }
 
-/// What each layer does ([`LayerSpec`]), as one bit set per non-default choice.
+/// What each layer does ([`LayerSpec`]), as one bit set per choice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct LayerKinds {
     local: LayerSet,
@@ -89,6 +189,24 @@ impl LayerKinds {
         }
     }
 
+    /// Sets layer `layer`'s kinds (`layer` < 1024).
+    pub fn set(&mut self, layer: usize, spec: LayerSpec) {
+        let put = |set: &mut LayerSet, on: bool| {
+            set.remove(layer);
+            if on {
+                set.insert(layer);
+            }
+        };
+        put(&mut self.local, spec.attention == Attention::Local);
+        put(
+            &mut self.no_positions,
+            spec.positions == LayerPositions::None,
+        );
+        put(&mut self.dense, spec.ffn == LayerFfn::Dense);
+        put(&mut self.experts, spec.ffn == LayerFfn::Experts);
+        put(&mut self.shared_kv, spec.kv == LayerKv::Shared);
+    }
+
     /// Local layers among the first `layers`.
     pub fn local_before(&self, layers: usize) -> usize {
         self.local.count_before(layers)
@@ -116,17 +234,17 @@ impl LayerKinds {
 
 /// Reads a per-layer list of u8 codes (`key`), calling `set(layer, code)`; absent: nothing.
 fn layer_codes(
-    file: &EmberFile,
+    file: &dyn Metadata,
     key: &'static str,
     layers: usize,
     mut set: impl FnMut(usize, u8) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let Some(v) = file.get(key) else {
+    let Some(v) = file.value(key) else {
         return Ok(());
     };
     let codes = v.as_bytes().ok_or(Error::MissingKey(key))?;
     if codes.len() != layers {
-        return Err(Error::BadConfig(
+        return Err(Error::Invalid(
             "a per-layer list (model.layer_*) needs one entry per layer",
         ));
     }
@@ -136,7 +254,7 @@ fn layer_codes(
 /// Letters as in DESIGN.md: V vocab, C channels, L layers, NH/KVH heads, HS head size,
 /// F feed-forward width.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Config {
+pub struct Hparams {
     pub arch: Arch,
     /// What the blocks do, from the architecture.
     pub features: Features,
@@ -184,42 +302,48 @@ pub struct Config {
     pub final_logit_softcap: Option<f32>,
 }
 
-fn get_u32(file: &EmberFile, key: &'static str) -> Result<usize, Error> {
-    file.get(key)
+fn get_u32(file: &dyn Metadata, key: &'static str) -> Result<usize, Error> {
+    file.value(key)
         .and_then(|v| v.as_u32())
         .map(|v| v as usize)
         .ok_or(Error::MissingKey(key))
 }
 
-fn get_f32(file: &EmberFile, key: &'static str) -> Result<f32, Error> {
-    file.get(key)
+fn get_f32(file: &dyn Metadata, key: &'static str) -> Result<f32, Error> {
+    file.value(key)
         .and_then(|v| v.as_f32())
         .ok_or(Error::MissingKey(key))
 }
 
 /// An optional f32 key: absent is None, present with another type is an error.
-fn opt_f32(file: &EmberFile, key: &'static str) -> Result<Option<f32>, Error> {
-    match file.get(key) {
+fn opt_f32(file: &dyn Metadata, key: &'static str) -> Result<Option<f32>, Error> {
+    match file.value(key) {
         None => Ok(None),
         Some(v) => v.as_f32().map(Some).ok_or(Error::MissingKey(key)),
     }
 }
 
 /// Older files name the block kinds in keys; they must agree with the architecture.
-fn check_legacy(file: &EmberFile, key: &'static str, expected: &str) -> Result<(), Error> {
-    match file.get(key).map(|v| v.as_str()) {
+fn check_legacy(file: &dyn Metadata, key: &'static str, expected: &str) -> Result<(), Error> {
+    match file.value(key).map(|v| v.as_str()) {
         None => Ok(()),
         Some(Some(v)) if v == expected => Ok(()),
-        Some(_) => Err(Error::BadConfig(
+        Some(_) => Err(Error::Invalid(
             "model.norm/ffn/positions disagree with general.architecture",
         )),
     }
 }
 
-impl Config {
-    pub fn from_file(file: &EmberFile) -> Result<Config, Error> {
+impl Hparams {
+    /// The record of a parsed `.ember` file.
+    pub fn from_file(file: &EmberFile) -> Result<Hparams, Error> {
+        Hparams::from_metadata(file)
+    }
+
+    /// The record of any key source, validated.
+    pub fn from_metadata(file: &dyn Metadata) -> Result<Hparams, Error> {
         let name = file
-            .get(keys::ARCHITECTURE)
+            .value(keys::ARCHITECTURE)
             .and_then(|v| v.as_str())
             .ok_or(Error::MissingKey(keys::ARCHITECTURE))?;
         let arch = Arch::from_name(name).ok_or(Error::UnsupportedArchitecture)?;
@@ -243,15 +367,21 @@ impl Config {
         let ffn_dim = get_u32(file, keys::FFN_DIM)?;
         let dim = get_u32(file, keys::EMBEDDING_DIM)?;
         let layers = get_u32(file, keys::LAYER_COUNT)?;
-        if layers > MAX_LAYERS {
-            return Err(Error::BadConfig("layer count must be between 1 and 1024"));
+        // The per-layer lists below are sized by this.
+        if layers == 0 || layers > MAX_LAYERS {
+            return Err(Error::OutOfRange {
+                what: "layer count",
+                value: layers as u64,
+                min: 1,
+                max: MAX_LAYERS as u64,
+            });
         }
         let mut layer_kinds = LayerKinds::default();
         layer_codes(file, keys::LAYER_TYPES, layers, |i, c| {
             match Attention::from_code(c) {
                 Some(Attention::Local) => layer_kinds.local.insert(i),
                 Some(Attention::Global) => {}
-                None => return Err(Error::BadConfig("unknown layer type in model.layer_types")),
+                None => return Err(Error::Invalid("unknown layer type in model.layer_types")),
             }
             Ok(())
         })?;
@@ -260,7 +390,7 @@ impl Config {
                 Some(LayerPositions::None) => layer_kinds.no_positions.insert(i),
                 Some(LayerPositions::Model) => {}
                 None => {
-                    return Err(Error::BadConfig(
+                    return Err(Error::Invalid(
                         "unknown position kind in model.layer_positions",
                     ))
                 }
@@ -275,11 +405,11 @@ impl Config {
             match LayerFfn::from_code(c) {
                 Some(LayerFfn::Dense) => {
                     layer_kinds.dense.insert(i);
-                    layer_kinds.experts.0[i / 64] &= !(1 << (i % 64));
+                    layer_kinds.experts.remove(i);
                 }
                 Some(LayerFfn::Experts) if moe => {}
                 _ => {
-                    return Err(Error::BadConfig(
+                    return Err(Error::Invalid(
                         "unknown feed-forward kind in model.layer_ffn",
                     ))
                 }
@@ -293,20 +423,11 @@ impl Config {
             match LayerKv::from_code(c) {
                 Some(LayerKv::Shared) => layer_kinds.shared_kv.insert(i),
                 Some(LayerKv::Own) => {}
-                None => return Err(Error::BadConfig("unknown kind in model.layer_kv")),
+                None => return Err(Error::Invalid("unknown kind in model.layer_kv")),
             }
             Ok(())
         })?;
-        // A shared layer reads the cache of an earlier layer of its kind with its own.
-        for i in 0..layers {
-            let kind = layer_kinds.attention(i);
-            if layer_kinds.shared_kv.contains(i) && layer_kinds.own_kv_before(i, kind) == 0 {
-                return Err(Error::BadConfig(
-                    "a layer shares keys and values with no earlier layer of its kind",
-                ));
-            }
-        }
-        let opt_u32 = |key: &'static str| match file.get(key) {
+        let opt_u32 = |key: &'static str| match file.value(key) {
             None => Ok(None),
             Some(_) => get_u32(file, key).map(Some),
         };
@@ -320,21 +441,16 @@ impl Config {
         } else {
             (0, 0, 0)
         };
-        let sliding_window = match file.get(keys::SLIDING_WINDOW) {
+        let sliding_window = match file.value(keys::SLIDING_WINDOW) {
             Some(_) => get_u32(file, keys::SLIDING_WINDOW)?,
             None => 0,
         };
-        if layer_kinds.any_local() && sliding_window == 0 {
-            return Err(Error::BadConfig(
-                "local layers need model.sliding_window > 0",
-            ));
-        }
         let embedding_scale = match features.embed_scale {
             EmbedScale::One => 1.0,
             EmbedScale::SqrtDim => sqrt64(dim as f64) as f32,
         };
         let final_logit_softcap = opt_f32(file, keys::FINAL_LOGIT_SOFTCAP)?;
-        let cfg = Config {
+        let cfg = Hparams {
             arch,
             features,
             vocab_size: get_u32(file, keys::VOCAB_SIZE)?,
@@ -351,7 +467,7 @@ impl Config {
             rope_attention_factor: opt_f32(file, keys::ROPE_ATTENTION_FACTOR)?.unwrap_or(1.0),
             rope_long_context: opt_u32(keys::ROPE_LONG_CONTEXT)?,
             tied_embeddings: file
-                .get(keys::TIED_EMBEDDINGS)
+                .value(keys::TIED_EMBEDDINGS)
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false),
             sliding_window,
@@ -373,7 +489,7 @@ impl Config {
             experts_used,
             expert_ffn_dim,
             expert_weights_norm: file
-                .get(keys::EXPERT_WEIGHTS_NORM)
+                .value(keys::EXPERT_WEIGHTS_NORM)
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false),
         };
@@ -381,74 +497,108 @@ impl Config {
         Ok(cfg)
     }
 
-    fn validate(&self) -> Result<(), Error> {
-        let in_range = |v: usize, max: usize| v > 0 && v <= max;
-        if !in_range(self.dim, MAX_DIM)
-            || !in_range(self.ffn_dim, 4 * MAX_DIM)
-            || !in_range(self.head_dim, MAX_DIM)
-            || !in_range(self.head_dim_global, MAX_DIM)
-            || !in_range(self.ffn_dim_shared_kv, 4 * MAX_DIM)
-            || self.per_layer_dim > MAX_DIM
-            || (self.features.per_layer_inputs == PerLayerInputs::Gated
-                && (self.per_layer_dim == 0 || self.per_layer_dim * self.layers > 4 * MAX_DIM))
-            || !in_range(self.heads, MAX_DIM)
-        {
-            return Err(Error::BadConfig("dimensions must be between 1 and 65536"));
+    /// Every check a model's hyperparameters must pass, with the offending values.
+    pub fn validate(&self) -> Result<(), Error> {
+        let range = |what, v: usize, min: usize, max: usize| {
+            if v >= min && v <= max {
+                Ok(())
+            } else {
+                Err(Error::OutOfRange {
+                    what,
+                    value: v as u64,
+                    min: min as u64,
+                    max: max as u64,
+                })
+            }
+        };
+        range("embedding size", self.dim, 1, MAX_DIM)?;
+        range("feed-forward width", self.ffn_dim, 1, 4 * MAX_DIM)?;
+        range("head size", self.head_dim, 1, MAX_DIM)?;
+        range("global layers' head size", self.head_dim_global, 1, MAX_DIM)?;
+        range(
+            "feed-forward width of layers sharing keys and values",
+            self.ffn_dim_shared_kv,
+            1,
+            4 * MAX_DIM,
+        )?;
+        range("head count", self.heads, 1, MAX_DIM)?;
+        range("KV head count", self.kv_heads, 1, MAX_DIM)?;
+        range("layer count", self.layers, 1, MAX_LAYERS)?;
+        range("vocabulary size", self.vocab_size, 1, MAX_VOCAB)?;
+        range("context length", self.context_length, 1, MAX_CONTEXT)?;
+        range("sliding window", self.sliding_window, 0, MAX_CONTEXT)?;
+        if self.features.per_layer_inputs == PerLayerInputs::Gated {
+            range("per-layer input width", self.per_layer_dim, 1, MAX_DIM)?;
+            range(
+                "per-layer inputs (layers x width)",
+                self.per_layer_dim * self.layers,
+                1,
+                4 * MAX_DIM,
+            )?;
         }
-        if !in_range(self.layers, MAX_LAYERS) {
-            return Err(Error::BadConfig("layer count must be between 1 and 1024"));
+        if !self.heads.is_multiple_of(self.kv_heads) {
+            return Err(Error::NotMultiple {
+                what: "head count",
+                value: self.heads as u64,
+                of_what: "the KV head count",
+                of: self.kv_heads as u64,
+            });
         }
-        if !in_range(self.vocab_size, MAX_VOCAB) || !in_range(self.context_length, MAX_CONTEXT) {
-            return Err(Error::BadConfig("vocabulary or context size out of range"));
+        if self.features.positions == Positions::Rope {
+            range("rotated dimensions", self.rope_dim, 2, self.head_dim_global)?;
+            for (what, v) in [
+                ("rotated dimensions", self.rope_dim),
+                ("head size", self.head_dim),
+            ] {
+                if !v.is_multiple_of(2) {
+                    return Err(Error::NotMultiple {
+                        what,
+                        value: v as u64,
+                        of_what: "RoPE's pairs,",
+                        of: 2,
+                    });
+                }
+            }
         }
-        if self.kv_heads == 0 || !self.heads.is_multiple_of(self.kv_heads) {
-            return Err(Error::BadConfig(
-                "head count must be a multiple of the KV head count",
-            ));
-        }
-        if self.features.positions == Positions::Rope
-            && (!self.rope_dim.is_multiple_of(2)
-                || self.rope_dim == 0
-                || self.rope_dim > self.head_dim_global
-                || !self.head_dim.is_multiple_of(2))
-        {
-            return Err(Error::BadConfig(
-                "RoPE needs an even number of rotated dimensions, at most the head size",
-            ));
-        }
-        if self.features.experts == Experts::Routed
-            && (!in_range(self.experts, 1 << 12)
-                || !in_range(
-                    self.experts_used,
-                    self.experts.min(super::forward::MAX_EXPERTS_USED),
-                )
-                || !in_range(self.expert_ffn_dim, 4 * MAX_DIM))
-        {
-            return Err(Error::BadConfig(
-                "experts: need 1 to 4096 experts, 1 to min(N, 64) used per token, a width of 1 to 262144",
-            ));
+        if self.features.experts == Experts::Routed {
+            range("expert count", self.experts, 1, 4096)?;
+            range(
+                "experts used per token",
+                self.experts_used,
+                1,
+                self.experts.min(MAX_EXPERTS_USED),
+            )?;
+            range("expert width", self.expert_ffn_dim, 1, 4 * MAX_DIM)?;
         }
         if !(self.norm_eps >= 0.0 && self.norm_eps < 1.0) {
-            return Err(Error::BadConfig("norm epsilon out of range"));
+            return Err(Error::Invalid("norm epsilon out of range (0 to 1)"));
         }
         let finite_pos = |v: f32| v.is_finite() && v > 0.0;
         if self.features.positions == Positions::Rope
             && !(finite_pos(self.rope_theta) && finite_pos(self.rope_theta_local))
         {
-            return Err(Error::BadConfig("RoPE base must be a positive number"));
+            return Err(Error::Invalid("RoPE base must be a positive number"));
         }
         if !(finite_pos(self.attention_scale) && finite_pos(self.rope_attention_factor)) {
-            return Err(Error::BadConfig(
+            return Err(Error::Invalid(
                 "attention scale and RoPE attention factor must be positive numbers",
             ));
         }
         if let Some(cap) = self.final_logit_softcap {
             if !finite_pos(cap) {
-                return Err(Error::BadConfig("final logit soft-cap must be positive"));
+                return Err(Error::Invalid("final logit soft-cap must be positive"));
             }
         }
-        if self.sliding_window > MAX_CONTEXT {
-            return Err(Error::BadConfig("sliding window out of range"));
+        if self.layer_kinds.any_local() && self.sliding_window == 0 {
+            return Err(Error::Invalid("local layers need a sliding window > 0"));
+        }
+        for i in 0..self.layers {
+            let kind = self.layer_kinds.attention(i);
+            if self.layer(i).kv == LayerKv::Shared && self.layer_kinds.own_kv_before(i, kind) == 0 {
+                return Err(Error::Invalid(
+                    "a layer shares keys and values with no earlier layer of its kind",
+                ));
+            }
         }
         Ok(())
     }
