@@ -83,7 +83,7 @@ impl RopeScaling {
                 // transformers computes these in f32: theta^(-2j/HS) / factor.
                 let v = (0..half).map(|j| {
                     if j < *pairs {
-                        (1.0 / (theta as f32).powf((2 * j) as f32 / head_dim as f32) / factor)
+                        (1.0 / theta.powf((2 * j) as f32 / head_dim as f32) / factor)
                             as f64
                     } else {
                         0.0
@@ -310,8 +310,6 @@ impl ModelConfig {
         self.rope_scaling
             .inv_freq(self.rope_theta.unwrap_or(10_000.0), self.rope_dim())
     }
-
-    /// Consistency checks shared by every importer.
 
     /// Checks the config with the one validator, ember-format's [`Hparams`] (the record
     /// the runtime loads files with), on the keys [`ModelConfig::write`] puts in the file;

@@ -79,6 +79,9 @@ impl ModelConfig {
                 self.n_heads, self.n_kv_heads
             ));
         }
+        // What Ember's runtime will load: its one hyperparameter record and validator.
+        self.hparams()
+            .map_err(|e| TrainError::Config(format!("Ember could not run this model: {e}")))?;
         let params = crate::model::Layout::new(self).n_params as u128;
         if params > 2_000_000_000 {
             return bad(format!(
@@ -86,6 +89,32 @@ impl ModelConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The model as Ember's hyperparameter record (`ember_format::Hparams`, what the
+    /// converter writes and the runtime loads for a `llama` model), validated by it.
+    pub fn hparams(
+        &self,
+    ) -> std::result::Result<ember_format::Hparams, ember_format::HparamsError> {
+        use ember_format::schema::keys;
+        let mut w = ember_format::Writer::new();
+        w.set_str(keys::ARCHITECTURE, ember_format::schema::Arch::Llama.name());
+        for (key, v) in [
+            (keys::VOCAB_SIZE, self.vocab_size),
+            (keys::CONTEXT_LENGTH, self.ctx),
+            (keys::EMBEDDING_DIM, self.dim),
+            (keys::LAYER_COUNT, self.n_layers),
+            (keys::HEAD_COUNT, self.n_heads),
+            (keys::KV_HEAD_COUNT, self.n_kv_heads),
+            (keys::HEAD_DIM, self.head_size()),
+            (keys::FFN_DIM, self.ffn),
+        ] {
+            w.set_u32(key, u32::try_from(v).unwrap_or(u32::MAX));
+        }
+        w.set_f32(keys::NORM_EPS, self.norm_eps as f32);
+        w.set_f32(keys::ROPE_THETA, self.rope_theta as f32);
+        w.set_bool(keys::TIED_EMBEDDINGS, self.tie_embeddings);
+        ember_format::Hparams::from_metadata(&w)
     }
 
     /// `config.json` as transformers' `LlamaConfig` reads it.
@@ -159,5 +188,46 @@ impl ModelConfig {
         }
         cfg.validate()?;
         Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> ModelConfig {
+        ModelConfig {
+            vocab_size: 64,
+            dim: 32,
+            n_layers: 2,
+            n_heads: 4,
+            n_kv_heads: 2,
+            ffn: 64,
+            ctx: 32,
+            norm_eps: 1e-5,
+            rope_theta: 10_000.0,
+            tie_embeddings: true,
+        }
+    }
+
+    /// The trainer's shapes are checked by the record Ember loads models with: what it
+    /// trains, the runtime runs.
+    #[test]
+    fn configs_are_checked_by_the_runtime_record() {
+        let hp = tiny().hparams().unwrap();
+        assert_eq!((hp.dim, hp.layers, hp.heads, hp.kv_heads), (32, 2, 4, 2));
+        assert_eq!((hp.head_dim, hp.ffn_dim, hp.context_length), (8, 64, 32));
+        tiny().validate().unwrap();
+        let e = ModelConfig {
+            norm_eps: 2.0,
+            ..tiny()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("Ember could not run this model") && e.contains("norm epsilon"),
+            "{e}"
+        );
     }
 }
