@@ -16,14 +16,17 @@ where the model adds one, as transformers' `tokenizer(text)`); `round_trip` is w
 `decode(ids[prefix:], skip_special_tokens=False)` gives the text back.
 
 Families: smollm2 and gemma3 (the real GGUF vocabularies, as transformers imports them;
-SmolLM2 with its own Digits + ByteLevel pre-tokenizer), gpt2, llama3 and qwen2 (byte-level
-BPEs trained here with HF's BpeTrainer using each model's split pattern, as no real
-tokenizer.json can be had offline), llama2-spm (../shared/fixtures/tiny-llama2-spm, the real
-Llama 2 vocabulary) and trainer (ember-train's BPE, a tokenizer.json given by --trainer).
+SmolLM2 with its own Digits + ByteLevel pre-tokenizer), gpt2, llama3, qwen2 and o200k
+(GPT-4o's split, Phi-4-mini's tokenizer.json) (byte-level BPEs trained here with HF's
+BpeTrainer using each model's split pattern, as no real tokenizer.json can be had offline;
+o200k's strings also hold words of mixed case, titlecase, modifier and other letters, marks,
+contractions in any case and slashes), llama2-spm (../shared/fixtures/tiny-llama2-spm, the
+real Llama 2 vocabulary) and trainer (ember-train's BPE, a tokenizer.json given by --trainer).
 
 Unicode: the generator's random code points and the runtime's character classes use Unicode
 16.0.0, the version of the Oniguruma (6.9.10) bundled in tokenizers 0.23; `--check-classes`
-compares HF's \\p{L}, \\p{N} and \\s with unicodedata2 16.0.0 on every code point.
+compares HF's \\p{L}, \\p{N}, \\s and o200k's two letter sets with unicodedata2 16.0.0 on
+every code point.
 
 Needs: tokenizers, transformers (GGUF import, with gguf), unicodedata2==16.0.0.
 """
@@ -42,6 +45,11 @@ UNICODE_VERSION = "16.0.0"
 GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 LLAMA3 = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 QWEN2 = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+# GPT-4o's o200k_base (tiktoken), as Phi-4-mini's tokenizer.json has it.
+O200K = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+         r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+         r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+SPLITS = {"llama3": LLAMA3, "qwen2": QWEN2, "o200k": O200K}
 
 # Pieces a fragment is drawn from.
 WORDS = ["the", "The", "of", "and", "hello", "World", "naïve", "café", "Zürich", "don't", "it's",
@@ -66,6 +74,18 @@ COMBINING = ["\u0301", "\u0300", "\u0308", "\u0327", "\u0303", "\u0332", "\u20dd
              "\u093f", "\u0e31", "\u05b7", "\u064b", "\u302a", "\u1ab0", "\ufe0f", "\ufe0e"]
 ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u180e", "\u200e",
               "\u200f", "\u2061", "\x00", "\x01", "\x1f", "\x7f"]
+# More for o200k, which splits words where the case changes and keeps contractions (in any
+# case) with the word before them.
+CASED = ["CamelCase", "camelCaseWord", "HTTPServer", "XMLHttpRequest", "iPhone", "McDONALD'S",
+         "DON'T", "don'T", "I'M", "WE'LL", "You'Re", "they'VE", "\u01c5emal", "\u01c8ubljana",
+         "\u1f88", "\u02b0", "\u3005", "\u30fc", "\u01c4\u01c5\u01c6", "\u0100\u0101\u0102\u0103",
+         "\u03a3\u0391\u03a3'S", "e\u0301", "E\u0301X", "\u0301", "\u0301'S", "'\u017f", "x'\u017fx",
+         "a//b", "//", " //\n", "!/", "\r\n/", "http://a.b/c", "HELLOworld", "helloWORLD",
+         "\u00c0\u00c9\u00ce\u00f5\u00fc", "\ua640\ua641", "\U00010400\U00010428", "\uff21\uff22\uff43",
+         "\u6771\u4eacABC", "abc\u6771\u4eac"]
+CONTRACTIONS = ["'s", "'S", "'t", "'re", "'VE", "'m", "'ll", "'D", "'\u017f", "'"]
+CASE_POOLS = {}
+
 EMOJI = ["🙂", "😀", "🎉", "🚀", "👍", "👍🏽", "👨\u200d👩\u200d👧", "👨\u200d👩\u200d👧\u200d👦",
          "🏳️\u200d🌈", "🇫🇷", "🇯🇵", "1️⃣", "#️⃣", "❤️", "☺", "🫠", "🧑🏿\u200d💻", "🐈\u200d⬛"]
 
@@ -89,7 +109,30 @@ def random_code_point(rng):
         return chr(cp)
 
 
-def fragment(rng, specials):
+def o200k_fragment(rng):
+    """A mixed-case word: from CASED, or random letters of each case and marks."""
+    if not CASE_POOLS:
+        for cp in range(0x80, 0x110000):
+            if not 0xD800 <= cp <= 0xDFFF:
+                cat = ud.category(chr(cp))
+                if cat[0] in "LM":
+                    CASE_POOLS.setdefault(cat if cat[0] == "L" else "M", []).append(chr(cp))
+        CASE_POOLS["upper"] = [chr(c) for c in range(0x41, 0x5B)]
+        CASE_POOLS["lower"] = [chr(c) for c in range(0x61, 0x7B)]
+    if rng.random() < 0.5:
+        return rng.choice(CASED)
+    pools = ["upper", "lower", "Lu", "Ll", "Lt", "Lm", "Lo", "M"]
+    w = "".join(rng.choice(CASE_POOLS[rng.choice(pools)]) for _ in range(rng.randint(1, 6)))
+    if rng.random() < 0.3:
+        w += rng.choice(CONTRACTIONS)
+    return w
+
+
+def fragment(rng, specials, extra=None):
+    # `extra` (a family's own fragments) draws from rng only where given, so the families
+    # without it keep their strings.
+    if extra is not None and rng.random() < 0.25:
+        return extra(rng)
     k = rng.random()
     if k < 0.22:
         w = rng.choice(WORDS)
@@ -117,10 +160,10 @@ def fragment(rng, specials):
     return w
 
 
-def generate(rng, n, specials):
+def generate(rng, n, specials, extra=None):
     out = []
     for _ in range(n):
-        parts = [fragment(rng, specials) for _ in range(rng.randint(1, 14))]
+        parts = [fragment(rng, specials, extra) for _ in range(rng.randint(1, 14))]
         # Fragments are mostly separated by a space, as words are.
         s = ""
         for p in parts:
@@ -135,9 +178,13 @@ def check_classes():
     ws = [(0x09, 0x0D), (0x20, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0x1680, 0x1680),
           (0x2000, 0x200A), (0x2028, 0x2029), (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000)]
     ok = True
+    upper = {"Lu", "Lt", "Lm", "Lo", "Mn", "Mc", "Me"}
+    lower = {"Ll", "Lm", "Lo", "Mn", "Mc", "Me"}
     for pat, want in [(r"\p{L}", lambda cp: ud.category(chr(cp))[0] == "L"),
                       (r"\p{N}", lambda cp: ud.category(chr(cp))[0] == "N"),
-                      (r"\s", lambda cp: any(lo <= cp <= hi for lo, hi in ws))]:
+                      (r"\s", lambda cp: any(lo <= cp <= hi for lo, hi in ws)),
+                      (r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]", lambda cp: ud.category(chr(cp)) in upper),
+                      (r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]", lambda cp: ud.category(chr(cp)) in lower)]:
         out = normalizers.Replace(Regex(pat), "\x01").normalize_str(s)
         bad = [hex(cp) for cp, c in zip(cps, out) if (c == "\x01") != want(cp)]
         print(f"classes: HF {pat} vs Unicode {ud.unidata_version}: {len(bad)} code points differ {bad[:8]}")
@@ -152,12 +199,15 @@ def train_bpe(name, rng, corpus, vocab_size=4000):
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     else:
         tok.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(LLAMA3 if name == "llama3" else QWEN2), behavior="isolated"),
+            pre_tokenizers.Split(Regex(SPLITS[name]), behavior="isolated"),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     if name == "llama3":
         specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|eot_id|>"]
+    elif name == "o200k":
+        # Phi-4-mini's.
+        specials = ["<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(corpus, trainer=trainer)
@@ -214,7 +264,7 @@ def main():
     ap.add_argument("--smollm2", help="SmolLM2 GGUF")
     ap.add_argument("--gemma3", help="Gemma 3 GGUF")
     ap.add_argument("--trainer", help="tokenizer.json written by ember-train")
-    ap.add_argument("--families", default="smollm2,gpt2,llama3,qwen2,llama2-spm,gemma3,trainer")
+    ap.add_argument("--families", default="smollm2,gpt2,llama3,qwen2,o200k,llama2-spm,gemma3,trainer")
     ap.add_argument("--check-classes", action="store_true")
     a = ap.parse_args()
     if ud.unidata_version != UNICODE_VERSION:
@@ -230,14 +280,15 @@ def main():
     for i, family in enumerate(fams):
         # Each family its own stream, so adding a family leaves the others' strings unchanged.
         rng = random.Random(f"{a.seed}/{family}")
-        if family in ("gpt2", "llama3", "qwen2"):
-            corpus = shakespeare + generate(random.Random(f"{a.seed}/{family}/corpus"), 6000, [])
+        if family in ("gpt2", "llama3", "qwen2", "o200k"):
+            extra = o200k_fragment if family == "o200k" else None
+            corpus = shakespeare + generate(random.Random(f"{a.seed}/{family}/corpus"), 6000, [], extra)
             tok, specials = train_bpe(family, rng, corpus)
             d = os.path.join(a.out, family)
             os.makedirs(d, exist_ok=True)
             path = os.path.join(d, "tokenizer.json")
             tok.save(path)
-            write_cases(a.out, family, "hf", path, tok, generate(rng, a.n, specials))
+            write_cases(a.out, family, "hf", path, tok, generate(rng, a.n, specials, extra))
         elif family == "llama2-spm":
             if not a.shared:
                 print("SKIPPED: llama2-spm (no --shared)")

@@ -197,7 +197,7 @@ fn tokenizers_match_hugging_face_on_random_text() {
     families.sort();
     eprintln!("tokenizer diff: families {families:?}");
     if std::env::var_os("EMBER_TOKENIZER_DIFF_FAMILIES").is_none() {
-        for must in ["gpt2", "llama3", "qwen2", "trainer"] {
+        for must in ["gpt2", "llama3", "qwen2", "o200k", "trainer"] {
             assert!(families.iter().any(|f| f == must), "{must} was not checked");
         }
     }

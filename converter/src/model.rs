@@ -83,8 +83,7 @@ impl RopeScaling {
                 // transformers computes these in f32: theta^(-2j/HS) / factor.
                 let v = (0..half).map(|j| {
                     if j < *pairs {
-                        (1.0 / theta.powf((2 * j) as f32 / head_dim as f32) / factor)
-                            as f64
+                        (1.0 / theta.powf((2 * j) as f32 / head_dim as f32) / factor) as f64
                     } else {
                         0.0
                     }

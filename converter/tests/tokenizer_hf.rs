@@ -130,6 +130,36 @@ fn golden_qwen2() {
     check_golden("qwen2", &variant("qwen2"));
 }
 
+/// GPT-4o's o200k split (Phi-4-mini's tokenizer.json) maps to `o200k` by exact string; the
+/// ids against HF are tests/tokenizer_diff.rs's (family o200k).
+#[test]
+fn o200k_split_regex() {
+    const LLAMA3: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    const O200K: &str = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    let escaped = |r: &str| serde_json::to_string(r).unwrap();
+    let llama3 = variant("llama3");
+    assert!(llama3.contains(&escaped(LLAMA3)));
+    let j = llama3.replace(&escaped(LLAMA3), &escaped(O200K));
+    let spec = from_hf_str(&j, None).unwrap();
+    assert_eq!(spec.pre, "o200k");
+    let bytes = to_file(&spec);
+    let file = parse(&bytes);
+    let tok = rt::Tokenizer::from_file(&file).unwrap();
+    assert_eq!(tok.pre_tokenizer(), rt::PreTokenizer::O200k);
+    for text in [
+        "CamelCaseWord DON'T x'\u{17F}x",
+        "e\u{301}X 12345 //\n\n  b",
+    ] {
+        assert_eq!(decode(&tok, &encode(&tok, text)), text);
+    }
+    // Any other regex is refused, not split some other way.
+    let near = O200K.replace("[\\r\\n/]*", "[\\r\\n]*");
+    assert_ne!(near, O200K);
+    let j = llama3.replace(&escaped(LLAMA3), &escaped(&near));
+    let e = from_hf_str(&j, None).unwrap_err().to_string();
+    assert!(e.contains("unsupported pre-tokenizer regex"), "{e}");
+}
+
 #[test]
 fn golden_prefix_space() {
     check_golden("gpt2-prefix-space", &variant("gpt2-prefix-space"));

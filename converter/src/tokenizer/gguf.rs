@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 pub struct GgufTokenizerFields {
     /// `tokenizer.ggml.model`: `gpt2` (byte-level BPE) or `llama` (SentencePiece).
     pub model: String,
-    /// `tokenizer.ggml.pre`: `smollm`, `llama-bpe`, `qwen2`, `gpt-2`, `default`, ...
+    /// `tokenizer.ggml.pre`: `smollm`, `llama-bpe`, `qwen2`, `gpt-4o`, `gpt-2`, `default`, ...
     pub pre: Option<String>,
     /// `tokenizer.ggml.tokens`, as stored.
     pub tokens: Vec<Vec<u8>>,
@@ -42,6 +42,8 @@ fn pre_for(pre: Option<&str>) -> Result<(&'static str, bool)> {
         "smollm" | "starcoder" | "refact" => ("gpt2-digits", false),
         "llama-bpe" | "llama3" | "llama-v3" | "smaug-bpe" => ("llama3", true),
         "qwen2" => ("qwen2", false),
+        // GPT-4o's o200k split (Phi-4-mini).
+        "gpt-4o" => ("o200k", false),
         other => bail!("unsupported GGUF pre-tokenizer tokenizer.ggml.pre = '{other}'"),
     })
 }
@@ -227,4 +229,18 @@ pub fn from_gguf(f: GgufTokenizerFields) -> Result<TokenizerSpec> {
     };
     spec.find_eog();
     Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pre_for;
+
+    #[test]
+    fn pre_tokenizer_names() {
+        assert_eq!(pre_for(None).unwrap(), ("gpt2", false));
+        assert_eq!(pre_for(Some("llama-bpe")).unwrap(), ("llama3", true));
+        // Phi-4-mini's GGUF (llama.cpp's LLAMA_VOCAB_PRE_TYPE_GPT4O).
+        assert_eq!(pre_for(Some("gpt-4o")).unwrap(), ("o200k", false));
+        assert!(pre_for(Some("made-up")).is_err());
+    }
 }

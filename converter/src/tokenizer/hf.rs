@@ -19,6 +19,8 @@ const GPT2_REGEX: &str =
     r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// GPT-4o's o200k split, as Phi-4-mini's tokenizer.json writes it.
+const O200K_REGEX: &str = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// Reads `dir/tokenizer.json` and the optional companions.
 pub fn from_hf_dir(dir: &Path) -> Result<TokenizerSpec> {
@@ -198,6 +200,7 @@ fn pre_tokenizer(pre: &Value, normalizer: &Value, decoder: &Value) -> Result<Pip
                     let name = match regex {
                         Some(LLAMA3_REGEX) => "llama3",
                         Some(QWEN2_REGEX) => "qwen2",
+                        Some(O200K_REGEX) => "o200k",
                         Some(GPT2_REGEX) => "gpt2",
                         other => bail!(
                             "unsupported pre-tokenizer regex {} in tokenizer.json",

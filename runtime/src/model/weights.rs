@@ -40,7 +40,9 @@ impl<'a> Matrix<'a> {
     /// `n` multiples of 16) or any rows of a row-major matrix.
     pub fn rows(&self, first: usize, n: usize) -> Matrix<'a> {
         let rb = self.row_bytes();
-        debug_assert!(self.layout == Layout::RowMajor || (first.is_multiple_of(16) && n.is_multiple_of(16)));
+        debug_assert!(
+            self.layout == Layout::RowMajor || (first.is_multiple_of(16) && n.is_multiple_of(16))
+        );
         Matrix {
             rows: n,
             data: &self.data[first * rb..(first + n) * rb],

@@ -1,6 +1,6 @@
 //! Tokenizers read from a `.ember` file's `tokenizer.*` metadata (docs/FORMAT.md, section
-//! "Tokenizer"): byte-level BPE (GPT-2, SmolLM, Llama 3, Qwen2) and SentencePiece-style BPE
-//! with byte fallback (Llama 2, TinyLlama, Mistral).
+//! "Tokenizer"): byte-level BPE (GPT-2, SmolLM, Llama 3, Qwen2, Phi-4-mini) and
+//! SentencePiece-style BPE with byte fallback (Llama 2, TinyLlama, Mistral).
 //!
 //! The converter did the heavy work offline: token bytes are stored already decoded, the
 //! merge table is sorted by pair for binary search, and the text-to-id index is sorted by
