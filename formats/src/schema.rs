@@ -54,10 +54,10 @@ pub struct ArchInfo {
     /// GGUF `general.architecture`s.
     pub gguf: &'static [&'static str],
     pub features: Features,
-    /// HF modules under `model.layers.N.` (weight and bias) and the roles they fill; a fused
-    /// module lists its parts in row order; `*` in a name is an expert's index, whose
-    /// matrices are stacked by rows into the role.
-    pub hf_layer: &'static [(&'static str, &'static [Role])],
+    /// HF modules under `model.layers.N.` (weight and bias), in groups, and the roles they
+    /// fill; a fused module lists its parts in row order; `*` in a name is an expert's
+    /// index, whose matrices are stacked by rows into the role.
+    pub hf_layer: &'static [HfModules],
     /// GGUF tensors (`blk.N.<name>.weight`) that fuse several roles by rows.
     pub gguf_fused: &'static [(&'static str, &'static [Role])],
     /// llama.cpp's converter interleaved the Q/K rows of this GGUF architecture (RoPE in
@@ -84,32 +84,68 @@ const LLAMA: Features = Features {
 
 use Role::*;
 
-/// Llama's modules: `post_attention_layernorm` is the feed-forward's pre-norm.
-const LLAMA_HF: &[(&str, &[Role])] = &[
-    ("input_layernorm", &[AttnNorm]),
-    ("post_attention_layernorm", &[FfnNorm]),
-    ("self_attn.q_proj", &[AttnQ]),
-    ("self_attn.k_proj", &[AttnK]),
-    ("self_attn.v_proj", &[AttnV]),
-    ("self_attn.o_proj", &[AttnOutput]),
-    ("mlp.gate_proj", &[FfnGate]),
-    ("mlp.up_proj", &[FfnUp]),
-    ("mlp.down_proj", &[FfnDown]),
-];
+/// Groups of HF modules (under `model.layers.N.`) and the roles they fill, from which the
+/// architectures' maps are put together. Llama's `post_attention_layernorm` is the
+/// feed-forward's pre-norm.
+pub type HfModules = &'static [(&'static str, &'static [Role])];
 
-const QWEN3_HF: &[(&str, &[Role])] = &[
+const LLAMA_NORMS: HfModules = &[
     ("input_layernorm", &[AttnNorm]),
     ("post_attention_layernorm", &[FfnNorm]),
+];
+/// Gemma's four norms: its `post_attention_layernorm` is the attention's post-norm.
+const GEMMA_NORMS: HfModules = &[
+    ("input_layernorm", &[AttnNorm]),
+    ("post_attention_layernorm", &[PostAttnNorm]),
+    ("pre_feedforward_layernorm", &[FfnNorm]),
+    ("post_feedforward_layernorm", &[PostFfnNorm]),
+];
+/// OLMo 2's norms come after the attention and the feed-forward only.
+const POST_NORMS: HfModules = &[
+    ("post_attention_layernorm", &[PostAttnNorm]),
+    ("post_feedforward_layernorm", &[PostFfnNorm]),
+];
+const QK_NORMS: HfModules = &[
     ("self_attn.q_norm", &[AttnQNorm]),
     ("self_attn.k_norm", &[AttnKNorm]),
+];
+const ATTENTION: HfModules = &[
     ("self_attn.q_proj", &[AttnQ]),
     ("self_attn.k_proj", &[AttnK]),
     ("self_attn.v_proj", &[AttnV]),
     ("self_attn.o_proj", &[AttnOutput]),
+];
+const DENSE_FFN: HfModules = &[
     ("mlp.gate_proj", &[FfnGate]),
     ("mlp.up_proj", &[FfnUp]),
     ("mlp.down_proj", &[FfnDown]),
 ];
+/// Phi-3's fused projections.
+const FUSED_ATTENTION: HfModules = &[
+    ("self_attn.qkv_proj", &[AttnQ, AttnK, AttnV]),
+    ("self_attn.o_proj", &[AttnOutput]),
+];
+const FUSED_FFN: HfModules = &[
+    ("mlp.gate_up_proj", &[FfnGate, FfnUp]),
+    ("mlp.down_proj", &[FfnDown]),
+];
+const EXPERTS: HfModules = &[
+    ("mlp.gate", &[FfnGateInp]),
+    ("mlp.experts.*.gate_proj", &[FfnGateExps]),
+    ("mlp.experts.*.up_proj", &[FfnUpExps]),
+    ("mlp.experts.*.down_proj", &[FfnDownExps]),
+];
+/// Gemma 4's per-layer input branch and output scale.
+const PER_LAYER_BRANCH: HfModules = &[
+    ("per_layer_input_gate", &[PerLayerGate]),
+    ("per_layer_projection", &[PerLayerProj]),
+    ("post_per_layer_input_norm", &[PerLayerPostNorm]),
+    // A scalar buffer without a `.weight` suffix.
+    ("layer_scalar", &[LayerOutputScale]),
+];
+
+const LLAMA_HF: &[HfModules] = &[LLAMA_NORMS, ATTENTION, DENSE_FFN];
+const QWEN3_HF: &[HfModules] = &[LLAMA_NORMS, QK_NORMS, ATTENTION, DENSE_FFN];
 
 /// Every architecture, one row each.
 pub const ARCHS: &[ArchInfo] = &[
@@ -161,22 +197,7 @@ pub const ARCHS: &[ArchInfo] = &[
             embed_scale: EmbedScale::SqrtDim,
             ..LLAMA
         },
-        // Gemma's post_attention_layernorm is the attention's post-norm.
-        hf_layer: &[
-            ("input_layernorm", &[AttnNorm]),
-            ("post_attention_layernorm", &[PostAttnNorm]),
-            ("pre_feedforward_layernorm", &[FfnNorm]),
-            ("post_feedforward_layernorm", &[PostFfnNorm]),
-            ("self_attn.q_norm", &[AttnQNorm]),
-            ("self_attn.k_norm", &[AttnKNorm]),
-            ("self_attn.q_proj", &[AttnQ]),
-            ("self_attn.k_proj", &[AttnK]),
-            ("self_attn.v_proj", &[AttnV]),
-            ("self_attn.o_proj", &[AttnOutput]),
-            ("mlp.gate_proj", &[FfnGate]),
-            ("mlp.up_proj", &[FfnUp]),
-            ("mlp.down_proj", &[FfnDown]),
-        ],
+        hf_layer: &[GEMMA_NORMS, QK_NORMS, ATTENTION, DENSE_FFN],
         gguf_fused: &[],
         gguf_rope_interleaved: false,
         hf_norms_add_one: true,
@@ -216,14 +237,7 @@ pub const ARCHS: &[ArchInfo] = &[
         hf: &["phi3"],
         gguf: &["phi3"],
         features: LLAMA,
-        hf_layer: &[
-            ("input_layernorm", &[AttnNorm]),
-            ("post_attention_layernorm", &[FfnNorm]),
-            ("self_attn.qkv_proj", &[AttnQ, AttnK, AttnV]),
-            ("self_attn.o_proj", &[AttnOutput]),
-            ("mlp.gate_up_proj", &[FfnGate, FfnUp]),
-            ("mlp.down_proj", &[FfnDown]),
-        ],
+        hf_layer: &[LLAMA_NORMS, FUSED_ATTENTION, FUSED_FFN],
         gguf_fused: &[
             ("attn_qkv", &[AttnQ, AttnK, AttnV]),
             ("ffn_up", &[FfnGate, FfnUp]),
@@ -241,19 +255,7 @@ pub const ARCHS: &[ArchInfo] = &[
             block_norms: BlockNorms::Post,
             ..LLAMA
         },
-        hf_layer: &[
-            ("post_attention_layernorm", &[PostAttnNorm]),
-            ("post_feedforward_layernorm", &[PostFfnNorm]),
-            ("self_attn.q_norm", &[AttnQNorm]),
-            ("self_attn.k_norm", &[AttnKNorm]),
-            ("self_attn.q_proj", &[AttnQ]),
-            ("self_attn.k_proj", &[AttnK]),
-            ("self_attn.v_proj", &[AttnV]),
-            ("self_attn.o_proj", &[AttnOutput]),
-            ("mlp.gate_proj", &[FfnGate]),
-            ("mlp.up_proj", &[FfnUp]),
-            ("mlp.down_proj", &[FfnDown]),
-        ],
+        hf_layer: &[POST_NORMS, QK_NORMS, ATTENTION, DENSE_FFN],
         gguf_fused: &[],
         gguf_rope_interleaved: false,
         hf_norms_add_one: false,
@@ -268,24 +270,7 @@ pub const ARCHS: &[ArchInfo] = &[
             experts: Experts::Routed,
             ..LLAMA
         },
-        hf_layer: &[
-            ("input_layernorm", &[AttnNorm]),
-            ("post_attention_layernorm", &[FfnNorm]),
-            ("self_attn.q_norm", &[AttnQNorm]),
-            ("self_attn.k_norm", &[AttnKNorm]),
-            ("self_attn.q_proj", &[AttnQ]),
-            ("self_attn.k_proj", &[AttnK]),
-            ("self_attn.v_proj", &[AttnV]),
-            ("self_attn.o_proj", &[AttnOutput]),
-            ("mlp.gate", &[FfnGateInp]),
-            ("mlp.experts.*.gate_proj", &[FfnGateExps]),
-            ("mlp.experts.*.up_proj", &[FfnUpExps]),
-            ("mlp.experts.*.down_proj", &[FfnDownExps]),
-            // Dense layers (`mlp_only_layers`).
-            ("mlp.gate_proj", &[FfnGate]),
-            ("mlp.up_proj", &[FfnUp]),
-            ("mlp.down_proj", &[FfnDown]),
-        ],
+        hf_layer: &[LLAMA_NORMS, QK_NORMS, ATTENTION, EXPERTS, DENSE_FFN],
         gguf_fused: &[],
         gguf_rope_interleaved: false,
         hf_norms_add_one: false,
@@ -306,24 +291,11 @@ pub const ARCHS: &[ArchInfo] = &[
             ..LLAMA
         },
         hf_layer: &[
-            ("input_layernorm", &[AttnNorm]),
-            ("post_attention_layernorm", &[PostAttnNorm]),
-            ("pre_feedforward_layernorm", &[FfnNorm]),
-            ("post_feedforward_layernorm", &[PostFfnNorm]),
-            ("self_attn.q_norm", &[AttnQNorm]),
-            ("self_attn.k_norm", &[AttnKNorm]),
-            ("self_attn.q_proj", &[AttnQ]),
-            ("self_attn.k_proj", &[AttnK]),
-            ("self_attn.v_proj", &[AttnV]),
-            ("self_attn.o_proj", &[AttnOutput]),
-            ("mlp.gate_proj", &[FfnGate]),
-            ("mlp.up_proj", &[FfnUp]),
-            ("mlp.down_proj", &[FfnDown]),
-            ("per_layer_input_gate", &[PerLayerGate]),
-            ("per_layer_projection", &[PerLayerProj]),
-            ("post_per_layer_input_norm", &[PerLayerPostNorm]),
-            // A scalar buffer without a `.weight` suffix.
-            ("layer_scalar", &[LayerOutputScale]),
+            GEMMA_NORMS,
+            QK_NORMS,
+            ATTENTION,
+            DENSE_FFN,
+            PER_LAYER_BRANCH,
         ],
         gguf_fused: &[],
         gguf_rope_interleaved: false,

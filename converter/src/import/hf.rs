@@ -574,7 +574,7 @@ fn plan_decoder<'a>(
     let (dims, ft) = (hp.dims(), arch.features());
     let specs = config.layer_specs();
     for (n, spec) in specs.iter().enumerate() {
-        for &(module, roles) in info.hf_layer {
+        for &(module, roles) in info.hf_layer.iter().flat_map(|g| g.iter()) {
             if module.contains('*') {
                 if spec.ffn == LayerFfn::Experts {
                     plan_experts(&mut tensors, &hp, n, module, roles, out, hints)?;
