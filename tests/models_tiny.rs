@@ -343,3 +343,50 @@ fn gemma4_kv_sharing_double_wide_and_layer_scales_match_transformers() {
     let kv = ember_runtime::kv_cache::KvCache::<()>::floats_without_rings(cfg, 100);
     assert_eq!(kv, (32 + 3 * 16) * 2 * 100);
 }
+
+/// A quantized mixture decodes its chosen experts side by side (one dispatch for their gate
+/// and up products, one for their downs) and prefills them expert by expert over the tokens
+/// routed to each: both give the same logits, at every level and thread count.
+#[test]
+fn moe_decode_matches_batched_experts() {
+    let Some(dir) = shared_fixture("tiny-qwen3moe") else {
+        return;
+    };
+    let reference = read_json(&dir.join("reference.json"));
+    let input = ids(&reference["input_ids"]);
+    for recipe in [Recipe::Q8_0, Recipe::Q4_0] {
+        let bytes = convert_rows16(&dir, recipe);
+        let file = EmberFile::parse(&bytes).unwrap();
+        let model = Model::load(&file).unwrap();
+        let v = model.config.vocab_size;
+        for level in Level::ALL {
+            let Some(kernels) = Kernels::for_level(level) else {
+                continue;
+            };
+            for threads in [1, 3] {
+                let mut batched =
+                    Session::with_options(&model, input.len(), input.len(), Logits::All).unwrap();
+                batched.set_kernels(kernels);
+                batched.set_threads(threads);
+                let all = batched.forward_all(&input).unwrap().to_vec();
+                let mut one = Session::with_options(&model, input.len(), 1, Logits::All).unwrap();
+                one.set_kernels(kernels);
+                one.set_threads(threads);
+                let mut worst = 0f32;
+                for (i, &id) in input.iter().enumerate() {
+                    let got = one.forward_all(&[id]).unwrap();
+                    let want = &all[i * v..(i + 1) * v];
+                    let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+                    for (a, b) in got.iter().zip(want) {
+                        worst = worst.max((a - b).abs() / scale);
+                    }
+                }
+                assert!(
+                    worst < 1e-4,
+                    "{recipe:?} {} {threads} threads: decode differs by {worst:.2e}",
+                    level.name()
+                );
+            }
+        }
+    }
+}

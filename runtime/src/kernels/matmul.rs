@@ -262,3 +262,80 @@ fn matmul_rows16<const N: usize>(g: Group, exec: &dyn Executor, products: [Produ
         }
     });
 }
+
+/// Most matrices [`matvec_rows16_each`] takes in one dispatch.
+pub const MAX_EACH: usize = 128;
+
+/// One token through several rows16 matrices of one block dtype, each with its own input:
+/// `out_j (rows_j) = W_j · x_{row_j}`, where the inputs are rows of `act` (quantized by the
+/// caller). One dispatch over the threads for all of them: decode's chosen experts, whose
+/// 2k or k small products would otherwise each pay a dispatch. Returns false, computing
+/// nothing, where it does not apply (another layout or a float dtype, more than
+/// [`MAX_EACH`] matrices); the caller then multiplies them one by one.
+pub fn matvec_rows16_each(
+    k: &Kernels,
+    exec: &dyn Executor,
+    items: &mut [(&Matrix, usize, &mut [f32])],
+    act: &ActQ8,
+) -> bool {
+    let Some(first) = items.first() else {
+        return true;
+    };
+    let dtype = first.0.dtype;
+    let (Some(g), true) = (
+        k.group(dtype),
+        items.len() <= MAX_EACH
+            && items.iter().all(|(w, _, out)| {
+                w.layout == Layout::Rows16
+                    && w.dtype == dtype
+                    && w.rows % GROUP == 0
+                    && out.len() >= w.rows
+            }),
+    ) else {
+        return false;
+    };
+    // Per matrix: (weights, input row, output, bytes per group, first global group).
+    let mut mats = [(
+        &Matrix::EMPTY,
+        0usize,
+        SyncMutPtr(core::ptr::null_mut()),
+        0usize,
+        0usize,
+    ); MAX_EACH];
+    let mut total = 0;
+    for (m, (w, row, out)) in mats.iter_mut().zip(items.iter_mut()) {
+        let groups = w.rows / GROUP;
+        *m = (
+            *w,
+            *row,
+            SyncMutPtr(out.as_mut_ptr()),
+            w.data.len() / groups.max(1),
+            total,
+        );
+        total += groups;
+    }
+    let mats = &mats[..items.len()];
+    let parts = if exec.threads() > 1 {
+        (exec.threads() * 2 * PARTS_PER_THREAD).min(total).max(1)
+    } else {
+        1
+    };
+    exec.run(parts, &|part| {
+        for global in total * part / parts..total * (part + 1) / parts {
+            let Some(&(w, row, out, group_bytes, first)) =
+                mats.iter().rev().find(|m| m.4 <= global)
+            else {
+                continue;
+            };
+            let gi = global - first;
+            let wg = &w.data[gi * group_bytes..(gi + 1) * group_bytes];
+            let o = (g.gemv)(wg, &act.row(row));
+            for (r, &v) in o.iter().enumerate() {
+                // SAFETY: gi·GROUP + r < rows <= out.len() (checked above), and each group
+                // of each matrix is written by exactly one part.
+                unsafe { out.write(gi * GROUP + r, v) };
+            }
+        }
+    });
+    true
+}

@@ -98,7 +98,9 @@ impl ScratchPlan {
         let hs = cfg.head_dim.max(cfg.head_dim_global);
         let lp = cfg.layers * cfg.per_layer_dim;
         let max_cols = c.max(f).max(cfg.q_dim());
-        let blocks = b * max_cols.div_ceil(32);
+        // Decode runs the k chosen experts side by side: k rows of FE (and of C).
+        let k = cfg.experts_used;
+        let blocks = (b * max_cols.div_ceil(32)).max(k * cfg.expert_ffn_dim.div_ceil(32));
         let logit_rows = if mode == Logits::All { b } else { 1 };
         // Regions only some architectures use are empty for the others (a microcontroller
         // pays for none of them): the block output before a post-norm (sandwich norms), the
@@ -117,11 +119,11 @@ impl ScratchPlan {
             (Region::Q, b * cfg.q_dim()),
             (Region::Kv, b * 2 * cfg.kv_dim()),
             (Region::Att, b * cfg.q_dim()),
-            (Region::FfnA, b * f),
-            (Region::FfnB, b * f),
+            (Region::FfnA, (b * f).max(k * cfg.expert_ffn_dim)),
+            (Region::FfnB, (b * f).max(k * cfg.expert_ffn_dim)),
             (Region::Router, moe * b * cfg.experts),
             (Region::MoeIn, moe * b * c),
-            (Region::MoeDown, moe * b * c),
+            (Region::MoeDown, moe * b.max(k) * c),
             (Region::MoeOut, moe * b * c),
             (Region::Scores, cfg.heads * capacity),
             (Region::Rope, b * hs),
@@ -844,7 +846,15 @@ struct MoeScratch<'s, 'p> {
 /// Experts run in index order over the tokens routed to them (gathered into one batch), so
 /// decode reads only the chosen experts' bytes and each token sums in the same order
 /// whatever the batch.
-fn experts(cx: Compute, cfg: &Config, li: usize, w: &Experts, x: &[f32], t: usize, m: MoeScratch) {
+fn experts(
+    cx: Compute,
+    cfg: &Config,
+    li: usize,
+    w: &Experts,
+    x: &[f32],
+    t: usize,
+    mut m: MoeScratch,
+) {
     let (c, n, fe) = (cfg.dim, cfg.experts, cfg.expert_ffn_dim);
     if let Some(o) = cx.observer {
         o.matmul_input(Some(li), "ffn_gate_inp", &x[..t * c], t);
@@ -854,8 +864,12 @@ fn experts(cx: Compute, cfg: &Config, li: usize, w: &Experts, x: &[f32], t: usiz
     for row in router.chunks_exact_mut(n) {
         route(row, cfg.experts_used, cfg.expert_weights_norm);
     }
+    m.sum[..t * c].fill(0.0);
+    if t == 1 && cx.observer.is_none() && decode_experts(cx, cfg, w, x, &mut m) {
+        return;
+    }
+    let router = &m.router[..t * n];
     let sum = &mut m.sum[..t * c];
-    sum.fill(0.0);
     for e in 0..n {
         // Gather the tokens routed to e.
         let mut te = 0;
@@ -904,6 +918,65 @@ fn experts(cx: Compute, cfg: &Config, li: usize, w: &Experts, x: &[f32], t: usiz
             }
         }
     }
+}
+
+/// One token's chosen experts (the weights of `router` (N) that are not -1) side by side:
+/// the gate and up products of all of them in one dispatch, their down products in
+/// another, then sum (C) = Σ weight · output in expert order (as the batched path). False
+/// where the kernels cannot (see `matvec_rows16_each`).
+fn decode_experts(cx: Compute, cfg: &Config, w: &Experts, x: &[f32], m: &mut MoeScratch) -> bool {
+    let (c, fe) = (cfg.dim, cfg.expert_ffn_dim);
+    let router = &m.router[..cfg.experts];
+    let mut chosen = [0usize; MAX_EXPERTS_USED];
+    let mut n = 0;
+    for (e, &wt) in router.iter().enumerate() {
+        if wt >= 0.0 && n < MAX_EXPERTS_USED {
+            chosen[n] = e;
+            n += 1;
+        }
+    }
+    let chosen = &chosen[..n];
+    let mats: [_; MAX_EXPERTS_USED] =
+        core::array::from_fn(|j| w.expert(chosen.get(j).copied().unwrap_or(0)));
+    let k = cx.kernels;
+    m.act.fill(k.quantize_q8, x, 1, c);
+    {
+        let (a, b) = (&mut m.a[..n * fe], &mut m.b[..n * fe]);
+        let mut items: [(&Matrix, usize, &mut [f32]); 2 * MAX_EXPERTS_USED] =
+            core::array::from_fn(|_| (&Matrix::EMPTY, 0, &mut [][..]));
+        for (j, (ga, ub)) in a
+            .chunks_exact_mut(fe)
+            .zip(b.chunks_exact_mut(fe))
+            .enumerate()
+        {
+            items[2 * j] = (&mats[j].0, 0, ga);
+            items[2 * j + 1] = (&mats[j].1, 0, ub);
+        }
+        if !k::matmul::matvec_rows16_each(k, cx.exec, &mut items[..2 * n], m.act) {
+            return false;
+        }
+    }
+    for j in 0..n {
+        (k.swiglu)(&mut m.a[j * fe..(j + 1) * fe], &m.b[j * fe..(j + 1) * fe]);
+    }
+    m.act.fill(k.quantize_q8, &m.a[..n * fe], n, fe);
+    {
+        let mut items: [(&Matrix, usize, &mut [f32]); MAX_EXPERTS_USED] =
+            core::array::from_fn(|_| (&Matrix::EMPTY, 0, &mut [][..]));
+        for (j, out) in m.down[..n * c].chunks_exact_mut(c).enumerate() {
+            items[j] = (&mats[j].2, j, out);
+        }
+        if !k::matmul::matvec_rows16_each(k, cx.exec, &mut items[..n], m.act) {
+            return false;
+        }
+    }
+    for (j, &e) in chosen.iter().enumerate() {
+        let wt = m.router[e];
+        for (s, &o) in m.sum[..c].iter_mut().zip(&m.down[j * c..(j + 1) * c]) {
+            *s += wt * o;
+        }
+    }
+    true
 }
 
 use ember_format::hparams::MAX_EXPERTS_USED;
