@@ -19,6 +19,9 @@
 # vocab, so every shape but the layer count is Qwen3-30B-A3B's) or smollm2 (49,152 tokens,
 # scripts/fetch-models.sh; with the layers cut to a sixth, a head closer in share to the real
 # model's). LAYERS default 8 (Q4_0 MoE file ~3.2 GB with the qwen vocab, F16 ~11 GB).
+# Disk, 8 layers, qwen vocab: F16 11.2 + 2.2 GB, then per type GGUF + .ember of both models:
+# q4_0 2 x (3.2 + 0.7) GB, q8_0 2 x (6.0 + 1.3) GB (about 36 GB for both types); smollm2 vocab
+# about 10% less. The F16 files are only needed to make a new type: delete them after.
 #
 # Each round, per thread count, runs one after the other:
 #   ember bench MOE.ember   -p PROMPT -n GEN -t T -r 1 --json
@@ -67,26 +70,33 @@ case "$tokenizer" in
 esac
 [[ -s "$tok_gguf" ]] || { echo "bench-moe: $tok_gguf is missing" >&2; exit 1; }
 
-if [[ -n "${PYTHON:-}" ]]; then
-    py="$PYTHON"
-elif python3 -c "import numpy, gguf" 2>/dev/null; then
-    py=python3
-else
-    if [[ ! -x .cache/bench-venv/bin/python ]] || ! .cache/bench-venv/bin/python -c "import numpy, gguf" 2>/dev/null; then
-        log "creating .cache/bench-venv (numpy, gguf)"
-        python3 -m venv .cache/bench-venv >&2
-        .cache/bench-venv/bin/pip install --quiet numpy gguf >&2
-    fi
-    py=.cache/bench-venv/bin/python
-fi
-
 base="a3b-${layers}L-${tokenizer}"
 moe_f16="$work/moe-$base-f16.gguf"
 dense_f16="$work/dense-$base-f16.gguf"
+# The F16 files are written only when a quantized GGUF of TYPES is missing.
 args=()
-[[ -s "$moe_f16" ]] || args+=(--moe "$moe_f16")
-[[ -s "$dense_f16" ]] || args+=(--dense "$dense_f16")
+for type in $types; do
+    [[ -s "$moe_f16" || -s "${moe_f16%-f16.gguf}-$type.gguf" || " ${args[*]} " == *" --moe "* ]] \
+        || args+=(--moe "$moe_f16")
+    [[ -s "$dense_f16" || -s "${dense_f16%-f16.gguf}-$type.gguf" || " ${args[*]} " == *" --dense "* ]] \
+        || args+=(--dense "$dense_f16")
+done
+find_python() {  # sets py: PYTHON, or python3 with numpy and gguf, or .cache/bench-venv
+    if [[ -n "${PYTHON:-}" ]]; then
+        py="$PYTHON"
+    elif python3 -c "import numpy, gguf" 2>/dev/null; then
+        py=python3
+    else
+        if [[ ! -x .cache/bench-venv/bin/python ]] || ! .cache/bench-venv/bin/python -c "import numpy, gguf" 2>/dev/null; then
+            log "creating .cache/bench-venv (numpy, gguf)"
+            python3 -m venv .cache/bench-venv >&2
+            .cache/bench-venv/bin/pip install --quiet numpy gguf >&2
+        fi
+        py=.cache/bench-venv/bin/python
+    fi
+}
 if ((${#args[@]})); then
+    find_python
     log "writing ${args[*]} (random weights, F16)"
     "$py" scripts/make_moe_gguf.py --tokenizer "$tok_gguf" --layers "$layers" "${args[@]}" >&2
 fi
@@ -123,12 +133,15 @@ prepare() {
     if [[ ! -s "$gguf" ]]; then
         log "llama-quantize $f16 -> $gguf"
         "$llama_quantize" "$f16" "$gguf.tmp" "${type^^}" 2 > "$gguf.quantize.log" 2>&1 \
-            || { tail -20 "$gguf.quantize.log" >&2; exit 1; }
+            || { tail -20 "$gguf.quantize.log" >&2; rm -f "$gguf.tmp"; exit 1; }
         mv "$gguf.tmp" "$gguf"
     fi
-    if [[ ! -s "$ember_file" || "$ember_file" -ot "$gguf" ]]; then
+    # (re)converted when older than the GGUF or than the ember binary (the format may change)
+    if [[ ! -s "$ember_file" || "$ember_file" -ot "$gguf" || "$ember_file" -ot "$ember" ]]; then
         log "ember convert $gguf -> $ember_file"
-        "$ember" convert "$gguf" -o "$ember_file" --quant same --force --quiet >&2
+        "$ember" convert "$gguf" -o "${ember_file%.ember}.tmp.ember" --quant same --force --quiet >&2 \
+            || { rm -f "${ember_file%.ember}.tmp.ember"; exit 1; }
+        mv "${ember_file%.ember}.tmp.ember" "$ember_file"
     fi
 }
 

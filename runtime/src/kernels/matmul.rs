@@ -178,6 +178,17 @@ pub fn matmul_many<const N: usize>(
     }
 }
 
+/// Parts to split `total` rows16 groups into: whole groups per part, twice as many parts as
+/// for row-major matrices (a group is already a large unit, and finer parts leave less idle
+/// time at the end of a decode step's short matmuls).
+fn group_parts(exec: &dyn Executor, total: usize) -> usize {
+    if exec.threads() > 1 {
+        (exec.threads() * 2 * PARTS_PER_THREAD).min(total).max(1)
+    } else {
+        1
+    }
+}
+
 /// A rows16 kernel and its input: quantized activations, or f32 tokens (T, cols).
 #[derive(Clone, Copy)]
 enum Group<'a, 'b> {
@@ -203,14 +214,7 @@ fn matmul_rows16<const N: usize>(g: Group, exec: &dyn Executor, products: [Produ
         total += groups;
         m
     });
-    // Whole groups per part, twice as many parts as for row-major matrices: a group is
-    // already a large unit, and finer parts leave less idle time at the end of a decode
-    // step's short matmuls.
-    let parts = if exec.threads() > 1 {
-        (exec.threads() * 2 * PARTS_PER_THREAD).min(total).max(1)
-    } else {
-        1
-    };
+    let parts = group_parts(exec, total);
     exec.run(parts, &|part| {
         for global in total * part / parts..total * (part + 1) / parts {
             // The matrix holding this group: the last one starting at or before it.
@@ -315,11 +319,7 @@ pub fn matvec_rows16_each(
         total += groups;
     }
     let mats = &mats[..items.len()];
-    let parts = if exec.threads() > 1 {
-        (exec.threads() * 2 * PARTS_PER_THREAD).min(total).max(1)
-    } else {
-        1
-    };
+    let parts = group_parts(exec, total);
     exec.run(parts, &|part| {
         for global in total * part / parts..total * (part + 1) / parts {
             let Some(&(w, row, out, group_bytes, first)) =
