@@ -390,3 +390,31 @@ fn moe_decode_matches_batched_experts() {
         }
     }
 }
+
+/// Prompts fed a few tokens per pass: Gemma 4's shared layers read the rings of their
+/// source layers (window 4) as they wrap, and a mixture groups each pass's tokens by
+/// expert; every position still matches transformers.
+#[test]
+fn small_prefill_batches_match_for_shared_kv_and_experts() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gemma4-shared");
+    let mut cases = vec![("tiny-gemma4-shared", shared)];
+    if let Some(dir) = shared_fixture("tiny-qwen3moe") {
+        cases.push(("tiny-qwen3moe", dir));
+    }
+    let kernels = Kernels::for_level(Level::Scalar).unwrap();
+    for (name, dir) in cases {
+        let reference = read_json(&dir.join("reference.json"));
+        let input = ids(&reference["input_ids"]);
+        let expected = logit_rows(&reference["logits"]);
+        let bytes = convert_rows16(&dir, Recipe::F32);
+        let file = EmberFile::parse(&bytes).unwrap();
+        let model = Model::load(&file).unwrap();
+        for batch in [1, 2, 3, 5] {
+            let err = worst_logit_error(&model, kernels, 2, &input, batch, &expected);
+            assert!(
+                err <= 1e-4,
+                "{name}, batch {batch}: logits differ by {err:.2e}"
+            );
+        }
+    }
+}
