@@ -28,6 +28,15 @@ const FIXTURES: [(&str, bool); 9] = [
     ("tiny-gemma4", true),
 ];
 
+/// A fixture's reference.json: the prompt ids and transformers' logits at every position.
+fn prompt_and_logits(dir: &Path) -> (Vec<u32>, Vec<Vec<f64>>) {
+    let reference = read_json(&dir.join("reference.json"));
+    (
+        ids(&reference["input_ids"]),
+        logit_rows(&reference["logits"]),
+    )
+}
+
 /// Worst |logit − reference| / max |reference| over every position, feeding the prompt
 /// `batch` tokens per forward pass.
 fn worst_logit_error(
@@ -143,9 +152,7 @@ fn gemma3_ring_buffer_wraps_and_still_matches() {
     let Some(dir) = shared_fixture("tiny-gemma3") else {
         return;
     };
-    let reference = read_json(&dir.join("reference.json"));
-    let input = ids(&reference["input_ids"]);
-    let expected = logit_rows(&reference["logits"]);
+    let (input, expected) = prompt_and_logits(&dir);
     let bytes = convert_rows16(&dir, Recipe::F32);
     let file = EmberFile::parse(&bytes).unwrap();
     let model = Model::load(&file).unwrap();
@@ -182,9 +189,7 @@ fn architectures_convert_with_q8_0_and_same() {
         let Some(dir) = shared_fixture(name) else {
             return;
         };
-        let reference = read_json(&dir.join("reference.json"));
-        let input = ids(&reference["input_ids"]);
-        let expected = logit_rows(&reference["logits"]);
+        let (input, expected) = prompt_and_logits(&dir);
         for source in [dir.clone(), dir.join("model-f32.gguf")] {
             let f32_bytes = convert_rows16(&source, Recipe::F32);
             let same = convert_rows16(&source, Recipe::Same);
@@ -265,9 +270,7 @@ fn longrope_picks_its_factors_by_the_session_length() {
     let Some(src) = shared_fixture("tiny-phi4mini") else {
         return;
     };
-    let reference = read_json(&src.join("reference.json"));
-    let input = ids(&reference["input_ids"]);
-    let expected = logit_rows(&reference["logits"]);
+    let (input, expected) = prompt_and_logits(&src);
     let dir = std::env::temp_dir().join(format!("ember-longrope-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for f in [
@@ -403,9 +406,7 @@ fn small_prefill_batches_match_for_shared_kv_and_experts() {
     }
     let kernels = Kernels::for_level(Level::Scalar).unwrap();
     for (name, dir) in cases {
-        let reference = read_json(&dir.join("reference.json"));
-        let input = ids(&reference["input_ids"]);
-        let expected = logit_rows(&reference["logits"]);
+        let (input, expected) = prompt_and_logits(&dir);
         let bytes = convert_rows16(&dir, Recipe::F32);
         let file = EmberFile::parse(&bytes).unwrap();
         let model = Model::load(&file).unwrap();
