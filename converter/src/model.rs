@@ -167,6 +167,16 @@ impl RopeScaling {
         }
     }
 
+    /// LongRoPE's factor on cos and sin when the source gives none (transformers):
+    /// sqrt(1 + ln(factor) / ln(original context)), 1 where the context is not extended.
+    pub fn longrope_attention_factor(factor: f64, original_context: usize) -> f32 {
+        if factor <= 1.0 {
+            1.0
+        } else {
+            (1.0 + factor.ln() / (original_context as f64).ln()).sqrt() as f32
+        }
+    }
+
     /// LongRoPE's frequencies for long contexts, and the context they start beyond.
     pub fn long_inv_freq(&self, theta: f32, rope_dim: usize) -> Option<(Vec<f32>, usize)> {
         let RopeScaling::LongRope {

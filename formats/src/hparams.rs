@@ -153,7 +153,6 @@ impl LayerSet {
 pub struct LayerKinds {
     local: LayerSet,
     no_positions: LayerSet,
-    dense: LayerSet,
     experts: LayerSet,
     shared_kv: LayerSet,
 }
@@ -202,7 +201,6 @@ impl LayerKinds {
             &mut self.no_positions,
             spec.positions == LayerPositions::None,
         );
-        put(&mut self.dense, spec.ffn == LayerFfn::Dense);
         put(&mut self.experts, spec.ffn == LayerFfn::Experts);
         put(&mut self.shared_kv, spec.kv == LayerKv::Shared);
     }
@@ -226,11 +224,11 @@ impl LayerKinds {
     pub fn any_experts(&self) -> bool {
         !self.experts.is_empty()
     }
-
-    pub fn any_dense(&self) -> bool {
-        !self.dense.is_empty()
-    }
 }
+
+/// Sets one field of a layer's kinds from its code in a per-layer list; false for a code
+/// it does not know.
+type ApplyCode = fn(&mut LayerSpec, u8) -> bool;
 
 /// Reads a per-layer list of u8 codes (`key`), calling `set(layer, code)`; absent: nothing.
 fn layer_codes(
@@ -376,57 +374,50 @@ impl Hparams {
                 max: MAX_LAYERS as u64,
             });
         }
-        let mut layer_kinds = LayerKinds::default();
-        layer_codes(file, keys::LAYER_TYPES, layers, |i, c| {
-            match Attention::from_code(c) {
-                Some(Attention::Local) => layer_kinds.local.insert(i),
-                Some(Attention::Global) => {}
-                None => return Err(Error::Invalid("unknown layer type in model.layer_types")),
-            }
-            Ok(())
-        })?;
-        layer_codes(file, keys::LAYER_POSITIONS, layers, |i, c| {
-            match LayerPositions::from_code(c) {
-                Some(LayerPositions::None) => layer_kinds.no_positions.insert(i),
-                Some(LayerPositions::Model) => {}
-                None => {
-                    return Err(Error::Invalid(
-                        "unknown position kind in model.layer_positions",
-                    ))
-                }
-            }
-            Ok(())
-        })?;
+        // Every layer the default, then each per-layer list's changes.
         let moe = features.experts == Experts::Routed;
-        if moe {
-            (0..layers).for_each(|i| layer_kinds.experts.insert(i));
-        }
-        layer_codes(file, keys::LAYER_FFN, layers, |i, c| {
-            match LayerFfn::from_code(c) {
-                Some(LayerFfn::Dense) => {
-                    layer_kinds.dense.insert(i);
-                    layer_kinds.experts.remove(i);
+        let mut layer_kinds = LayerKinds::default();
+        let default = LayerSpec::default_for(&features);
+        (0..layers).for_each(|i| layer_kinds.set(i, default));
+        let lists: [(&'static str, &'static str, ApplyCode); 4] = [
+            (
+                keys::LAYER_TYPES,
+                "unknown layer type in model.layer_types",
+                |l, c| Attention::from_code(c).map(|a| l.attention = a).is_some(),
+            ),
+            (
+                keys::LAYER_POSITIONS,
+                "unknown position kind in model.layer_positions",
+                |l, c| {
+                    LayerPositions::from_code(c)
+                        .map(|p| l.positions = p)
+                        .is_some()
+                },
+            ),
+            (keys::LAYER_KV, "unknown kind in model.layer_kv", |l, c| {
+                LayerKv::from_code(c).map(|k| l.kv = k).is_some()
+            }),
+            (
+                keys::LAYER_FFN,
+                "unknown feed-forward kind in model.layer_ffn",
+                |l, c| LayerFfn::from_code(c).map(|f| l.ffn = f).is_some(),
+            ),
+        ];
+        for (key, what, apply) in lists {
+            layer_codes(file, key, layers, |i, c| {
+                let mut spec = layer_kinds.spec(i);
+                if !apply(&mut spec, c) {
+                    return Err(Error::Invalid(what));
                 }
-                Some(LayerFfn::Experts) if moe => {}
-                _ => {
-                    return Err(Error::Invalid(
-                        "unknown feed-forward kind in model.layer_ffn",
-                    ))
-                }
-            }
-            Ok(())
-        })?;
-        if !moe {
-            (0..layers).for_each(|i| layer_kinds.dense.insert(i));
+                layer_kinds.set(i, spec);
+                Ok(())
+            })?;
         }
-        layer_codes(file, keys::LAYER_KV, layers, |i, c| {
-            match LayerKv::from_code(c) {
-                Some(LayerKv::Shared) => layer_kinds.shared_kv.insert(i),
-                Some(LayerKv::Own) => {}
-                None => return Err(Error::Invalid("unknown kind in model.layer_kv")),
-            }
-            Ok(())
-        })?;
+        if !moe && layer_kinds.any_experts() {
+            return Err(Error::Invalid(
+                "unknown feed-forward kind in model.layer_ffn",
+            ));
+        }
         let opt_u32 = |key: &'static str| match file.value(key) {
             None => Ok(None),
             Some(_) => get_u32(file, key).map(Some),

@@ -140,15 +140,7 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
         if config.rope_scaling != RopeScaling::None {
             crate::bail!("both rope.scaling keys and rope_freqs.weight: ambiguous RoPE scaling");
         }
-        if t.dtype != DType::F32 || t.shape.len() != 1 {
-            crate::bail!("rope_freqs.weight must be an f32 vector");
-        }
-        let v: Vec<f32> = t
-            .data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        config.rope_scaling = RopeScaling::Factors(v);
+        config.rope_scaling = RopeScaling::Factors(f32_vector(t)?);
     }
     // LongRoPE (Phi-3): per-pair factors for short and long contexts.
     match (
@@ -166,8 +158,7 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
             let factor = config.context_length as f64 / original as f64;
             let attention_factor = match g.opt_f32(&key("rope.scaling.attn_factor"))? {
                 Some(a) => a,
-                None if factor <= 1.0 => 1.0,
-                None => (1.0 + factor.ln() / (original as f64).ln()).sqrt() as f32,
+                None => RopeScaling::longrope_attention_factor(factor, original),
             };
             config.rope_scaling = RopeScaling::LongRope {
                 short: f32_vector(s)?,

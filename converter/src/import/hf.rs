@@ -349,8 +349,7 @@ fn rope_scaling(cfg: &Value, p: &Value) -> Result<RopeScaling> {
             let factor = factor.unwrap_or(max_pos as f32 / original as f32) as f64;
             let attention_factor = match cfg_f32(p, &["attention_factor"])? {
                 Some(a) => a,
-                None if factor <= 1.0 => 1.0,
-                None => (1.0 + factor.ln() / (original as f64).ln()).sqrt() as f32,
+                None => RopeScaling::longrope_attention_factor(factor, original),
             };
             Ok(RopeScaling::LongRope {
                 short: factors("short_factor")?,
