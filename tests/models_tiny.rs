@@ -419,3 +419,32 @@ fn small_prefill_batches_match_for_shared_kv_and_experts() {
         }
     }
 }
+
+/// The recurrent hybrids (LFM2's short convolutions, Granite 4's Mamba-2 layers): from HF
+/// and GGUF as the others, then the prompt fed 1, 3 and 16 tokens per pass (the state
+/// carries across passes), every position within 1e-4 of transformers.
+#[test]
+fn recurrent_hybrids_match_transformers_in_any_chunking() {
+    for name in ["tiny-lfm2", "tiny-granite4"] {
+        let Some(dir) = shared_fixture(name) else {
+            continue;
+        };
+        let reference = read_json(&dir.join("reference.json"));
+        check(name, &dir, &reference);
+        check(name, &dir.join("model-f32.gguf"), &reference);
+        let (input, expected) = prompt_and_logits(&dir);
+        let bytes = convert_rows16(&dir, Recipe::F32);
+        let file = EmberFile::parse(&bytes).unwrap();
+        let model = Model::load(&file).unwrap();
+        let kernels = Kernels::for_level(Level::best()).unwrap();
+        for batch in [1, 3, 16] {
+            for threads in [1, 3] {
+                let err = worst_logit_error(&model, kernels, threads, &input, batch, &expected);
+                assert!(
+                    err <= 1e-4,
+                    "{name}, batch {batch}, {threads} threads: logits differ by {err:.2e}"
+                );
+            }
+        }
+    }
+}

@@ -1,7 +1,9 @@
 //! The model description the importers fill in and the writer turns into `model.*` and
 //! `general.*` keys (docs/FORMAT.md, "Model conventions").
 
-use ember_format::schema::{self, keys, Attention, Experts, LayerSpec, Need, Positions, Shape};
+use ember_format::schema::{
+    self, keys, Attention, Experts, LayerSpec, Need, Positions, Recurrent, Shape,
+};
 use ember_format::{Hparams, OwnedValue, Writer};
 
 use crate::error::Result;
@@ -232,6 +234,16 @@ pub struct ModelConfig {
     pub ffn_dim_shared_kv: Option<usize>,
     /// P: per-layer input width (0: none).
     pub per_layer_dim: usize,
+    /// Recurrent layers: K convolution taps; Mamba-2's H heads of P, N state, G groups.
+    pub conv_kernel: usize,
+    pub ssm_heads: usize,
+    pub ssm_head_dim: usize,
+    pub ssm_state: usize,
+    pub ssm_groups: usize,
+    /// Granite's muP multipliers: embeddings, block outputs, and the logits' divisor.
+    pub embedding_scale: Option<f32>,
+    pub residual_scale: Option<f32>,
+    pub logits_divisor: Option<f32>,
 }
 
 fn u32_of(key: &str, v: usize) -> Result<u32> {
@@ -273,6 +285,14 @@ impl ModelConfig {
             head_dim_global: None,
             ffn_dim_shared_kv: None,
             per_layer_dim: 0,
+            conv_kernel: 0,
+            ssm_heads: 0,
+            ssm_head_dim: 0,
+            ssm_state: 0,
+            ssm_groups: 0,
+            embedding_scale: None,
+            residual_scale: None,
+            logits_divisor: None,
         }
     }
 
@@ -461,6 +481,33 @@ impl ModelConfig {
                 keys::PER_LAYER_INPUT_DIM,
                 u32_of("per_layer_input_dim", c.per_layer_dim)?,
             );
+        }
+        if c.layers.iter().any(|l| l.mixer != default.mixer) {
+            let codes = c.layers.iter().map(|l| l.mixer.code()).collect();
+            w.set(keys::LAYER_MIXER, OwnedValue::U8(codes));
+        }
+        let recurrent = c.arch.features().recurrent;
+        if recurrent != Recurrent::None {
+            w.set_u32(keys::CONV_KERNEL, u32_of("conv_kernel", c.conv_kernel)?);
+        }
+        if recurrent == Recurrent::Mamba2 {
+            for (key, name, v) in [
+                (keys::SSM_HEADS, "ssm_heads", c.ssm_heads),
+                (keys::SSM_HEAD_DIM, "ssm_head_dim", c.ssm_head_dim),
+                (keys::SSM_STATE_DIM, "ssm_state_dim", c.ssm_state),
+                (keys::SSM_GROUPS, "ssm_groups", c.ssm_groups),
+            ] {
+                w.set_u32(key, u32_of(name, v)?);
+            }
+        }
+        for (key, v) in [
+            (keys::EMBEDDING_SCALE, c.embedding_scale),
+            (keys::RESIDUAL_SCALE, c.residual_scale),
+            (keys::LOGITS_DIVISOR, c.logits_divisor),
+        ] {
+            if let Some(v) = v {
+                w.set_f32(key, v);
+            }
         }
         if c.layers.iter().any(|l| l.ffn != default.ffn) {
             let codes = c.layers.iter().map(|l| l.ffn.code()).collect();

@@ -30,6 +30,8 @@ pub enum Op<'a> {
     /// 1 + w of a float vector of dtype `from`, as f32: Gemma's norms scale by (1 + w),
     /// which the runtime's RMSNorm takes folded (as GGUF files store them).
     AddOne { from: DType },
+    /// -exp(v) of a float vector of dtype `from`, as f32: Mamba-2's A from HF's A_log.
+    NegExp { from: DType },
     /// Values computed by the converter (the RoPE frequency table); `src` is unused.
     Values(Vec<f32>),
 }
@@ -123,15 +125,8 @@ impl<'a> Planned<'a> {
                 let row_bytes = self.src.len() / self.shape[0];
                 rope::unpermute_rows(self.src, row_bytes, self.shape[0], *heads)
             }
-            Op::AddOne { from } => {
-                let n = self.elements();
-                let mut v = vec![0f32; n];
-                if from.tensor_bytes(&[n]) != Some(self.src.len()) || from.is_quantized() {
-                    crate::bail!("tensor {}: cannot add 1 to {from} data", self.src_name);
-                }
-                ember_format::blocks::dequantize_row_ref(*from, self.src, &mut v);
-                v.iter().flat_map(|x| (x + 1.0).to_le_bytes()).collect()
-            }
+            Op::AddOne { from } => self.float_map(*from, |x| x + 1.0)?,
+            Op::NegExp { from } => self.float_map(*from, |x| -x.exp())?,
             Op::Values(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         };
         if Some(out.len()) != want {
@@ -146,6 +141,19 @@ impl<'a> Planned<'a> {
             );
         }
         Ok(out)
+    }
+}
+
+impl Planned<'_> {
+    /// `f` of every element of a float source of dtype `from`, as f32 bytes.
+    fn float_map(&self, from: DType, f: impl Fn(f32) -> f32) -> Result<Vec<u8>> {
+        let n = self.elements();
+        let mut v = vec![0f32; n];
+        if from.tensor_bytes(&[n]) != Some(self.src.len()) || from.is_quantized() {
+            crate::bail!("tensor {}: cannot transform {from} data", self.src_name);
+        }
+        ember_format::blocks::dequantize_row_ref(from, self.src, &mut v);
+        Ok(v.into_iter().flat_map(|x| f(x).to_le_bytes()).collect())
     }
 }
 

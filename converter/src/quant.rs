@@ -5,6 +5,7 @@
 //! the measured recipes.
 
 use ember_format::blocks::{dequantize_row_ref, quantize_row_ref};
+use ember_format::schema::Role;
 use ember_format::DType;
 
 use crate::error::Result;
@@ -127,16 +128,22 @@ pub fn is_embedding(name: &str) -> bool {
     )
 }
 
+/// Whether `name` (`blk.N.<role>.weight`) is a small parameter the runtime reads in f32
+/// whatever its shape: a recurrent layer's convolution kernel ([`Role::keeps_f32`]).
+fn keeps_f32(name: &str) -> bool {
+    Role::of_tensor(name).is_some_and(Role::keeps_f32)
+}
+
 /// The dtype a tensor is written in, and whether that is a fallback from the recipe.
 ///
-/// - 1-D tensors (norm weights, biases) are always f32: they are tiny and the runtime
+/// - 1-D tensors (norm weights, biases) and convolution kernels are always f32: they are tiny and the runtime
 ///   adds or multiplies them elementwise in f32.
 /// - `same` keeps a matrix's source dtype.
 /// - Sub-8-bit recipes keep the embedding and output head at q8_0 ([`Recipe::embedding_dtype`]).
 /// - A block-quantized recipe needs rows that are whole blocks; other matrices fall back
 ///   to f16 (returned as a fallback so the caller can report it).
 pub fn target_dtype(recipe: Recipe, name: &str, src: DType, shape: &[usize]) -> (DType, bool) {
-    if shape.len() < 2 {
+    if shape.len() < 2 || keeps_f32(name) {
         return (DType::F32, false);
     }
     let want = if is_embedding(name) {
@@ -202,7 +209,7 @@ impl TypeRules {
         shape: &[usize],
     ) -> (DType, bool) {
         let base = target_dtype(recipe, name, src, shape);
-        if shape.len() < 2 {
+        if shape.len() < 2 || keeps_f32(name) {
             return base;
         }
         match self.dtype_for(name) {

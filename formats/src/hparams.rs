@@ -7,8 +7,8 @@
 use core::fmt;
 
 use crate::schema::{
-    keys, Arch, Attention, Dims, EmbedScale, Experts, Features, LayerFfn, LayerKv, LayerPositions,
-    LayerSpec, PerLayerInputs, Positions,
+    keys, Arch, Attention, Dims, EmbedScale, Experts, Features, LayerFfn, LayerKv, LayerMixer,
+    LayerPositions, LayerSpec, PerLayerInputs, Positions, Recurrent,
 };
 use crate::{EmberFile, Value};
 
@@ -155,6 +155,7 @@ pub struct LayerKinds {
     no_positions: LayerSet,
     experts: LayerSet,
     shared_kv: LayerSet,
+    recurrent: LayerSet,
 }
 
 impl LayerKinds {
@@ -169,6 +170,11 @@ impl LayerKinds {
     /// Layer `layer`'s kinds.
     pub fn spec(&self, layer: usize) -> LayerSpec {
         LayerSpec {
+            mixer: if self.recurrent.contains(layer) {
+                LayerMixer::Recurrent
+            } else {
+                LayerMixer::Attention
+            },
             attention: self.attention(layer),
             positions: if self.no_positions.contains(layer) {
                 LayerPositions::None
@@ -203,6 +209,7 @@ impl LayerKinds {
         );
         put(&mut self.experts, spec.ffn == LayerFfn::Experts);
         put(&mut self.shared_kv, spec.kv == LayerKv::Shared);
+        put(&mut self.recurrent, spec.mixer == LayerMixer::Recurrent);
     }
 
     /// Local layers among the first `layers`.
@@ -214,11 +221,27 @@ impl LayerKinds {
         !self.local.is_empty()
     }
 
-    /// Layers among the first `layers` with their own keys and values of kind `kind`.
+    /// Attention layers among the first `layers` with their own keys and values of kind
+    /// `kind`.
     pub fn own_kv_before(&self, layers: usize, kind: Attention) -> usize {
         (0..layers.min(MAX_LAYERS))
-            .filter(|&l| !self.shared_kv.contains(l) && self.attention(l) == kind)
+            .filter(|&l| self.has_own_kv(l) && self.attention(l) == kind)
             .count()
+    }
+
+    /// Whether layer `layer` keeps keys and values of its own: an attention layer that does
+    /// not share another's.
+    pub fn has_own_kv(&self, layer: usize) -> bool {
+        !self.shared_kv.contains(layer) && !self.recurrent.contains(layer)
+    }
+
+    /// Recurrent layers among the first `layers`.
+    pub fn recurrent_before(&self, layers: usize) -> usize {
+        self.recurrent.count_before(layers)
+    }
+
+    pub fn any_recurrent(&self) -> bool {
+        !self.recurrent.is_empty()
     }
 
     pub fn any_experts(&self) -> bool {
@@ -298,6 +321,17 @@ pub struct Hparams {
     pub expert_weights_norm: bool,
     /// logits = cap · tanh(logits / cap) when set.
     pub final_logit_softcap: Option<f32>,
+    /// K: taps of the recurrent layers' convolution (0 without recurrent layers).
+    pub conv_kernel: usize,
+    /// Mamba-2: H heads of P channels, N state per group, G groups (0 otherwise).
+    pub ssm_heads: usize,
+    pub ssm_head_dim: usize,
+    pub ssm_state: usize,
+    pub ssm_groups: usize,
+    /// Multiplies each block's output before the residual add (Granite's muP); 1 otherwise.
+    pub residual_scale: f32,
+    /// Divides the logits (Granite's `logits_scaling`); 1 otherwise.
+    pub logits_divisor: f32,
 }
 
 fn get_u32(file: &dyn Metadata, key: &'static str) -> Result<usize, Error> {
@@ -379,7 +413,12 @@ impl Hparams {
         let mut layer_kinds = LayerKinds::default();
         let default = LayerSpec::default_for(&features);
         (0..layers).for_each(|i| layer_kinds.set(i, default));
-        let lists: [(&'static str, &'static str, ApplyCode); 4] = [
+        let lists: [(&'static str, &'static str, ApplyCode); 5] = [
+            (
+                keys::LAYER_MIXER,
+                "unknown mixer kind in model.layer_mixer",
+                |l, c| LayerMixer::from_code(c).map(|m| l.mixer = m).is_some(),
+            ),
             (
                 keys::LAYER_TYPES,
                 "unknown layer type in model.layer_types",
@@ -413,6 +452,11 @@ impl Hparams {
                 Ok(())
             })?;
         }
+        if features.recurrent == Recurrent::None && layer_kinds.any_recurrent() {
+            return Err(Error::Invalid(
+                "model.layer_mixer names recurrent layers in an architecture without them",
+            ));
+        }
         if !moe && layer_kinds.any_experts() {
             return Err(Error::Invalid(
                 "unknown feed-forward kind in model.layer_ffn",
@@ -436,10 +480,14 @@ impl Hparams {
             Some(_) => get_u32(file, keys::SLIDING_WINDOW)?,
             None => 0,
         };
-        let embedding_scale = match features.embed_scale {
-            EmbedScale::One => 1.0,
-            EmbedScale::SqrtDim => sqrt64(dim as f64) as f32,
+        let embedding_scale = match (opt_f32(file, keys::EMBEDDING_SCALE)?, features.embed_scale) {
+            (Some(s), _) => s,
+            (None, EmbedScale::One) => 1.0,
+            (None, EmbedScale::SqrtDim) => sqrt64(dim as f64) as f32,
         };
+        let recurrent = features.recurrent != Recurrent::None;
+        let ssm = features.recurrent == Recurrent::Mamba2;
+        let need = |on: bool, key: &'static str| if on { get_u32(file, key) } else { Ok(0) };
         let final_logit_softcap = opt_f32(file, keys::FINAL_LOGIT_SOFTCAP)?;
         let cfg = Hparams {
             arch,
@@ -483,6 +531,13 @@ impl Hparams {
                 .value(keys::EXPERT_WEIGHTS_NORM)
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false),
+            conv_kernel: need(recurrent, keys::CONV_KERNEL)?,
+            ssm_heads: need(ssm, keys::SSM_HEADS)?,
+            ssm_head_dim: need(ssm, keys::SSM_HEAD_DIM)?,
+            ssm_state: need(ssm, keys::SSM_STATE_DIM)?,
+            ssm_groups: need(ssm, keys::SSM_GROUPS)?,
+            residual_scale: opt_f32(file, keys::RESIDUAL_SCALE)?.unwrap_or(1.0),
+            logits_divisor: opt_f32(file, keys::LOGITS_DIVISOR)?.unwrap_or(1.0),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -575,6 +630,39 @@ impl Hparams {
                 "attention scale and RoPE attention factor must be positive numbers",
             ));
         }
+        if !(finite_pos(self.embedding_scale)
+            && finite_pos(self.residual_scale)
+            && finite_pos(self.logits_divisor))
+        {
+            return Err(Error::Invalid(
+                "embedding scale, residual scale and logits divisor must be positive numbers",
+            ));
+        }
+        match self.features.recurrent {
+            Recurrent::None => {}
+            Recurrent::ShortConv => range("convolution taps", self.conv_kernel, 1, 64)?,
+            Recurrent::Mamba2 => {
+                range("convolution taps", self.conv_kernel, 1, 64)?;
+                range("SSM heads", self.ssm_heads, 1, MAX_DIM)?;
+                range("SSM head size", self.ssm_head_dim, 1, MAX_DIM)?;
+                range("SSM state size", self.ssm_state, 1, 1024)?;
+                range("SSM groups", self.ssm_groups, 1, self.ssm_heads)?;
+                range(
+                    "SSM inner width (heads x head size)",
+                    self.ssm_heads * self.ssm_head_dim,
+                    1,
+                    4 * MAX_DIM,
+                )?;
+                if !self.ssm_heads.is_multiple_of(self.ssm_groups) {
+                    return Err(Error::NotMultiple {
+                        what: "SSM heads",
+                        value: self.ssm_heads as u64,
+                        of_what: "the SSM groups",
+                        of: self.ssm_groups as u64,
+                    });
+                }
+            }
+        }
         if let Some(cap) = self.final_logit_softcap {
             if !finite_pos(cap) {
                 return Err(Error::Invalid("final logit soft-cap must be positive"));
@@ -585,7 +673,15 @@ impl Hparams {
         }
         for i in 0..self.layers {
             let kind = self.layer_kinds.attention(i);
-            if self.layer(i).kv == LayerKv::Shared && self.layer_kinds.own_kv_before(i, kind) == 0 {
+            let spec = self.layer(i);
+            if spec.mixer == LayerMixer::Recurrent
+                && (spec.kv == LayerKv::Shared || spec.attention == Attention::Local)
+            {
+                return Err(Error::Invalid(
+                    "a recurrent layer has no keys and values to share or window",
+                ));
+            }
+            if spec.kv == LayerKv::Shared && self.layer_kinds.own_kv_before(i, kind) == 0 {
                 return Err(Error::Invalid(
                     "a layer shares keys and values with no earlier layer of its kind",
                 ));
@@ -630,7 +726,7 @@ impl Hparams {
             LayerKv::Own => layer,
             LayerKv::Shared => (0..layer)
                 .rev()
-                .find(|&l| self.layer(l).kv == LayerKv::Own && self.attention(l) == kind)
+                .find(|&l| self.layer_kinds.has_own_kv(l) && self.attention(l) == kind)
                 .unwrap_or(layer),
         }
     }
@@ -651,6 +747,38 @@ impl Hparams {
             head_dim_global: self.head_dim_global,
             ffn_shared_kv: self.ffn_dim_shared_kv,
             per_layer: self.per_layer_dim,
+            conv_kernel: self.conv_kernel,
+            ssm_heads: self.ssm_heads,
+            ssm_head_dim: self.ssm_head_dim,
+            ssm_state: self.ssm_state,
+            ssm_groups: self.ssm_groups,
+        }
+    }
+
+    /// Floats of one recurrent layer's state: the convolution's last K - 1 inputs
+    /// ((K-1) × channels) and, for Mamba-2, a (P, N) matrix per head.
+    pub fn recurrent_state_floats(&self) -> usize {
+        let conv =
+            self.conv_kernel.saturating_sub(1) * self.dims().conv_channels(self.features.recurrent);
+        let ssm = match self.features.recurrent {
+            Recurrent::None | Recurrent::ShortConv => 0,
+            Recurrent::Mamba2 => self.ssm_heads * self.ssm_head_dim * self.ssm_state,
+        };
+        conv + ssm
+    }
+
+    /// Widths of a recurrent layer's activations: its input projection's rows, its
+    /// convolution's channels, its output projection's columns (0, 0, 0 without).
+    pub fn recurrent_widths(&self) -> (usize, usize, usize) {
+        let d = self.dims();
+        let ch = d.conv_channels(self.features.recurrent);
+        match self.features.recurrent {
+            Recurrent::None => (0, 0, 0),
+            Recurrent::ShortConv => (3 * self.dim, ch, self.dim),
+            Recurrent::Mamba2 => {
+                let hp = self.ssm_heads * self.ssm_head_dim;
+                (hp + ch + self.ssm_heads, ch, hp)
+            }
         }
     }
 

@@ -40,6 +40,12 @@ pub enum Arch {
     /// gating a residual branch in every layer, a scalar per layer, and the last layers
     /// reusing earlier layers' keys and values.
     Gemma4,
+    /// LFM2 / LFM2.5: short-convolution layers (`model.layer_mixer`) between GQA layers with
+    /// per-head Q/K norms.
+    Lfm2,
+    /// Granite 4 hybrid: Mamba-2 layers between attention layers without positions, muP
+    /// multipliers on embeddings, residuals, attention and logits.
+    GraniteHybrid,
 }
 
 /// One architecture as data: its names in each format, its features and where its Hugging
@@ -80,6 +86,7 @@ const LLAMA: Features = Features {
     value_norm: ValueNorm::None,
     per_layer_inputs: PerLayerInputs::None,
     layer_scale: LayerScale::None,
+    recurrent: Recurrent::None,
 };
 
 use Role::*;
@@ -142,6 +149,39 @@ const PER_LAYER_BRANCH: HfModules = &[
     ("post_per_layer_input_norm", &[PerLayerPostNorm]),
     // A scalar buffer without a `.weight` suffix.
     ("layer_scalar", &[LayerOutputScale]),
+];
+
+/// LFM2: its pre-norms, attention and feed-forward under their own names.
+const LFM2_LAYER: HfModules = &[
+    ("operator_norm", &[AttnNorm]),
+    ("ffn_norm", &[FfnNorm]),
+    ("self_attn.q_layernorm", &[AttnQNorm]),
+    ("self_attn.k_layernorm", &[AttnKNorm]),
+    ("self_attn.q_proj", &[AttnQ]),
+    ("self_attn.k_proj", &[AttnK]),
+    ("self_attn.v_proj", &[AttnV]),
+    ("self_attn.out_proj", &[AttnOutput]),
+    ("conv.in_proj", &[ShortConvIn]),
+    ("conv.conv", &[ShortConvKernel]),
+    ("conv.out_proj", &[ShortConvOut]),
+    ("feed_forward.w1", &[FfnGate]),
+    ("feed_forward.w3", &[FfnUp]),
+    ("feed_forward.w2", &[FfnDown]),
+];
+/// Granite 4's Mamba-2 mixer (A_log and dt_bias are bare parameters; the converter turns
+/// A_log into A = -exp(A_log)) and its gate/up-fused feed-forward.
+const MAMBA2: HfModules = &[
+    ("mamba.in_proj", &[SsmIn]),
+    ("mamba.conv1d", &[SsmConv]),
+    ("mamba.dt_bias", &[SsmDtBias]),
+    ("mamba.A_log", &[SsmA]),
+    ("mamba.D", &[SsmD]),
+    ("mamba.norm", &[SsmNorm]),
+    ("mamba.out_proj", &[SsmOut]),
+];
+const GRANITE_FFN: HfModules = &[
+    ("shared_mlp.input_linear", &[FfnGate, FfnUp]),
+    ("shared_mlp.output_linear", &[FfnDown]),
 ];
 
 const LLAMA_HF: &[HfModules] = &[LLAMA_NORMS, ATTENTION, DENSE_FFN];
@@ -301,6 +341,35 @@ pub const ARCHS: &[ArchInfo] = &[
         gguf_rope_interleaved: false,
         hf_norms_add_one: false,
     },
+    ArchInfo {
+        arch: Arch::Lfm2,
+        name: "lfm2",
+        hf: &["lfm2"],
+        gguf: &["lfm2"],
+        features: Features {
+            qk_norm: QkNorm::Rms,
+            recurrent: Recurrent::ShortConv,
+            ..LLAMA
+        },
+        hf_layer: &[LFM2_LAYER],
+        gguf_fused: &[],
+        gguf_rope_interleaved: false,
+        hf_norms_add_one: false,
+    },
+    ArchInfo {
+        arch: Arch::GraniteHybrid,
+        name: "granitehybrid",
+        hf: &["granitemoehybrid"],
+        gguf: &["granitehybrid"],
+        features: Features {
+            recurrent: Recurrent::Mamba2,
+            ..LLAMA
+        },
+        hf_layer: &[LLAMA_NORMS, ATTENTION, MAMBA2, GRANITE_FFN],
+        gguf_fused: &[],
+        gguf_rope_interleaved: true,
+        hf_norms_add_one: false,
+    },
 ];
 
 impl Arch {
@@ -400,6 +469,21 @@ pub struct Features {
     pub value_norm: ValueNorm,
     pub per_layer_inputs: PerLayerInputs,
     pub layer_scale: LayerScale,
+    pub recurrent: Recurrent,
+}
+
+/// The recurrent token mixer of an architecture's recurrent layers ([`LayerMixer`]), whose
+/// state (a few past inputs and, for the SSMs, a matrix per head) lives in the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recurrent {
+    None,
+    /// LFM2: b, c, x = in_proj·x; y = out_proj(c ⊙ conv_K(b ⊙ x)), a depthwise causal
+    /// convolution of K taps per channel.
+    ShortConv,
+    /// Mamba-2 (Granite 4): z, xBC, dt = in_proj·x; xBC = silu(conv_K(xBC) + bias);
+    /// per head h: S = exp(dt·A)·S + dt·x_h ⊗ B_g, y_h = S·C_g + D·x_h;
+    /// y = out_proj(rmsnorm_groups(y ⊙ silu(z))).
+    Mamba2,
 }
 
 /// Normalization of values before attention.
@@ -579,6 +663,33 @@ impl LayerFfn {
     }
 }
 
+/// A layer's token mixer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerMixer {
+    /// Attention over the KV cache ([`Attention`] says which positions).
+    Attention,
+    /// The architecture's [`Recurrent`] mixer over a constant-size state.
+    Recurrent,
+}
+
+impl LayerMixer {
+    /// The value of this kind in [`keys::LAYER_MIXER`].
+    pub const fn code(self) -> u8 {
+        match self {
+            LayerMixer::Attention => 0,
+            LayerMixer::Recurrent => 1,
+        }
+    }
+
+    pub fn from_code(c: u8) -> Option<LayerMixer> {
+        match c {
+            0 => Some(LayerMixer::Attention),
+            1 => Some(LayerMixer::Recurrent),
+            _ => None,
+        }
+    }
+}
+
 /// Where a layer's keys and values come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerKv {
@@ -613,6 +724,7 @@ impl LayerKv {
 /// layer takes the default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayerSpec {
+    pub mixer: LayerMixer,
     pub attention: Attention,
     pub positions: LayerPositions,
     pub kv: LayerKv,
@@ -624,6 +736,7 @@ impl LayerSpec {
     /// positions, experts where the model has them.
     pub const fn default_for(ft: &Features) -> LayerSpec {
         LayerSpec {
+            mixer: LayerMixer::Attention,
             attention: Attention::Global,
             positions: LayerPositions::Model,
             kv: LayerKv::Own,
@@ -680,6 +793,22 @@ pub mod keys {
     pub const FFN_DIM_SHARED_KV: &str = "model.ffn_dim_shared_kv";
     /// P: width of each layer's input from the per-layer embeddings.
     pub const PER_LAYER_INPUT_DIM: &str = "model.per_layer_input_dim";
+    /// u8 per layer: 0 attention, 1 the architecture's recurrent mixer
+    /// ([`super::LayerMixer::code`]); absent: all attention.
+    pub const LAYER_MIXER: &str = "model.layer_mixer";
+    /// K: taps of the recurrent layers' causal convolution (K - 1 past inputs are state).
+    pub const CONV_KERNEL: &str = "model.conv_kernel";
+    /// Mamba-2: H heads of P channels, state N per group, G groups of B/C.
+    pub const SSM_HEADS: &str = "model.ssm_heads";
+    pub const SSM_HEAD_DIM: &str = "model.ssm_head_dim";
+    pub const SSM_STATE_DIM: &str = "model.ssm_state_dim";
+    pub const SSM_GROUPS: &str = "model.ssm_groups";
+    /// Multiplies token embeddings; absent: the architecture's (1, or sqrt(C) for Gemma).
+    pub const EMBEDDING_SCALE: &str = "model.embedding_scale";
+    /// Multiplies each block's output before it joins the residual stream; absent: 1.
+    pub const RESIDUAL_SCALE: &str = "model.residual_scale";
+    /// Divides the logits (Granite's `logits_scaling`); absent: 1.
+    pub const LOGITS_DIVISOR: &str = "model.logits_divisor";
     /// The keys of features added after format 1.3, whose readers ignore them: only files
     /// of architectures those readers do not know may hold them
     /// ([`super::Arch::readable_by_format_1_3`]).
@@ -696,6 +825,15 @@ pub mod keys {
         FFN_DIM_SHARED_KV,
         PER_LAYER_INPUT_DIM,
         ROPE_LONG_CONTEXT,
+        LAYER_MIXER,
+        CONV_KERNEL,
+        SSM_HEADS,
+        SSM_HEAD_DIM,
+        SSM_STATE_DIM,
+        SSM_GROUPS,
+        EMBEDDING_SCALE,
+        RESIDUAL_SCALE,
+        LOGITS_DIVISOR,
     ];
     /// Dimensions of each head that RoPE rotates (the first ones, in rotate-half pairs);
     /// absent: all HS.
@@ -761,6 +899,21 @@ pub enum Role {
     PerLayerPostNorm,
     /// The layer's output scale (1).
     LayerOutputScale,
+    /// LFM2's short convolution: in_proj (3C, C) to b, c, x; the kernel (C, K), f32;
+    /// out_proj (C, C).
+    ShortConvIn,
+    ShortConvKernel,
+    ShortConvOut,
+    /// Mamba-2: in_proj (2·H·P + 2·G·N + H, C) to z, xBC, dt; the convolution over xBC
+    /// (H·P + 2·G·N, K) with its bias, f32; dt's bias, A (= -exp(A_log)) and D, each (H);
+    /// the gated norm (H·P); out_proj (C, H·P).
+    SsmIn,
+    SsmConv,
+    SsmDtBias,
+    SsmA,
+    SsmD,
+    SsmNorm,
+    SsmOut,
 }
 
 /// Whether an architecture has a tensor.
@@ -799,6 +952,27 @@ pub struct Dims {
     pub ffn_shared_kv: usize,
     /// P: per-layer input width (0: none)
     pub per_layer: usize,
+    /// K: recurrent layers' convolution taps (0: none)
+    pub conv_kernel: usize,
+    /// Mamba-2's H heads of P channels, N state per group, G groups (0: none)
+    pub ssm_heads: usize,
+    pub ssm_head_dim: usize,
+    pub ssm_state: usize,
+    pub ssm_groups: usize,
+}
+
+impl Dims {
+    /// Channels of the recurrent layers' convolution: C (short convolution), H·P + 2·G·N
+    /// (Mamba-2's x, B and C).
+    pub const fn conv_channels(&self, r: Recurrent) -> usize {
+        match r {
+            Recurrent::None => 0,
+            Recurrent::ShortConv => self.dim,
+            Recurrent::Mamba2 => {
+                self.ssm_heads * self.ssm_head_dim + 2 * self.ssm_groups * self.ssm_state
+            }
+        }
+    }
 }
 
 /// A tensor's shape: a vector (n) or a matrix (rows, cols).
@@ -818,7 +992,7 @@ impl Shape {
 }
 
 impl Role {
-    pub const ALL: [Role; 21] = [
+    pub const ALL: [Role; 31] = [
         Role::AttnNorm,
         Role::AttnQ,
         Role::AttnK,
@@ -840,6 +1014,16 @@ impl Role {
         Role::PerLayerProj,
         Role::PerLayerPostNorm,
         Role::LayerOutputScale,
+        Role::ShortConvIn,
+        Role::ShortConvKernel,
+        Role::ShortConvOut,
+        Role::SsmIn,
+        Role::SsmConv,
+        Role::SsmDtBias,
+        Role::SsmA,
+        Role::SsmD,
+        Role::SsmNorm,
+        Role::SsmOut,
     ];
 
     /// The name inside `blk.N.<name>.weight` (GGUF's names).
@@ -866,11 +1050,31 @@ impl Role {
             Role::PerLayerProj => "proj",
             Role::PerLayerPostNorm => "post_norm",
             Role::LayerOutputScale => "layer_output_scale",
+            Role::ShortConvIn => "shortconv.in_proj",
+            Role::ShortConvKernel => "shortconv.conv",
+            Role::ShortConvOut => "shortconv.out_proj",
+            Role::SsmIn => "ssm_in",
+            Role::SsmConv => "ssm_conv1d",
+            Role::SsmDtBias => "ssm_dt_bias",
+            Role::SsmA => "ssm_a",
+            Role::SsmD => "ssm_d",
+            Role::SsmNorm => "ssm_norm",
+            Role::SsmOut => "ssm_out",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// The role of a layer tensor `blk.N.<role>.weight` (or `.bias`).
+    pub fn of_tensor(name: &str) -> Option<Role> {
+        let rest = name.strip_prefix("blk.")?;
+        let (_, rest) = rest.split_once('.')?;
+        let role = rest
+            .strip_suffix(".weight")
+            .or_else(|| rest.strip_suffix(".bias"))?;
+        Role::from_name(role)
     }
 
     pub const fn is_norm(self) -> bool {
@@ -883,7 +1087,23 @@ impl Role {
                 | Role::FfnNorm
                 | Role::PostFfnNorm
                 | Role::PerLayerPostNorm
+                | Role::SsmNorm
         )
+    }
+
+    /// Small tensors the runtime reads elementwise in f32 whatever the recipe: norms,
+    /// biases and the recurrent layers' parameters (convolution kernels, A, D, dt's bias).
+    pub const fn keeps_f32(self) -> bool {
+        self.is_norm()
+            || matches!(
+                self,
+                Role::ShortConvKernel
+                    | Role::SsmConv
+                    | Role::SsmDtBias
+                    | Role::SsmA
+                    | Role::SsmD
+                    | Role::LayerOutputScale
+            )
     }
 
     /// Shape of the weight in a layer `l` of a model with features `ft`; a bias is (rows)
@@ -899,6 +1119,12 @@ impl Role {
         };
         let (c, q, kv) = (d.dim, d.heads * hs, d.kv_heads * hs);
         let (n, fe, p) = (d.experts, d.expert_ffn, d.per_layer);
+        let (h, hp, gn) = (
+            d.ssm_heads,
+            d.ssm_heads * d.ssm_head_dim,
+            d.ssm_groups * d.ssm_state,
+        );
+        let conv = d.conv_channels(ft.recurrent);
         match self {
             Role::AttnNorm
             | Role::PostAttnNorm
@@ -924,6 +1150,13 @@ impl Role {
             Role::PerLayerGate => Shape::Matrix(p, c),
             Role::PerLayerProj => Shape::Matrix(c, p),
             Role::LayerOutputScale => Shape::Vector(1),
+            Role::ShortConvIn => Shape::Matrix(3 * c, c),
+            Role::ShortConvKernel | Role::SsmConv => Shape::Matrix(conv, d.conv_kernel),
+            Role::ShortConvOut => Shape::Matrix(c, c),
+            Role::SsmIn => Shape::Matrix(2 * hp + 2 * gn + h, c),
+            Role::SsmDtBias | Role::SsmA | Role::SsmD => Shape::Vector(h),
+            Role::SsmNorm => Shape::Vector(hp),
+            Role::SsmOut => Shape::Matrix(c, hp),
         }
     }
 
@@ -940,14 +1173,22 @@ impl Features {
     pub const fn weight(&self, role: Role, l: &LayerSpec) -> Need {
         let dense = matches!(l.ffn, LayerFfn::Dense);
         let pre_norms = !matches!(self.block_norms, BlockNorms::Post);
-        let own_kv = matches!(l.kv, LayerKv::Own);
+        let attention = matches!(l.mixer, LayerMixer::Attention);
+        let own_kv = attention && matches!(l.kv, LayerKv::Own);
+        let recurrent = match l.mixer {
+            LayerMixer::Attention => Recurrent::None,
+            LayerMixer::Recurrent => self.recurrent,
+        };
         let has = match role {
-            Role::AttnQ | Role::AttnOutput => true,
+            Role::AttnQ | Role::AttnOutput => attention,
             Role::AttnK | Role::AttnV => own_kv,
-            Role::AttnQNorm => match self.qk_norm {
-                QkNorm::Rms | QkNorm::RmsWhole => true,
-                QkNorm::None => false,
-            },
+            Role::AttnQNorm => {
+                attention
+                    && match self.qk_norm {
+                        QkNorm::Rms | QkNorm::RmsWhole => true,
+                        QkNorm::None => false,
+                    }
+            }
             Role::AttnNorm | Role::FfnNorm => pre_norms,
             Role::FfnUp | Role::FfnDown => dense,
             Role::AttnKNorm => {
@@ -973,6 +1214,16 @@ impl Features {
                 matches!(self.per_layer_inputs, PerLayerInputs::Gated)
             }
             Role::LayerOutputScale => matches!(self.layer_scale, LayerScale::Scalar),
+            Role::ShortConvIn | Role::ShortConvKernel | Role::ShortConvOut => {
+                matches!(recurrent, Recurrent::ShortConv)
+            }
+            Role::SsmIn
+            | Role::SsmConv
+            | Role::SsmDtBias
+            | Role::SsmA
+            | Role::SsmD
+            | Role::SsmNorm
+            | Role::SsmOut => matches!(recurrent, Recurrent::Mamba2),
         };
         if has {
             Need::Required
@@ -995,6 +1246,9 @@ impl Features {
                 | Role::PerLayerGate
                 | Role::PerLayerProj
                 | Role::LayerOutputScale
+                | Role::SsmDtBias
+                | Role::SsmA
+                | Role::SsmD
         );
         match (role.is_norm(), self.norm, self.biases) {
             (true, NormKind::Layer, _) => Need::Required,
@@ -1189,7 +1443,7 @@ mod tests {
         }
         assert_eq!(
             std::format!("{}", Arch::list(|a| core::slice::from_ref(&a.name))),
-            "llama, qwen2, qwen3, gemma3, gpt2, smollm3, phi3, olmo2, qwen3moe, gemma4"
+            "llama, qwen2, qwen3, gemma3, gpt2, smollm3, phi3, olmo2, qwen3moe, gemma4, lfm2, granitehybrid"
         );
         for r in Role::ALL {
             assert_eq!(Role::from_name(r.name()), Some(r));
@@ -1214,6 +1468,11 @@ mod tests {
             head_dim_global: 6,
             ffn_shared_kv: 8,
             per_layer: 0,
+            conv_kernel: 0,
+            ssm_heads: 0,
+            ssm_head_dim: 0,
+            ssm_state: 0,
+            ssm_groups: 0,
         };
         let mut names = 0;
         let mut required = 0;

@@ -238,7 +238,11 @@ impl Writer {
         for (name, t) in self.tensors.iter_mut() {
             let whole_experts = !name.ends_with("_exps.weight")
                 || (t.shape[0] / experts).is_multiple_of(crate::rows16::GROUP);
+            // Convolution kernels are read in f32 rows, not multiplied.
+            let kernel =
+                crate::schema::Role::of_tensor(name).is_some_and(crate::schema::Role::keeps_f32);
             if t.layout == Layout::RowMajor
+                && !kernel
                 && crate::rows16::supports(t.dtype, &t.shape)
                 && whole_experts
             {

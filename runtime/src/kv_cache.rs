@@ -6,6 +6,9 @@
 //! (position p in slot p % slots): enough for a forward pass of `batch` new tokens, the
 //! first of which still needs the `window - 1` positions before it. Layers that share
 //! another layer's keys and values (Gemma 4) have no cache of their own.
+//!
+//! Recurrent layers (LFM2, Granite 4) keep no keys and values but a state of constant size
+//! (`Config::recurrent_state_floats`), after the keys and values in the same buffer.
 
 use ember_format::schema::Attention;
 
@@ -23,6 +26,9 @@ pub struct KvCache<B> {
     kv_dim_global: usize,
     kinds: LayerKinds,
     layers: usize,
+    /// Floats of the keys and values; each recurrent layer's state follows.
+    kv_floats: usize,
+    state_floats: usize,
 }
 
 /// The slots a local layer needs; `capacity` when the model has no local layers.
@@ -56,6 +62,12 @@ impl<B> KvCache<B> {
             cfg.kv_heads * cfg.head_dim_global,
         );
         (global * capacity * kg + local * local_slots(cfg, capacity, batch) * kl) * 2
+            + Self::state_floats_required(cfg)
+    }
+
+    /// f32 values of the recurrent layers' states (0 without recurrent layers).
+    pub fn state_floats_required(cfg: &Config) -> usize {
+        cfg.layer_kinds.recurrent_before(cfg.layers) * cfg.recurrent_state_floats()
     }
 
     /// f32 values the same cache would hold if every layer with a cache kept every position.
@@ -64,6 +76,7 @@ impl<B> KvCache<B> {
         let local = k.own_kv_before(cfg.layers, Attention::Local);
         let global = k.own_kv_before(cfg.layers, Attention::Global);
         (global * cfg.head_dim_global + local * cfg.head_dim) * cfg.kv_heads * 2 * capacity
+            + Self::state_floats_required(cfg)
     }
 
     pub fn capacity(&self) -> usize {
@@ -121,6 +134,8 @@ impl<B: AsRef<[f32]> + AsMut<[f32]>> KvCache<B> {
             kv_dim_global: cfg.kv_heads * cfg.head_dim_global,
             kinds: cfg.layer_kinds,
             layers: cfg.layers,
+            kv_floats: needed - Self::state_floats_required(cfg),
+            state_floats: cfg.recurrent_state_floats(),
         })
     }
 
@@ -135,5 +150,13 @@ impl<B: AsRef<[f32]> + AsMut<[f32]>> KvCache<B> {
         debug_assert!(layer < self.layers);
         let (start, n) = self.layer_span(layer);
         self.data.as_mut()[start..start + 2 * n].split_at_mut(n)
+    }
+
+    /// The state of recurrent layer `layer` (`Config::recurrent_state_floats`).
+    pub fn state_mut(&mut self, layer: usize) -> &mut [f32] {
+        debug_assert!(layer < self.layers);
+        let n = self.state_floats;
+        let start = self.kv_floats + self.kinds.recurrent_before(layer) * n;
+        &mut self.data.as_mut()[start..start + n]
     }
 }

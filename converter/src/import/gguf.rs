@@ -8,7 +8,9 @@ use memmap2::Mmap;
 
 use crate::error::{Context, Error, Result};
 use crate::gguf::GgufFile;
-use ember_format::schema::{Attention, Experts, LayerFfn, LayerKv, LayerPositions};
+use ember_format::schema::{
+    Attention, Experts, LayerFfn, LayerKv, LayerMixer, LayerPositions, Recurrent, Role,
+};
 use ember_format::DType;
 
 use crate::model::{Arch, ModelConfig, RopeScaling};
@@ -64,9 +66,27 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
     }
     let embedding_dim = g.u32(&key("embedding_length"))? as usize;
     let head_count = g.u32(&key("attention.head_count"))? as usize;
-    let kv_head_count = g
-        .opt_u32(&key("attention.head_count_kv"))?
-        .map_or(head_count, |v| v as usize);
+    // Hybrids list KV heads per layer, 0 for the recurrent ones (llama.cpp's n_head_kv_arr).
+    let kv_key = key("attention.head_count_kv");
+    let kv_per_layer: Option<Vec<usize>> = match g.get(&kv_key).and_then(|v| v.as_array()) {
+        Some(a) => Some(
+            a.i32s()
+                .and_then(|v| v.into_iter().map(|x| usize::try_from(x).ok()).collect())
+                .ok_or_else(|| Error(format!("GGUF metadata '{kv_key}' should list counts")))?,
+        ),
+        None => None,
+    };
+    let kv_head_count = match &kv_per_layer {
+        Some(list) => {
+            let mut attention = list.iter().copied().filter(|&n| n > 0);
+            let first = attention.next().unwrap_or(head_count);
+            if attention.any(|n| n != first) {
+                crate::bail!("{kv_key}: layers with different KV head counts are not supported");
+            }
+            first
+        }
+        None => g.opt_u32(&kv_key)?.map_or(head_count, |v| v as usize),
+    };
     // Gemma 4: key_length is the global layers' head, key_length_swa the local layers'.
     let head_dim_swa = g
         .opt_u32(&key("attention.key_length_swa"))?
@@ -212,6 +232,14 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
             }
         }
     }
+    match arch.features().recurrent {
+        Recurrent::None => {
+            if kv_per_layer.as_ref().is_some_and(|l| l.contains(&0)) {
+                crate::bail!("{kv_key}: layers without attention are not supported for {name}");
+            }
+        }
+        recurrent => recurrent_config(&g, name, recurrent, kv_per_layer, &mut config)?,
+    }
     if arch == Arch::SmolLm3 {
         // llama.cpp's rule (the files carry no list): every fourth layer has no positions.
         config.set_layers(|i, l| {
@@ -250,7 +278,8 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
         ) {
             continue; // folded into rope.inv_freq(_long) below
         }
-        let role = t.name.rsplit('.').nth(1).unwrap_or("");
+        let tensor_name = ember_name(arch, &t.name);
+        let role = tensor_name.rsplit('.').nth(1).unwrap_or("");
         // A fused tensor: its rows are the roles' rows, in order.
         if let Some((_, roles)) = info.gguf_fused.iter().find(|(n, _)| *n == role) {
             let layer: usize = t
@@ -300,13 +329,17 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
             },
             _ => Op::Copy,
         };
-        // Experts: GGUF's (N, rows, cols) is our (N·rows, cols).
+        // Experts: GGUF's (N, rows, cols) is our (N·rows, cols); A, D and norms (1, H)
+        // are (H).
         let shape = match (role.ends_with("_exps"), &t.shape[..]) {
             (true, &[n, r, c]) => vec![n * r, c],
+            (_, [_, _, ..]) if Role::of_tensor(&tensor_name).is_some_and(Role::keeps_f32) => {
+                t.shape.iter().copied().filter(|&d| d != 1).collect()
+            }
             _ => t.shape.clone(),
         };
         tensors.push(Planned {
-            name: t.name.clone(),
+            name: tensor_name,
             shape,
             dtype: t.dtype,
             src_name: t.name.clone(),
@@ -322,6 +355,89 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
         tokenizer,
         source_names: Default::default(),
     })
+}
+
+/// Ember's name of GGUF tensor `name`: llama.cpp's Mamba parameters `blk.N.ssm_a` and
+/// `ssm_d` have no suffix and dt's bias is `ssm_dt.bias`; LFM2's last norm is
+/// `token_embd_norm`.
+fn ember_name(arch: Arch, name: &str) -> String {
+    if arch == Arch::Lfm2 && name == "token_embd_norm.weight" {
+        return "output_norm.weight".into();
+    }
+    if let Some(layer) = name.strip_suffix(".ssm_dt.bias") {
+        return format!("{layer}.{}.weight", Role::SsmDtBias.name());
+    }
+    if name.starts_with("blk.") && (name.ends_with(".ssm_a") || name.ends_with(".ssm_d")) {
+        return format!("{name}.weight");
+    }
+    name.to_string()
+}
+
+/// Recurrent hybrids: which layers are recurrent (a KV head count of 0, or llama.cpp's
+/// `recurrent_layers` flags) and the mixer's sizes.
+fn recurrent_config(
+    g: &GgufFile<'_>,
+    name: &str,
+    recurrent: Recurrent,
+    kv_per_layer: Option<Vec<usize>>,
+    config: &mut ModelConfig,
+) -> Result<()> {
+    let key = |k: &str| format!("{name}.{k}");
+    let Some(kv) = kv_per_layer else {
+        crate::bail!("{name}.attention.head_count_kv should list each layer's KV heads (0 for recurrent layers)");
+    };
+    if kv.len() != config.layer_count {
+        crate::bail!(
+            "{name}.attention.head_count_kv has {} entries for {} layers",
+            kv.len(),
+            config.layer_count
+        );
+    }
+    config.set_layers(|i, l| {
+        if kv[i] == 0 {
+            l.mixer = LayerMixer::Recurrent;
+        }
+        Ok(())
+    })?;
+    match recurrent {
+        Recurrent::None => {}
+        Recurrent::ShortConv => {
+            config.conv_kernel = g.u32(&key("shortconv.l_cache"))? as usize;
+        }
+        Recurrent::Mamba2 => {
+            config.conv_kernel = g.u32(&key("ssm.conv_kernel"))? as usize;
+            config.ssm_state = g.u32(&key("ssm.state_size"))? as usize;
+            config.ssm_groups = g.u32(&key("ssm.group_count"))? as usize;
+            config.ssm_heads = g.u32(&key("ssm.time_step_rank"))? as usize;
+            let inner = g.u32(&key("ssm.inner_size"))? as usize;
+            if config.ssm_heads == 0 || !inner.is_multiple_of(config.ssm_heads) {
+                crate::bail!(
+                    "{name}.ssm.inner_size {inner} is not a multiple of ssm.time_step_rank {}",
+                    config.ssm_heads
+                );
+            }
+            config.ssm_head_dim = inner / config.ssm_heads;
+            for (k, slot) in [
+                ("embedding_scale", &mut config.embedding_scale),
+                ("residual_scale", &mut config.residual_scale),
+                ("logit_scale", &mut config.logits_divisor),
+            ] {
+                *slot = g.opt_f32(&key(k))?.filter(|&v| v != 0.0 && v != 1.0);
+            }
+            if let Some(s) = g.opt_f32(&key("attention.scale"))?.filter(|&s| s != 0.0) {
+                config.attention_scale = Some(s);
+            }
+            // llama.cpp runs RoPE in Granite 4's attention only where the converter marked
+            // it (position_embedding_type "rope").
+            if !g.opt_bool(&key("rope.scaling.finetuned"))?.unwrap_or(true) {
+                config.set_layers(|_, l| {
+                    l.positions = LayerPositions::None;
+                    Ok(())
+                })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Gemma 4: the layer pattern as a list, the local layers' head size and RoPE, KV sharing

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::error::{Context, Error, Result};
 use ember_format::schema::{
-    self, Attention, LayerFfn, LayerKv, LayerPositions, Need, Role, Shape, TensorName,
+    self, Attention, LayerFfn, LayerKv, LayerMixer, LayerPositions, Need, Role, Shape, TensorName,
 };
 
 use crate::model::{Arch, ModelConfig, RopeScaling};
@@ -485,7 +485,7 @@ fn plan_decoder<'a>(
     config.kv_head_count = kv_head_count;
     config.head_dim = head_dim;
     config.ffn_dim = cfg_req(cfg, &["intermediate_size"])?;
-    config.norm_eps = cfg_f32(cfg, &["rms_norm_eps"])?.unwrap_or(1e-6);
+    config.norm_eps = cfg_f32(cfg, &["rms_norm_eps", "norm_eps"])?.unwrap_or(1e-6);
     config.tied_embeddings = tied;
     let (theta, scaling) = rope_params(cfg, "full_attention")?;
     config.rope_theta = Some(theta.unwrap_or(10_000.0));
@@ -504,7 +504,23 @@ fn plan_decoder<'a>(
         Arch::Gemma4 => gemma4_config(cfg, &mut config)?,
         Arch::SmolLm3 => smollm3_layers(cfg, &mut config)?,
         Arch::Qwen3Moe => qwen3_moe_config(cfg, &mut config)?,
+        Arch::Lfm2 => lfm2_config(cfg, &mut config)?,
+        Arch::GraniteHybrid => granite_hybrid_config(cfg, &mut config)?,
         _ => {}
+    }
+    // Recurrent layers where layer_types says (an architecture without them refuses).
+    if let Some(kinds) = layer_kinds(cfg, layer_count)? {
+        if kinds.iter().any(|(m, _)| *m == LayerMixer::Recurrent) {
+            if arch.features().recurrent == schema::Recurrent::None {
+                crate::bail!(
+                    "config.json: recurrent layers in layer_types are not supported for {model_type}"
+                );
+            }
+            config.set_layers(|i, l| {
+                l.mixer = kinds[i].0;
+                Ok(())
+            })?;
+        }
     }
     if let RopeScaling::Proportional { pairs: 0, .. } = config.rope_scaling {
         crate::bail!("config.json: RoPE type 'proportional' without a rotated share (Gemma 4's partial_rotary_factor)");
@@ -536,18 +552,24 @@ fn plan_decoder<'a>(
     }
     let hp = config.validate()?;
 
-    // (HF name, ember name, Gemma's (1 + w) norm)
-    let mut map: Vec<(String, String, bool)> = vec![
+    // (HF name, ember name, how the values change)
+    let norm = if add_one {
+        Values::AddOne
+    } else {
+        Values::Same
+    };
+    // LFM2's last norm is named for the embedding but applied after the last layer.
+    let final_norm = match arch {
+        Arch::Lfm2 => "model.embedding_norm.weight",
+        _ => "model.norm.weight",
+    };
+    let mut map: Vec<(String, String, Values)> = vec![
         (
             "model.embed_tokens.weight".into(),
             schema::TOKEN_EMBD.into(),
-            false,
+            Values::Same,
         ),
-        (
-            "model.norm.weight".into(),
-            "output_norm.weight".into(),
-            add_one,
-        ),
+        (final_norm.into(), "output_norm.weight".into(), norm),
     ];
     if config.per_layer_dim > 0 {
         for (hf, ember) in [
@@ -564,11 +586,11 @@ fn plan_decoder<'a>(
                 schema::PER_LAYER_PROJ_NORM,
             ),
         ] {
-            map.push((hf.into(), ember.into(), false));
+            map.push((hf.into(), ember.into(), Values::Same));
         }
     }
     if !tied {
-        map.push(("lm_head.weight".into(), schema::OUTPUT.into(), false));
+        map.push(("lm_head.weight".into(), schema::OUTPUT.into(), Values::Same));
     }
     let (dims, ft) = (hp.dims(), arch.features());
     let specs = config.layer_specs();
@@ -598,7 +620,12 @@ fn plan_decoder<'a>(
                     if !bias && !tensors.contains_key(&src) && tensors.contains_key(&bare) {
                         src = bare;
                     }
-                    map.push((src, dst, add_one && role.is_norm()));
+                    let values = match role {
+                        Role::SsmA => Values::NegExp,
+                        r if r.is_norm() => norm,
+                        _ => Values::Same,
+                    };
+                    map.push((src, dst, values));
                 }
                 continue;
             }
@@ -641,21 +668,29 @@ fn plan_decoder<'a>(
             }
         }
     }
-    for (src, dst, add_one) in map {
+    for (src, dst, values) in map {
         hints.insert(dst.clone(), src.clone());
-        if let Some((t, _)) = take(&mut tensors, &src) {
-            if add_one {
-                out.push(Planned {
-                    name: dst,
-                    shape: t.shape,
-                    dtype: DType::F32,
-                    src_name: src,
-                    src: t.data,
-                    op: Op::AddOne { from: t.dtype },
-                });
-            } else {
-                plan_copy(out, dst, &src, t);
+        if let Some((mut t, _)) = take(&mut tensors, &src) {
+            // Convolution kernels (C, 1, K) are (C, K); A, D and norms (H, 1) are (H).
+            if t.shape.len() > 1 && Role::of_tensor(&dst).is_some_and(Role::keeps_f32) {
+                t.shape.retain(|&d| d != 1);
             }
+            let op = match values {
+                Values::Same => {
+                    plan_copy(out, dst, &src, t);
+                    continue;
+                }
+                Values::AddOne => Op::AddOne { from: t.dtype },
+                Values::NegExp => Op::NegExp { from: t.dtype },
+            };
+            out.push(Planned {
+                name: dst,
+                shape: t.shape,
+                dtype: DType::F32,
+                src_name: src,
+                src: t.data,
+                op,
+            });
         }
     }
     out.extend(Planned::rope_tables(&config));
@@ -666,6 +701,16 @@ fn plan_decoder<'a>(
     tensors.retain(|k, _| !k.ends_with(".rotary_emb.inv_freq"));
     report_leftovers(&tensors)?;
     Ok(config)
+}
+
+/// How a tensor's values change on the way in.
+#[derive(Clone, Copy)]
+enum Values {
+    Same,
+    /// Gemma's (1 + w) norms, stored folded.
+    AddOne,
+    /// Mamba's A_log, stored as A = -exp(A_log).
+    NegExp,
 }
 
 /// The dimensions of each head RoPE rotates in layers of `layer_type`, from
@@ -844,6 +889,12 @@ fn gemma3_config(cfg: &Value, config: &mut ModelConfig) -> Result<()> {
 
 /// transformers' `layer_types` (one per layer) as attention kinds; None where absent.
 fn layer_types(cfg: &Value, layers: usize) -> Result<Option<Vec<Attention>>> {
+    Ok(layer_kinds(cfg, layers)?.map(|k| k.into_iter().map(|(_, a)| a).collect()))
+}
+
+/// transformers' `layer_types` as each layer's mixer and attention: `conv` (LFM2),
+/// `mamba` and `linear_attention` (Granite 4, Qwen3.5) are recurrent.
+fn layer_kinds(cfg: &Value, layers: usize) -> Result<Option<Vec<(LayerMixer, Attention)>>> {
     let Some(list) = cfg.get("layer_types").filter(|v| !v.is_null()) else {
         return Ok(None);
     };
@@ -853,10 +904,13 @@ fn layer_types(cfg: &Value, layers: usize) -> Result<Option<Vec<Attention>>> {
     let kinds = list
         .iter()
         .map(|v| match v.as_str() {
-            Some("sliding_attention") => Ok(Attention::Local),
-            Some("full_attention") => Ok(Attention::Global),
+            Some("sliding_attention") => Ok((LayerMixer::Attention, Attention::Local)),
+            Some("full_attention" | "attention") => Ok((LayerMixer::Attention, Attention::Global)),
+            Some("conv" | "mamba" | "linear_attention") => {
+                Ok((LayerMixer::Recurrent, Attention::Global))
+            }
             _ => crate::bail!(
-                "config.json: unknown layer type {v} in layer_types (supported: full_attention, sliding_attention)"
+                "config.json: unknown layer type {v} in layer_types (supported: full_attention, sliding_attention, conv, mamba, linear_attention)"
             ),
         })
         .collect::<Result<Vec<_>>>()?;
@@ -867,6 +921,99 @@ fn layer_types(cfg: &Value, layers: usize) -> Result<Option<Vec<Attention>>> {
 fn per_layer_list(key: &str, len: usize, layers: usize) -> Result<()> {
     if len != layers {
         crate::bail!("config.json: \"{key}\" has {len} entries for {layers} layers");
+    }
+    Ok(())
+}
+
+/// LFM2: short-convolution layers of `conv_L_cache` taps; the feed-forward width follows
+/// `block_auto_adjust_ff_dim` as transformers' Lfm2MLP computes it.
+fn lfm2_config(cfg: &Value, config: &mut ModelConfig) -> Result<()> {
+    config.conv_kernel = cfg_req(cfg, &["conv_L_cache"])?;
+    if cfg_bool(cfg, "block_auto_adjust_ff_dim")?.unwrap_or(false) {
+        let mut ff = 2 * config.ffn_dim / 3;
+        if let Some(m) = cfg_f32(cfg, &["block_ffn_dim_multiplier"])? {
+            ff = (m as f64 * ff as f64) as usize;
+        }
+        let multiple = cfg_usize(cfg, &["block_multiple_of"])?
+            .unwrap_or(256)
+            .max(1);
+        config.ffn_dim = ff.div_ceil(multiple) * multiple;
+    }
+    // Without layer_types, full_attn_idxs names the attention layers.
+    if cfg.get("layer_types").is_none_or(Value::is_null) {
+        let Some(list) = cfg.get("full_attn_idxs").and_then(Value::as_array) else {
+            crate::bail!("config.json: LFM2 needs layer_types or full_attn_idxs");
+        };
+        let attention: Vec<u64> = list.iter().filter_map(Value::as_u64).collect();
+        if attention.len() != list.len() {
+            crate::bail!("config.json: full_attn_idxs should be a list of layer indices");
+        }
+        config.set_layers(|i, l| {
+            if !attention.contains(&(i as u64)) {
+                l.mixer = LayerMixer::Recurrent;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Granite 4 hybrid: Mamba-2 layers, muP multipliers, a shared (dense) feed-forward of
+/// `shared_intermediate_size`; positions from `position_embedding_type` (`nope` or `rope`).
+fn granite_hybrid_config(cfg: &Value, config: &mut ModelConfig) -> Result<()> {
+    if let Some(n) = cfg_usize(cfg, &["num_local_experts"])?.filter(|&n| n > 0) {
+        crate::bail!("config.json: Granite 4 with {n} experts (num_local_experts) is not supported; the dense models (H Micro, H 350M, H 1B) are");
+    }
+    if let Some(f) = cfg_usize(cfg, &["shared_intermediate_size"])? {
+        config.ffn_dim = f;
+    }
+    config.conv_kernel = cfg_req(cfg, &["mamba_d_conv"])?;
+    config.ssm_heads = cfg_req(cfg, &["mamba_n_heads"])?;
+    config.ssm_head_dim = cfg_req(cfg, &["mamba_d_head"])?;
+    config.ssm_state = cfg_req(cfg, &["mamba_d_state"])?;
+    config.ssm_groups = cfg_usize(cfg, &["mamba_n_groups"])?.unwrap_or(1);
+    let expand = cfg_usize(cfg, &["mamba_expand"])?.unwrap_or(2);
+    if config.ssm_heads * config.ssm_head_dim != expand * config.embedding_dim {
+        crate::bail!(
+            "config.json: mamba_n_heads x mamba_d_head ({} x {}) differs from mamba_expand x hidden_size ({expand} x {})",
+            config.ssm_heads,
+            config.ssm_head_dim,
+            config.embedding_dim
+        );
+    }
+    // transformers clamps dt to time_step_limit only where it is not (0, inf).
+    if let Some(limit) = cfg.get("time_step_limit").and_then(Value::as_array) {
+        let lower = limit.first().and_then(Value::as_f64).unwrap_or(0.0);
+        let upper_infinite = limit.get(1).is_some_and(|u| {
+            u.as_f64().is_some_and(f64::is_infinite)
+                || u.get("__float__").and_then(Value::as_str) == Some("Infinity")
+                || u.as_str() == Some("Infinity")
+        });
+        if lower != 0.0 || !upper_infinite {
+            crate::bail!(
+                "config.json: Mamba time_step_limit {limit:?} is not supported (only (0, inf))"
+            );
+        }
+    }
+    for (key, slot) in [
+        ("embedding_multiplier", &mut config.embedding_scale),
+        ("residual_multiplier", &mut config.residual_scale),
+        ("logits_scaling", &mut config.logits_divisor),
+    ] {
+        *slot = cfg_f32(cfg, &[key])?.filter(|&v| v != 1.0);
+    }
+    if let Some(a) = cfg_f32(cfg, &["attention_multiplier"])? {
+        config.attention_scale = Some(a);
+    }
+    match cfg_str(cfg, "position_embedding_type").unwrap_or("rope") {
+        "rope" => {}
+        "nope" => config.set_layers(|_, l| {
+            l.positions = LayerPositions::None;
+            Ok(())
+        })?,
+        other => crate::bail!(
+            "config.json: position_embedding_type '{other}' is not supported (rope, nope)"
+        ),
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod dot;
 pub mod group;
 pub mod matmul;
 pub mod ops;
+pub mod recurrent;
 pub mod tile;
 
 #[cfg(feature = "alloc")]

@@ -1,9 +1,12 @@
 //! The forward pass, top to bottom, over T new tokens at positions pos..pos+T.
 
-use super::weights::{Experts, Ffn, Layer, Linear, Matrix, Norm, PerLayerEmbeddings};
+use super::recurrent;
+use super::weights::{
+    AttentionWeights, Experts, Ffn, Layer, Linear, Matrix, Mixer, Norm, PerLayerEmbeddings,
+};
 use super::Config;
 use super::Model;
-use super::{Attention, BlockNorms, EmbedScale, FfnKind, NormKind, Positions, QkNorm};
+use super::{Attention, BlockNorms, FfnKind, NormKind, Positions, QkNorm};
 use crate::exec::{Executor, SyncMutPtr};
 use crate::kernels::{self as k, ActQ8, Kernels};
 use crate::kv_cache::KvCache;
@@ -45,6 +48,12 @@ enum Region {
     MoeDown,
     /// moe_out (B, C): the weighted sum of the chosen experts' outputs
     MoeOut,
+    /// mix_in (B, recurrent in_proj rows): a recurrent mixer's input projection
+    MixIn,
+    /// mix_conv (B, convolution channels): its convolution's inputs, then outputs
+    MixConv,
+    /// mix_y (B, max(C, H·P)): its output before out_proj
+    MixY,
     /// scores (NH, capacity): one row per head
     Scores,
     /// rope (B, HS): cos and sin per position, global layers
@@ -97,7 +106,10 @@ impl ScratchPlan {
         let (c, f) = (cfg.dim, cfg.max_ffn_dim().max(cfg.expert_ffn_dim));
         let hs = cfg.head_dim.max(cfg.head_dim_global);
         let lp = cfg.layers * cfg.per_layer_dim;
-        let max_cols = c.max(f).max(cfg.q_dim());
+        // Recurrent mixers: in_proj's rows, the convolution's channels, out_proj's columns
+        // (all 0 without recurrent layers).
+        let (mix_in, mix_conv, mix_y) = cfg.recurrent_widths();
+        let max_cols = c.max(f).max(cfg.q_dim()).max(mix_y).max(mix_conv);
         // Decode runs the k chosen experts side by side: k rows of FE (and of C).
         let k = cfg.experts_used;
         let blocks = (b * max_cols.div_ceil(32)).max(k * cfg.expert_ffn_dim.div_ceil(32));
@@ -125,6 +137,9 @@ impl ScratchPlan {
             (Region::MoeIn, moe * b * c),
             (Region::MoeDown, moe * b.max(k) * c),
             (Region::MoeOut, moe * b * c),
+            (Region::MixIn, b * mix_in),
+            (Region::MixConv, b * mix_conv),
+            (Region::MixY, b * mix_y),
             (Region::Scores, cfg.heads * capacity),
             (Region::Rope, b * hs),
             (Region::RopeLocal, local * b * hs),
@@ -188,6 +203,9 @@ pub struct Parts<'s> {
     pub moe_in: &'s mut [f32],
     pub moe_down: &'s mut [f32],
     pub moe_out: &'s mut [f32],
+    pub mix_in: &'s mut [f32],
+    pub mix_conv: &'s mut [f32],
+    pub mix_y: &'s mut [f32],
     pub scores: &'s mut [f32],
     pub rope: &'s mut [f32],
     pub rope_local: &'s mut [f32],
@@ -277,6 +295,9 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
         let moe_in = next(Region::MoeIn);
         let moe_down = next(Region::MoeDown);
         let moe_out = next(Region::MoeOut);
+        let mix_in = next(Region::MixIn);
+        let mix_conv = next(Region::MixConv);
+        let mix_y = next(Region::MixY);
         let scores = next(Region::Scores);
         let rope = next(Region::Rope);
         let rope_local = next(Region::RopeLocal);
@@ -304,6 +325,9 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
             moe_in,
             moe_down,
             moe_out,
+            mix_in,
+            mix_conv,
+            mix_y,
             scores,
             rope,
             rope_local,
@@ -379,7 +403,7 @@ pub trait Observer {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn linear(
+pub(super) fn linear(
     c: Compute,
     layer: usize,
     name: &'static str,
@@ -447,7 +471,6 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         let w = &self.weights;
         let t = tokens.len();
         let c = cfg.dim;
-        let group = cfg.heads / cfg.kv_heads;
         // Per-position stride of the RoPE angle tables: the largest head.
         let hs_max = cfg.head_dim.max(cfg.head_dim_global);
 
@@ -455,9 +478,9 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         for (i, &id) in tokens.iter().enumerate() {
             let xi = &mut s.x[i * c..(i + 1) * c];
             embed(&w.token_embd, id as usize, xi);
-            match ft.embed_scale {
-                EmbedScale::One => {}
-                EmbedScale::SqrtDim => xi.iter_mut().for_each(|v| *v *= cfg.embedding_scale),
+            // sqrt(C) (Gemma) or the file's multiplier (Granite).
+            if cfg.embedding_scale != 1.0 {
+                xi.iter_mut().for_each(|v| *v *= cfg.embedding_scale);
             }
             if let Some(pe) = &w.pos_embd {
                 embed(pe, pos + i, &mut s.row[..c]);
@@ -493,157 +516,25 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         }
 
         for (li, layer) in w.layers.as_ref().iter().enumerate() {
-            let spec = cfg.layer(li);
-            let attention = spec.attention;
-            // This layer's head size, query width, key/value width, rotated dimensions.
-            let hs = cfg.head_dim_of(li);
-            let (qd, kvd) = (cfg.heads * hs, cfg.kv_heads * hs);
-            let rd = match attention {
-                Attention::Global => cfg.rope_dim,
-                Attention::Local => cfg.head_dim,
-            };
-            // Attention block: x += [post_norm] Wo · attention(rope(Wq·xn), rope(Wk·xn), Wv·xn)
-            // with xn = norm(x), or x itself where the block has no pre-norm (OLMo 2).
-            let input: &[f32] = match &layer.attn_norm {
-                Some(n) => {
-                    norm(cx.exec, ft.norm, cfg.norm_eps, n, s.x, s.xn, t, c);
-                    s.xn
-                }
-                None => s.x,
-            };
-            let (new_k, new_v) = s.kv.split_at_mut(t * kvd);
-            let new_v = &mut new_v[..t * kvd];
-            match (&layer.k, &layer.v) {
-                (Some(wk), Some(wv)) => linears(
-                    cx,
-                    li,
-                    [
-                        ("attn_q", &layer.q, &mut s.q[..]),
-                        ("attn_k", wk, &mut new_k[..]),
-                        ("attn_v", wv, &mut new_v[..]),
-                    ],
-                    input,
-                    t,
-                    &mut s.act,
-                ),
-                // Keys and values come from an earlier layer's cache.
-                _ => linear(cx, li, "attn_q", &layer.q, input, t, s.q, &mut s.act),
+            // Mixer block: x += [post_norm] mixer(xn), xn = norm(x), or x itself where the
+            // block has no pre-norm (OLMo 2). The output goes to y before a post-norm, else
+            // to xn.
+            if let Some(n) = &layer.attn_norm {
+                norm(cx.exec, ft.norm, cfg.norm_eps, n, s.x, s.xn, t, c);
             }
-            let own_kv = layer.k.is_some();
-            // Per head (HS), or over each token's whole projection (NH·HS, KVH·HS).
-            let (q_span, k_span) = match ft.qk_norm {
-                QkNorm::RmsWhole => (qd, kvd),
-                QkNorm::Rms | QkNorm::None => (hs, hs),
-            };
-            match (ft.qk_norm, layer.q_norm) {
-                (QkNorm::Rms | QkNorm::RmsWhole, Some(qn)) => {
-                    k::rmsnorm_heads(&mut s.q[..t * qd], q_span, qn, cfg.norm_eps);
+            let normed = layer.attn_norm.is_some();
+            let to_y = layer.post_attn_norm.is_some();
+            match &layer.mixer {
+                Mixer::Attention(a) => self.attention(cx, li, a, normed, to_y, t, pos, cache, s),
+                Mixer::ShortConv(m) => {
+                    let state = cache.state_mut(li);
+                    recurrent::short_conv(cx, li, m, normed, to_y, t, pos, state, s)
                 }
-                (QkNorm::Rms | QkNorm::RmsWhole, None) => {
-                    unreachable!("the loader requires q norms")
-                }
-                (QkNorm::None, _) => {}
-            }
-            if let Some(kn) = layer.k_norm {
-                k::rmsnorm_heads(&mut new_k[..t * kvd], k_span, kn, cfg.norm_eps);
-            }
-            match ft.value_norm {
-                ValueNorm::Rms if own_kv => {
-                    k::rmsnorm_heads(new_v, hs, &s.ones[..hs], cfg.norm_eps)
-                }
-                ValueNorm::Rms | ValueNorm::None => {}
-            }
-            match (ft.positions, spec.positions) {
-                (_, LayerPositions::None) | (Positions::Learned, _) => {}
-                (Positions::Rope, LayerPositions::Model) => {
-                    let angles = match attention {
-                        Attention::Global => &s.rope[..],
-                        Attention::Local => &s.rope_local[..],
-                    };
-                    for i in 0..t {
-                        let angles = &angles[i * hs_max..i * hs_max + rd];
-                        k::rope(&mut s.q[i * qd..(i + 1) * qd], hs, rd, angles);
-                        if own_kv {
-                            k::rope(&mut new_k[i * kvd..(i + 1) * kvd], hs, rd, angles);
-                        }
-                    }
+                Mixer::Mamba2(m) => {
+                    let state = cache.state_mut(li);
+                    recurrent::mamba2(cx, cfg, li, m, normed, to_y, t, pos, state, s)
                 }
             }
-            let source = cfg.kv_source(li);
-            let slots = cache.slots(source);
-            if own_kv {
-                let (keys, values) = cache.layer_mut(li);
-                for i in 0..t {
-                    let at = (pos + i) % slots * kvd;
-                    keys[at..at + kvd].copy_from_slice(&new_k[i * kvd..(i + 1) * kvd]);
-                    values[at..at + kvd].copy_from_slice(&new_v[i * kvd..(i + 1) * kvd]);
-                }
-            }
-            // Heads are independent: one part per head, each with its own row of scores.
-            let (keys, values) = cache.layer(source);
-            let capacity = s.scores.len() / cfg.heads;
-            let (att, scores, part) = (
-                SyncMutPtr(s.att.as_mut_ptr()),
-                SyncMutPtr(s.scores.as_mut_ptr()),
-                SyncMutPtr(s.row.as_mut_ptr()),
-            );
-            let q: &[f32] = s.q;
-            let scale = cfg.attention_scale;
-            cx.exec.run(cfg.heads, &|h| {
-                let kv_off = (h / group) * hs;
-                // SAFETY: part h alone uses scores row h, within the (NH, capacity) region.
-                let scores = unsafe { scores.slice(h * capacity, capacity) };
-                for i in 0..t {
-                    let p = pos + i; // causal: this token sees positions first..=p
-                    let first = match attention {
-                        Attention::Global => 0,
-                        Attention::Local => (p + 1).saturating_sub(cfg.sliding_window),
-                    };
-                    // SAFETY: part h alone writes head h's HS outputs of token i, inside
-                    // att (T, NH·HS).
-                    let out = unsafe { att.slice(i * qd + h * hs, hs) };
-                    let qh = &q[i * qd + h * hs..i * qd + (h + 1) * hs];
-                    let (r1, r2) = slot_ranges(first, p, slots);
-                    let span = |r: &core::ops::Range<usize>| r.start * kvd..r.end * kvd;
-                    if r2.is_empty() {
-                        let (ks, vs) = (&keys[span(&r1)], &values[span(&r1)]);
-                        k::attention_head(
-                            cx.kernels,
-                            out,
-                            qh,
-                            ks,
-                            vs,
-                            kvd,
-                            kv_off,
-                            r1.len(),
-                            scale,
-                            scores,
-                        );
-                    } else {
-                        // SAFETY: part h alone uses row's h-th HS slice, inside (NH·HS).
-                        let tmp = unsafe { part.slice(h * hs, hs) };
-                        k::attention_head_split(
-                            cx.kernels,
-                            out,
-                            tmp,
-                            qh,
-                            [
-                                (&keys[span(&r1)], &values[span(&r1)]),
-                                (&keys[span(&r2)], &values[span(&r2)]),
-                            ],
-                            kvd,
-                            kv_off,
-                            scale,
-                            scores,
-                        );
-                    }
-                }
-            });
-            let y = match layer.post_attn_norm {
-                Some(_) => &mut *s.y,
-                None => &mut *s.xn,
-            };
-            linear(cx, li, "attn_output", &layer.o, s.att, t, y, &mut s.act);
             self.residual(cx, layer.post_attn_norm.as_ref(), s.x, s.y, s.xn, t);
 
             // Feed-forward block: x += [post_norm] down(act(gate·xn) * up·xn)  or
@@ -749,6 +640,173 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         if let Some(cap) = cfg.final_logit_softcap {
             k::softcap(&mut s.logits[..n * cfg.vocab_size], cap);
         }
+        if cfg.logits_divisor != 1.0 {
+            let d = cfg.logits_divisor;
+            s.logits[..n * cfg.vocab_size]
+                .iter_mut()
+                .for_each(|v| *v /= d);
+        }
+    }
+
+    /// Attention: out = Wo · attention(rope(Wq·in), rope(Wk·in), Wv·in) over the cache, with
+    /// `in` xn (`normed`) or x, `out` y (`to_y`) or xn; the new keys and values join the
+    /// cache at positions pos..pos+T.
+    #[allow(clippy::too_many_arguments)]
+    fn attention<B: AsRef<[f32]> + AsMut<[f32]>>(
+        &self,
+        cx: Compute,
+        li: usize,
+        layer: &AttentionWeights,
+        normed: bool,
+        to_y: bool,
+        t: usize,
+        pos: usize,
+        cache: &mut KvCache<B>,
+        s: &mut Parts,
+    ) {
+        let cfg = &self.config;
+        let ft = cfg.features;
+        let group = cfg.heads / cfg.kv_heads;
+        // Per-position stride of the RoPE angle tables: the largest head.
+        let hs_max = cfg.head_dim.max(cfg.head_dim_global);
+        let spec = cfg.layer(li);
+        let attention = spec.attention;
+        // This layer's head size, query width, key/value width, rotated dimensions.
+        let hs = cfg.head_dim_of(li);
+        let (qd, kvd) = (cfg.heads * hs, cfg.kv_heads * hs);
+        let rd = match attention {
+            Attention::Global => cfg.rope_dim,
+            Attention::Local => cfg.head_dim,
+        };
+        let input: &[f32] = if normed { s.xn } else { s.x };
+        let (new_k, new_v) = s.kv.split_at_mut(t * kvd);
+        let new_v = &mut new_v[..t * kvd];
+        match (&layer.k, &layer.v) {
+            (Some(wk), Some(wv)) => linears(
+                cx,
+                li,
+                [
+                    ("attn_q", &layer.q, &mut s.q[..]),
+                    ("attn_k", wk, &mut new_k[..]),
+                    ("attn_v", wv, &mut new_v[..]),
+                ],
+                input,
+                t,
+                &mut s.act,
+            ),
+            // Keys and values come from an earlier layer's cache.
+            _ => linear(cx, li, "attn_q", &layer.q, input, t, s.q, &mut s.act),
+        }
+        let own_kv = layer.k.is_some();
+        // Per head (HS), or over each token's whole projection (NH·HS, KVH·HS).
+        let (q_span, k_span) = match ft.qk_norm {
+            QkNorm::RmsWhole => (qd, kvd),
+            QkNorm::Rms | QkNorm::None => (hs, hs),
+        };
+        match (ft.qk_norm, layer.q_norm) {
+            (QkNorm::Rms | QkNorm::RmsWhole, Some(qn)) => {
+                k::rmsnorm_heads(&mut s.q[..t * qd], q_span, qn, cfg.norm_eps);
+            }
+            (QkNorm::Rms | QkNorm::RmsWhole, None) => {
+                unreachable!("the loader requires q norms")
+            }
+            (QkNorm::None, _) => {}
+        }
+        if let Some(kn) = layer.k_norm {
+            k::rmsnorm_heads(&mut new_k[..t * kvd], k_span, kn, cfg.norm_eps);
+        }
+        match ft.value_norm {
+            ValueNorm::Rms if own_kv => k::rmsnorm_heads(new_v, hs, &s.ones[..hs], cfg.norm_eps),
+            ValueNorm::Rms | ValueNorm::None => {}
+        }
+        match (ft.positions, spec.positions) {
+            (_, LayerPositions::None) | (Positions::Learned, _) => {}
+            (Positions::Rope, LayerPositions::Model) => {
+                let angles = match attention {
+                    Attention::Global => &s.rope[..],
+                    Attention::Local => &s.rope_local[..],
+                };
+                for i in 0..t {
+                    let angles = &angles[i * hs_max..i * hs_max + rd];
+                    k::rope(&mut s.q[i * qd..(i + 1) * qd], hs, rd, angles);
+                    if own_kv {
+                        k::rope(&mut new_k[i * kvd..(i + 1) * kvd], hs, rd, angles);
+                    }
+                }
+            }
+        }
+        let source = cfg.kv_source(li);
+        let slots = cache.slots(source);
+        if own_kv {
+            let (keys, values) = cache.layer_mut(li);
+            for i in 0..t {
+                let at = (pos + i) % slots * kvd;
+                keys[at..at + kvd].copy_from_slice(&new_k[i * kvd..(i + 1) * kvd]);
+                values[at..at + kvd].copy_from_slice(&new_v[i * kvd..(i + 1) * kvd]);
+            }
+        }
+        // Heads are independent: one part per head, each with its own row of scores.
+        let (keys, values) = cache.layer(source);
+        let capacity = s.scores.len() / cfg.heads;
+        let (att, scores, part) = (
+            SyncMutPtr(s.att.as_mut_ptr()),
+            SyncMutPtr(s.scores.as_mut_ptr()),
+            SyncMutPtr(s.row.as_mut_ptr()),
+        );
+        let q: &[f32] = s.q;
+        let scale = cfg.attention_scale;
+        cx.exec.run(cfg.heads, &|h| {
+            let kv_off = (h / group) * hs;
+            // SAFETY: part h alone uses scores row h, within the (NH, capacity) region.
+            let scores = unsafe { scores.slice(h * capacity, capacity) };
+            for i in 0..t {
+                let p = pos + i; // causal: this token sees positions first..=p
+                let first = match attention {
+                    Attention::Global => 0,
+                    Attention::Local => (p + 1).saturating_sub(cfg.sliding_window),
+                };
+                // SAFETY: part h alone writes head h's HS outputs of token i, inside
+                // att (T, NH·HS).
+                let out = unsafe { att.slice(i * qd + h * hs, hs) };
+                let qh = &q[i * qd + h * hs..i * qd + (h + 1) * hs];
+                let (r1, r2) = slot_ranges(first, p, slots);
+                let span = |r: &core::ops::Range<usize>| r.start * kvd..r.end * kvd;
+                if r2.is_empty() {
+                    let (ks, vs) = (&keys[span(&r1)], &values[span(&r1)]);
+                    k::attention_head(
+                        cx.kernels,
+                        out,
+                        qh,
+                        ks,
+                        vs,
+                        kvd,
+                        kv_off,
+                        r1.len(),
+                        scale,
+                        scores,
+                    );
+                } else {
+                    // SAFETY: part h alone uses row's h-th HS slice, inside (NH·HS).
+                    let tmp = unsafe { part.slice(h * hs, hs) };
+                    k::attention_head_split(
+                        cx.kernels,
+                        out,
+                        tmp,
+                        qh,
+                        [
+                            (&keys[span(&r1)], &values[span(&r1)]),
+                            (&keys[span(&r2)], &values[span(&r2)]),
+                        ],
+                        kvd,
+                        kv_off,
+                        scale,
+                        scores,
+                    );
+                }
+            }
+        });
+        let y = if to_y { &mut *s.y } else { &mut *s.xn };
+        linear(cx, li, "attn_output", &layer.o, s.att, t, y, &mut s.act);
     }
 
     /// x += the block's output: `xn` as it is (blocks without a post-norm), or post_norm(`y`)
@@ -771,6 +829,11 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                 unreachable!("the loader requires post norms")
             }
             (BlockNorms::Pre, _) => {}
+        }
+        // Granite's muP: the block's output is scaled before it joins the stream.
+        if cfg.residual_scale != 1.0 {
+            let r = cfg.residual_scale;
+            xn[..t * c].iter_mut().for_each(|v| *v *= r);
         }
         k::add_in_place(&mut x[..t * c], &xn[..t * c]);
     }

@@ -1,6 +1,7 @@
 //! A decoder-only transformer: config, weights, and the forward pass.
 
 mod forward;
+mod recurrent;
 mod weights;
 
 /// The model's hyperparameters: ember-format's one record ([`ember_format::Hparams`]).
@@ -10,7 +11,8 @@ pub use ember_format::schema::{
 };
 pub use forward::{Compute, Logits, Observer, Parts, Scratch, ScratchPlan};
 pub use weights::{
-    Experts, Ffn, Layer, Linear, Matrix, Norm, PerLayerBranch, PerLayerEmbeddings, Weights,
+    AttentionWeights, ConvKernel, Experts, Ffn, Layer, Linear, Mamba2, Matrix, Mixer, Norm,
+    PerLayerBranch, PerLayerEmbeddings, ShortConv, Weights,
 };
 
 use ember_format::EmberFile;
@@ -109,9 +111,8 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
             .layers()
             .iter()
             .map(|l| {
-                [Some(&l.q), l.k.as_ref(), l.v.as_ref(), Some(&l.o)]
-                    .into_iter()
-                    .flatten()
+                l.mixer
+                    .matrices()
                     .chain(l.per_layer.iter().flat_map(|b| [&b.gate, &b.proj]))
                     .map(|m| m.w.data.len())
                     .sum::<usize>()

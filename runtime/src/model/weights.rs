@@ -1,8 +1,8 @@
 //! The model's tensors, borrowed from the file, checked against the config once at load.
 
 use ember_format::schema::{
-    self, Dims, Features, LayerFfn, LayerSpec, Need, PerLayerInputs, Positions, Role, Shape,
-    TensorName,
+    self, Dims, Features, LayerFfn, LayerMixer, LayerSpec, Need, PerLayerInputs, Positions,
+    Recurrent, Role, Shape, TensorName,
 };
 use ember_format::{DType, EmberFile, Layout, ShortName, TensorInfo};
 
@@ -76,17 +76,10 @@ pub struct Linear<'a> {
 /// at load.
 #[derive(Clone, Copy, Debug)]
 pub struct Layer<'a> {
-    /// Pre-norm of the attention (absent with BlockNorms::Post).
+    /// Pre-norm of the token mixer (absent with BlockNorms::Post).
     pub attn_norm: Option<Norm<'a>>,
-    pub q: Linear<'a>,
-    /// Absent where the layer reads another layer's keys and values (LayerKv::Shared).
-    pub k: Option<Linear<'a>>,
-    pub v: Option<Linear<'a>>,
-    pub o: Linear<'a>,
-    /// RMSNorm weights of queries and keys: per head (HS) or whole (NH·HS, KVH·HS).
-    pub q_norm: Option<&'a [f32]>,
-    pub k_norm: Option<&'a [f32]>,
-    /// Norm of the attention's output (BlockNorms::Sandwich and Post).
+    pub mixer: Mixer<'a>,
+    /// Norm of the mixer's output (BlockNorms::Sandwich and Post).
     pub post_attn_norm: Option<Norm<'a>>,
     /// Pre-norm of the feed-forward (absent with BlockNorms::Post).
     pub ffn_norm: Option<Norm<'a>>,
@@ -97,6 +90,67 @@ pub struct Layer<'a> {
     pub per_layer: Option<PerLayerBranch<'a>>,
     /// Multiplies the residual stream at the end of the layer (LayerScale::Scalar).
     pub output_scale: Option<f32>,
+}
+
+/// A layer's token mixer (`LayerMixer`): attention, or the architecture's recurrent kind.
+#[derive(Clone, Copy, Debug)]
+pub enum Mixer<'a> {
+    Attention(AttentionWeights<'a>),
+    ShortConv(ShortConv<'a>),
+    Mamba2(Mamba2<'a>),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionWeights<'a> {
+    pub q: Linear<'a>,
+    /// Absent where the layer reads another layer's keys and values (LayerKv::Shared).
+    pub k: Option<Linear<'a>>,
+    pub v: Option<Linear<'a>>,
+    pub o: Linear<'a>,
+    /// RMSNorm weights of queries and keys: per head (HS) or whole (NH·HS, KVH·HS).
+    pub q_norm: Option<&'a [f32]>,
+    pub k_norm: Option<&'a [f32]>,
+}
+
+/// A depthwise causal convolution: K taps per channel, kernel (channels, K) row-major.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvKernel<'a> {
+    pub weight: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub taps: usize,
+}
+
+/// LFM2's short convolution: in_proj (3C, C), kernel (C, K), out_proj (C, C).
+#[derive(Clone, Copy, Debug)]
+pub struct ShortConv<'a> {
+    pub in_proj: Linear<'a>,
+    pub conv: ConvKernel<'a>,
+    pub out_proj: Linear<'a>,
+}
+
+/// Mamba-2: in_proj (2·H·P + 2·G·N + H, C), the convolution over x, B, C, dt's bias, A and
+/// D (H each), the gated norm (H·P), out_proj (C, H·P).
+#[derive(Clone, Copy, Debug)]
+pub struct Mamba2<'a> {
+    pub in_proj: Linear<'a>,
+    pub conv: ConvKernel<'a>,
+    pub dt_bias: &'a [f32],
+    pub a: &'a [f32],
+    pub d: &'a [f32],
+    pub norm: &'a [f32],
+    pub out_proj: Linear<'a>,
+}
+
+impl Mixer<'_> {
+    /// Its projection matrices, for byte counts.
+    pub fn matrices(&self) -> impl Iterator<Item = &Linear<'_>> {
+        let (a, b, c, d) = match self {
+            Mixer::Attention(w) => (Some(&w.q), w.k.as_ref(), w.v.as_ref(), Some(&w.o)),
+            Mixer::ShortConv(w) => (Some(&w.in_proj), None, None, Some(&w.out_proj)),
+            Mixer::Mamba2(w) => (Some(&w.in_proj), None, None, Some(&w.out_proj)),
+        };
+        [a, b, c, d].into_iter().flatten()
+    }
 }
 
 /// A layer's branch gated by its per-layer input: gate (P, C), proj (C, P), post_norm (C).
@@ -294,6 +348,106 @@ impl<'f, 'a> Loader<'f, 'a> {
         Ok(weight.map(|weight| Norm { weight, bias }))
     }
 
+    /// Layer `i`'s f32 parameter vector `role` (A, D, dt's bias, a norm), required.
+    fn param(&self, i: usize, role: Role) -> Result<&'a [f32], Error> {
+        let name = TensorName::layer(i, role, false);
+        let len = role.bias_len(&self.dims, &self.features, &self.spec);
+        self.vector(&name, len, Need::Required)?
+            .ok_or(Error::MissingTensor(name.short()))
+    }
+
+    /// Layer `i`'s convolution kernel `role` (channels, K), f32 row-major, and its bias.
+    fn kernel(&self, i: usize, role: Role) -> Result<ConvKernel<'a>, Error> {
+        let name = TensorName::layer(i, role, false);
+        let Shape::Matrix(rows, taps) = role.shape(&self.dims, &self.features, &self.spec) else {
+            return Err(Error::TensorShape(name.short()));
+        };
+        let t = self
+            .get(&name, Need::Required)?
+            .ok_or(Error::MissingTensor(name.short()))?;
+        if t.shape() != [rows, taps] {
+            return Err(Error::TensorShape(name.short()));
+        }
+        let weight = t
+            .as_f32()
+            .ok_or(Error::TensorDtype(name.short(), t.dtype))?;
+        let bias = self.vector(
+            &TensorName::layer(i, role, true),
+            rows,
+            self.features.bias(role, &self.spec),
+        )?;
+        Ok(ConvKernel { weight, bias, taps })
+    }
+
+    /// Layer `i`'s token mixer, as its spec and the architecture say; every other mixer's
+    /// tensors must be absent.
+    fn mixer(&self, i: usize) -> Result<Mixer<'a>, Error> {
+        // Each role is loaded where the layer has it and checked absent where not.
+        let missing = |r: Role| Error::MissingTensor(TensorName::layer(i, r, false).short());
+        let (q, o) = (
+            self.linear(i, Role::AttnQ)?,
+            self.linear(i, Role::AttnOutput)?,
+        );
+        let (k, v) = (self.linear(i, Role::AttnK)?, self.linear(i, Role::AttnV)?);
+        let q_norm = self.norm(i, Role::AttnQNorm)?.map(|n| n.weight);
+        let k_norm = self.norm(i, Role::AttnKNorm)?.map(|n| n.weight);
+        for r in [
+            Role::ShortConvIn,
+            Role::ShortConvOut,
+            Role::SsmIn,
+            Role::SsmOut,
+        ] {
+            if self.features.weight(r, &self.spec) == Need::Absent {
+                self.linear(i, r)?;
+            }
+        }
+        for r in [
+            Role::ShortConvKernel,
+            Role::SsmConv,
+            Role::SsmDtBias,
+            Role::SsmA,
+            Role::SsmD,
+            Role::SsmNorm,
+        ] {
+            if self.features.weight(r, &self.spec) == Need::Absent {
+                self.get(&TensorName::layer(i, r, false), Need::Absent)?;
+                self.get(&TensorName::layer(i, r, true), Need::Absent)?;
+            }
+        }
+        let recurrent = match self.spec.mixer {
+            LayerMixer::Attention => {
+                return Ok(Mixer::Attention(AttentionWeights {
+                    q: q.ok_or(missing(Role::AttnQ))?,
+                    k,
+                    v,
+                    o: o.ok_or(missing(Role::AttnOutput))?,
+                    q_norm,
+                    k_norm,
+                }));
+            }
+            LayerMixer::Recurrent => self.features.recurrent,
+        };
+        match recurrent {
+            Recurrent::None => Err(Error::BadConfig(
+                "a recurrent layer in an architecture without recurrent layers",
+            )),
+            Recurrent::ShortConv => Ok(Mixer::ShortConv(ShortConv {
+                in_proj: self.required_linear(i, Role::ShortConvIn)?,
+                conv: self.kernel(i, Role::ShortConvKernel)?,
+                out_proj: self.required_linear(i, Role::ShortConvOut)?,
+            })),
+            Recurrent::Mamba2 => Ok(Mixer::Mamba2(Mamba2 {
+                in_proj: self.required_linear(i, Role::SsmIn)?,
+                conv: self.kernel(i, Role::SsmConv)?,
+                dt_bias: self.param(i, Role::SsmDtBias)?,
+                a: self.param(i, Role::SsmA)?,
+                d: self.param(i, Role::SsmD)?,
+                norm: self.param(i, Role::SsmNorm)?,
+                out_proj: self.required_linear(i, Role::SsmOut)?,
+            })),
+        }
+    }
+
     /// Layer `i`'s feed-forward: dense or experts, as its spec says.
     fn ffn(&self, i: usize) -> Result<Ffn<'a>, Error> {
         let gate = self.linear(i, Role::FfnGate)?;
@@ -335,22 +489,26 @@ impl<'f, 'a> Loader<'f, 'a> {
     }
 }
 
+/// A placeholder linear layer.
+const LIN: Linear<'static> = Linear {
+    w: Matrix::EMPTY,
+    b: None,
+};
+
 impl Layer<'static> {
     /// A placeholder for caller-provided storage (`[Layer::EMPTY; N]`), overwritten by
     /// `Model::load_into`.
     pub const EMPTY: Layer<'static> = {
-        const LIN: Linear<'static> = Linear {
-            w: Matrix::EMPTY,
-            b: None,
-        };
         Layer {
             attn_norm: None,
-            q: LIN,
-            k: None,
-            v: None,
-            o: LIN,
-            q_norm: None,
-            k_norm: None,
+            mixer: Mixer::Attention(AttentionWeights {
+                q: LIN,
+                k: None,
+                v: None,
+                o: LIN,
+                q_norm: None,
+                k_norm: None,
+            }),
             post_attn_norm: None,
             ffn_norm: None,
             ffn: Ffn::Dense {
@@ -401,12 +559,7 @@ impl<'a, L> Weights<'a, L> {
             l.spec = cfg.layer(i);
             let layer = Layer {
                 attn_norm: l.norm(i, Role::AttnNorm)?,
-                q: l.required_linear(i, Role::AttnQ)?,
-                k: l.linear(i, Role::AttnK)?,
-                v: l.linear(i, Role::AttnV)?,
-                o: l.required_linear(i, Role::AttnOutput)?,
-                q_norm: l.norm(i, Role::AttnQNorm)?.map(|n| n.weight),
-                k_norm: l.norm(i, Role::AttnKNorm)?.map(|n| n.weight),
+                mixer: l.mixer(i)?,
                 post_attn_norm: l.norm(i, Role::PostAttnNorm)?,
                 ffn_norm: l.norm(i, Role::FfnNorm)?,
                 ffn: l.ffn(i)?,

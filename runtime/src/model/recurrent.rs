@@ -1,0 +1,176 @@
+//! The recurrent token mixers (schema::Recurrent): LFM2's short convolution and Mamba-2.
+//! Both run token by token over a state the session keeps per layer
+//! (`KvCache::state_mut`): the convolution's last K-1 inputs, then Mamba-2's (P, N) matrix
+//! per head. A state cannot be rewound: it is zeroed when a pass starts at position 0, and
+//! holds exactly the positions before `pos` otherwise.
+
+use super::forward::{linear, Compute, Parts};
+use super::weights::{Mamba2, ShortConv};
+use super::Config;
+use crate::exec::SyncMutPtr;
+use crate::kernels::{self as k, recurrent as r};
+
+/// out = out_proj(c ⊙ conv(b ⊙ x)) with b, c, x = in_proj·in; `in` is xn (`normed`) or x,
+/// `out` y (`to_y`) or xn. State: the last K-1 values of b ⊙ x, (K-1, C).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn short_conv(
+    cx: Compute,
+    li: usize,
+    w: &ShortConv,
+    normed: bool,
+    to_y: bool,
+    t: usize,
+    pos: usize,
+    state: &mut [f32],
+    s: &mut Parts,
+) {
+    let c = w.out_proj.w.rows;
+    if pos == 0 {
+        state.fill(0.0);
+    }
+    let input: &[f32] = if normed { s.xn } else { s.x };
+    linear(
+        cx,
+        li,
+        "shortconv.in_proj",
+        &w.in_proj,
+        input,
+        t,
+        s.mix_in,
+        &mut s.act,
+    );
+    // mix_in (T, 3C) = [b | c | x] per token; mix_conv (T, C) = b ⊙ x, convolved in place.
+    for i in 0..t {
+        let row = &s.mix_in[i * 3 * c..(i + 1) * 3 * c];
+        let bx = &mut s.mix_conv[i * c..(i + 1) * c];
+        for ((o, &b), &x) in bx.iter_mut().zip(&row[..c]).zip(&row[2 * c..]) {
+            *o = b * x;
+        }
+    }
+    let kernel = &w.conv;
+    let row = &mut s.row[..c];
+    r::causal_conv(
+        kernel.weight,
+        kernel.bias,
+        kernel.taps,
+        state,
+        &mut s.mix_conv[..t * c],
+        t,
+        row,
+    );
+    for i in 0..t {
+        let gate = &s.mix_in[i * 3 * c + c..i * 3 * c + 2 * c];
+        let y = &mut s.mix_y[i * c..(i + 1) * c];
+        for ((o, &g), &v) in y.iter_mut().zip(gate).zip(&s.mix_conv[i * c..(i + 1) * c]) {
+            *o = g * v;
+        }
+    }
+    let out = if to_y { &mut *s.y } else { &mut *s.xn };
+    linear(
+        cx,
+        li,
+        "shortconv.out_proj",
+        &w.out_proj,
+        s.mix_y,
+        t,
+        out,
+        &mut s.act,
+    );
+}
+
+/// Mamba-2: z, xBC, dt = in_proj·in; xBC = silu(conv(xBC) + bias); each head's selective
+/// scan (kernels::recurrent::ssm_scan_head) gives y (H·P); out = out_proj(norm(y ⊙ silu(z)))
+/// with an RMSNorm per group of H·P/G channels. State: the last K-1 xBC inputs
+/// ((K-1), H·P + 2·G·N), then H matrices (P, N).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn mamba2(
+    cx: Compute,
+    cfg: &Config,
+    li: usize,
+    w: &Mamba2,
+    normed: bool,
+    to_y: bool,
+    t: usize,
+    pos: usize,
+    state: &mut [f32],
+    s: &mut Parts,
+) {
+    let (h, p, n, g) = (
+        cfg.ssm_heads,
+        cfg.ssm_head_dim,
+        cfg.ssm_state,
+        cfg.ssm_groups,
+    );
+    let hp = h * p;
+    let ch = cfg.dims().conv_channels(cfg.features.recurrent);
+    let d_in = w.in_proj.w.rows; // z (HP), xBC (CH), dt (H)
+    if pos == 0 {
+        state.fill(0.0);
+    }
+    let (conv_state, ssm_state) = state.split_at_mut((cfg.conv_kernel - 1) * ch);
+    let input: &[f32] = if normed { s.xn } else { s.x };
+    linear(cx, li, "ssm_in", &w.in_proj, input, t, s.mix_in, &mut s.act);
+    for i in 0..t {
+        s.mix_conv[i * ch..(i + 1) * ch].copy_from_slice(&s.mix_in[i * d_in + hp..][..ch]);
+    }
+    let kernel = &w.conv;
+    r::causal_conv(
+        kernel.weight,
+        kernel.bias,
+        kernel.taps,
+        conv_state,
+        &mut s.mix_conv[..t * ch],
+        t,
+        &mut s.row[..ch],
+    );
+    r::silu(&mut s.mix_conv[..t * ch]);
+    // Heads are independent: one part per head, each with its own state and outputs.
+    let heads_per_group = h / g;
+    let (xbc, d_raw) = (&s.mix_conv[..], &s.mix_in[..]);
+    let (states, ys) = (
+        SyncMutPtr(ssm_state.as_mut_ptr()),
+        SyncMutPtr(s.mix_y.as_mut_ptr()),
+    );
+    cx.exec.run(h, &|head| {
+        let grp = head / heads_per_group;
+        // SAFETY: part `head` alone uses state matrix `head`, inside the H·P·N state.
+        let st = unsafe { states.slice(head * p * n, p * n) };
+        r::ssm_scan_head(
+            st,
+            t,
+            w.a[head],
+            w.d[head],
+            w.dt_bias[head],
+            |i| d_raw[i * d_in + hp + ch + head],
+            |i| {
+                let row = &xbc[i * ch..(i + 1) * ch];
+                (
+                    &row[head * p..(head + 1) * p],
+                    &row[hp + grp * n..hp + (grp + 1) * n],
+                    &row[hp + g * n + grp * n..hp + g * n + (grp + 1) * n],
+                )
+            },
+            // SAFETY: part `head` alone writes columns head·P.. of each token's row of y
+            // (T, H·P).
+            |i, j, v| unsafe { ys.slice(i * hp + head * p + j, 1)[0] = v },
+        );
+    });
+    // y ⊙ silu(z), into z's place; then the grouped RMSNorm into mix_y.
+    let swiglu = cx.kernels.swiglu;
+    let gs = hp / g;
+    for i in 0..t {
+        let z = &mut s.mix_in[i * d_in..i * d_in + hp];
+        swiglu(z, &s.mix_y[i * hp..(i + 1) * hp]);
+        for grp in 0..g {
+            let span = i * hp + grp * gs..i * hp + (grp + 1) * gs;
+            k::rmsnorm(
+                &mut s.mix_y[span],
+                &z[grp * gs..(grp + 1) * gs],
+                &w.norm[grp * gs..(grp + 1) * gs],
+                cfg.norm_eps,
+            );
+        }
+    }
+    let out = if to_y { &mut *s.y } else { &mut *s.xn };
+    linear(cx, li, "ssm_out", &w.out_proj, s.mix_y, t, out, &mut s.act);
+}
