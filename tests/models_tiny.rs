@@ -420,12 +420,13 @@ fn small_prefill_batches_match_for_shared_kv_and_experts() {
     }
 }
 
-/// The recurrent hybrids (LFM2's short convolutions, Granite 4's Mamba-2 layers): from HF
+/// The recurrent hybrids (LFM2's short convolutions, Granite 4's Mamba-2 layers, Qwen3.5's
+/// Gated DeltaNet with gated attention; llama.cpp's GGUF orders its value heads differently): from HF
 /// and GGUF as the others, then the prompt fed 1, 3 and 16 tokens per pass (the state
 /// carries across passes), every position within 1e-4 of transformers.
 #[test]
 fn recurrent_hybrids_match_transformers_in_any_chunking() {
-    for name in ["tiny-lfm2", "tiny-granite4"] {
+    for name in ["tiny-lfm2", "tiny-granite4", "tiny-qwen35"] {
         let Some(dir) = shared_fixture(name) else {
             continue;
         };

@@ -240,6 +240,8 @@ pub struct ModelConfig {
     pub ssm_head_dim: usize,
     pub ssm_state: usize,
     pub ssm_groups: usize,
+    /// Gated DeltaNet's value heads read key heads in llama.cpp's tiled order.
+    pub ssm_tiled_heads: bool,
     /// Granite's muP multipliers: embeddings, block outputs, and the logits' divisor.
     pub embedding_scale: Option<f32>,
     pub residual_scale: Option<f32>,
@@ -290,6 +292,7 @@ impl ModelConfig {
             ssm_head_dim: 0,
             ssm_state: 0,
             ssm_groups: 0,
+            ssm_tiled_heads: false,
             embedding_scale: None,
             residual_scale: None,
             logits_divisor: None,
@@ -490,7 +493,7 @@ impl ModelConfig {
         if recurrent != Recurrent::None {
             w.set_u32(keys::CONV_KERNEL, u32_of("conv_kernel", c.conv_kernel)?);
         }
-        if recurrent == Recurrent::Mamba2 {
+        if matches!(recurrent, Recurrent::Mamba2 | Recurrent::GatedDeltaNet) {
             for (key, name, v) in [
                 (keys::SSM_HEADS, "ssm_heads", c.ssm_heads),
                 (keys::SSM_HEAD_DIM, "ssm_head_dim", c.ssm_head_dim),
@@ -499,6 +502,9 @@ impl ModelConfig {
             ] {
                 w.set_u32(key, u32_of(name, v)?);
             }
+        }
+        if c.ssm_tiled_heads {
+            w.set_bool(keys::SSM_TILED_HEADS, true);
         }
         for (key, v) in [
             (keys::EMBEDDING_SCALE, c.embedding_scale),

@@ -328,6 +328,8 @@ pub struct Hparams {
     pub ssm_head_dim: usize,
     pub ssm_state: usize,
     pub ssm_groups: usize,
+    /// Gated DeltaNet: value head j reads key head j mod G (true) or j / (H/G).
+    pub ssm_tiled_heads: bool,
     /// Multiplies each block's output before the residual add (Granite's muP); 1 otherwise.
     pub residual_scale: f32,
     /// Divides the logits (Granite's `logits_scaling`); 1 otherwise.
@@ -486,7 +488,10 @@ impl Hparams {
             (None, EmbedScale::SqrtDim) => sqrt64(dim as f64) as f32,
         };
         let recurrent = features.recurrent != Recurrent::None;
-        let ssm = features.recurrent == Recurrent::Mamba2;
+        let ssm = matches!(
+            features.recurrent,
+            Recurrent::Mamba2 | Recurrent::GatedDeltaNet
+        );
         let need = |on: bool, key: &'static str| if on { get_u32(file, key) } else { Ok(0) };
         let final_logit_softcap = opt_f32(file, keys::FINAL_LOGIT_SOFTCAP)?;
         let cfg = Hparams {
@@ -536,6 +541,10 @@ impl Hparams {
             ssm_head_dim: need(ssm, keys::SSM_HEAD_DIM)?,
             ssm_state: need(ssm, keys::SSM_STATE_DIM)?,
             ssm_groups: need(ssm, keys::SSM_GROUPS)?,
+            ssm_tiled_heads: file
+                .value(keys::SSM_TILED_HEADS)
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
             residual_scale: opt_f32(file, keys::RESIDUAL_SCALE)?.unwrap_or(1.0),
             logits_divisor: opt_f32(file, keys::LOGITS_DIVISOR)?.unwrap_or(1.0),
         };
@@ -641,7 +650,7 @@ impl Hparams {
         match self.features.recurrent {
             Recurrent::None => {}
             Recurrent::ShortConv => range("convolution taps", self.conv_kernel, 1, 64)?,
-            Recurrent::Mamba2 => {
+            Recurrent::Mamba2 | Recurrent::GatedDeltaNet => {
                 range("convolution taps", self.conv_kernel, 1, 64)?;
                 range("SSM heads", self.ssm_heads, 1, MAX_DIM)?;
                 range("SSM head size", self.ssm_head_dim, 1, MAX_DIM)?;
@@ -762,7 +771,9 @@ impl Hparams {
             self.conv_kernel.saturating_sub(1) * self.dims().conv_channels(self.features.recurrent);
         let ssm = match self.features.recurrent {
             Recurrent::None | Recurrent::ShortConv => 0,
-            Recurrent::Mamba2 => self.ssm_heads * self.ssm_head_dim * self.ssm_state,
+            Recurrent::Mamba2 | Recurrent::GatedDeltaNet => {
+                self.ssm_heads * self.ssm_head_dim * self.ssm_state
+            }
         };
         conv + ssm
     }
@@ -778,6 +789,11 @@ impl Hparams {
             Recurrent::Mamba2 => {
                 let hp = self.ssm_heads * self.ssm_head_dim;
                 (hp + ch + self.ssm_heads, ch, hp)
+            }
+            // z, β's and the decay's inputs; q, k, v convolved; the heads' outputs.
+            Recurrent::GatedDeltaNet => {
+                let hp = self.ssm_heads * self.ssm_head_dim;
+                (hp + 2 * self.ssm_heads, ch, hp)
             }
         }
     }

@@ -46,6 +46,9 @@ pub enum Arch {
     /// Granite 4 hybrid: Mamba-2 layers between attention layers without positions, muP
     /// multipliers on embeddings, residuals, attention and logits.
     GraniteHybrid,
+    /// Qwen3.5: Gated DeltaNet layers, and every fourth a gated attention layer (a sigmoid
+    /// gate from the query projection on its output) with (1 + w) Q/K norms and partial RoPE.
+    Qwen35,
 }
 
 /// One architecture as data: its names in each format, its features and where its Hugging
@@ -87,6 +90,7 @@ const LLAMA: Features = Features {
     per_layer_inputs: PerLayerInputs::None,
     layer_scale: LayerScale::None,
     recurrent: Recurrent::None,
+    attention_gate: AttentionGate::None,
 };
 
 use Role::*;
@@ -182,6 +186,19 @@ const MAMBA2: HfModules = &[
 const GRANITE_FFN: HfModules = &[
     ("shared_mlp.input_linear", &[FfnGate, FfnUp]),
     ("shared_mlp.output_linear", &[FfnDown]),
+];
+
+/// Qwen3.5's Gated DeltaNet (A_log and dt_bias are bare parameters).
+const GATED_DELTA_NET: HfModules = &[
+    ("linear_attn.in_proj_qkv", &[DeltaQkv]),
+    ("linear_attn.in_proj_z", &[DeltaGate]),
+    ("linear_attn.in_proj_b", &[DeltaBeta]),
+    ("linear_attn.in_proj_a", &[DeltaAlpha]),
+    ("linear_attn.conv1d", &[SsmConv]),
+    ("linear_attn.dt_bias", &[SsmDtBias]),
+    ("linear_attn.A_log", &[SsmA]),
+    ("linear_attn.norm", &[SsmNorm]),
+    ("linear_attn.out_proj", &[SsmOut]),
 ];
 
 const LLAMA_HF: &[HfModules] = &[LLAMA_NORMS, ATTENTION, DENSE_FFN];
@@ -370,6 +387,22 @@ pub const ARCHS: &[ArchInfo] = &[
         gguf_rope_interleaved: true,
         hf_norms_add_one: false,
     },
+    ArchInfo {
+        arch: Arch::Qwen35,
+        name: "qwen35",
+        hf: &["qwen3_5_text"],
+        gguf: &["qwen35"],
+        features: Features {
+            qk_norm: QkNorm::Rms,
+            attention_gate: AttentionGate::Sigmoid,
+            recurrent: Recurrent::GatedDeltaNet,
+            ..LLAMA
+        },
+        hf_layer: &[LLAMA_NORMS, QK_NORMS, ATTENTION, GATED_DELTA_NET, DENSE_FFN],
+        gguf_fused: &[],
+        gguf_rope_interleaved: false,
+        hf_norms_add_one: true,
+    },
 ];
 
 impl Arch {
@@ -470,6 +503,16 @@ pub struct Features {
     pub per_layer_inputs: PerLayerInputs,
     pub layer_scale: LayerScale,
     pub recurrent: Recurrent,
+    pub attention_gate: AttentionGate,
+}
+
+/// A gate on the attention's output, before the output projection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttentionGate {
+    None,
+    /// Qwen3.5: the query projection is (2·NH·HS, C), each head's query followed by its
+    /// gate; out = Wo · (attention ⊙ sigmoid(gate)).
+    Sigmoid,
 }
 
 /// The recurrent token mixer of an architecture's recurrent layers ([`LayerMixer`]), whose
@@ -484,6 +527,11 @@ pub enum Recurrent {
     /// per head h: S = exp(dt·A)·S + dt·x_h ⊗ B_g, y_h = S·C_g + D·x_h;
     /// y = out_proj(rmsnorm_groups(y ⊙ silu(z))).
     Mamba2,
+    /// Gated DeltaNet (Qwen3.5): q, k, v = silu(conv_K(qkv·x)) with G key heads of N and H
+    /// value heads of P; q, k L2-normalised; per value head, S (P, N) decays by
+    /// exp(A·softplus(alpha·x + dt_bias)), then S += β (v − S·k) ⊗ k, o = S·q/√N, β =
+    /// sigmoid(beta·x); y = out_proj(rmsnorm(o) ⊙ silu(gate·x)).
+    GatedDeltaNet,
 }
 
 /// Normalization of values before attention.
@@ -798,11 +846,15 @@ pub mod keys {
     pub const LAYER_MIXER: &str = "model.layer_mixer";
     /// K: taps of the recurrent layers' causal convolution (K - 1 past inputs are state).
     pub const CONV_KERNEL: &str = "model.conv_kernel";
-    /// Mamba-2: H heads of P channels, state N per group, G groups of B/C.
+    /// Mamba-2: H heads of P channels, state N per group, G groups of B/C. Gated
+    /// DeltaNet: H value heads of P, G key heads of N.
     pub const SSM_HEADS: &str = "model.ssm_heads";
     pub const SSM_HEAD_DIM: &str = "model.ssm_head_dim";
     pub const SSM_STATE_DIM: &str = "model.ssm_state_dim";
     pub const SSM_GROUPS: &str = "model.ssm_groups";
+    /// Gated DeltaNet: value head j reads key head j mod G (llama.cpp's order) where true,
+    /// j / (H/G) (Hugging Face's) where absent or false.
+    pub const SSM_TILED_HEADS: &str = "model.ssm_tiled_heads";
     /// Multiplies token embeddings; absent: the architecture's (1, or sqrt(C) for Gemma).
     pub const EMBEDDING_SCALE: &str = "model.embedding_scale";
     /// Multiplies each block's output before it joins the residual stream; absent: 1.
@@ -831,6 +883,7 @@ pub mod keys {
         SSM_HEAD_DIM,
         SSM_STATE_DIM,
         SSM_GROUPS,
+        SSM_TILED_HEADS,
         EMBEDDING_SCALE,
         RESIDUAL_SCALE,
         LOGITS_DIVISOR,
@@ -914,6 +967,13 @@ pub enum Role {
     SsmD,
     SsmNorm,
     SsmOut,
+    /// Gated DeltaNet: the convolved projection to q, k, v (2·G·N + H·P, C), the output
+    /// gate z (H·P, C), β's and the decay's inputs (H, C) each. With it: SsmConv, SsmA,
+    /// SsmDtBias, SsmNorm (P, shared by the heads) and SsmOut.
+    DeltaQkv,
+    DeltaGate,
+    DeltaBeta,
+    DeltaAlpha,
 }
 
 /// Whether an architecture has a tensor.
@@ -963,12 +1023,12 @@ pub struct Dims {
 
 impl Dims {
     /// Channels of the recurrent layers' convolution: C (short convolution), H·P + 2·G·N
-    /// (Mamba-2's x, B and C).
+    /// (Mamba-2's x, B and C; Gated DeltaNet's q, k and v).
     pub const fn conv_channels(&self, r: Recurrent) -> usize {
         match r {
             Recurrent::None => 0,
             Recurrent::ShortConv => self.dim,
-            Recurrent::Mamba2 => {
+            Recurrent::Mamba2 | Recurrent::GatedDeltaNet => {
                 self.ssm_heads * self.ssm_head_dim + 2 * self.ssm_groups * self.ssm_state
             }
         }
@@ -992,7 +1052,7 @@ impl Shape {
 }
 
 impl Role {
-    pub const ALL: [Role; 31] = [
+    pub const ALL: [Role; 35] = [
         Role::AttnNorm,
         Role::AttnQ,
         Role::AttnK,
@@ -1024,6 +1084,10 @@ impl Role {
         Role::SsmD,
         Role::SsmNorm,
         Role::SsmOut,
+        Role::DeltaQkv,
+        Role::DeltaGate,
+        Role::DeltaBeta,
+        Role::DeltaAlpha,
     ];
 
     /// The name inside `blk.N.<name>.weight` (GGUF's names).
@@ -1060,6 +1124,10 @@ impl Role {
             Role::SsmD => "ssm_d",
             Role::SsmNorm => "ssm_norm",
             Role::SsmOut => "ssm_out",
+            Role::DeltaQkv => "attn_qkv",
+            Role::DeltaGate => "attn_gate",
+            Role::DeltaBeta => "ssm_beta",
+            Role::DeltaAlpha => "ssm_alpha",
         }
     }
 
@@ -1139,7 +1207,10 @@ impl Role {
                 QkNorm::RmsWhole => Shape::Vector(kv),
                 QkNorm::Rms | QkNorm::None => Shape::Vector(hs),
             },
-            Role::AttnQ => Shape::Matrix(q, c),
+            Role::AttnQ => match ft.attention_gate {
+                AttentionGate::None => Shape::Matrix(q, c),
+                AttentionGate::Sigmoid => Shape::Matrix(2 * q, c),
+            },
             Role::AttnK | Role::AttnV => Shape::Matrix(kv, c),
             Role::AttnOutput => Shape::Matrix(c, q),
             Role::FfnGate | Role::FfnUp => Shape::Matrix(f, c),
@@ -1155,8 +1226,14 @@ impl Role {
             Role::ShortConvOut => Shape::Matrix(c, c),
             Role::SsmIn => Shape::Matrix(2 * hp + 2 * gn + h, c),
             Role::SsmDtBias | Role::SsmA | Role::SsmD => Shape::Vector(h),
-            Role::SsmNorm => Shape::Vector(hp),
+            Role::SsmNorm => match ft.recurrent {
+                Recurrent::GatedDeltaNet => Shape::Vector(d.ssm_head_dim),
+                _ => Shape::Vector(hp),
+            },
             Role::SsmOut => Shape::Matrix(c, hp),
+            Role::DeltaQkv => Shape::Matrix(conv, c),
+            Role::DeltaGate => Shape::Matrix(hp, c),
+            Role::DeltaBeta | Role::DeltaAlpha => Shape::Matrix(h, c),
         }
     }
 
@@ -1217,13 +1294,13 @@ impl Features {
             Role::ShortConvIn | Role::ShortConvKernel | Role::ShortConvOut => {
                 matches!(recurrent, Recurrent::ShortConv)
             }
-            Role::SsmIn
-            | Role::SsmConv
-            | Role::SsmDtBias
-            | Role::SsmA
-            | Role::SsmD
-            | Role::SsmNorm
-            | Role::SsmOut => matches!(recurrent, Recurrent::Mamba2),
+            Role::SsmIn | Role::SsmD => matches!(recurrent, Recurrent::Mamba2),
+            Role::SsmConv | Role::SsmDtBias | Role::SsmA | Role::SsmNorm | Role::SsmOut => {
+                matches!(recurrent, Recurrent::Mamba2 | Recurrent::GatedDeltaNet)
+            }
+            Role::DeltaQkv | Role::DeltaGate | Role::DeltaBeta | Role::DeltaAlpha => {
+                matches!(recurrent, Recurrent::GatedDeltaNet)
+            }
         };
         if has {
             Need::Required
@@ -1443,7 +1520,7 @@ mod tests {
         }
         assert_eq!(
             std::format!("{}", Arch::list(|a| core::slice::from_ref(&a.name))),
-            "llama, qwen2, qwen3, gemma3, gpt2, smollm3, phi3, olmo2, qwen3moe, gemma4, lfm2, granitehybrid"
+            "llama, qwen2, qwen3, gemma3, gpt2, smollm3, phi3, olmo2, qwen3moe, gemma4, lfm2, granitehybrid, qwen35"
         );
         for r in Role::ALL {
             assert_eq!(Role::from_name(r.name()), Some(r));

@@ -359,10 +359,15 @@ pub fn plan<'a>(g: GgufFile<'a>, stem: &str) -> Result<Plan<'a>> {
 
 /// Ember's name of GGUF tensor `name`: llama.cpp's Mamba parameters `blk.N.ssm_a` and
 /// `ssm_d` have no suffix and dt's bias is `ssm_dt.bias`; LFM2's last norm is
-/// `token_embd_norm`.
+/// `token_embd_norm`; Qwen3.5's feed-forward pre-norm is `post_attention_norm`.
 fn ember_name(arch: Arch, name: &str) -> String {
     if arch == Arch::Lfm2 && name == "token_embd_norm.weight" {
         return "output_norm.weight".into();
+    }
+    if arch == Arch::Qwen35 {
+        if let Some(layer) = name.strip_suffix(".post_attention_norm.weight") {
+            return format!("{layer}.{}.weight", Role::FfnNorm.name());
+        }
     }
     if let Some(layer) = name.strip_suffix(".ssm_dt.bias") {
         return format!("{layer}.{}.weight", Role::SsmDtBias.name());
@@ -383,18 +388,28 @@ fn recurrent_config(
     config: &mut ModelConfig,
 ) -> Result<()> {
     let key = |k: &str| format!("{name}.{k}");
-    let Some(kv) = kv_per_layer else {
-        crate::bail!("{name}.attention.head_count_kv should list each layer's KV heads (0 for recurrent layers)");
+    let layers = config.layer_count;
+    // Which layers are recurrent: a KV head count of 0 (LFM2, Granite), Qwen3.5's flags, or
+    // its interval.
+    let recurrent_layers: Vec<bool> = match (kv_per_layer, g.opt_array(&key("attention.recurrent_layers"))?) {
+        (Some(kv), _) => kv.iter().map(|&n| n == 0).collect(),
+        (None, Some(flags)) => flags.bools().ok_or_else(|| {
+            Error(format!("{name}.attention.recurrent_layers should be a list of bools"))
+        })?,
+        (None, None) => match g.opt_u32(&key("full_attention_interval"))? {
+            Some(0) => crate::bail!("{name}.full_attention_interval must be positive"),
+            Some(n) => (0..layers).map(|i| (i + 1) % n as usize != 0).collect(),
+            None => crate::bail!("{name}: no per-layer KV head counts or recurrent_layers say which layers are recurrent"),
+        },
     };
-    if kv.len() != config.layer_count {
+    if recurrent_layers.len() != layers {
         crate::bail!(
-            "{name}.attention.head_count_kv has {} entries for {} layers",
-            kv.len(),
-            config.layer_count
+            "{name}: the recurrent layers are listed for {} layers of {layers}",
+            recurrent_layers.len()
         );
     }
     config.set_layers(|i, l| {
-        if kv[i] == 0 {
+        if recurrent_layers[i] {
             l.mixer = LayerMixer::Recurrent;
         }
         Ok(())
@@ -403,6 +418,28 @@ fn recurrent_config(
         Recurrent::None => {}
         Recurrent::ShortConv => {
             config.conv_kernel = g.u32(&key("shortconv.l_cache"))? as usize;
+        }
+        Recurrent::GatedDeltaNet => {
+            // state_size is the key heads' size, group_count their number, time_step_rank
+            // the value heads' number and inner_size their total width.
+            config.conv_kernel = g.u32(&key("ssm.conv_kernel"))? as usize;
+            config.ssm_state = g.u32(&key("ssm.state_size"))? as usize;
+            config.ssm_groups = g.u32(&key("ssm.group_count"))? as usize;
+            config.ssm_heads = g.u32(&key("ssm.time_step_rank"))? as usize;
+            let inner = g.u32(&key("ssm.inner_size"))? as usize;
+            if config.ssm_heads == 0 || !inner.is_multiple_of(config.ssm_heads) {
+                crate::bail!(
+                    "{name}.ssm.inner_size {inner} is not a multiple of ssm.time_step_rank {}",
+                    config.ssm_heads
+                );
+            }
+            config.ssm_head_dim = inner / config.ssm_heads;
+            // llama.cpp's converter reorders the value heads so that head j reads key head
+            // j mod G.
+            config.ssm_tiled_heads = true;
+            if g.opt_u32(&key("nextn_predict_layers"))?.unwrap_or(0) > 0 {
+                crate::bail!("{name}: files with multi-token-prediction layers (nextn_predict_layers) are not supported; convert with --no-mtp");
+            }
         }
         Recurrent::Mamba2 => {
             config.conv_kernel = g.u32(&key("ssm.conv_kernel"))? as usize;

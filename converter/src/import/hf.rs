@@ -155,18 +155,18 @@ impl HfSource {
     pub fn plan(&self) -> Result<Plan<'_>> {
         let mut cfg = &self.config;
         let mut model_type = cfg.get("model_type").and_then(Value::as_str).unwrap_or("");
-        // Gemma 4 ships as a multimodal checkpoint: its text model is text_config, with
-        // weights under model.language_model.; the vision and audio towers are left out.
+        // Gemma 4 and Qwen3.5 ship as multimodal checkpoints: the text model is text_config,
+        // with weights under model.language_model.; the vision and audio towers are left out.
         let mut text_prefix = None;
-        if model_type == "gemma4" {
-            let Some(text) = cfg.get("text_config").filter(|t| t.is_object()) else {
-                crate::bail!("config.json: model_type 'gemma4' without a text_config object");
+        if let Some(&(wrapper, text)) = MULTIMODAL.iter().find(|(w, _)| *w == model_type) {
+            let Some(text_cfg) = cfg.get("text_config").filter(|t| t.is_object()) else {
+                crate::bail!("config.json: model_type '{wrapper}' without a text_config object");
             };
-            cfg = text;
+            cfg = text_cfg;
             model_type = cfg
                 .get("model_type")
                 .and_then(Value::as_str)
-                .unwrap_or("gemma4_text");
+                .unwrap_or(text);
             text_prefix = Some("model.language_model.");
         }
         let supported = Arch::list(|a| a.hf);
@@ -185,6 +185,9 @@ impl HfSource {
             tensors = tensors
                 .into_iter()
                 .filter_map(|(name, t)| {
+                    if name == "lm_head.weight" {
+                        return Some((name, t));
+                    }
                     let rest = name.strip_prefix(prefix)?;
                     Some((format!("model.{rest}"), t))
                 })
@@ -221,6 +224,9 @@ impl HfSource {
 }
 
 type Tensors<'a> = BTreeMap<String, (StTensor<'a>, &'a str)>;
+
+/// Multimodal checkpoints whose text model Ember runs: (model_type, the text model's).
+const MULTIMODAL: &[(&str, &str)] = &[("gemma4", "gemma4_text"), ("qwen3_5", "qwen3_5_text")];
 
 // ---- config.json accessors ----
 
@@ -506,6 +512,7 @@ fn plan_decoder<'a>(
         Arch::Qwen3Moe => qwen3_moe_config(cfg, &mut config)?,
         Arch::Lfm2 => lfm2_config(cfg, &mut config)?,
         Arch::GraniteHybrid => granite_hybrid_config(cfg, &mut config)?,
+        Arch::Qwen35 => qwen35_config(cfg, &mut config)?,
         _ => {}
     }
     // Recurrent layers where layer_types says (an architecture without them refuses).
@@ -622,6 +629,8 @@ fn plan_decoder<'a>(
                     }
                     let values = match role {
                         Role::SsmA => Values::NegExp,
+                        // The recurrent mixers' gated norms are plain w (Qwen3.5's too).
+                        Role::SsmNorm => Values::Same,
                         r if r.is_norm() => norm,
                         _ => Values::Same,
                     };
@@ -699,6 +708,10 @@ fn plan_decoder<'a>(
         tensors.remove("lm_head.weight");
     }
     tensors.retain(|k, _| !k.ends_with(".rotary_emb.inv_freq"));
+    // Qwen3.5's multi-token-prediction head drafts tokens; plain decoding does not use it.
+    if arch == Arch::Qwen35 {
+        tensors.retain(|k, _| !k.starts_with("mtp."));
+    }
     report_leftovers(&tensors)?;
     Ok(config)
 }
@@ -1014,6 +1027,29 @@ fn granite_hybrid_config(cfg: &Value, config: &mut ModelConfig) -> Result<()> {
         other => crate::bail!(
             "config.json: position_embedding_type '{other}' is not supported (rope, nope)"
         ),
+    }
+    Ok(())
+}
+
+/// Qwen3.5: Gated DeltaNet sizes; without layer_types, every `full_attention_interval`-th
+/// layer is attention (transformers' default 4).
+fn qwen35_config(cfg: &Value, config: &mut ModelConfig) -> Result<()> {
+    config.conv_kernel = cfg_req(cfg, &["linear_conv_kernel_dim"])?;
+    config.ssm_groups = cfg_req(cfg, &["linear_num_key_heads"])?;
+    config.ssm_state = cfg_req(cfg, &["linear_key_head_dim"])?;
+    config.ssm_heads = cfg_req(cfg, &["linear_num_value_heads"])?;
+    config.ssm_head_dim = cfg_req(cfg, &["linear_value_head_dim"])?;
+    if cfg.get("layer_types").is_none_or(Value::is_null) {
+        let interval = cfg_usize(cfg, &["full_attention_interval"])?.unwrap_or(4);
+        if interval == 0 {
+            crate::bail!("config.json: full_attention_interval must be positive");
+        }
+        config.set_layers(|i, l| {
+            if (i + 1) % interval != 0 {
+                l.mixer = LayerMixer::Recurrent;
+            }
+            Ok(())
+        })?;
     }
     Ok(())
 }

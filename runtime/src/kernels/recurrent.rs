@@ -13,6 +13,52 @@ pub fn softplus(x: f32) -> f32 {
     }
 }
 
+/// x ⊙ sigmoid(gate), in place.
+pub fn sigmoid_gate(x: &mut [f32], gate: &[f32]) {
+    for (v, &g) in x.iter_mut().zip(gate) {
+        *v /= 1.0 + expf(-g);
+    }
+}
+
+/// x / sqrt(Σx² + eps), in place (Gated DeltaNet's q and k, eps 1e-6 as transformers).
+pub fn l2_normalize(x: &mut [f32], eps: f32) {
+    let ss: f32 = x.iter().map(|v| v * v).sum();
+    let inv = 1.0 / crate::math::sqrtf(ss + eps);
+    x.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// One Gated DeltaNet value head over `t` tokens, state `s` (P, N) (row p: value channel p
+/// against the N key channels): for token i with k, q (N, q already scaled) and v (P),
+/// decay e^g and β, S ← e^g·S; S ← S + β (v − S·k) ⊗ k; o = S·q.
+pub fn delta_rule_head<'a>(
+    s: &mut [f32],
+    t: usize,
+    gates: impl Fn(usize) -> (f32, f32),
+    qkv: impl Fn(usize) -> (&'a [f32], &'a [f32], &'a [f32]),
+    mut o: impl FnMut(usize, usize, f32),
+) {
+    for i in 0..t {
+        let (decay, beta) = gates(i);
+        let (q, k, v) = qkv(i);
+        let n = k.len();
+        for (p, &vp) in v.iter().enumerate() {
+            let row = &mut s[p * n..(p + 1) * n];
+            let mut kv = 0.0;
+            for (sv, &kn) in row.iter_mut().zip(k) {
+                *sv *= decay;
+                kv += *sv * kn;
+            }
+            let delta = (vp - kv) * beta;
+            let mut out = 0.0;
+            for ((sv, &kn), &qn) in row.iter_mut().zip(k).zip(q) {
+                *sv += kn * delta;
+                out += *sv * qn;
+            }
+            o(i, p, out);
+        }
+    }
+}
+
 /// x · sigmoid(x), in place.
 pub fn silu(x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v /= 1.0 + expf(-*v));

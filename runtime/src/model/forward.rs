@@ -12,7 +12,7 @@ use crate::kernels::{self as k, ActQ8, Kernels};
 use crate::kv_cache::KvCache;
 use crate::math::{powf, sqrt64};
 use crate::Error;
-use ember_format::schema::{LayerPositions, ValueNorm};
+use ember_format::schema::{AttentionGate, LayerPositions, ValueNorm};
 
 /// Which positions need logits: generation needs only the last, evaluation all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,8 +30,10 @@ enum Region {
     Xn,
     /// y (B, C) a block's output before its post-norm
     Y,
-    /// q (B, NH·HS)
+    /// q (B, NH·HS), twice that with an attention gate (the projection's output)
     Q,
+    /// gate (B, NH·HS): the attention gate's inputs (AttentionGate::Sigmoid)
+    Gate,
     /// kv (B, 2·KVH·HS) new keys, then values
     Kv,
     /// att (B, NH·HS)
@@ -122,13 +124,15 @@ impl ScratchPlan {
             BlockNorms::Pre => 0,
         };
         let moe = usize::from(cfg.layer_kinds.any_experts());
+        let gate = usize::from(cfg.features.attention_gate == AttentionGate::Sigmoid);
         let local = usize::from(cfg.layer_kinds.any_local());
         let mut lens = [0; REGIONS];
         for (r, n) in [
             (Region::X, b * c),
             (Region::Xn, b * c),
             (Region::Y, sandwich * b * c),
-            (Region::Q, b * cfg.q_dim()),
+            (Region::Q, (1 + gate) * b * cfg.q_dim()),
+            (Region::Gate, gate * b * cfg.q_dim()),
             (Region::Kv, b * 2 * cfg.kv_dim()),
             (Region::Att, b * cfg.q_dim()),
             (Region::FfnA, (b * f).max(k * cfg.expert_ffn_dim)),
@@ -195,6 +199,7 @@ pub struct Parts<'s> {
     pub xn: &'s mut [f32],
     pub y: &'s mut [f32],
     pub q: &'s mut [f32],
+    pub gate: &'s mut [f32],
     pub kv: &'s mut [f32],
     pub att: &'s mut [f32],
     pub ffn_a: &'s mut [f32],
@@ -287,6 +292,7 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
         let xn = next(Region::Xn);
         let y = next(Region::Y);
         let q = next(Region::Q);
+        let gate = next(Region::Gate);
         let kv = next(Region::Kv);
         let att = next(Region::Att);
         let ffn_a = next(Region::FfnA);
@@ -317,6 +323,7 @@ impl<F: AsRef<[f32]> + AsMut<[f32]>, I: AsMut<[i8]>> Scratch<F, I> {
             xn,
             y,
             q,
+            gate,
             kv,
             att,
             ffn_a,
@@ -417,7 +424,7 @@ pub(super) fn linear(
 }
 
 /// Linear layers sharing their input, in one fused multiplication where the kernels allow.
-fn linears<const N: usize>(
+pub(super) fn linears<const N: usize>(
     c: Compute,
     layer: usize,
     ls: [(&'static str, &Linear, &mut [f32]); N],
@@ -533,6 +540,10 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                 Mixer::Mamba2(m) => {
                     let state = cache.state_mut(li);
                     recurrent::mamba2(cx, cfg, li, m, normed, to_y, t, pos, state, s)
+                }
+                Mixer::GatedDeltaNet(m) => {
+                    let state = cache.state_mut(li);
+                    recurrent::gated_delta_net(cx, cfg, li, m, normed, to_y, t, pos, state, s)
                 }
             }
             self.residual(cx, layer.post_attn_norm.as_ref(), s.x, s.y, s.xn, t);
@@ -697,6 +708,19 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
             // Keys and values come from an earlier layer's cache.
             _ => linear(cx, li, "attn_q", &layer.q, input, t, s.q, &mut s.act),
         }
+        // Qwen3.5: each head's query is followed by its gate; the queries are packed to
+        // (T, NH·HS) in place (each moves to a lower index), the gates to s.gate.
+        let gated = ft.attention_gate == AttentionGate::Sigmoid;
+        if gated {
+            for i in 0..t {
+                for h in 0..cfg.heads {
+                    let from = i * 2 * qd + h * 2 * hs;
+                    let to = i * qd + h * hs;
+                    s.gate[to..to + hs].copy_from_slice(&s.q[from + hs..from + 2 * hs]);
+                    s.q.copy_within(from..from + hs, to);
+                }
+            }
+        }
         let own_kv = layer.k.is_some();
         // Per head (HS), or over each token's whole projection (NH·HS, KVH·HS).
         let (q_span, k_span) = match ft.qk_norm {
@@ -805,6 +829,9 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                 }
             }
         });
+        if gated {
+            k::recurrent::sigmoid_gate(&mut s.att[..t * qd], &s.gate[..t * qd]);
+        }
         let y = if to_y { &mut *s.y } else { &mut *s.xn };
         linear(cx, li, "attn_output", &layer.o, s.att, t, y, &mut s.act);
     }

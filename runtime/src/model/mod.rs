@@ -11,8 +11,8 @@ pub use ember_format::schema::{
 };
 pub use forward::{Compute, Logits, Observer, Parts, Scratch, ScratchPlan};
 pub use weights::{
-    AttentionWeights, ConvKernel, Experts, Ffn, Layer, Linear, Mamba2, Matrix, Mixer, Norm,
-    PerLayerBranch, PerLayerEmbeddings, ShortConv, Weights,
+    AttentionWeights, ConvKernel, Experts, Ffn, GatedDeltaNet, Layer, Linear, Mamba2, Matrix,
+    Mixer, Norm, PerLayerBranch, PerLayerEmbeddings, ShortConv, Weights,
 };
 
 use ember_format::EmberFile;

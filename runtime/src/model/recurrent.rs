@@ -1,14 +1,15 @@
-//! The recurrent token mixers (schema::Recurrent): LFM2's short convolution and Mamba-2.
-//! Both run token by token over a state the session keeps per layer
+//! The recurrent token mixers (schema::Recurrent): LFM2's short convolution, Mamba-2 and
+//! Gated DeltaNet. They run token by token over a state the session keeps per layer
 //! (`KvCache::state_mut`): the convolution's last K-1 inputs, then Mamba-2's (P, N) matrix
 //! per head. A state cannot be rewound: it is zeroed when a pass starts at position 0, and
 //! holds exactly the positions before `pos` otherwise.
 
-use super::forward::{linear, Compute, Parts};
-use super::weights::{Mamba2, ShortConv};
+use super::forward::{linear, linears, Compute, Parts};
+use super::weights::{GatedDeltaNet, Mamba2, ShortConv};
 use super::Config;
 use crate::exec::SyncMutPtr;
 use crate::kernels::{self as k, recurrent as r};
+use crate::math::expf;
 
 /// out = out_proj(c ⊙ conv(b ⊙ x)) with b, c, x = in_proj·in; `in` is xn (`normed`) or x,
 /// `out` y (`to_y`) or xn. State: the last K-1 values of b ⊙ x, (K-1, C).
@@ -173,4 +174,116 @@ pub(super) fn mamba2(
     }
     let out = if to_y { &mut *s.y } else { &mut *s.xn };
     linear(cx, li, "ssm_out", &w.out_proj, s.mix_y, t, out, &mut s.act);
+}
+
+/// Gated DeltaNet (Qwen3.5): q, k, v = silu(conv(qkv·in)); q and k L2-normalised per key
+/// head, q scaled by 1/√N; each value head's delta rule (kernels::recurrent::
+/// delta_rule_head) with decay exp(A·softplus(alpha·in + dt_bias)) and β = sigmoid(beta·in)
+/// gives o (H·P); out = out_proj(rmsnorm(o_h) ⊙ silu(z_h)), z = gate·in. State: the last
+/// K-1 qkv inputs ((K-1), 2·G·N + H·P), then H matrices (P, N).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gated_delta_net(
+    cx: Compute,
+    cfg: &Config,
+    li: usize,
+    w: &GatedDeltaNet,
+    normed: bool,
+    to_y: bool,
+    t: usize,
+    pos: usize,
+    state: &mut [f32],
+    s: &mut Parts,
+) {
+    let (h, p, n, g) = (
+        cfg.ssm_heads,
+        cfg.ssm_head_dim,
+        cfg.ssm_state,
+        cfg.ssm_groups,
+    );
+    let hp = h * p;
+    let ch = cfg.dims().conv_channels(cfg.features.recurrent);
+    if pos == 0 {
+        state.fill(0.0);
+    }
+    let (conv_state, delta_state) = state.split_at_mut((cfg.conv_kernel - 1) * ch);
+    let input: &[f32] = if normed { s.xn } else { s.x };
+    // mix_in holds z (T, H·P), then β's inputs (T, H), then the decay's (T, H).
+    let (z, rest) = s.mix_in.split_at_mut(t * hp);
+    let (beta, rest) = rest.split_at_mut(t * h);
+    let alpha = &mut rest[..t * h];
+    linears(
+        cx,
+        li,
+        [
+            ("attn_qkv", &w.qkv, &mut s.mix_conv[..]),
+            ("attn_gate", &w.gate, &mut z[..]),
+            ("ssm_beta", &w.beta, &mut beta[..]),
+            ("ssm_alpha", &w.alpha, &mut alpha[..]),
+        ],
+        input,
+        t,
+        &mut s.act,
+    );
+    let kernel = &w.conv;
+    let qkv = &mut s.mix_conv[..t * ch];
+    r::causal_conv(
+        kernel.weight,
+        kernel.bias,
+        kernel.taps,
+        conv_state,
+        qkv,
+        t,
+        &mut s.row[..ch],
+    );
+    r::silu(qkv);
+    let q_scale = 1.0 / crate::math::sqrtf(n as f32);
+    for row in qkv.chunks_exact_mut(ch) {
+        for head in row[..2 * g * n].chunks_exact_mut(n) {
+            r::l2_normalize(head, 1e-6);
+        }
+        row[..g * n].iter_mut().for_each(|v| *v *= q_scale);
+    }
+    // Value heads are independent: one part per head, each with its own state and outputs.
+    let per_key = h / g;
+    let tiled = cfg.ssm_tiled_heads;
+    let (qkv, beta, alpha) = (&*qkv, &*beta, &*alpha);
+    let (states, outs) = (
+        SyncMutPtr(delta_state.as_mut_ptr()),
+        SyncMutPtr(s.mix_y.as_mut_ptr()),
+    );
+    cx.exec.run(h, &|j| {
+        let kh = if tiled { j % g } else { j / per_key };
+        // SAFETY: part j alone uses state matrix j, inside the H·P·N state.
+        let st = unsafe { states.slice(j * p * n, p * n) };
+        r::delta_rule_head(
+            st,
+            t,
+            |i| {
+                let decay = expf(w.a[j] * r::softplus(alpha[i * h + j] + w.dt_bias[j]));
+                let b = 1.0 / (1.0 + expf(-beta[i * h + j]));
+                (decay, b)
+            },
+            |i| {
+                let row = &qkv[i * ch..(i + 1) * ch];
+                (
+                    &row[kh * n..(kh + 1) * n],
+                    &row[g * n + kh * n..g * n + (kh + 1) * n],
+                    &row[2 * g * n + j * p..2 * g * n + (j + 1) * p],
+                )
+            },
+            // SAFETY: part j alone writes columns j·P.. of each token's row of o (T, H·P).
+            |i, c, v| unsafe { outs.slice(i * hp + j * p + c, 1)[0] = v },
+        );
+    });
+    // Per head: z ← rmsnorm(o_h) ⊙ silu(z_h).
+    let swiglu = cx.kernels.swiglu;
+    for i in 0..t {
+        for j in 0..h {
+            let at = i * hp + j * p;
+            k::rmsnorm(&mut s.row[..p], &s.mix_y[at..at + p], w.norm, cfg.norm_eps);
+            swiglu(&mut z[at..at + p], &s.row[..p]);
+        }
+    }
+    let out = if to_y { &mut *s.y } else { &mut *s.xn };
+    linear(cx, li, "ssm_out", &w.out_proj, z, t, out, &mut s.act);
 }

@@ -98,6 +98,7 @@ pub enum Mixer<'a> {
     Attention(AttentionWeights<'a>),
     ShortConv(ShortConv<'a>),
     Mamba2(Mamba2<'a>),
+    GatedDeltaNet(GatedDeltaNet<'a>),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -141,15 +142,38 @@ pub struct Mamba2<'a> {
     pub out_proj: Linear<'a>,
 }
 
+/// Gated DeltaNet: qkv (2·G·N + H·P, C) into the convolution (no bias), the output gate z
+/// (H·P, C), β's and the decay's inputs (H, C), dt's bias and A (H), the gated norm (P),
+/// out_proj (C, H·P).
+#[derive(Clone, Copy, Debug)]
+pub struct GatedDeltaNet<'a> {
+    pub qkv: Linear<'a>,
+    pub gate: Linear<'a>,
+    pub beta: Linear<'a>,
+    pub alpha: Linear<'a>,
+    pub conv: ConvKernel<'a>,
+    pub dt_bias: &'a [f32],
+    pub a: &'a [f32],
+    pub norm: &'a [f32],
+    pub out_proj: Linear<'a>,
+}
+
 impl Mixer<'_> {
     /// Its projection matrices, for byte counts.
     pub fn matrices(&self) -> impl Iterator<Item = &Linear<'_>> {
-        let (a, b, c, d) = match self {
-            Mixer::Attention(w) => (Some(&w.q), w.k.as_ref(), w.v.as_ref(), Some(&w.o)),
-            Mixer::ShortConv(w) => (Some(&w.in_proj), None, None, Some(&w.out_proj)),
-            Mixer::Mamba2(w) => (Some(&w.in_proj), None, None, Some(&w.out_proj)),
+        let (a, b, c, d, e) = match self {
+            Mixer::Attention(w) => (Some(&w.q), w.k.as_ref(), w.v.as_ref(), Some(&w.o), None),
+            Mixer::ShortConv(w) => (Some(&w.in_proj), None, None, Some(&w.out_proj), None),
+            Mixer::Mamba2(w) => (Some(&w.in_proj), None, None, Some(&w.out_proj), None),
+            Mixer::GatedDeltaNet(w) => (
+                Some(&w.qkv),
+                Some(&w.gate),
+                Some(&w.beta),
+                Some(&w.alpha),
+                Some(&w.out_proj),
+            ),
         };
-        [a, b, c, d].into_iter().flatten()
+        [a, b, c, d, e].into_iter().flatten()
     }
 }
 
@@ -442,6 +466,17 @@ impl<'f, 'a> Loader<'f, 'a> {
                 dt_bias: self.param(i, Role::SsmDtBias)?,
                 a: self.param(i, Role::SsmA)?,
                 d: self.param(i, Role::SsmD)?,
+                norm: self.param(i, Role::SsmNorm)?,
+                out_proj: self.required_linear(i, Role::SsmOut)?,
+            })),
+            Recurrent::GatedDeltaNet => Ok(Mixer::GatedDeltaNet(GatedDeltaNet {
+                qkv: self.required_linear(i, Role::DeltaQkv)?,
+                gate: self.required_linear(i, Role::DeltaGate)?,
+                beta: self.required_linear(i, Role::DeltaBeta)?,
+                alpha: self.required_linear(i, Role::DeltaAlpha)?,
+                conv: self.kernel(i, Role::SsmConv)?,
+                dt_bias: self.param(i, Role::SsmDtBias)?,
+                a: self.param(i, Role::SsmA)?,
                 norm: self.param(i, Role::SsmNorm)?,
                 out_proj: self.required_linear(i, Role::SsmOut)?,
             })),
