@@ -185,6 +185,9 @@ fn architectures_convert_with_q8_0_and_same() {
         "tiny-olmo2",
         "tiny-qwen3moe",
         "tiny-gemma4",
+        "tiny-lfm2",
+        "tiny-granite4",
+        "tiny-qwen35",
     ] {
         let Some(dir) = shared_fixture(name) else {
             return;

@@ -82,7 +82,7 @@ fn unsupported_architecture() {
     edit_config(&dir, |v| v["model_type"] = "bert".into());
     assert_eq!(
         err_of(&dir),
-        "unsupported architecture 'bert' in config.json (supported: llama, mistral, qwen2, qwen3, gemma3_text, gpt2, smollm3, phi3, olmo2, qwen3_moe, gemma4_text)"
+        "unsupported architecture 'bert' in config.json (supported: llama, mistral, qwen2, qwen3, gemma3_text, gpt2, smollm3, phi3, olmo2, qwen3_moe, gemma4_text, lfm2, granitemoehybrid, qwen3_5_text)"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -255,7 +255,18 @@ fn bad_layer_lists_and_expert_counts() {
         checkpoint_copy(&smol, "smol"),
     ]);
     let (moe, smol) = (&dirs.0[0], &dirs.0[1]);
-    let cases: [(&Path, &str, serde_json::Value, &str); 7] = [
+    let cases: [(&Path, &str, serde_json::Value, &str); 8] = [
+        (
+            smol,
+            "layer_types",
+            serde_json::json!([
+                "full_attention",
+                "mamba",
+                "full_attention",
+                "full_attention"
+            ]),
+            "recurrent layers in layer_types are not supported for smollm3",
+        ),
         (
             moe,
             "num_local_experts",
@@ -285,11 +296,11 @@ fn bad_layer_lists_and_expert_counts() {
             "layer_types",
             serde_json::json!([
                 "full_attention",
-                "mamba",
+                "spiral_attention",
                 "full_attention",
                 "full_attention"
             ]),
-            "unknown layer type \"mamba\" in layer_types",
+            "unknown layer type \"spiral_attention\" in layer_types",
         ),
         (
             smol,
@@ -314,4 +325,77 @@ fn bad_layer_lists_and_expert_counts() {
     // Unedited, both convert.
     build(moe, Some(Recipe::F32), false).unwrap();
     build(smol, Some(Recipe::F32), false).unwrap();
+}
+
+/// The recurrent hybrids' configs: one clear error each, before anything is written.
+#[test]
+fn bad_recurrent_configs() {
+    let (Some(lfm2), Some(granite), Some(qwen35)) = (
+        shared_fixture("tiny-lfm2"),
+        shared_fixture("tiny-granite4"),
+        shared_fixture("tiny-qwen35"),
+    ) else {
+        eprintln!("SKIPPED: bad_recurrent_configs: ../shared/fixtures absent");
+        return;
+    };
+    let dirs = Dirs(vec![
+        checkpoint_copy(&lfm2, "lfm2"),
+        checkpoint_copy(&granite, "granite"),
+        checkpoint_copy(&qwen35, "qwen35"),
+    ]);
+    let (lfm2, granite, qwen35) = (&dirs.0[0], &dirs.0[1], &dirs.0[2]);
+    let cases: [(&Path, &str, serde_json::Value, &str); 7] = [
+        (
+            lfm2,
+            "layer_types",
+            serde_json::json!(["conv", "conv", "full_attention"]),
+            "\"layer_types\" has 3 entries for 4 layers",
+        ),
+        (
+            lfm2,
+            "conv_L_cache",
+            0.into(),
+            "conv_kernel = 0 is out of range",
+        ),
+        (
+            granite,
+            "mamba_n_groups",
+            3.into(),
+            "SSM heads 4 is not a multiple of the SSM groups 3",
+        ),
+        (
+            granite,
+            "time_step_limit",
+            serde_json::json!([0.001, 0.1]),
+            "time_step_limit",
+        ),
+        (
+            granite,
+            "num_local_experts",
+            4.into(),
+            "with 4 experts (num_local_experts) is not supported",
+        ),
+        (
+            granite,
+            "position_embedding_type",
+            "alibi".into(),
+            "position_embedding_type 'alibi' is not supported",
+        ),
+        (
+            qwen35,
+            "linear_num_value_heads",
+            3.into(),
+            "SSM heads 3 is not a multiple of the SSM groups 2",
+        ),
+    ];
+    for (dir, key, value, want) in cases {
+        let original = std::fs::read(dir.join("config.json")).unwrap();
+        edit_config(dir, |v| v[key] = value.clone());
+        let e = err_of(dir);
+        assert!(e.contains(want), "{key} = {value}: {e}");
+        std::fs::write(dir.join("config.json"), original).unwrap();
+    }
+    for dir in [lfm2, granite, qwen35] {
+        build(dir, Some(Recipe::F32), false).unwrap();
+    }
 }

@@ -228,7 +228,7 @@ fn other_architectures_and_missing_keys_are_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("unsupported GGUF architecture 'bert' (supported: llama, qwen2, qwen3, gemma3, smollm3, phi3, olmo2, qwen3moe, gemma4)"),
+        e.contains("unsupported GGUF architecture 'bert' (supported: llama, qwen2, qwen3, gemma3, smollm3, phi3, olmo2, qwen3moe, gemma4, lfm2, granitehybrid, qwen35)"),
         "{e}"
     );
 
