@@ -443,6 +443,8 @@ fn print_memory(args: &Args, file: &EmberFile) -> CmdResult {
     let kv = one.kv_floats * 4;
     // Local (sliding-window) layers keep a ring of window + batch - 1 positions.
     let kv_full = ember_runtime::kv_cache::KvCache::<()>::floats_without_rings(&cfg, ctx) * 4;
+    // Recurrent layers' state: constant, whatever the context.
+    let state = ember_runtime::kv_cache::KvCache::<()>::state_floats_required(&cfg) * 4;
     let local_layers = cfg.layer_kinds.local_before(cfg.layers);
     let ram = |p: &SessionPlan| p.bytes_required() + layers;
     // Weights one generated token reads (a mixture: the router and k experts) and in all.
@@ -455,6 +457,7 @@ fn print_memory(args: &Args, file: &EmberFile) -> CmdResult {
             "kv_cache_bytes": kv,
             "kv_cache_bytes_batched": batched.kv_floats * 4,
             "kv_cache_bytes_without_sliding_window": kv_full,
+            "recurrent_state_bytes": state,
             "sliding_window": cfg.sliding_window,
             "local_layers": local_layers,
             "scratch_bytes": one.scratch.bytes_required(),
@@ -493,6 +496,13 @@ fn print_memory(args: &Args, file: &EmberFile) -> CmdResult {
             );
         }
         println!("  {:<34}{}", "RAM: KV cache (f32)", mib(kv));
+        if state > 0 {
+            println!(
+                "    of which {} recurrent layers' state (constant in the context): {:.2} MiB",
+                cfg.layer_kinds.recurrent_before(cfg.layers),
+                state as f64 / (1 << 20) as f64
+            );
+        }
         if local_layers > 0 {
             println!(
                 "    {local_layers} of {} layers are local (window {}): their ring buffers save {:.2} MiB ({:.0}% of a full cache, {:.2} MiB)",
