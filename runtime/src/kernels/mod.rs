@@ -37,6 +37,13 @@ pub type AttnScoresFn = fn(&[f32], &[f32], usize, usize, f32, &mut [f32]);
 /// for d < out.len(); out is overwritten.
 pub type AttnValuesFn = fn(&[f32], &[f32], usize, usize, &mut [f32]);
 
+/// One token's step of a Mamba-2 head: (state (P, N), x (P), B, C (N), decay, dt, D, y (P))
+/// (recurrent::ssm_step).
+pub type SsmStepFn = fn(&mut [f32], &[f32], &[f32], &[f32], f32, f32, f32, &mut [f32]);
+/// One token's step of a Gated DeltaNet head: (state (P, N), q, k (N), v (P), decay, β,
+/// o (P)) (recurrent::delta_step).
+pub type DeltaStepFn = fn(&mut [f32], &[f32], &[f32], &[f32], f32, f32, &mut [f32]);
+
 /// gate = act(gate) · up, elementwise (SwiGLU, GeGLU).
 pub type GatedFn = fn(&mut [f32], &[f32]);
 /// An in-place elementwise function over a vector (softmax, GELU).
@@ -277,6 +284,8 @@ macro_rules! level_table {
             swiglu: $m::swiglu,
             geglu: $m::geglu,
             gelu: $m::gelu_tanh,
+            ssm_step: $m::ssm_step,
+            delta_step: $m::delta_step,
             by_dtype: [$(dtype_kernels!($m, $kind $dtype: $($f),+)),*],
         }
     };
@@ -297,6 +306,9 @@ pub struct Kernels {
     pub swiglu: GatedFn,
     pub geglu: GatedFn,
     pub gelu: VecFn,
+    /// The recurrent layers' state steps (recurrent.rs), compiled likewise.
+    pub ssm_step: SsmStepFn,
+    pub delta_step: DeltaStepFn,
     /// The kernels of `MATMUL_DTYPES[i]`.
     pub by_dtype: [DTypeKernels; MATMUL_DTYPES.len()],
 }
@@ -330,6 +342,7 @@ impl Kernels {
             };
             pub use crate::kernels::group::scalar::*;
             pub use crate::kernels::ops::{geglu, gelu_tanh, softmax, swiglu};
+            pub use crate::kernels::recurrent::{delta_step, ssm_step};
         }
         with_matmul_dtypes!(level_table!(s, Level::Scalar;))
     }
@@ -466,8 +479,9 @@ impl Kernels {
     }
 }
 
-/// Wrappers compiling ops.rs's elementwise functions with `$features` (the names
-/// `level_table!` takes: softmax, swiglu, geglu, gelu_tanh).
+/// Wrappers compiling ops.rs's elementwise functions and recurrent.rs's state steps with
+/// `$features` (the names `level_table!` takes: softmax, swiglu, geglu, gelu_tanh,
+/// ssm_step, delta_step).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! vectorized_ops {
     ($features:literal) => {
@@ -475,12 +489,19 @@ macro_rules! vectorized_ops {
         vectorized_ops!(@one $features, gelu_tanh, (x: &mut [f32]));
         vectorized_ops!(@one $features, swiglu, (gate: &mut [f32], up: &[f32]));
         vectorized_ops!(@one $features, geglu, (gate: &mut [f32], up: &[f32]));
+        vectorized_ops!(@one $features, recurrent, ssm_step, (s: &mut [f32], x: &[f32], b: &[f32], c: &[f32], decay: f32, dt: f32, d: f32, y: &mut [f32]));
+        vectorized_ops!(@one $features, recurrent, delta_step, (s: &mut [f32], q: &[f32], k: &[f32], v: &[f32], decay: f32, beta: f32, o: &mut [f32]));
     };
     (@one $features:literal, $name:ident, ($($arg:ident: $ty:ty),*)) => {
+        vectorized_ops!(@one $features, ops, $name, ($($arg: $ty),*));
+    };
+    (@one $features:literal, $module:ident, $name:ident, ($($arg:ident: $ty:ty),*)) => {
+        #[allow(clippy::too_many_arguments)]
         pub fn $name($($arg: $ty),*) {
             #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
             unsafe fn vectorized($($arg: $ty),*) {
-                crate::kernels::ops::$name($($arg),*)
+                crate::kernels::$module::$name($($arg),*)
             }
             // SAFETY: placed in a Kernels table only by a level's table function, which
             // `Kernels::for_level` calls after checking the CPU has these features.

@@ -1,6 +1,13 @@
 //! Kernels of the recurrent token mixers (model/recurrent.rs): the depthwise causal
-//! convolution over a carried window of past inputs, and one Mamba-2 head's selective scan.
-//! Scalar; they are a small share of a token's time next to the projections.
+//! convolution over a carried window of past inputs, and one token's step of a head's
+//! state: Mamba-2's selective scan ([`ssm_step`]) and Gated DeltaNet's delta rule
+//! ([`delta_step`]).
+//!
+//! The two steps stream the whole state (P·N floats per head) every token, so they are the
+//! levels' kernels (`Kernels::ssm_step`, `Kernels::delta_step`): these scalar references
+//! are written over 8 independent lanes with a fixed reduction order, which the SIMD levels
+//! compile with their vector features (kernels/mod.rs, `vectorized_ops!`) into the same
+//! arithmetic on vectors: the same bits at every level.
 
 use crate::math::{expf, lnf};
 
@@ -99,35 +106,78 @@ pub fn causal_conv(
     }
 }
 
-/// One Mamba-2 head over `t` tokens: for each token i, with dt = softplus(dt_raw[i] +
-/// dt_bias) and the head's x (P), B and C (N each),
-/// S = exp(dt·A)·S + dt · x ⊗ B; y = S·C + D·x.
-/// `s` is the head's state (P, N); `x`, `b`, `c` give token i's slices; `y(i)` its output.
+/// Lanes of the reductions below: one AVX2 vector.
+const LANES: usize = 8;
+
+/// Σ a·b over 8 lanes (element i in lane i mod 8), the lanes summed pairwise at the end.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    for (l, (x, y)) in ta.iter().zip(tb).enumerate() {
+        acc[l] += x * y;
+    }
+    lanes_sum(acc)
+}
+
+#[inline(always)]
+fn lanes_sum(a: [f32; LANES]) -> f32 {
+    ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
+}
+
+/// One Mamba-2 head, one token: with the head's state `s` (P, N), its input x (P), B and C
+/// (N), decay = exp(dt·A): row p of S ← decay·S_p + (dt·x_p)·B; y_p = S_p·C + D·x_p.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub fn ssm_scan_head<'a>(
+pub fn ssm_step(
     s: &mut [f32],
-    t: usize,
-    a: f32,
+    x: &[f32],
+    b: &[f32],
+    c: &[f32],
+    decay: f32,
+    dt: f32,
     d: f32,
-    dt_bias: f32,
-    dt_raw: impl Fn(usize) -> f32,
-    xbc: impl Fn(usize) -> (&'a [f32], &'a [f32], &'a [f32]),
-    mut y: impl FnMut(usize, usize, f32),
+    y: &mut [f32],
 ) {
-    for i in 0..t {
-        let dt = softplus(dt_raw(i) + dt_bias);
-        let decay = expf(dt * a);
-        let (x, b, c) = xbc(i);
-        let n = b.len();
-        for (p, &xp) in x.iter().enumerate() {
-            let row = &mut s[p * n..(p + 1) * n];
-            let u = dt * xp;
-            let mut acc = 0.0;
-            for ((sv, &bv), &cv) in row.iter_mut().zip(b).zip(c) {
-                *sv = *sv * decay + u * bv;
-                acc += *sv * cv;
-            }
-            y(i, p, acc + d * xp);
+    let n = b.len();
+    for ((row, &xp), yp) in s.chunks_exact_mut(n).zip(x).zip(y.iter_mut()) {
+        let u = dt * xp;
+        for (sv, &bv) in row.iter_mut().zip(b) {
+            *sv = *sv * decay + u * bv;
+        }
+        *yp = dot(row, c) + d * xp;
+    }
+}
+
+/// One Gated DeltaNet value head, one token: with its state `s` (P, N; row p is value
+/// channel p against the N key channels), q (N, scaled), k (N), v (P): S ← decay·S;
+/// S ← S + β (v − S·k) ⊗ k; o = S·q. Computed per row as a = S_p·k and c = S_p·q of the
+/// undecayed row, δ = β (v_p − decay·a), o_p = decay·c + δ (k·q), S_p ← decay·S_p + δ k.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn delta_step(
+    s: &mut [f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    decay: f32,
+    beta: f32,
+    o: &mut [f32],
+) {
+    let n = k.len();
+    let kq = dot(k, q);
+    for ((row, &vp), op) in s.chunks_exact_mut(n).zip(v).zip(o.iter_mut()) {
+        let (a, c) = (dot(row, k), dot(row, q));
+        let delta = beta * (vp - decay * a);
+        *op = decay * c + delta * kq;
+        for (sv, &kv) in row.iter_mut().zip(k) {
+            *sv = *sv * decay + delta * kv;
         }
     }
 }

@@ -80,7 +80,7 @@ pub(super) fn short_conv(
 }
 
 /// Mamba-2: z, xBC, dt = in_proj·in; xBC = silu(conv(xBC) + bias); each head's selective
-/// scan (kernels::recurrent::ssm_scan_head) gives y (H·P); out = out_proj(norm(y ⊙ silu(z)))
+/// scan (`Kernels::ssm_step` per token) gives y (H·P); out = out_proj(norm(y ⊙ silu(z)))
 /// with an RMSNorm per group of H·P/G channels. State: the last K-1 xBC inputs
 /// ((K-1), H·P + 2·G·N), then H matrices (P, N).
 #[allow(clippy::too_many_arguments)]
@@ -132,29 +132,24 @@ pub(super) fn mamba2(
         SyncMutPtr(ssm_state.as_mut_ptr()),
         SyncMutPtr(s.mix_y.as_mut_ptr()),
     );
+    let step = cx.kernels.ssm_step;
     cx.exec.run(h, &|head| {
         let grp = head / heads_per_group;
         // SAFETY: part `head` alone uses state matrix `head`, inside the H·P·N state.
         let st = unsafe { states.slice(head * p * n, p * n) };
-        r::ssm_scan_head(
-            st,
-            t,
-            w.a[head],
-            w.d[head],
-            w.dt_bias[head],
-            |i| d_raw[i * d_in + hp + ch + head],
-            |i| {
-                let row = &xbc[i * ch..(i + 1) * ch];
-                (
-                    &row[head * p..(head + 1) * p],
-                    &row[hp + grp * n..hp + (grp + 1) * n],
-                    &row[hp + g * n + grp * n..hp + g * n + (grp + 1) * n],
-                )
-            },
+        for i in 0..t {
+            let dt = r::softplus(d_raw[i * d_in + hp + ch + head] + w.dt_bias[head]);
+            let row = &xbc[i * ch..(i + 1) * ch];
+            let (b, c) = (
+                &row[hp + grp * n..hp + (grp + 1) * n],
+                &row[hp + g * n + grp * n..hp + g * n + (grp + 1) * n],
+            );
             // SAFETY: part `head` alone writes columns head·P.. of each token's row of y
             // (T, H·P).
-            |i, j, v| unsafe { ys.slice(i * hp + head * p + j, 1)[0] = v },
-        );
+            let y = unsafe { ys.slice(i * hp + head * p, p) };
+            let x = &row[head * p..(head + 1) * p];
+            step(st, x, b, c, expf(dt * w.a[head]), dt, w.d[head], y);
+        }
     });
     // y ⊙ silu(z), into z's place; then the grouped RMSNorm into mix_y.
     let swiglu = cx.kernels.swiglu;
@@ -177,8 +172,8 @@ pub(super) fn mamba2(
 }
 
 /// Gated DeltaNet (Qwen3.5): q, k, v = silu(conv(qkv·in)); q and k L2-normalised per key
-/// head, q scaled by 1/√N; each value head's delta rule (kernels::recurrent::
-/// delta_rule_head) with decay exp(A·softplus(alpha·in + dt_bias)) and β = sigmoid(beta·in)
+/// head, q scaled by 1/√N; each value head's delta rule (`Kernels::delta_step` per token)
+/// with decay exp(A·softplus(alpha·in + dt_bias)) and β = sigmoid(beta·in)
 /// gives o (H·P); out = out_proj(rmsnorm(o_h) ⊙ silu(z_h)), z = gate·in. State: the last
 /// K-1 qkv inputs ((K-1), 2·G·N + H·P), then H matrices (P, N).
 #[allow(clippy::too_many_arguments)]
@@ -251,29 +246,24 @@ pub(super) fn gated_delta_net(
         SyncMutPtr(delta_state.as_mut_ptr()),
         SyncMutPtr(s.mix_y.as_mut_ptr()),
     );
+    let step = cx.kernels.delta_step;
     cx.exec.run(h, &|j| {
         let kh = if tiled { j % g } else { j / per_key };
         // SAFETY: part j alone uses state matrix j, inside the H·P·N state.
         let st = unsafe { states.slice(j * p * n, p * n) };
-        r::delta_rule_head(
-            st,
-            t,
-            |i| {
-                let decay = expf(w.a[j] * r::softplus(alpha[i * h + j] + w.dt_bias[j]));
-                let b = 1.0 / (1.0 + expf(-beta[i * h + j]));
-                (decay, b)
-            },
-            |i| {
-                let row = &qkv[i * ch..(i + 1) * ch];
-                (
-                    &row[kh * n..(kh + 1) * n],
-                    &row[g * n + kh * n..g * n + (kh + 1) * n],
-                    &row[2 * g * n + j * p..2 * g * n + (j + 1) * p],
-                )
-            },
+        for i in 0..t {
+            let decay = expf(w.a[j] * r::softplus(alpha[i * h + j] + w.dt_bias[j]));
+            let b = 1.0 / (1.0 + expf(-beta[i * h + j]));
+            let row = &qkv[i * ch..(i + 1) * ch];
+            let (q, k, v) = (
+                &row[kh * n..(kh + 1) * n],
+                &row[g * n + kh * n..g * n + (kh + 1) * n],
+                &row[2 * g * n + j * p..2 * g * n + (j + 1) * p],
+            );
             // SAFETY: part j alone writes columns j·P.. of each token's row of o (T, H·P).
-            |i, c, v| unsafe { outs.slice(i * hp + j * p + c, 1)[0] = v },
-        );
+            let o = unsafe { outs.slice(i * hp + j * p, p) };
+            step(st, q, k, v, decay, b, o);
+        }
     });
     // Per head: z ← rmsnorm(o_h) ⊙ silu(z_h).
     let swiglu = cx.kernels.swiglu;
