@@ -808,3 +808,85 @@ impl Hparams {
         self.layer_kinds.spec(layer)
     }
 }
+
+#[cfg(all(test, feature = "write"))]
+mod tests {
+    use super::*;
+    use crate::{OwnedValue, Writer};
+
+    /// The keys of a 4-layer LFM2 whose third layer is attention.
+    fn lfm2() -> Writer {
+        let mut w = Writer::new();
+        w.set_str(keys::ARCHITECTURE, "lfm2");
+        for (k, v) in [
+            (keys::VOCAB_SIZE, 32),
+            (keys::CONTEXT_LENGTH, 64),
+            (keys::EMBEDDING_DIM, 16),
+            (keys::LAYER_COUNT, 4),
+            (keys::HEAD_COUNT, 2),
+            (keys::KV_HEAD_COUNT, 1),
+            (keys::HEAD_DIM, 8),
+            (keys::FFN_DIM, 32),
+            (keys::CONV_KERNEL, 3),
+        ] {
+            w.set_u32(k, v);
+        }
+        w.set_f32(keys::NORM_EPS, 1e-5);
+        w.set_f32(keys::ROPE_THETA, 1e6);
+        w.set(keys::LAYER_MIXER, OwnedValue::U8(alloc::vec![1, 1, 0, 1]));
+        w
+    }
+
+    #[test]
+    fn recurrent_layers_are_read_and_checked() {
+        let hp = Hparams::from_metadata(&lfm2()).unwrap();
+        assert_eq!(hp.layer(1).mixer, LayerMixer::Recurrent);
+        assert_eq!(hp.layer(2).mixer, LayerMixer::Attention);
+        assert_eq!(hp.layer_kinds.recurrent_before(4), 3);
+        assert!(!hp.layer_kinds.has_own_kv(0) && hp.layer_kinds.has_own_kv(2));
+        // (K - 1) · C floats of convolution window per recurrent layer.
+        assert_eq!(hp.recurrent_state_floats(), 2 * 16);
+
+        let mut w = lfm2();
+        w.set(keys::LAYER_MIXER, OwnedValue::U8(alloc::vec![1, 0, 1]));
+        assert_eq!(
+            Hparams::from_metadata(&w),
+            Err(Error::Invalid(
+                "a per-layer list (model.layer_*) needs one entry per layer"
+            ))
+        );
+        let mut w = lfm2();
+        w.set(keys::LAYER_MIXER, OwnedValue::U8(alloc::vec![1, 2, 0, 1]));
+        assert_eq!(
+            Hparams::from_metadata(&w),
+            Err(Error::Invalid("unknown mixer kind in model.layer_mixer"))
+        );
+        let mut w = lfm2();
+        w.set_u32(keys::CONV_KERNEL, 0);
+        assert!(matches!(
+            Hparams::from_metadata(&w),
+            Err(Error::OutOfRange {
+                what: "convolution taps",
+                ..
+            })
+        ));
+        // A recurrent layer has no window, and llama has no recurrent layers.
+        let mut w = lfm2();
+        w.set_u32(keys::SLIDING_WINDOW, 8);
+        w.set(keys::LAYER_TYPES, OwnedValue::U8(alloc::vec![1, 0, 0, 0]));
+        assert_eq!(
+            Hparams::from_metadata(&w),
+            Err(Error::Invalid(
+                "a recurrent layer has no keys and values to share or window"
+            ))
+        );
+        let mut w = lfm2();
+        w.set_str(keys::ARCHITECTURE, "llama");
+        assert_eq!(
+            Hparams::from_metadata(&w),
+            Err(Error::Invalid(
+                "model.layer_mixer names recurrent layers in an architecture without them"
+            ))
+        );
+    }
+}
