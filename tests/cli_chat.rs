@@ -3,11 +3,10 @@
 //! Ctrl-C stops a reply (the next message is answered) and Ctrl-D exits 0.
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use common::{ember, shared_fixture};
+use common::{ember, ember_with_stdin, shared_fixture};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ember-clichat-{name}-{}", std::process::id()));
@@ -30,25 +29,7 @@ fn tiny(dir: &Path) -> Option<String> {
 }
 
 fn chat(args: &[&str], input: &str) -> Output {
-    let mut child = ember()
-        .arg("chat")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(out.status.success(), "{err}");
-    out
+    ember_with_stdin(&[&["chat"], args].concat(), input)
 }
 
 /// The per-reply stats lines (`-v` prints them when stdin is not a terminal).

@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{ember, shared_fixture};
+use common::{ember, ember_with_stdin, shared_fixture};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ember-recurrent-{name}-{}", std::process::id()));
@@ -55,31 +55,12 @@ fn run_chat(model: &Path, prompt: &str, extra: &[&str]) -> String {
 
 /// `ember chat MODEL` greedy over `input` (a message per line): stdout and stderr.
 fn chat(model: &Path, input: &str) -> (String, String) {
-    let mut child = ember()
-        .args([
-            "chat",
-            model.to_str().unwrap(),
-            "-n",
-            "12",
-            "--temp",
-            "0",
-            "-v",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success() && !err.contains("panicked"), "{err}");
-    (String::from_utf8(out.stdout).unwrap(), err)
+    let m = model.to_str().unwrap();
+    let out = ember_with_stdin(&["chat", m, "-n", "12", "--temp", "0", "-v"], input);
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 struct Server(Child, u16);

@@ -239,6 +239,18 @@ fn a_file_that_is_neither_gguf_nor_a_checkpoint() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Each case sets config.json's `key` to `value` in its directory: the conversion fails with
+/// an error containing the text; config.json is put back after.
+fn expect_config_errors(cases: &[(&Path, &str, serde_json::Value, &str)]) {
+    for (dir, key, value, want) in cases {
+        let original = std::fs::read(dir.join("config.json")).unwrap();
+        edit_config(dir, |v| v[*key] = value.clone());
+        let e = err_of(dir);
+        assert!(e.contains(want), "{key} = {value}: {e}");
+        std::fs::write(dir.join("config.json"), original).unwrap();
+    }
+}
+
 /// The per-layer and mixture-of-experts parts of a config: one clear error each, before
 /// anything is written.
 #[test]
@@ -315,13 +327,7 @@ fn bad_layer_lists_and_expert_counts() {
             "RoPE scaling type 'spiral' is not supported",
         ),
     ];
-    for (dir, key, value, want) in cases {
-        let original = std::fs::read(dir.join("config.json")).unwrap();
-        edit_config(dir, |v| v[key] = value.clone());
-        let e = err_of(dir);
-        assert!(e.contains(want), "{key} = {value}: {e}");
-        std::fs::write(dir.join("config.json"), original).unwrap();
-    }
+    expect_config_errors(&cases);
     // Unedited, both convert.
     build(moe, Some(Recipe::F32), false).unwrap();
     build(smol, Some(Recipe::F32), false).unwrap();
@@ -388,13 +394,7 @@ fn bad_recurrent_configs() {
             "SSM heads 3 is not a multiple of the SSM groups 2",
         ),
     ];
-    for (dir, key, value, want) in cases {
-        let original = std::fs::read(dir.join("config.json")).unwrap();
-        edit_config(dir, |v| v[key] = value.clone());
-        let e = err_of(dir);
-        assert!(e.contains(want), "{key} = {value}: {e}");
-        std::fs::write(dir.join("config.json"), original).unwrap();
-    }
+    expect_config_errors(&cases);
     for dir in [lfm2, granite, qwen35] {
         build(dir, Some(Recipe::F32), false).unwrap();
     }

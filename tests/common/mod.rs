@@ -91,3 +91,27 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
 pub fn ember() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
 }
+
+/// `ember ARGS` with `input` on stdin; asserts it exits 0 without a panic.
+pub fn ember_with_stdin(args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = ember()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{err}");
+    out
+}

@@ -419,9 +419,10 @@ fn recurrent_config(
         Recurrent::ShortConv => {
             config.conv_kernel = g.u32(&key("shortconv.l_cache"))? as usize;
         }
-        Recurrent::GatedDeltaNet => {
-            // state_size is the key heads' size, group_count their number, time_step_rank
-            // the value heads' number and inner_size their total width.
+        Recurrent::GatedDeltaNet | Recurrent::Mamba2 => {
+            // Mamba-2: state_size is N, group_count G, time_step_rank the heads H and
+            // inner_size H·P. Gated DeltaNet: the key heads' size and number, the value
+            // heads' number and their total width.
             config.conv_kernel = g.u32(&key("ssm.conv_kernel"))? as usize;
             config.ssm_state = g.u32(&key("ssm.state_size"))? as usize;
             config.ssm_groups = g.u32(&key("ssm.group_count"))? as usize;
@@ -434,44 +435,35 @@ fn recurrent_config(
                 );
             }
             config.ssm_head_dim = inner / config.ssm_heads;
-            // llama.cpp's converter reorders the value heads so that head j reads key head
-            // j mod G.
-            config.ssm_tiled_heads = true;
-            if g.opt_u32(&key("nextn_predict_layers"))?.unwrap_or(0) > 0 {
-                crate::bail!("{name}: files with multi-token-prediction layers (nextn_predict_layers) are not supported; convert with --no-mtp");
-            }
         }
-        Recurrent::Mamba2 => {
-            config.conv_kernel = g.u32(&key("ssm.conv_kernel"))? as usize;
-            config.ssm_state = g.u32(&key("ssm.state_size"))? as usize;
-            config.ssm_groups = g.u32(&key("ssm.group_count"))? as usize;
-            config.ssm_heads = g.u32(&key("ssm.time_step_rank"))? as usize;
-            let inner = g.u32(&key("ssm.inner_size"))? as usize;
-            if config.ssm_heads == 0 || !inner.is_multiple_of(config.ssm_heads) {
-                crate::bail!(
-                    "{name}.ssm.inner_size {inner} is not a multiple of ssm.time_step_rank {}",
-                    config.ssm_heads
-                );
-            }
-            config.ssm_head_dim = inner / config.ssm_heads;
-            for (k, slot) in [
-                ("embedding_scale", &mut config.embedding_scale),
-                ("residual_scale", &mut config.residual_scale),
-                ("logit_scale", &mut config.logits_divisor),
-            ] {
-                *slot = g.opt_f32(&key(k))?.filter(|&v| v != 0.0 && v != 1.0);
-            }
-            if let Some(s) = g.opt_f32(&key("attention.scale"))?.filter(|&s| s != 0.0) {
-                config.attention_scale = Some(s);
-            }
-            // llama.cpp runs RoPE in Granite 4's attention only where the converter marked
-            // it (position_embedding_type "rope").
-            if !g.opt_bool(&key("rope.scaling.finetuned"))?.unwrap_or(true) {
-                config.set_layers(|_, l| {
-                    l.positions = LayerPositions::None;
-                    Ok(())
-                })?;
-            }
+    }
+    if recurrent == Recurrent::GatedDeltaNet {
+        // llama.cpp's converter reorders the value heads so that head j reads key head
+        // j mod G.
+        config.ssm_tiled_heads = true;
+        if g.opt_u32(&key("nextn_predict_layers"))?.unwrap_or(0) > 0 {
+            crate::bail!("{name}: files with multi-token-prediction layers (nextn_predict_layers) are not supported; convert with --no-mtp");
+        }
+    }
+    // Granite 4's muP multipliers and positions.
+    if recurrent == Recurrent::Mamba2 {
+        for (k, slot) in [
+            ("embedding_scale", &mut config.embedding_scale),
+            ("residual_scale", &mut config.residual_scale),
+            ("logit_scale", &mut config.logits_divisor),
+        ] {
+            *slot = g.opt_f32(&key(k))?.filter(|&v| v != 0.0 && v != 1.0);
+        }
+        if let Some(s) = g.opt_f32(&key("attention.scale"))?.filter(|&s| s != 0.0) {
+            config.attention_scale = Some(s);
+        }
+        // llama.cpp runs RoPE in Granite 4's attention only where the converter marked
+        // it (position_embedding_type "rope").
+        if !g.opt_bool(&key("rope.scaling.finetuned"))?.unwrap_or(true) {
+            config.set_layers(|_, l| {
+                l.positions = LayerPositions::None;
+                Ok(())
+            })?;
         }
     }
     Ok(())

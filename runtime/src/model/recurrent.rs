@@ -5,7 +5,7 @@
 //! holds exactly the positions before `pos` otherwise.
 
 use super::forward::{linear, linears, Compute, Parts};
-use super::weights::{GatedDeltaNet, Mamba2, ShortConv};
+use super::weights::{ConvKernel, GatedDeltaNet, Mamba2, ShortConv};
 use super::Config;
 use crate::exec::SyncMutPtr;
 use crate::kernels::{self as k, recurrent as r};
@@ -79,6 +79,33 @@ pub(super) fn short_conv(
     );
 }
 
+/// The start of the SSM mixers: the sizes (H, P, N, G, H·P, convolution channels), and the
+/// state zeroed at position 0 and split into the convolution's window and the heads'
+/// matrices.
+fn ssm_parts<'s>(
+    cfg: &Config,
+    pos: usize,
+    state: &'s mut [f32],
+) -> ([usize; 6], &'s mut [f32], &'s mut [f32]) {
+    let (h, p) = (cfg.ssm_heads, cfg.ssm_head_dim);
+    let ch = cfg.dims().conv_channels(cfg.features.recurrent);
+    if pos == 0 {
+        state.fill(0.0);
+    }
+    let (conv, heads) = state.split_at_mut((cfg.conv_kernel - 1) * ch);
+    (
+        [h, p, cfg.ssm_state, cfg.ssm_groups, h * p, ch],
+        conv,
+        heads,
+    )
+}
+
+/// The convolution of `t` tokens' rows x (T, CH) in place, then silu.
+fn conv_silu(kernel: &ConvKernel, window: &mut [f32], x: &mut [f32], t: usize, row: &mut [f32]) {
+    r::causal_conv(kernel.weight, kernel.bias, kernel.taps, window, x, t, row);
+    r::silu(x);
+}
+
 /// Mamba-2: z, xBC, dt = in_proj·in; xBC = silu(conv(xBC) + bias); each head's selective
 /// scan (`Kernels::ssm_step` per token) gives y (H·P); out = out_proj(norm(y ⊙ silu(z)))
 /// with an RMSNorm per group of H·P/G channels. State: the last K-1 xBC inputs
@@ -96,35 +123,20 @@ pub(super) fn mamba2(
     state: &mut [f32],
     s: &mut Parts,
 ) {
-    let (h, p, n, g) = (
-        cfg.ssm_heads,
-        cfg.ssm_head_dim,
-        cfg.ssm_state,
-        cfg.ssm_groups,
-    );
-    let hp = h * p;
-    let ch = cfg.dims().conv_channels(cfg.features.recurrent);
+    let ([h, p, n, g, hp, ch], conv_state, ssm_state) = ssm_parts(cfg, pos, state);
     let d_in = w.in_proj.w.rows; // z (HP), xBC (CH), dt (H)
-    if pos == 0 {
-        state.fill(0.0);
-    }
-    let (conv_state, ssm_state) = state.split_at_mut((cfg.conv_kernel - 1) * ch);
     let input: &[f32] = if normed { s.xn } else { s.x };
     linear(cx, li, "ssm_in", &w.in_proj, input, t, s.mix_in, &mut s.act);
     for i in 0..t {
         s.mix_conv[i * ch..(i + 1) * ch].copy_from_slice(&s.mix_in[i * d_in + hp..][..ch]);
     }
-    let kernel = &w.conv;
-    r::causal_conv(
-        kernel.weight,
-        kernel.bias,
-        kernel.taps,
+    conv_silu(
+        &w.conv,
         conv_state,
         &mut s.mix_conv[..t * ch],
         t,
         &mut s.row[..ch],
     );
-    r::silu(&mut s.mix_conv[..t * ch]);
     // Heads are independent: one part per head, each with its own state and outputs.
     let heads_per_group = h / g;
     let (xbc, d_raw) = (&s.mix_conv[..], &s.mix_in[..]);
@@ -189,18 +201,7 @@ pub(super) fn gated_delta_net(
     state: &mut [f32],
     s: &mut Parts,
 ) {
-    let (h, p, n, g) = (
-        cfg.ssm_heads,
-        cfg.ssm_head_dim,
-        cfg.ssm_state,
-        cfg.ssm_groups,
-    );
-    let hp = h * p;
-    let ch = cfg.dims().conv_channels(cfg.features.recurrent);
-    if pos == 0 {
-        state.fill(0.0);
-    }
-    let (conv_state, delta_state) = state.split_at_mut((cfg.conv_kernel - 1) * ch);
+    let ([h, p, n, g, hp, ch], conv_state, delta_state) = ssm_parts(cfg, pos, state);
     let input: &[f32] = if normed { s.xn } else { s.x };
     // mix_in holds z (T, H·P), then β's inputs (T, H), then the decay's (T, H).
     let (z, rest) = s.mix_in.split_at_mut(t * hp);
@@ -219,18 +220,8 @@ pub(super) fn gated_delta_net(
         t,
         &mut s.act,
     );
-    let kernel = &w.conv;
     let qkv = &mut s.mix_conv[..t * ch];
-    r::causal_conv(
-        kernel.weight,
-        kernel.bias,
-        kernel.taps,
-        conv_state,
-        qkv,
-        t,
-        &mut s.row[..ch],
-    );
-    r::silu(qkv);
+    conv_silu(&w.conv, conv_state, qkv, t, &mut s.row[..ch]);
     let q_scale = 1.0 / crate::math::sqrtf(n as f32);
     for row in qkv.chunks_exact_mut(ch) {
         for head in row[..2 * g * n].chunks_exact_mut(n) {
