@@ -322,7 +322,8 @@ pub struct Options {
     /// At most this many calibration tokens.
     pub calibration_tokens: usize,
     /// `Rows16` (the default of `ember convert`) stores every block-quantized matrix with a
-    /// multiple of 16 rows in the kernels' interleaved layout; `RowMajor` keeps GGUF order.
+    /// multiple of 16 rows in the kernels' interleaved layout (but a Q6_K head:
+    /// `Writer::use_rows16`); `RowMajor` keeps GGUF order.
     pub layout: Layout,
     /// Per-tensor dtype overrides on top of the recipe (`--tensor-type`).
     pub rules: quant::TypeRules,

@@ -136,3 +136,41 @@ fn writer_and_reader_check_where_the_layout_applies() {
     assert_eq!(Layout::from_id(1), Some(Layout::Rows16));
     assert_eq!(Layout::Rows16.name(), "rows16");
 }
+
+/// `use_rows16` interleaves block-quantized matrices, but not a Q6_K head (output.weight,
+/// or token_embd.weight where tied) nor a convolution kernel.
+#[test]
+fn the_writer_keeps_a_q6_k_head_and_kernels_row_major() {
+    let mut rng = Rng::new(9);
+    for tied in [false, true] {
+        let mut w = Writer::new();
+        w.set_bool("model.tied_embeddings", tied);
+        for name in [
+            "output.weight",
+            "token_embd.weight",
+            "blk.0.ffn_down.weight",
+        ] {
+            let data = random_tensor(&mut rng, DType::Q6K, &[32, 256]);
+            w.add_tensor(name, DType::Q6K, &[32, 256], data).unwrap();
+        }
+        let q4 = random_tensor(&mut rng, DType::Q4_0, &[32, 64]);
+        w.add_tensor("output_q4", DType::Q4_0, &[32, 64], q4)
+            .unwrap();
+        w.add_tensor_f32("blk.0.shortconv.conv.weight", &[16, 3], &[0.5; 48])
+            .unwrap();
+        w.use_rows16();
+        let buf = AlignedBytes::from(w.to_vec());
+        let file = EmberFile::parse(&buf).unwrap();
+        let layout = |n: &str| file.tensor(n).unwrap().layout;
+        assert_eq!(layout("output.weight"), Layout::RowMajor);
+        let embd = if tied {
+            Layout::RowMajor
+        } else {
+            Layout::Rows16
+        };
+        assert_eq!(layout("token_embd.weight"), embd, "tied {tied}");
+        assert_eq!(layout("blk.0.ffn_down.weight"), Layout::Rows16);
+        assert_eq!(layout("output_q4"), Layout::Rows16);
+        assert_eq!(layout("blk.0.shortconv.conv.weight"), Layout::RowMajor);
+    }
+}

@@ -44,7 +44,8 @@ Dithered base (--dither SEED): instead of a .ember file, writes OUTPUT as an f32
 
 Layout (--layout): rows16 (default) stores each block-quantized matrix whose row count is a
   multiple of 16 in groups of 16 interleaved rows, so the kernels stream it without
-  shuffles; the bytes are the same blocks, moved (docs/FORMAT.md). row-major keeps GGUF order.
+  shuffles; the bytes are the same blocks, moved (docs/FORMAT.md). A Q6_K output head stays
+  row-major (its row dot is faster for one token at a time). row-major keeps GGUF order.
 
 Example:
   ember convert SmolLM2-135M-Instruct.Q4_1.gguf -o smollm2.ember
