@@ -126,6 +126,29 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes_sum(acc)
 }
 
+/// (Σ a·b, Σ a·c) in one pass over a, each as [`dot`] computes it (the same bits).
+#[inline(always)]
+fn dot2(a: &[f32], b: &[f32], c: &[f32]) -> (f32, f32) {
+    let (mut ab, mut ac) = ([0f32; LANES], [0f32; LANES]);
+    let (ca, cb, cc) = (
+        a.chunks_exact(LANES),
+        b.chunks_exact(LANES),
+        c.chunks_exact(LANES),
+    );
+    let (ta, tb, tc) = (ca.remainder(), cb.remainder(), cc.remainder());
+    for ((x, y), z) in ca.zip(cb).zip(cc) {
+        for l in 0..LANES {
+            ab[l] += x[l] * y[l];
+            ac[l] += x[l] * z[l];
+        }
+    }
+    for (l, ((x, y), z)) in ta.iter().zip(tb).zip(tc).enumerate() {
+        ab[l] += x * y;
+        ac[l] += x * z;
+    }
+    (lanes_sum(ab), lanes_sum(ac))
+}
+
 #[inline(always)]
 fn lanes_sum(a: [f32; LANES]) -> f32 {
     ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
@@ -173,7 +196,7 @@ pub fn delta_step(
     let n = k.len();
     let kq = dot(k, q);
     for ((row, &vp), op) in s.chunks_exact_mut(n).zip(v).zip(o.iter_mut()) {
-        let (a, c) = (dot(row, k), dot(row, q));
+        let (a, c) = dot2(row, k, q);
         let delta = beta * (vp - decay * a);
         *op = decay * c + delta * kq;
         for (sv, &kv) in row.iter_mut().zip(k) {
