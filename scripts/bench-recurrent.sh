@@ -16,7 +16,8 @@
 #                                tokenizer, the real vocab_size (the converter pads the tokens)
 #   recurrent-MODEL-f16.gguf     llama.cpp's convert_hf_to_gguf.py of it (--outtype f16)
 #   recurrent-MODEL-TYPE.gguf    llama-quantize F16 -> TYPE (its default recipe per type)
-#   recurrent-MODEL-TYPE.ember   `ember convert --quant same` of that GGUF (the same blocks)
+#   recurrent-MODEL-TYPE.ember   `ember convert --quant same` of that GGUF (the same blocks;
+#                                redone when older than the GGUF or the ember binary)
 # The HF directory and the F16 GGUF are deleted once every TYPE exists (KEEP_F16=1 keeps them).
 # Disk: Qwen3.5-0.8B F16 1.5 GB (HF) + 1.5 GB (GGUF), Q4_0 / Q4_K_M about 0.5 GB each, plus
 # the .ember; LFM2-1.2B F16 2.3 + 2.3 GB, 4-bit about 0.7 GB each.
@@ -39,20 +40,25 @@
 #       -> timings.predicted_per_second (GEN forward passes after the prompt; `ember bench`
 #          has no depth option)
 #   llama-bench -m MODEL.gguf -p 0 -n GEN -d D -t T -r 1 -o json   (depth D untimed)
-#   IK llama-bench -m MODEL.gguf -gp D,GEN -t T -r 1 -o json        (its spelling: prompt D
+#   IK llama-bench -m MODEL.gguf -gp D,GEN -p 0 -n 0 -t T -r 1 -o json   (its spelling: prompt D
 #          untimed, then GEN generated; ik's llama-bench has no -d)
 # and the ratio of the last depth to the first (the issue asks for >= 0.9 at 4000 vs 100).
 #
 # IK_BENCH: ik_llama.cpp's llama-bench; default .cache/ik_llama.cpp-build/bin/llama-bench when
 # it exists (scripts/build-ik-llama-bench.sh builds it), "none" to skip. A model whose
 # architecture it does not know (its load fails) is reported as such and skipped for ik.
-# Needs target/release/ember (cargo build --release; not built here), the llama.cpp tools
+# Needs target/release/ember (cargo build --release; not built here; copied once at the start,
+# so that a rebuild during the run does not mix binaries), the llama.cpp tools
 # (scripts/build-llama-bench.sh, built if missing, its source tree holds the converter), and
 # python with torch, transformers >= 5 and safetensors for the generator (PYTHON=..., default
 # .cache/venv/bin/python).
 # Shared machine: as scripts/bench-moe.sh, before each measurement the script waits (IDLE_MAX
 # seconds at most, default 300; 0: never) until the CPUs are >= IDLE_PCT% idle (default 90)
-# over 2 s; a round that ran without that is marked "busy" on stderr.
+# over 2 s. A build that starts during a measurement is caught afterwards: the CPU time of
+# every process outside this script's process group (utime + stime + reaped children, from
+# /proc) is read before and after each measurement; when other processes used more than
+# OTHER_MAX cores on average (default 0.1) the measurement is repeated, at most RETRIES times
+# (default 3), and a round that stayed disturbed is marked "busy" on stderr.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -74,6 +80,12 @@ mkdir -p "$work"
 log() { echo "== $*" >&2; }
 
 [[ -x "$ember" ]] || { echo "bench-recurrent: $ember not found (cargo build --release)" >&2; exit 1; }
+# One binary for the whole run, even if a build replaces $ember meanwhile.
+ember_src="$ember"
+ember="$work/.ember-bench.$$"
+cp "$ember_src" "$ember"
+trap 'rm -f "$ember"' EXIT
+ember_built="$(date -u -r "$ember_src" '+%F %H:%M')"
 llama_bench="$(scripts/build-llama-bench.sh)"
 llama_quantize="$(dirname "$llama_bench")/llama-quantize"
 llama_src=".cache/llama.cpp-src"
@@ -105,7 +117,7 @@ prepare() {  # MODEL: writes the quantized GGUFs of TYPES and their .ember conve
             mv "$gguf.tmp" "$gguf"
         fi
         # (re)converted when older than the GGUF or than the ember binary (the format may change)
-        if [[ ! -s "$em" || "$em" -ot "$gguf" || "$em" -ot "$ember" ]]; then
+        if [[ ! -s "$em" || "$em" -ot "$gguf" || "$em" -ot "$ember_src" ]]; then
             log "ember convert $gguf -> $em"
             "$ember" convert "$gguf" -o "${em%.ember}.tmp.ember" --quant same --force --quiet >&2 \
                 || { rm -f "${em%.ember}.tmp.ember"; exit 1; }
@@ -138,6 +150,39 @@ wait_idle() {
         if ((SECONDS - start >= idle_max)); then busy=1; return 0; fi
     done
 }
+# CPU jiffies used so far by all processes outside this script's process group
+pgid="$(ps -o pgid= $$ | tr -d ' ')"
+hz="$(getconf CLK_TCK)"
+other_cpu() {
+    python3 -c "import os,sys
+me, total = sys.argv[1], 0
+for p in os.listdir('/proc'):
+    if not p.isdigit(): continue
+    try: f = open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()
+    except OSError: continue
+    if f[2] != me: total += sum(int(x) for x in f[11:15])
+print(total)" "$pgid"
+}
+other_max="${OTHER_MAX:-0.1}"
+retries="${RETRIES:-3}"
+# measure CMD ARGS...: runs it (its stdout into $out, its status into $mrc) after wait_idle,
+# again while other processes took more than OTHER_MAX cores during it
+measure() {
+    local try o0 t0 frac
+    for ((try = 0; ; try++)); do
+        wait_idle
+        o0=$(other_cpu); t0=$(date +%s.%N)
+        mrc=0; out=$("$@") || mrc=$?
+        frac=$(awk -v a="$o0" -v b="$(other_cpu)" -v t0="$t0" -v t1="$(date +%s.%N)" -v hz="$hz" \
+            'BEGIN { printf "%.2f", (b - a) / hz / (t1 - t0) }')
+        awk -v f="$frac" -v m="$other_max" 'BEGIN { exit !(f > m) }' || return 0
+        if ((try >= retries)); then
+            busy=1; echo "   still disturbed after $retries repeats (other processes: $frac cores): kept" >&2; return 0
+        fi
+        echo "   disturbed (other processes used $frac cores during it): measuring again" >&2
+    done
+}
+ember_bench() { "$ember" bench "$@" --json 2>"$work/.ember.err"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 field() { python3 -c "import json,sys; v = json.load(sys.stdin)['$1']; print(v if v is not None else 'nan')"; }
 # llama-bench -o json: a list of tests. pp: n_prompt > 0, n_gen == 0; tg: n_gen > 0 (with
@@ -168,9 +213,12 @@ run_llama() {  # NAME BINARY ARGS...
     if out=$("$bin" "$@" -o json 2>"$work/.llama-bench.err"); then
         echo "$out"
     else
-        echo "   $name failed: $(grep -m1 -iE 'error|unknown|fail' "$work/.llama-bench.err" || tail -1 "$work/.llama-bench.err")" >&2
+        # the loader's reason (e.g. "unknown model architecture: 'lfm2'") is printed only with -v
+        "$bin" "$@" -v > /dev/null 2>"$work/.llama-bench.err" || true
+        echo "   $name failed: $(grep -m1 -E 'error loading|unknown model' "$work/.llama-bench.err" || grep -m1 -i error "$work/.llama-bench.err" || tail -1 "$work/.llama-bench.err")" >&2
     fi
 }
+nonan() { grep -v -e '^$' -e nan || true; }  # (grep alone fails the pipeline when all are nan)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "nan"; else printf "%.2f", a / b }'; }
 
 declare -A ik_ok  # per model: 1 until ik's llama-bench fails to load it
@@ -186,28 +234,29 @@ for m in $models; do
             epp=(); etg=(); lpp=(); ltg=(); ipp=(); itg=(); kern=""
             for ((r = 0; r < rounds; r++)); do
                 busy=0
-                wait_idle
-                e=$("$ember" bench "$em" -p "$prompt" -n "$gen" -t "$t" -r 1 --json 2>"$work/.ember.err") || {
-                    echo "   ember bench failed (exit $?): $(tail -3 "$work/.ember.err")" >&2
-                    e='{"pp_tok_s": null, "tg_tok_s": null, "kernels": null}'; }
+                measure ember_bench "$em" -p "$prompt" -n "$gen" -t "$t" -r 1; e="$out"
+                if ((mrc)); then
+                    echo "   ember bench failed (exit $mrc): $(tail -3 "$work/.ember.err")" >&2
+                    e='{"pp_tok_s": null, "tg_tok_s": null, "kernels": null}'
+                fi
                 epp+=("$(field pp_tok_s <<<"$e")"); etg+=("$(field tg_tok_s <<<"$e")"); kern="$(field kernels <<<"$e")"
-                wait_idle
                 # shellcheck disable=SC2086
-                l=$(run_llama llama.cpp "$llama_bench" -m "$gguf" -p "$prompt" -n "$gen" -t "$t" -r 1 ${LLAMA_BENCH_ARGS:-})
+                measure run_llama llama.cpp "$llama_bench" -m "$gguf" -p "$prompt" -n "$gen" -t "$t" -r 1 ${LLAMA_BENCH_ARGS:-}; l="$out"
                 lpp+=("$(llama_field pp <<<"$l")"); ltg+=("$(llama_field tg <<<"$l")")
                 if [[ "${ik_ok[$m]}" == 1 ]]; then
-                    wait_idle
                     # shellcheck disable=SC2086
-                    i=$(run_llama ik_llama.cpp "$ik_bench" -m "$gguf" -p "$prompt" -n "$gen" -t "$t" -r 1 $ik_args)
+                    measure run_llama ik_llama.cpp "$ik_bench" -m "$gguf" -p "$prompt" -n "$gen" -t "$t" -r 1 $ik_args; i="$out"
                     [[ -n "$i" ]] || { ik_ok[$m]=0; log "ik_llama.cpp cannot run $m ($gguf): skipped for this model"; }
                     ipp+=("$(llama_field pp <<<"$i")"); itg+=("$(llama_field tg <<<"$i")")
+                else
+                    ipp+=(nan); itg+=(nan)
                 fi
-                echo "   round $((r + 1)) $m $type t$t: ember pp ${epp[-1]} tg ${etg[-1]}; llama.cpp pp ${lpp[-1]} tg ${ltg[-1]}; ik pp ${ipp[-1]:-nan} tg ${itg[-1]:-nan} (load $(cut -d' ' -f1-3 /proc/loadavg)$( ((busy)) && echo ", busy: waited ${idle_max}s for idle in vain"))" >&2
+                echo "   round $((r + 1)) $m $type t$t: ember pp ${epp[-1]} tg ${etg[-1]}; llama.cpp pp ${lpp[-1]} tg ${ltg[-1]}; ik pp ${ipp[-1]} tg ${itg[-1]} (load $(cut -d' ' -f1-3 /proc/loadavg)$( ((busy)) && echo ", busy"))" >&2
             done
-            a=$(printf "%s\n" "${epp[@]}" | median); b=$(printf "%s\n" "${lpp[@]}" | median)
-            c=$(printf "%s\n" "${ipp[@]}" | grep -v nan | median)
-            d=$(printf "%s\n" "${etg[@]}" | median); e=$(printf "%s\n" "${ltg[@]}" | median)
-            f=$(printf "%s\n" "${itg[@]}" | grep -v nan | median)
+            a=$(printf "%s\n" "${epp[@]}" | nonan | median); b=$(printf "%s\n" "${lpp[@]}" | nonan | median)
+            c=$(printf "%s\n" "${ipp[@]}" | nonan | median)
+            d=$(printf "%s\n" "${etg[@]}" | nonan | median); e=$(printf "%s\n" "${ltg[@]}" | nonan | median)
+            f=$(printf "%s\n" "${itg[@]}" | nonan | median)
             results+=("$(printf "%-12s %-6s %2s %8.1f %8.1f %8.1f %6s %6s %8.2f %8.2f %8.2f %6s %6s" \
                 "$m" "$type" "$t" "$a" "$b" "$c" "$(ratio "$a" "$b")" "$(ratio "$a" "$c")" \
                 "$d" "$e" "$f" "$(ratio "$d" "$e")" "$(ratio "$d" "$f")")")
@@ -218,28 +267,26 @@ for m in $models; do
             declare -A dv=()
             for ((r = 0; r < depth_rounds; r++)); do
                 for dp in $depths; do
-                    wait_idle
-                    dv[e$dp]+="$(ember_depth "$em" "$dp" "$t") "
-                    wait_idle
+                    busy=0
+                    measure ember_depth "$em" "$dp" "$t"; dv[e$dp]+="$out "
                     # shellcheck disable=SC2086
-                    l=$(run_llama llama.cpp "$llama_bench" -m "$gguf" -p 0 -n "$gen" -d "$dp" -t "$t" -r 1 ${LLAMA_BENCH_ARGS:-})
+                    measure run_llama llama.cpp "$llama_bench" -m "$gguf" -p 0 -n "$gen" -d "$dp" -t "$t" -r 1 ${LLAMA_BENCH_ARGS:-}; l="$out"
                     dv[l$dp]+="$(llama_field tg "$dp" <<<"$l") "
                     if [[ "${ik_ok[$m]}" == 1 ]]; then
-                        wait_idle
                         # shellcheck disable=SC2086
-                        i=$(run_llama ik_llama.cpp "$ik_bench" -m "$gguf" -gp "$dp,$gen" -p 0 -n 0 -t "$t" -r 1 $ik_args)
+                        measure run_llama ik_llama.cpp "$ik_bench" -m "$gguf" -gp "$dp,$gen" -p 0 -n 0 -t "$t" -r 1 $ik_args; i="$out"
                         dv[i$dp]+="$(llama_field tg "$dp" <<<"$i") "
                     else
                         dv[i$dp]+="nan "
                     fi
-                    echo "   depth $dp $m $type t$t: ember ${dv[e$dp]}| llama.cpp ${dv[l$dp]}| ik ${dv[i$dp]}" >&2
+                    echo "   depth $dp $m $type t$t: ember ${dv[e$dp]}| llama.cpp ${dv[l$dp]}| ik ${dv[i$dp]}$( ((busy)) && echo " (busy)")" >&2
                 done
             done
             row="$(printf "%-12s %-6s %2s" "$m" "$type" "$t")"
             for who in e l i; do
                 first=""; last=""
                 for dp in $depths; do
-                    v=$(tr ' ' '\n' <<<"${dv[$who$dp]}" | grep -v '^$' | grep -v nan | median)
+                    v=$(tr ' ' '\n' <<<"${dv[$who$dp]}" | nonan | median)
                     row+="$(printf " %8.2f" "$v")"
                     [[ -n "$first" ]] || first="$v"; last="$v"
                 done
@@ -273,4 +320,4 @@ if [[ -n "$depths" ]]; then
     printf "%s\n" "${depth_results[@]}"
 fi
 echo "($(lscpu | sed -n 's/^Model name: *//p'), $(grep -q avx512f /proc/cpuinfo && echo AVX-512 || echo no AVX-512);" \
-     "ember $(git log --oneline -1 --format=%h 2>/dev/null); $(date -u +%F))"
+     "ember binary built $ember_built UTC, HEAD $(git log -1 --format=%h 2>/dev/null); $(date -u +%F))"

@@ -135,7 +135,7 @@ def write_hf(kind, out, tokdir, seed):
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg_dict, f, indent=2)
     for name in TOKFILES:
-        shutil.copy(os.path.join(tokdir, name), out)
+        shutil.copyfile(os.path.join(tokdir, name), os.path.join(out, name))
     cfg = tf.AutoConfig.from_pretrained(out)
     cls = getattr(tf, cfg_dict["architectures"][0])
     with torch.device("meta"):
