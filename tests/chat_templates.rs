@@ -9,12 +9,10 @@ mod common;
 #[path = "../src/chat_template.rs"]
 mod chat_template;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use chat_template::{ChatTemplate, DateTime, SpecialTokens};
-use common::{convert, ember, ids, read_json, shared_fixture};
+use common::{convert, ember, ember_with_stdin, ids, read_json, shared_fixture};
 use ember_convert::Recipe;
 use ember_format::EmberFile;
 use ember_runtime::tokenizer::Tokenizer;
@@ -213,20 +211,10 @@ fn run_chat_renders_the_files_template() {
     assert_eq!(ids(&json["prompt_ids"]), ids(&case["ids"]));
 
     // Two turns through `ember chat`.
-    let mut child = ember()
-        .args(["chat", model.to_str().unwrap(), "-n", "3", "--temp", "0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"What is the capital of France?\nAnd of Italy?\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = ember_with_stdin(
+        &["chat", model.to_str().unwrap(), "-n", "3", "--temp", "0"],
+        "What is the capital of France?\nAnd of Italy?\n",
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);

@@ -3,11 +3,10 @@
 //! the --json schema.
 mod common;
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
-use common::{ember, shared_fixture};
+use common::{ember, ember_with, shared_fixture};
 
 /// tiny-llama converted to f32 in a fresh temp dir (256-token context, no chat template).
 struct Tiny {
@@ -40,22 +39,6 @@ impl Drop for Tiny {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// `ember ARGS` with `stdin` piped in; asserts it did not panic.
-fn ember_with(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = ember()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    out
 }
 
 fn ok(args: &[&str]) -> (String, String) {

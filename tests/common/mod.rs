@@ -92,8 +92,8 @@ pub fn ember() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
 }
 
-/// `ember ARGS` with `input` on stdin; asserts it exits 0 without a panic.
-pub fn ember_with_stdin(args: &[&str], input: &str) -> std::process::Output {
+/// `ember ARGS` with `stdin` piped in; asserts it did not panic.
+pub fn ember_with(args: &[&str], stdin: &[u8]) -> std::process::Output {
     use std::io::Write;
     use std::process::Stdio;
     let mut child = ember()
@@ -103,15 +103,17 @@ pub fn ember_with_stdin(args: &[&str], input: &str) -> std::process::Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    out
+}
+
+/// [`ember_with`], also asserting that it exits 0.
+pub fn ember_with_stdin(args: &[&str], input: &str) -> std::process::Output {
+    let out = ember_with(args, input.as_bytes());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {err}");
     out
 }
