@@ -1,7 +1,7 @@
 //! The recurrent token mixers (schema::Recurrent): LFM2's short convolution, Mamba-2 and
 //! Gated DeltaNet. They run token by token over a state the session keeps per layer
-//! (`KvCache::state_mut`): the convolution's last K-1 inputs, then Mamba-2's (P, N) matrix
-//! per head. A state cannot be rewound: it is zeroed when a pass starts at position 0, and
+//! (`KvCache::state_mut`): the convolution's last K-1 inputs, then (Mamba-2, Gated
+//! DeltaNet) a (P, N) matrix per head. A state cannot be rewound: it is zeroed when a pass starts at position 0, and
 //! holds exactly the positions before `pos` otherwise.
 
 use super::forward::{linear, linears, Compute, Parts};
