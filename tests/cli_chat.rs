@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{ember, ember_with_stdin, shared_fixture};
+use common::{ember_convert_f32, ember_with_stdin, shared_fixture};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ember-clichat-{name}-{}", std::process::id()));
@@ -18,14 +18,9 @@ fn temp_dir(name: &str) -> PathBuf {
 /// tiny-llama converted to f32 into `dir` (256-token context, no chat template: ChatML).
 fn tiny(dir: &Path) -> Option<String> {
     let src = shared_fixture("tiny-llama")?;
-    let model = dir.join("tiny.ember").to_str().unwrap().to_string();
-    let out = ember()
-        .args(["convert", src.to_str().unwrap(), "-o", &model])
-        .args(["--quant", "f32", "--quiet"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    Some(model)
+    let model = dir.join("tiny.ember");
+    ember_convert_f32(&src, &model);
+    Some(model.to_str().unwrap().to_string())
 }
 
 fn chat(args: &[&str], input: &str) -> Output {

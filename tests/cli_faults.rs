@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{ember, shared_fixture};
+use common::{ember, ember_convert_f32, shared_fixture};
 
 /// A temp dir removed on drop.
 struct Dir(PathBuf);
@@ -45,19 +45,7 @@ fn tiny(dir: &Path, context: Option<u64>) -> Option<PathBuf> {
     }
     std::fs::write(hf.join("config.json"), config.to_string()).unwrap();
     let model = dir.join("tiny.ember");
-    let out = ember()
-        .arg("convert")
-        .arg(&hf)
-        .arg("-o")
-        .arg(&model)
-        .args(["--quant", "f32", "--quiet"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ember_convert_f32(&hf, &model);
     Some(model)
 }
 

@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Output;
 
-use common::{ember, ember_with, shared_fixture};
+use common::{ember, ember_convert_f32, ember_with, shared_fixture};
 
 /// tiny-llama converted to f32 in a fresh temp dir (256-token context, no chat template).
 struct Tiny {
@@ -20,17 +20,9 @@ impl Tiny {
         let dir = std::env::temp_dir().join(format!("ember-clirun-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let model = dir.join("tiny.ember").to_str().unwrap().to_string();
-        let out = ember()
-            .args(["convert", src.to_str().unwrap(), "-o", &model])
-            .args(["--quant", "f32", "--quiet"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let model = dir.join("tiny.ember");
+        ember_convert_f32(&src, &model);
+        let model = model.to_str().unwrap().to_string();
         Some(Tiny { dir, model })
     }
 }

@@ -13,27 +13,13 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{ember, ember_with_stdin, shared_fixture};
+use common::{ember, ember_convert_f32, ember_with_stdin, shared_fixture};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ember-recurrent-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn convert(src: &Path, out: &Path) {
-    let st = ember()
-        .args([
-            "convert",
-            src.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .args(["--quant", "f32", "--quiet"])
-        .status()
-        .unwrap();
-    assert!(st.success());
 }
 
 /// `ember run MODEL --chat -p PROMPT` greedy, its text.
@@ -141,7 +127,7 @@ fn recurrent_models_chat_stop_and_serve_as_run_does() {
         };
         let dir = temp_dir(name);
         let model = dir.join("m.ember");
-        convert(&src, &model);
+        ember_convert_f32(&src, &model);
         let first = run_chat(&model, "hello there", &[]);
         let second = run_chat(&model, "and again", &[]);
         assert!(

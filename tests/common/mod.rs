@@ -117,3 +117,16 @@ pub fn ember_with_stdin(args: &[&str], input: &str) -> std::process::Output {
     assert!(out.status.success(), "{args:?}: {err}");
     out
 }
+
+/// `ember convert SRC -o OUT --quant f32 --quiet`; asserts it succeeds.
+pub fn ember_convert_f32(src: &Path, out: &Path) {
+    let o = ember()
+        .arg("convert")
+        .arg(src)
+        .arg("-o")
+        .arg(out)
+        .args(["--quant", "f32", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

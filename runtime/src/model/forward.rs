@@ -393,6 +393,17 @@ fn norm(
     });
 }
 
+/// What a block's token mixer is handed for one pass: T tokens at positions pos..pos+T;
+/// its input is xn (`normed`: after the pre-norm) or x, its output goes to y (`to_y`:
+/// before a post-norm) or xn.
+#[derive(Clone, Copy)]
+pub(super) struct Pass {
+    pub normed: bool,
+    pub to_y: bool,
+    pub t: usize,
+    pub pos: usize,
+}
+
 /// The kernels and threads a forward pass runs on.
 #[derive(Clone, Copy)]
 pub struct Compute<'e> {
@@ -529,21 +540,25 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
             if let Some(n) = &layer.attn_norm {
                 norm(cx.exec, ft.norm, cfg.norm_eps, n, s.x, s.xn, t, c);
             }
-            let normed = layer.attn_norm.is_some();
-            let to_y = layer.post_attn_norm.is_some();
+            let pass = Pass {
+                normed: layer.attn_norm.is_some(),
+                to_y: layer.post_attn_norm.is_some(),
+                t,
+                pos,
+            };
             match &layer.mixer {
-                Mixer::Attention(a) => self.attention(cx, li, a, normed, to_y, t, pos, cache, s),
+                Mixer::Attention(a) => self.attention(cx, li, a, pass, cache, s),
                 Mixer::ShortConv(m) => {
                     let state = cache.state_mut(li);
-                    recurrent::short_conv(cx, li, m, normed, to_y, t, pos, state, s)
+                    recurrent::short_conv(cx, li, m, pass, state, s)
                 }
                 Mixer::Mamba2(m) => {
                     let state = cache.state_mut(li);
-                    recurrent::mamba2(cx, cfg, li, m, normed, to_y, t, pos, state, s)
+                    recurrent::mamba2(cx, cfg, li, m, pass, state, s)
                 }
                 Mixer::GatedDeltaNet(m) => {
                     let state = cache.state_mut(li);
-                    recurrent::gated_delta_net(cx, cfg, li, m, normed, to_y, t, pos, state, s)
+                    recurrent::gated_delta_net(cx, cfg, li, m, pass, state, s)
                 }
             }
             self.residual(cx, layer.post_attn_norm.as_ref(), s.x, s.y, s.xn, t);
@@ -662,19 +677,21 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
     /// Attention: out = Wo · attention(rope(Wq·in), rope(Wk·in), Wv·in) over the cache, with
     /// `in` xn (`normed`) or x, `out` y (`to_y`) or xn; the new keys and values join the
     /// cache at positions pos..pos+T.
-    #[allow(clippy::too_many_arguments)]
     fn attention<B: AsRef<[f32]> + AsMut<[f32]>>(
         &self,
         cx: Compute,
         li: usize,
         layer: &AttentionWeights,
-        normed: bool,
-        to_y: bool,
-        t: usize,
-        pos: usize,
+        pass: Pass,
         cache: &mut KvCache<B>,
         s: &mut Parts,
     ) {
+        let Pass {
+            normed,
+            to_y,
+            t,
+            pos,
+        } = pass;
         let cfg = &self.config;
         let ft = cfg.features;
         let group = cfg.heads / cfg.kv_heads;

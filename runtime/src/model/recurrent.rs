@@ -4,7 +4,7 @@
 //! DeltaNet) a (P, N) matrix per head. A state cannot be rewound: it is zeroed when a pass starts at position 0, and
 //! holds exactly the positions before `pos` otherwise.
 
-use super::forward::{linear, linears, Compute, Parts};
+use super::forward::{linear, linears, Compute, Parts, Pass};
 use super::weights::{ConvKernel, GatedDeltaNet, Mamba2, ShortConv};
 use super::Config;
 use crate::exec::SyncMutPtr;
@@ -13,18 +13,20 @@ use crate::math::expf;
 
 /// out = out_proj(c ⊙ conv(b ⊙ x)) with b, c, x = in_proj·in; `in` is xn (`normed`) or x,
 /// `out` y (`to_y`) or xn. State: the last K-1 values of b ⊙ x, (K-1, C).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn short_conv(
     cx: Compute,
     li: usize,
     w: &ShortConv,
-    normed: bool,
-    to_y: bool,
-    t: usize,
-    pos: usize,
+    pass: Pass,
     state: &mut [f32],
     s: &mut Parts,
 ) {
+    let Pass {
+        normed,
+        to_y,
+        t,
+        pos,
+    } = pass;
     let c = w.out_proj.w.rows;
     if pos == 0 {
         state.fill(0.0);
@@ -110,19 +112,21 @@ fn conv_silu(kernel: &ConvKernel, window: &mut [f32], x: &mut [f32], t: usize, r
 /// scan (`Kernels::ssm_step` per token) gives y (H·P); out = out_proj(norm(y ⊙ silu(z)))
 /// with an RMSNorm per group of H·P/G channels. State: the last K-1 xBC inputs
 /// ((K-1), H·P + 2·G·N), then H matrices (P, N).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn mamba2(
     cx: Compute,
     cfg: &Config,
     li: usize,
     w: &Mamba2,
-    normed: bool,
-    to_y: bool,
-    t: usize,
-    pos: usize,
+    pass: Pass,
     state: &mut [f32],
     s: &mut Parts,
 ) {
+    let Pass {
+        normed,
+        to_y,
+        t,
+        pos,
+    } = pass;
     let ([h, p, n, g, hp, ch], conv_state, ssm_state) = ssm_parts(cfg, pos, state);
     let d_in = w.in_proj.w.rows; // z (HP), xBC (CH), dt (H)
     let input: &[f32] = if normed { s.xn } else { s.x };
@@ -188,19 +192,21 @@ pub(super) fn mamba2(
 /// with decay exp(A·softplus(alpha·in + dt_bias)) and β = sigmoid(beta·in)
 /// gives o (H·P); out = out_proj(rmsnorm(o_h) ⊙ silu(z_h)), z = gate·in. State: the last
 /// K-1 qkv inputs ((K-1), 2·G·N + H·P), then H matrices (P, N).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn gated_delta_net(
     cx: Compute,
     cfg: &Config,
     li: usize,
     w: &GatedDeltaNet,
-    normed: bool,
-    to_y: bool,
-    t: usize,
-    pos: usize,
+    pass: Pass,
     state: &mut [f32],
     s: &mut Parts,
 ) {
+    let Pass {
+        normed,
+        to_y,
+        t,
+        pos,
+    } = pass;
     let ([h, p, n, g, hp, ch], conv_state, delta_state) = ssm_parts(cfg, pos, state);
     let input: &[f32] = if normed { s.xn } else { s.x };
     // mix_in holds z (T, H·P), then β's inputs (T, H), then the decay's (T, H).
