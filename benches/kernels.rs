@@ -14,8 +14,10 @@ use ember_runtime::kernels::matmul::matmul;
 use ember_runtime::kernels::{ActQ8Buf, Kernels, Level};
 use ember_runtime::model::Matrix;
 
-const DTYPES: [DType; 7] = [
+const DTYPES: [DType; 9] = [
     DType::Q4_0,
+    DType::Q4K,
+    DType::Q6K,
     DType::Q4_1,
     DType::Q4Z,
     DType::Q8_0,
@@ -80,10 +82,11 @@ fn bench(c: &mut Criterion, group: &str, rows: usize, cols: usize, tokens: usize
 }
 
 fn kernels(c: &mut Criterion) {
-    // Decode: SmolLM2's FFN up-projection shape, one token (weights stream from memory/L2).
-    bench(c, "gemv", 1536, 576, 1);
+    // Decode: SmolLM2's FFN down-projection shape (its 1536 columns are whole K-quant
+    // super-blocks), one token (weights stream from L2).
+    bench(c, "gemv", 576, 1536, 1);
     // Prefill: the same matrix against 64 tokens.
-    bench(c, "gemm", 1536, 576, 64);
+    bench(c, "gemm", 576, 1536, 64);
 }
 
 criterion_group!(benches, kernels);

@@ -306,7 +306,6 @@ unsafe fn group_k4<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Ou
     for b in 0..nb {
         // SAFETY: check() verified nb tiles of tb bytes.
         let p = unsafe { w.as_ptr().add(b * tb) };
-        super::prefetch_ahead(p, tb);
         let q = p.wrapping_add(256);
         let qs = if K == Q5K { q.wrapping_add(512) } else { q };
         for h in 0..2 {
@@ -340,6 +339,9 @@ unsafe fn group_k4<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Ou
                 dm[j] = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(m));
             }
             for pair in 0..4 {
+                if h == 0 {
+                    super::prefetch_part(p, tb, pair, 4);
+                }
                 let (mut lo, mut hi) = ([_mm256_setzero_si256(); 8], [_mm256_setzero_si256(); 8]);
                 for k in 0..8 {
                     // SAFETY: 32 qs chunks of 64 bytes; this half's 32 bytes at 32h.
@@ -419,7 +421,6 @@ unsafe fn group_q6k<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
     for b in 0..nb {
         // SAFETY: check() verified nb tiles of tb bytes.
         let p = unsafe { w.as_ptr().add(b * tb) };
-        super::prefetch_ahead(p, tb);
         for h in 0..2 {
             // SAFETY: d[16] first, then 52 chunks of 64 bytes; this half's 32 at 32h.
             let (d, chunk) = unsafe {
@@ -440,6 +441,9 @@ unsafe fn group_q6k<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
             };
             for g in 0..2 {
                 for kk in 0..4 {
+                    if h == 0 {
+                        super::prefetch_part(p, tb, 4 * g + kk, 8);
+                    }
                     // Two halves of 4 chunks (weights 0..16 and 16..32 of the block).
                     let (mut w0, mut w1) =
                         ([_mm256_setzero_si256(); 4], [_mm256_setzero_si256(); 4]);
@@ -514,7 +518,6 @@ unsafe fn group_iq4xs<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
     for b in 0..nb {
         // SAFETY: check() verified nb tiles of tb bytes.
         let p = unsafe { w.as_ptr().add(b * tb) };
-        super::prefetch_ahead(p, tb);
         for h in 0..2 {
             // SAFETY: the tile starts with 4 fields: d, scales_h, scales_l (2).
             let (d, sh, sl) = unsafe {
@@ -525,6 +528,9 @@ unsafe fn group_iq4xs<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
                 )
             };
             for ib in 0..8 {
+                if h == 0 {
+                    super::prefetch_part(p, tb, ib, 8);
+                }
                 let lo = _mm256_srlv_epi32(sl[ib / 4], _mm256_set1_epi32(4 * (ib % 4) as i32));
                 let hi = _mm256_srlv_epi32(sh, _mm256_set1_epi32(2 * ib as i32));
                 let ls = _mm256_or_si256(

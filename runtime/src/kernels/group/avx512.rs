@@ -242,7 +242,6 @@ unsafe fn group_k4<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Ou
     for b in 0..nb {
         // SAFETY: check() verified nb tiles of tb bytes.
         let p = unsafe { w.as_ptr().add(b * tb) };
-        super::prefetch_ahead(p, tb);
         // SAFETY: the tile starts with 8 fields of 16 u16: d, dmin, 6 of scale bytes.
         // (Loops, not array::from_fn: its closures are not inlined into these kernels.)
         let mut f = [_mm512_setzero_si512(); 6];
@@ -284,6 +283,7 @@ unsafe fn group_k4<const T: usize, const K: u8>(w: &[u8], a: &[ActRow; T]) -> Ou
         }
         let qs = if K == Q5K { q.wrapping_add(512) } else { q };
         for pair in 0..4 {
+            super::prefetch_part(p, tb, pair, 4);
             let (mut lo, mut hi) = ([_mm512_setzero_si512(); 8], [_mm512_setzero_si512(); 8]);
             for k in 0..8 {
                 // SAFETY: 32 qs chunks of 64 bytes; pair p's are 8p..8p+8.
@@ -342,7 +342,6 @@ unsafe fn group_q6k<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
     for b in 0..nb {
         // SAFETY: check() verified nb tiles of tb bytes.
         let p = unsafe { w.as_ptr().add(b * tb) };
-        super::prefetch_ahead(p, tb);
         // SAFETY: d[16] first, then 52 chunks of 64 bytes.
         let (d, chunk) = unsafe {
             let c = p.add(32);
@@ -363,6 +362,7 @@ unsafe fn group_q6k<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
         };
         for h in 0..2 {
             for kk in 0..4 {
+                super::prefetch_part(p, tb, 4 * h + kk, 8);
                 // Values of weights 4k..4k+4 (k < 8) of activation block 4h + kk.
                 let mut wq = [_mm512_setzero_si512(); 8];
                 for (k, wq) in wq.iter_mut().enumerate() {
@@ -440,11 +440,11 @@ unsafe fn group_iq4xs<const T: usize>(w: &[u8], a: &[ActRow; T]) -> Out<T> {
     for b in 0..nb {
         // SAFETY: check() verified nb tiles of tb bytes.
         let p = unsafe { w.as_ptr().add(b * tb) };
-        super::prefetch_ahead(p, tb);
         // SAFETY: as above.
         let d = unsafe { f16x16(p) };
         let (sh, sl) = (field(p, 1), [field(p, 2), field(p, 3)]);
         for ib in 0..8 {
+            super::prefetch_part(p, tb, ib, 8);
             // 6-bit scale: nibble ib of the 4 scales_l bytes, bits 2ib.. of scales_h.
             let lo = _mm512_srlv_epi32(sl[ib / 4], _mm512_set1_epi32(4 * (ib % 4) as i32));
             let hi = _mm512_srlv_epi32(sh, _mm512_set1_epi32(2 * ib as i32));
