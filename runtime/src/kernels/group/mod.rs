@@ -225,6 +225,6 @@ fn prefetch_ahead(p: *const u8, len: usize) {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn prefetch_part(p: *const u8, len: usize, part: usize, parts: usize) {
-    let (lo, hi) = (len * part / parts & !63, len * (part + 1) / parts);
+    let (lo, hi) = ((len * part / parts) & !63, len * (part + 1) / parts);
     prefetch_ahead(p.wrapping_add(lo), hi.saturating_sub(lo));
 }
