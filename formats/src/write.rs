@@ -228,20 +228,9 @@ impl Writer {
     /// Rearranges every tensor the rows16 layout applies to (block-quantized matrices
     /// with a multiple of 16 rows) into it; returns how many. Experts stacked by rows
     /// (`*_exps`, `model.expert_count` of them) take it only where each expert's rows are
-    /// whole groups, so that one expert's rows can be read alone. A Q6_K head stays
-    /// row-major: generation multiplies it by one token at a time, where Q6_K's row dot
-    /// streams twice as fast as its rows16 kernel (`ember bench`: 16 against 7 GB/s with
-    /// AVX-512, 16 against 8 with AVX2, on the Zen 4 the project runs on) and it is often a
-    /// third of a small model's bytes (llama-quantize's head of Q4_0 and Q4_K_M files).
+    /// whole groups, so that one expert's rows can be read alone. Convolution kernels
+    /// (read as f32 rows, never multiplied) stay row-major.
     pub fn use_rows16(&mut self) -> usize {
-        // The head: output.weight, or the token embedding where they are tied.
-        let tied = matches!(
-            self.meta.get(crate::schema::keys::TIED_EMBEDDINGS),
-            Some(OwnedValue::U8(v)) if v.first() == Some(&1)
-        );
-        let head = |name: &str| {
-            name == crate::schema::OUTPUT || (tied && name == crate::schema::TOKEN_EMBD)
-        };
         let experts = match self.meta.get(crate::schema::keys::EXPERT_COUNT) {
             Some(OwnedValue::U32(v)) => v.first().copied().unwrap_or(1).max(1) as usize,
             _ => 1,
@@ -255,7 +244,6 @@ impl Writer {
                 crate::schema::Role::of_tensor(name).is_some_and(crate::schema::Role::keeps_f32);
             if t.layout == Layout::RowMajor
                 && !kernel
-                && !(t.dtype == DType::Q6K && head(name))
                 && crate::rows16::supports(t.dtype, &t.shape)
                 && whole_experts
             {
