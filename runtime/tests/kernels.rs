@@ -603,6 +603,95 @@ fn attention_kernels_match_scalar() {
     }
 }
 
+/// A GQA group's heads in one call (blocks of rows shared by the heads, one or two pieces of
+/// a ring buffer) against softmax attention in f64, head by head; each head's result is the
+/// same bits whether it shares the call or not. Lengths cross the block size (64 KiB of
+/// floats: 64 rows of 256, 256 rows of 64).
+#[test]
+fn attention_heads_match_f64_attention_in_blocks_and_pieces() {
+    let mut rng = Rng(91);
+    let mut all = vec![Kernels::scalar()];
+    all.extend(levels());
+    for k in &all {
+        for (hs, n) in [(7, 5), (64, 300), (256, 150), (256, 64), (33, 17)] {
+            for heads in [1, 3, 4] {
+                for split in [0, n / 3, n - 1] {
+                    let (stride, offset) = (hs * 2 + 1, hs + 1);
+                    let len = n * stride;
+                    let keys: Vec<f32> = (0..len).map(|_| rng.f32() * 2.0).collect();
+                    let values: Vec<f32> = (0..len).map(|_| rng.f32()).collect();
+                    let q: Vec<f32> = (0..heads * hs).map(|_| rng.f32() * 2.0).collect();
+                    let scale = 1.0 / (hs as f32).sqrt();
+                    // Pieces [split, n) then [0, split), as a ring buffer that wrapped.
+                    let (k1, k2) = (&keys[split * stride..], &keys[..split * stride]);
+                    let (v1, v2) = (&values[split * stride..], &values[..split * stride]);
+                    let pieces = [(k1, v1), (k2, v2)];
+                    let pieces = if split == 0 {
+                        &pieces[..1]
+                    } else {
+                        &pieces[..]
+                    };
+                    let cap = n + 3;
+                    let run = |q: &[f32]| {
+                        let mut out = vec![f32::NAN; q.len()];
+                        let mut tmp = vec![f32::NAN; hs];
+                        let mut scores = vec![f32::NAN; q.len() / hs * cap];
+                        ember_runtime::kernels::attention_heads(
+                            k,
+                            &mut out,
+                            &mut tmp,
+                            q,
+                            pieces,
+                            stride,
+                            offset,
+                            scale,
+                            &mut scores,
+                            cap,
+                        );
+                        out
+                    };
+                    let got = run(&q);
+                    for j in 0..heads {
+                        let qj = &q[j * hs..(j + 1) * hs];
+                        let alone = run(qj);
+                        assert_eq!(bits(&alone), bits(&got[j * hs..(j + 1) * hs]));
+                        // Rows in the pieces' order: split.., then ..split.
+                        let order: Vec<usize> = (split..n).chain(0..split).collect();
+                        let row = |v: &[f32], p: usize| v[p * stride + offset..][..hs].to_vec();
+                        let logits: Vec<f64> = order
+                            .iter()
+                            .map(|&p| {
+                                let dot: f64 = row(&keys, p)
+                                    .iter()
+                                    .zip(qj)
+                                    .map(|(&a, &b)| a as f64 * b as f64)
+                                    .sum();
+                                dot * scale as f64
+                            })
+                            .collect();
+                        let max = logits.iter().cloned().fold(f64::MIN, f64::max);
+                        let e: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
+                        let sum: f64 = e.iter().sum();
+                        for d in 0..hs {
+                            let want: f64 = order
+                                .iter()
+                                .zip(&e)
+                                .map(|(&p, w)| w / sum * row(&values, p)[d] as f64)
+                                .sum();
+                            let g = got[j * hs + d] as f64;
+                            assert!(
+                                (g - want).abs() <= 2e-5,
+                                "{} hs={hs} n={n} heads={heads} split={split} head {j} d={d}: {g} vs {want}",
+                                k.level.name()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Every dtype a `.ember` file can hold, in either layout, runs a SIMD kernel at every level
 /// this CPU has (and scripts/test.sh requires): each entry of the level's table (one row per
 /// dtype, generated from one list) is a function of its own, not the scalar reference.

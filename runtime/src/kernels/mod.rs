@@ -14,8 +14,8 @@ pub mod tile;
 pub use act::ActQ8Buf;
 pub use act::{ActQ8, ActRow};
 pub use ops::{
-    add_in_place, attention_head, attention_head_split, dequantize_row, geglu, gelu_tanh,
-    layernorm, rmsnorm, rmsnorm_heads, rope, rope_angles, softcap, softmax, swiglu,
+    add_in_place, attention_heads, dequantize_row, geglu, gelu_tanh, layernorm, rmsnorm,
+    rmsnorm_heads, rope, rope_angles, softcap, softmax, swiglu,
 };
 
 use ember_format::DType;

@@ -126,58 +126,73 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// One query head against n cached keys and values, with the level's attention kernels
-/// (scores · `scale`, softmax, weighted sum of values). q (HS); keys, values: (n, stride)
-/// with this head's vector at `offset`; scores (n) scratch.
-#[allow(clippy::too_many_arguments)]
-pub fn attention_head(
-    k: &Kernels,
-    out: &mut [f32],
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    stride: usize,
-    offset: usize,
-    n: usize,
-    scale: f32,
-    scores: &mut [f32],
-) {
-    let hs = q.len();
-    (k.attn_scores)(q, keys, stride, offset, scale, &mut scores[..n]);
-    (k.softmax)(&mut scores[..n]);
-    (k.attn_values)(&scores[..n], values, stride, offset, &mut out[..hs]);
-}
+/// Floats of keys (or values) per block of [`attention_heads`]: 64 KiB, which stays in
+/// L2 while every head of a group reads it.
+const ATTENTION_BLOCK_FLOATS: usize = 16 * 1024;
 
-/// `attention_head` over keys and values in two pieces (a ring buffer that wrapped):
-/// one softmax over both pieces' scores, then out = Σ piece outputs. `tmp` (HS) scratch.
+/// The query heads of one GQA group (G heads sharing a KV head) against n cached keys and
+/// values, with the level's attention kernels (scores · `scale`, softmax, weighted sum of
+/// values). q, out: (G, HS); scores: G rows of `cap` (scratch, cap ≥ n); tmp: (HS) scratch.
+/// Keys and values come in one or two pieces (two where a ring buffer wrapped), rows of
+/// `stride` with this KV head's vector at `offset`. Both passes walk the rows in blocks that
+/// every head uses while the block is in cache, so the group streams its KV head once, not
+/// G times (at depth the KV cache is a large share of a decode step's bytes). A head's
+/// result does not depend on how many heads share the call.
 #[allow(clippy::too_many_arguments)]
-pub fn attention_head_split(
+pub fn attention_heads(
     k: &Kernels,
     out: &mut [f32],
     tmp: &mut [f32],
     q: &[f32],
-    pieces: [(&[f32], &[f32]); 2],
+    pieces: &[(&[f32], &[f32])],
     stride: usize,
     offset: usize,
     scale: f32,
     scores: &mut [f32],
+    cap: usize,
 ) {
-    let hs = q.len();
+    let hs = tmp.len();
+    let heads = q.len() / hs;
+    let block = (ATTENTION_BLOCK_FLOATS / hs).max(1);
     let rows = |keys: &[f32]| keys.len() / stride;
-    let (n1, n2) = (rows(pieces[0].0), rows(pieces[1].0));
-    let (s1, s2) = scores[..n1 + n2].split_at_mut(n1);
-    (k.attn_scores)(q, pieces[0].0, stride, offset, scale, s1);
-    (k.attn_scores)(q, pieces[1].0, stride, offset, scale, s2);
-    (k.softmax)(&mut scores[..n1 + n2]);
-    (k.attn_values)(&scores[..n1], pieces[0].1, stride, offset, &mut out[..hs]);
-    (k.attn_values)(
-        &scores[n1..n1 + n2],
-        pieces[1].1,
-        stride,
-        offset,
-        &mut tmp[..hs],
-    );
-    add_in_place(&mut out[..hs], &tmp[..hs]);
+    let n: usize = pieces.iter().map(|(keys, _)| rows(keys)).sum();
+    assert!(q.len() == heads * hs && out.len() == q.len() && n <= cap);
+    assert!(scores.len() >= heads * cap);
+    // (first row overall, piece, first row in the piece, rows) of every block.
+    let blocks = || {
+        let mut at = 0;
+        pieces.iter().flat_map(move |&(keys, values)| {
+            let (start, len) = (at, rows(keys));
+            at += len;
+            (0..len)
+                .step_by(block)
+                .map(move |r| (start + r, keys, values, r, block.min(len - r)))
+        })
+    };
+    for (first, keys, _, r, len) in blocks() {
+        for j in 0..heads {
+            let row = &mut scores[j * cap + first..j * cap + first + len];
+            (k.attn_scores)(
+                &q[j * hs..(j + 1) * hs],
+                &keys[r * stride..],
+                stride,
+                offset,
+                scale,
+                row,
+            );
+        }
+    }
+    for j in 0..heads {
+        (k.softmax)(&mut scores[j * cap..j * cap + n]);
+    }
+    out.fill(0.0);
+    for (first, _, values, r, len) in blocks() {
+        for j in 0..heads {
+            let w = &scores[j * cap + first..j * cap + first + len];
+            (k.attn_values)(w, &values[r * stride..], stride, offset, tmp);
+            add_in_place(&mut out[j * hs..(j + 1) * hs], tmp);
+        }
+    }
 }
 
 /// gate = silu(gate) * up, elementwise.

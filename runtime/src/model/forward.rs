@@ -786,7 +786,12 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                 values[at..at + kvd].copy_from_slice(&new_v[i * kvd..(i + 1) * kvd]);
             }
         }
-        // Heads are independent: one part per head, each with its own row of scores.
+        // Parts take whole GQA groups, or equal shares of one where there are fewer KV heads
+        // than threads: the heads of a part read their KV head once (attention_heads).
+        let shares = (1..=group)
+            .find(|&d| group % d == 0 && cfg.kv_heads * d >= cx.exec.threads())
+            .unwrap_or(group);
+        let per_part = group / shares;
         let (keys, values) = cache.layer(source);
         let capacity = s.scores.len() / cfg.heads;
         let (att, scores, part) = (
@@ -796,54 +801,43 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         );
         let q: &[f32] = s.q;
         let scale = cfg.attention_scale;
-        cx.exec.run(cfg.heads, &|h| {
-            let kv_off = (h / group) * hs;
-            // SAFETY: part h alone uses scores row h, within the (NH, capacity) region.
-            let scores = unsafe { scores.slice(h * capacity, capacity) };
+        cx.exec.run(cfg.kv_heads * shares, &|part_index| {
+            let kv_off = (part_index / shares) * hs;
+            // This part's heads: h0..h0 + per_part, all of KV head part_index / shares.
+            let h0 = part_index * per_part;
+            let width = per_part * hs;
+            // SAFETY: this part alone uses scores rows h0..h0 + per_part, within the
+            // (NH, capacity) region, and the row's HS slice h0, within (NH·HS).
+            let (scores, tmp) = unsafe {
+                (
+                    scores.slice(h0 * capacity, per_part * capacity),
+                    part.slice(h0 * hs, hs),
+                )
+            };
             for i in 0..t {
                 let p = pos + i; // causal: this token sees positions first..=p
                 let first = match attention {
                     Attention::Global => 0,
                     Attention::Local => (p + 1).saturating_sub(cfg.sliding_window),
                 };
-                // SAFETY: part h alone writes head h's HS outputs of token i, inside
+                // SAFETY: this part alone writes heads h0..h0 + per_part of token i, inside
                 // att (T, NH·HS).
-                let out = unsafe { att.slice(i * qd + h * hs, hs) };
-                let qh = &q[i * qd + h * hs..i * qd + (h + 1) * hs];
+                let out = unsafe { att.slice(i * qd + h0 * hs, width) };
+                let qh = &q[i * qd + h0 * hs..i * qd + h0 * hs + width];
                 let (r1, r2) = slot_ranges(first, p, slots);
                 let span = |r: &core::ops::Range<usize>| r.start * kvd..r.end * kvd;
-                if r2.is_empty() {
-                    let (ks, vs) = (&keys[span(&r1)], &values[span(&r1)]);
-                    k::attention_head(
-                        cx.kernels,
-                        out,
-                        qh,
-                        ks,
-                        vs,
-                        kvd,
-                        kv_off,
-                        r1.len(),
-                        scale,
-                        scores,
-                    );
+                let pieces = [
+                    (&keys[span(&r1)], &values[span(&r1)]),
+                    (&keys[span(&r2)], &values[span(&r2)]),
+                ];
+                let pieces = if r2.is_empty() {
+                    &pieces[..1]
                 } else {
-                    // SAFETY: part h alone uses row's h-th HS slice, inside (NH·HS).
-                    let tmp = unsafe { part.slice(h * hs, hs) };
-                    k::attention_head_split(
-                        cx.kernels,
-                        out,
-                        tmp,
-                        qh,
-                        [
-                            (&keys[span(&r1)], &values[span(&r1)]),
-                            (&keys[span(&r2)], &values[span(&r2)]),
-                        ],
-                        kvd,
-                        kv_off,
-                        scale,
-                        scores,
-                    );
-                }
+                    &pieces[..]
+                };
+                k::attention_heads(
+                    cx.kernels, out, tmp, qh, pieces, kvd, kv_off, scale, scores, capacity,
+                );
             }
         });
         if gated {
