@@ -789,7 +789,7 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         // Parts take whole GQA groups, or equal shares of one where there are fewer KV heads
         // than threads: the heads of a part read their KV head once (attention_heads).
         let shares = (1..=group)
-            .find(|&d| group % d == 0 && cfg.kv_heads * d >= cx.exec.threads())
+            .find(|&d| group.is_multiple_of(d) && cfg.kv_heads * d >= cx.exec.threads())
             .unwrap_or(group);
         let per_part = group / shares;
         let (keys, values) = cache.layer(source);
