@@ -12,6 +12,7 @@ use common::{convert, convert_rows16, ids, logit_rows, read_json, shared_fixture
 use ember_convert::Recipe;
 use ember_format::EmberFile;
 use ember_runtime::kernels::{Kernels, Level};
+use ember_runtime::kv_cache::{KvType, KvTypes};
 use ember_runtime::sampler::argmax;
 use ember_runtime::{Logits, Model, Session};
 
@@ -61,8 +62,26 @@ fn worst_error_in_session(
     capacity: usize,
     expected: &[Vec<f64>],
 ) -> f64 {
+    let kv = KvTypes::default();
+    worst_error_with_cache(
+        model, kernels, threads, input, batch, capacity, kv, expected,
+    )
+}
+
+/// As [`worst_error_in_session`] with keys and values cached as `kv`.
+#[allow(clippy::too_many_arguments)]
+fn worst_error_with_cache(
+    model: &Model,
+    kernels: Kernels,
+    threads: usize,
+    input: &[u32],
+    batch: usize,
+    capacity: usize,
+    kv: KvTypes,
+    expected: &[Vec<f64>],
+) -> f64 {
     let v = model.config.vocab_size;
-    let mut session = Session::with_options(model, capacity, batch, Logits::All).unwrap();
+    let mut session = Session::with_kv_types(model, capacity, batch, Logits::All, kv).unwrap();
     session.set_kernels(kernels);
     session.set_threads(threads);
     let mut worst = 0f64;
@@ -145,6 +164,55 @@ fn tiny_architectures_match_transformers_from_hf_and_gguf() {
     }
 }
 
+/// An f16 KV cache (keys, values or both; `--cache-type-k/-v f16`) on every fixture with
+/// attention, whole prompt and token by token: logits within f16's rounding of
+/// transformers. (5e-3 of the row's largest, against 1e-4 for f32), the greedy
+/// continuation identical (the fixtures' margins are at least 0.02).
+#[test]
+fn f16_kv_cache_stays_within_rounding_of_transformers() {
+    let names = FIXTURES.iter().map(|(n, _)| *n);
+    for name in names.chain(["tiny-lfm2", "tiny-qwen35", "tiny-granite4"]) {
+        let Some(dir) = shared_fixture(name) else {
+            continue;
+        };
+        let reference = read_json(&dir.join("reference.json"));
+        let (input, expected) = (
+            ids(&reference["input_ids"]),
+            logit_rows(&reference["logits"]),
+        );
+        let want = ids(&reference["greedy_ids"]);
+        let bytes = convert_rows16(&dir.join("model-f32.gguf"), Recipe::F32);
+        let file = EmberFile::parse(&bytes).unwrap();
+        let model = Model::load(&file).unwrap();
+        let kernels = Kernels::for_level(Level::best()).unwrap();
+        let (f16, f32) = (KvType::F16, KvType::F32);
+        let tol = if name == "tiny-gemma4" { 3e-2 } else { 5e-3 };
+        for (k, v) in [(f16, f16), (f16, f32), (f32, f16)] {
+            let kv = KvTypes { k, v };
+            for batch in [input.len(), 1] {
+                let n = input.len();
+                let err =
+                    worst_error_with_cache(&model, kernels, 2, &input, batch, n, kv, &expected);
+                eprintln!("{name} {kv:?} batch {batch}: worst relative logit error {err:.2e}");
+                assert!(
+                    err <= tol,
+                    "{name} {kv:?} batch {batch}: logits differ by {err:.2e}"
+                );
+            }
+            let mut session =
+                Session::with_kv_types(&model, input.len() + want.len(), 32, Logits::Last, kv)
+                    .unwrap();
+            let mut next = argmax(session.prefill(&input).unwrap()) as u32;
+            let mut got = vec![next];
+            while got.len() < want.len() {
+                next = argmax(session.step(next).unwrap()) as u32;
+                got.push(next);
+            }
+            assert_eq!(got, want, "{name} {kv:?}: greedy differs");
+        }
+    }
+}
+
 /// Gemma 3's local layers keep `window + batch - 1` KV slots: with small prefill batches the
 /// ring wraps many times within the 28-token prompt and the 16 generated tokens.
 #[test]
@@ -164,7 +232,11 @@ fn gemma3_ring_buffer_wraps_and_still_matches() {
     }
     // The local layers' cache holds 6 + 32 - 1 slots instead of 44 positions.
     let plan = ember_runtime::SessionPlan::new(&model.config, 44, 32, Logits::Last).unwrap();
-    let full = ember_runtime::kv_cache::KvCache::<()>::floats_without_rings(&model.config, 44);
+    let full = ember_runtime::kv_cache::KvCache::<()>::floats_without_rings(
+        &model.config,
+        44,
+        KvTypes::default(),
+    );
     let kv = model.config.kv_dim();
     assert_eq!(plan.kv_floats, (5 * 37 + 44) * 2 * kv);
     assert!(plan.kv_floats < full);
@@ -346,7 +418,8 @@ fn gemma4_kv_sharing_double_wide_and_layer_scales_match_transformers() {
     assert_eq!(cfg.final_logit_softcap, Some(30.0));
     // Shared layers keep no cache of their own: one global layer (HS 32) and three local
     // ones (HS 16) of the six, one KV head each.
-    let kv = ember_runtime::kv_cache::KvCache::<()>::floats_without_rings(cfg, 100);
+    let kv =
+        ember_runtime::kv_cache::KvCache::<()>::floats_without_rings(cfg, 100, KvTypes::default());
     assert_eq!(kv, (32 + 3 * 16) * 2 * 100);
 }
 

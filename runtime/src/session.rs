@@ -5,7 +5,7 @@
 
 use crate::exec::Executor;
 use crate::kernels::Kernels;
-use crate::kv_cache::KvCache;
+use crate::kv_cache::{KvCache, KvTypes};
 use crate::model::{Compute, Layer, Logits, Model, Observer, Scratch, ScratchPlan};
 use crate::Error;
 
@@ -17,17 +17,31 @@ pub const DEFAULT_BATCH: usize = 32;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionPlan {
     pub capacity: usize,
+    /// The cache's element types and the f32 elements of buffer it takes.
+    pub kv_types: KvTypes,
     pub kv_floats: usize,
     pub scratch: ScratchPlan,
 }
 
 impl SessionPlan {
-    /// Checks `capacity` against the model and plans buffers for `batch` tokens per pass.
+    /// Checks `capacity` against the model and plans buffers for `batch` tokens per pass,
+    /// with an f32 KV cache.
     pub fn new(
         cfg: &crate::Config,
         capacity: usize,
         batch: usize,
         mode: Logits,
+    ) -> Result<SessionPlan, Error> {
+        Self::with_kv_types(cfg, capacity, batch, mode, KvTypes::default())
+    }
+
+    /// As [`SessionPlan::new`] with keys and values cached as `kv_types`.
+    pub fn with_kv_types(
+        cfg: &crate::Config,
+        capacity: usize,
+        batch: usize,
+        mode: Logits,
+        kv_types: KvTypes,
     ) -> Result<SessionPlan, Error> {
         if capacity == 0 || capacity > cfg.context_length {
             return Err(Error::ContextFull {
@@ -52,7 +66,8 @@ impl SessionPlan {
         }
         Ok(SessionPlan {
             capacity,
-            kv_floats: KvCache::<()>::floats_required(cfg, capacity, batch),
+            kv_types,
+            kv_floats: KvCache::<()>::floats_required(cfg, capacity, batch, kv_types),
             scratch: ScratchPlan::new(cfg, batch, capacity, mode),
         })
     }
@@ -105,7 +120,18 @@ impl<'m, 'a, L: AsRef<[Layer<'a>]>> HeapSession<'m, 'a, L> {
         batch: usize,
         logits: Logits,
     ) -> Result<Self, Error> {
-        let plan = SessionPlan::new(&model.config, capacity, batch, logits)?;
+        Self::with_kv_types(model, capacity, batch, logits, KvTypes::default())
+    }
+
+    /// As [`HeapSession::with_options`] with keys and values cached as `kv_types`.
+    pub fn with_kv_types(
+        model: &'m Model<'a, L>,
+        capacity: usize,
+        batch: usize,
+        logits: Logits,
+        kv_types: KvTypes,
+    ) -> Result<Self, Error> {
+        let plan = SessionPlan::with_kv_types(&model.config, capacity, batch, logits, kv_types)?;
         // Refused up front when the system says the memory is not there (with overcommit
         // the allocation would succeed and generation be killed once the pages are used),
         // and an error, not an abort, when the allocator refuses.
@@ -127,7 +153,13 @@ impl<'m, 'a, L: AsRef<[Layer<'a>]>> HeapSession<'m, 'a, L> {
         Ok(Session {
             observer: None,
             model,
-            cache: KvCache::with_buffer(&model.config, capacity, plan.scratch.max_batch, kv)?,
+            cache: KvCache::with_buffer(
+                &model.config,
+                capacity,
+                plan.scratch.max_batch,
+                kv_types,
+                kv,
+            )?,
             scratch: Scratch::with_buffers(&model.config, plan.scratch, scratch_f, scratch_i)?,
             pos: 0,
             kernels: default_kernels()?,
@@ -172,7 +204,13 @@ where
         Ok(Session {
             observer: None,
             model,
-            cache: KvCache::with_buffer(&model.config, plan.capacity, plan.scratch.max_batch, kv)?,
+            cache: KvCache::with_buffer(
+                &model.config,
+                plan.capacity,
+                plan.scratch.max_batch,
+                plan.kv_types,
+                kv,
+            )?,
             scratch: Scratch::with_buffers(&model.config, plan.scratch, scratch_f, scratch_i)?,
             pos: 0,
             kernels: default_kernels()?,

@@ -604,17 +604,31 @@ fn attention_kernels_match_scalar() {
 }
 
 /// A GQA group's heads in one call (blocks of rows shared by the heads, one or two pieces of
-/// a ring buffer) against softmax attention in f64, head by head; each head's result is the
-/// same bits whether it shares the call or not. Lengths cross the block size (64 KiB of
-/// floats: 64 rows of 256, 256 rows of 64).
+/// a ring buffer, f32 or f16 rows) against softmax attention in f64 over the stored values,
+/// head by head; each head's result is the same bits whether it shares the call or not.
+/// Lengths cross the block size (16 KiB of floats: 16 rows of 256, 64 rows of 64).
 #[test]
 fn attention_heads_match_f64_attention_in_blocks_and_pieces() {
+    use ember_format::blocks::f16_to_f32;
+    use ember_runtime::kv_cache::{KvRows, KvType};
     let mut rng = Rng(91);
     let mut all = vec![Kernels::scalar()];
     all.extend(levels());
     for k in &all {
-        for (hs, n) in [(7, 5), (64, 300), (256, 150), (256, 64), (33, 17)] {
-            for heads in [1, 3, 4] {
+        for (hs, n) in [
+            (7, 5),
+            (64, 300),
+            (256, 150),
+            (256, 64),
+            (33, 17),
+            (3, 3000),
+        ] {
+            for (heads, kv) in [
+                (1, KvType::F32),
+                (3, KvType::F16),
+                (4, KvType::F32),
+                (4, KvType::F16),
+            ] {
                 for split in [0, n / 3, n - 1] {
                     let (stride, offset) = (hs * 2 + 1, hs + 1);
                     let len = n * stride;
@@ -622,9 +636,24 @@ fn attention_heads_match_f64_attention_in_blocks_and_pieces() {
                     let values: Vec<f32> = (0..len).map(|_| rng.f32()).collect();
                     let q: Vec<f32> = (0..heads * hs).map(|_| rng.f32() * 2.0).collect();
                     let scale = 1.0 / (hs as f32).sqrt();
+                    let half =
+                        |v: &[f32]| -> Vec<u16> { v.iter().map(|&x| f32_to_f16(x)).collect() };
+                    let (keys16, values16) = (half(&keys), half(&values));
+                    // The values the cache holds, for the reference.
+                    let (keys, values): (Vec<f32>, Vec<f32>) = match kv {
+                        KvType::F32 => (keys, values),
+                        KvType::F16 => (
+                            keys16.iter().map(|&h| f16_to_f32(h)).collect(),
+                            values16.iter().map(|&h| f16_to_f32(h)).collect(),
+                        ),
+                    };
+                    let (kr, vr) = match kv {
+                        KvType::F32 => (KvRows::F32(&keys), KvRows::F32(&values)),
+                        KvType::F16 => (KvRows::F16(&keys16), KvRows::F16(&values16)),
+                    };
                     // Pieces [split, n) then [0, split), as a ring buffer that wrapped.
-                    let (k1, k2) = (&keys[split * stride..], &keys[..split * stride]);
-                    let (v1, v2) = (&values[split * stride..], &values[..split * stride]);
+                    let (k1, k2) = (kr.slice(split * stride..len), kr.slice(0..split * stride));
+                    let (v1, v2) = (vr.slice(split * stride..len), vr.slice(0..split * stride));
                     let pieces = [(k1, v1), (k2, v2)];
                     let pieces = if split == 0 {
                         &pieces[..1]
@@ -681,7 +710,7 @@ fn attention_heads_match_f64_attention_in_blocks_and_pieces() {
                             let g = got[j * hs + d] as f64;
                             assert!(
                                 (g - want).abs() <= 2e-5,
-                                "{} hs={hs} n={n} heads={heads} split={split} head {j} d={d}: {g} vs {want}",
+                                "{} {kv:?} hs={hs} n={n} heads={heads} split={split} head {j} d={d}: {g} vs {want}",
                                 k.level.name()
                             );
                         }
@@ -925,6 +954,37 @@ fn elementwise_ops_are_bit_identical_to_scalar() {
                 f(&mut got, &u);
                 reference(&mut want, &u);
                 assert_eq!(bits(&got), bits(&want), "{} {name} n={n}", k.level.name());
+            }
+        }
+    }
+}
+
+/// An f16 KV cache's conversion: every one of the 65,536 f16 values (normal, subnormal,
+/// zero, inf, NaN) as `half` converts it, at every level, from rows of a wider stride at an
+/// offset (odd widths included).
+#[test]
+fn f16_rows_convert_exactly_at_every_level() {
+    let all: Vec<u16> = (0..=u16::MAX).collect();
+    let mut levels_all = vec![Kernels::scalar()];
+    levels_all.extend(levels());
+    for k in &levels_all {
+        for hs in [1, 7, 8, 33, 256] {
+            let (stride, offset) = (hs + 5, 3);
+            let rows = all.len().div_ceil(hs);
+            let mut src = vec![0u16; rows * stride];
+            for (i, &h) in all.iter().enumerate() {
+                src[(i / hs) * stride + offset + i % hs] = h;
+            }
+            let mut dst = vec![f32::NAN; rows * hs];
+            (k.f16_rows_to_f32)(&src, stride, offset, hs, &mut dst);
+            for (i, &h) in all.iter().enumerate() {
+                let want = ember_format::blocks::f16_to_f32(h);
+                let got = dst[(i / hs) * hs + i % hs];
+                assert!(
+                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                    "{} hs={hs}: f16 {h:#06x} -> {got:e}, want {want:e}",
+                    k.level.name()
+                );
             }
         }
     }

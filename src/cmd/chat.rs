@@ -54,6 +54,8 @@ pub struct Args {
     /// Worker threads (default or 0: all cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub cache: crate::cmd::shared::CacheTypeArgs,
     /// Also say which kernels run, the context and the threads (on stderr).
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -129,7 +131,13 @@ pub fn run(args: Args) -> CmdResult {
     let context = model.config.context_length;
     let capacity = explicit_ctx(args.ctx, context)?.unwrap_or(context.min(2048));
     let threads = threads(args.threads);
-    let mut session = Session::new(&model, capacity)?;
+    let mut session = Session::with_kv_types(
+        &model,
+        capacity,
+        ember_runtime::session::DEFAULT_BATCH,
+        ember_runtime::Logits::Last,
+        args.cache.types(),
+    )?;
     session.set_threads(threads);
     if args.verbose {
         eprintln!("kernels: {}", describe_kernels(session.kernels(), &file));

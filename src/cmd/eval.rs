@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use ember_runtime::kv_cache::KvTypes;
 use ember_runtime::tokenizer::Tokenizer;
 use ember_runtime::{HeapSession as Session, Logits, Model};
 use serde_json::json;
@@ -36,6 +37,8 @@ pub struct Args {
     /// Worker threads (default: all cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub cache: crate::cmd::shared::CacheTypeArgs,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -53,8 +56,13 @@ struct Scorer<'m, 'a> {
 }
 
 impl<'m, 'a> Scorer<'m, 'a> {
-    fn new(model: &'m Model<'a>, ctx: usize, threads: usize) -> Result<Self, ember_runtime::Error> {
-        let mut session = Session::with_options(model, ctx, BATCH, Logits::All)?;
+    fn new(
+        model: &'m Model<'a>,
+        ctx: usize,
+        threads: usize,
+        kv: KvTypes,
+    ) -> Result<Self, ember_runtime::Error> {
+        let mut session = Session::with_kv_types(model, ctx, BATCH, Logits::All, kv)?;
         session.set_threads(threads);
         Ok(Scorer {
             session,
@@ -149,10 +157,10 @@ pub fn run(args: Args) -> CmdResult {
 
     let v = model.config.vocab_size;
     let first = args.ctx / 2;
-    let mut scorer = Scorer::new(&model, args.ctx, threads)?;
+    let mut scorer = Scorer::new(&model, args.ctx, threads, args.cache.types())?;
     let mut ref_scorer = ref_model
         .as_ref()
-        .map(|m| Scorer::new(m, args.ctx, threads))
+        .map(|m| Scorer::new(m, args.ctx, threads, KvTypes::default()))
         .transpose()?;
     let (mut nll, mut scored) = (0f64, 0usize);
     let mut klds: Vec<f64> = Vec::new();

@@ -32,6 +32,9 @@ pub struct Args {
     /// Also list how each tensor was converted (the quantization.tensor.* keys).
     #[arg(long)]
     pub provenance: bool,
+    /// The KV cache's types, for --memory.
+    #[command(flatten)]
+    pub cache: super::shared::CacheTypeArgs,
 }
 
 /// The metadata keys that record each tensor's conversion, shown with --provenance.
@@ -438,11 +441,19 @@ fn print_memory(args: &Args, file: &EmberFile) -> CmdResult {
     let ctx = args.ctx.unwrap_or(cfg.context_length);
     let flash = file.bytes().len();
     let layers = cfg.layers * std::mem::size_of::<Layer>();
-    let one = SessionPlan::new(&cfg, ctx, 1, Logits::Last)?;
-    let batched = SessionPlan::new(&cfg, ctx, DEFAULT_BATCH, Logits::Last)?;
+    let types = args.cache.types();
+    let one = SessionPlan::with_kv_types(&cfg, ctx, 1, Logits::Last, types)?;
+    let batched = SessionPlan::with_kv_types(&cfg, ctx, DEFAULT_BATCH, Logits::Last, types)?;
     let kv = one.kv_floats * 4;
     // Local (sliding-window) layers keep a ring of window + batch - 1 positions.
-    let kv_full = ember_runtime::kv_cache::KvCache::<()>::floats_without_rings(&cfg, ctx) * 4;
+    let kv_full =
+        ember_runtime::kv_cache::KvCache::<()>::floats_without_rings(&cfg, ctx, types) * 4;
+    // "f16", or "f16/f32" for keys and values of different types.
+    let kv_dtype = if types.k == types.v {
+        types.k.name().to_string()
+    } else {
+        format!("{}/{}", types.k.name(), types.v.name())
+    };
     // Recurrent layers' state: constant, whatever the context.
     let state = ember_runtime::kv_cache::KvCache::<()>::state_floats_required(&cfg) * 4;
     let local_layers = cfg.layer_kinds.local_before(cfg.layers);
@@ -465,7 +476,7 @@ fn print_memory(args: &Args, file: &EmberFile) -> CmdResult {
             "ram_bytes": ram(&one),
             "ram_bytes_prefill_batch": ram(&batched),
             "prefill_batch": DEFAULT_BATCH,
-            "kv_dtype": "f32",
+            "kv_dtype": kv_dtype,
             "weights_bytes_per_token": per_token,
             "weights_bytes_total": total,
             "experts": cfg.experts,
@@ -481,7 +492,7 @@ fn print_memory(args: &Args, file: &EmberFile) -> CmdResult {
             )
         };
         println!(
-            "{}: memory for a {ctx}-token context (KV cache in f32)",
+            "{}: memory for a {ctx}-token context (KV cache in {kv_dtype})",
             args.file.display()
         );
         println!("  {:<34}{}", "flash: the file, used in place", mib(flash));
@@ -495,7 +506,7 @@ fn print_memory(args: &Args, file: &EmberFile) -> CmdResult {
                 total as f64 / (1 << 20) as f64
             );
         }
-        println!("  {:<34}{}", "RAM: KV cache (f32)", mib(kv));
+        println!("  {:<34}{}", format!("RAM: KV cache ({kv_dtype})"), mib(kv));
         if state > 0 {
             println!(
                 "    of which {} recurrent layers' state (constant in the context): {:.2} MiB",

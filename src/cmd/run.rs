@@ -141,6 +141,8 @@ pub struct Args {
     /// Worker threads (default or 0: all cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub cache: crate::cmd::shared::CacheTypeArgs,
     /// Print one JSON object instead of streaming text (fields: docs/CLI.md).
     #[arg(long)]
     pub json: bool,
@@ -207,7 +209,13 @@ pub fn run(args: Args) -> CmdResult {
         return Err(format!("the prompt is {} tokens but {why}", prompt_ids.len()).into());
     }
     let threads = threads(args.threads);
-    let mut session = Session::new(&model, capacity)?;
+    let mut session = Session::with_kv_types(
+        &model,
+        capacity,
+        ember_runtime::session::DEFAULT_BATCH,
+        ember_runtime::Logits::Last,
+        args.cache.types(),
+    )?;
     session.set_threads(threads);
     let kernels = *session.kernels();
     if args.verbose {

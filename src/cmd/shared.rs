@@ -113,3 +113,41 @@ pub fn describe_kernels(kernels: &Kernels, file: &EmberFile) -> String {
         .collect();
     format!("{} ({})", kernels.level.name(), parts.join(", "))
 }
+
+/// The KV cache's element types, as llama.cpp's `--cache-type-k` / `--cache-type-v`
+/// (`-ctk` / `-ctv` there; `--ctk` / `--ctv` here).
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct CacheTypeArgs {
+    /// Element type of the cached keys: f32 (exact: the default) or f16 (half the memory and
+    /// of the bytes attention reads; logits move by about 1e-3).
+    #[arg(long = "cache-type-k", visible_alias = "ctk", value_name = "TYPE", default_value = "f32", value_parser = parse_kv_type)]
+    pub k: ember_runtime::kv_cache::KvType,
+    /// Element type of the cached values: f32 or f16.
+    #[arg(long = "cache-type-v", visible_alias = "ctv", value_name = "TYPE", default_value = "f32", value_parser = parse_kv_type)]
+    pub v: ember_runtime::kv_cache::KvType,
+}
+
+impl CacheTypeArgs {
+    pub fn types(&self) -> ember_runtime::kv_cache::KvTypes {
+        ember_runtime::kv_cache::KvTypes {
+            k: self.k,
+            v: self.v,
+        }
+    }
+}
+
+fn parse_kv_type(s: &str) -> Result<ember_runtime::kv_cache::KvType, String> {
+    use ember_runtime::kv_cache::KvType;
+    KvType::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = KvType::ALL.iter().map(|t| t.name()).collect();
+        let later = if ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl", "bf16"].contains(&s) {
+            " (llama.cpp's quantized cache types are not supported yet)"
+        } else {
+            ""
+        };
+        format!(
+            "unknown cache type {s:?}{later}: one of {}",
+            names.join(", ")
+        )
+    })
+}

@@ -58,6 +58,8 @@ pub struct Args {
     /// Worker threads in all, shared among the slots (default or 0: all cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub cache: crate::cmd::shared::CacheTypeArgs,
     /// The model's name in responses and /v1/models (default: the file name without its
     /// extension).
     #[arg(long)]
@@ -124,7 +126,14 @@ pub fn run(args: Args) -> CmdResult {
         Some(t) => t,
     };
     let per_slot = (threads / args.parallel).max(1);
-    let plan = SessionPlan::new(&model.config, capacity, DEFAULT_BATCH, Logits::Last)?;
+    let kv_types = args.cache.types();
+    let plan = SessionPlan::with_kv_types(
+        &model.config,
+        capacity,
+        DEFAULT_BATCH,
+        Logits::Last,
+        kv_types,
+    )?;
     let mib = |b: usize| b as f64 / (1 << 20) as f64;
     let bytes = plan.bytes_required();
     let model_id = args.alias.clone().unwrap_or_else(|| {
@@ -178,7 +187,14 @@ pub fn run(args: Args) -> CmdResult {
         for _ in 0..args.parallel {
             let ready_tx = ready_tx.clone();
             s.spawn(move || {
-                let session = HeapSession::new(model, capacity).map(|mut session| {
+                let session = HeapSession::with_kv_types(
+                    model,
+                    capacity,
+                    DEFAULT_BATCH,
+                    Logits::Last,
+                    kv_types,
+                )
+                .map(|mut session| {
                     session.set_threads(per_slot);
                     session
                 });

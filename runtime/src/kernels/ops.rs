@@ -4,6 +4,7 @@
 use ember_format::{blocks, rows16, Layout};
 
 use super::Kernels;
+use crate::kv_cache::KvRows;
 
 use crate::math::{expf, sincos64, sqrt64, tanhf};
 use crate::model::Matrix;
@@ -126,25 +127,82 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// Floats of keys (or values) per block of [`attention_heads`]: 64 KiB, which stays in
-/// L2 while every head of a group reads it.
-const ATTENTION_BLOCK_FLOATS: usize = 16 * 1024;
+/// Floats of keys (or values) per block of [`attention_heads`]: 16 KiB, which stays in L1
+/// while every head of a group reads it. An f16 cache converts each block into a stack
+/// buffer of this size (a microcontroller choosing f16 needs the 16 KiB of stack).
+const ATTENTION_BLOCK_FLOATS: usize = 4 * 1024;
+
+/// f32 values of rows of f16: dst (rows, hs) ← the rows of `stride` in src, `hs` values at
+/// `offset` in each. Exact, so every level gives the same bits; written to vectorize (no
+/// branch per value).
+#[inline(always)]
+pub fn f16_rows_to_f32(src: &[u16], stride: usize, offset: usize, hs: usize, dst: &mut [f32]) {
+    for (r, out) in dst.chunks_exact_mut(hs).enumerate() {
+        let row = &src[r * stride + offset..r * stride + offset + hs];
+        for (o, &h) in out.iter_mut().zip(row) {
+            *o = f16_to_f32_exact(h);
+        }
+    }
+}
+
+/// One f16 as f32, by bit moves and one subtraction (normal, subnormal, zero, inf, NaN).
+#[inline(always)]
+fn f16_to_f32_exact(h: u16) -> f32 {
+    let h = h as u32;
+    let sign = (h & 0x8000) << 16;
+    let bits = (h & 0x7FFF) << 13;
+    let exp = bits & 0x0F80_0000;
+    // Rebias the exponent (15 -> 127); inf and NaN go the rest of the way to 255.
+    let normal = bits + ((127 - 15) << 23);
+    let v = if exp == 0x0F80_0000 {
+        f32::from_bits(normal + ((128 - 16) << 23))
+    } else if exp == 0 {
+        // Zero or subnormal m·2^-24: (1 + m/1024)·2^-14 − 2^-14, exact.
+        f32::from_bits(normal + (1 << 23)) - f32::from_bits(113 << 23)
+    } else {
+        f32::from_bits(normal)
+    };
+    f32::from_bits(v.to_bits() | sign)
+}
+
+/// Rows r..r + len of cached keys or values as f32: (rows from r, their stride, offset).
+/// f32 rows are read in place; f16 rows are converted into `buf` as (len, HS).
+#[allow(clippy::too_many_arguments)]
+fn f32_rows<'c>(
+    k: &Kernels,
+    from: KvRows<'c>,
+    r: usize,
+    len: usize,
+    stride: usize,
+    offset: usize,
+    hs: usize,
+    buf: &'c mut [f32],
+) -> (&'c [f32], usize, usize) {
+    match from {
+        KvRows::F32(v) => (&v[r * stride..], stride, offset),
+        KvRows::F16(v) => {
+            let dst = &mut buf[..len * hs];
+            (k.f16_rows_to_f32)(&v[r * stride..], stride, offset, hs, dst);
+            (dst, hs, 0)
+        }
+    }
+}
 
 /// The query heads of one GQA group (G heads sharing a KV head) against n cached keys and
 /// values, with the level's attention kernels (scores · `scale`, softmax, weighted sum of
 /// values). q, out: (G, HS); scores: G rows of `cap` (scratch, cap ≥ n); tmp: (HS) scratch.
 /// Keys and values come in one or two pieces (two where a ring buffer wrapped), rows of
-/// `stride` with this KV head's vector at `offset`. Both passes walk the rows in blocks that
-/// every head uses while the block is in cache, so the group streams its KV head once, not
-/// G times (at depth the KV cache is a large share of a decode step's bytes). A head's
-/// result does not depend on how many heads share the call.
+/// `stride` with this KV head's vector at `offset`, f32 or f16. Both passes walk the rows in
+/// blocks that every head uses while the block is in cache, so the group streams its KV head
+/// once, not G times (at depth the KV cache is a large share of a decode step's bytes). A
+/// head's result does not depend on how many heads share the call.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_heads(
     k: &Kernels,
     out: &mut [f32],
     tmp: &mut [f32],
     q: &[f32],
-    pieces: &[(&[f32], &[f32])],
+    pieces: &[(KvRows, KvRows)],
     stride: usize,
     offset: usize,
     scale: f32,
@@ -153,33 +211,29 @@ pub fn attention_heads(
 ) {
     let hs = tmp.len();
     let heads = q.len() / hs;
-    let block = (ATTENTION_BLOCK_FLOATS / hs).max(1);
-    let rows = |keys: &[f32]| keys.len() / stride;
+    assert!(hs > 0 && hs <= ATTENTION_BLOCK_FLOATS);
+    let block = ATTENTION_BLOCK_FLOATS / hs;
+    let rows = |keys: &KvRows| keys.len() / stride;
     let n: usize = pieces.iter().map(|(keys, _)| rows(keys)).sum();
     assert!(q.len() == heads * hs && out.len() == q.len() && n <= cap);
     assert!(scores.len() >= heads * cap);
-    // (first row overall, piece, first row in the piece, rows) of every block.
+    // (first row overall, keys, values, first row in the piece, rows) of every block.
     let blocks = || {
         let mut at = 0;
         pieces.iter().flat_map(move |&(keys, values)| {
-            let (start, len) = (at, rows(keys));
+            let (start, len) = (at, rows(&keys));
             at += len;
             (0..len)
                 .step_by(block)
                 .map(move |r| (start + r, keys, values, r, block.min(len - r)))
         })
     };
+    let mut buf = [0f32; ATTENTION_BLOCK_FLOATS];
     for (first, keys, _, r, len) in blocks() {
+        let (keys, stride, offset) = f32_rows(k, keys, r, len, stride, offset, hs, &mut buf);
         for j in 0..heads {
             let row = &mut scores[j * cap + first..j * cap + first + len];
-            (k.attn_scores)(
-                &q[j * hs..(j + 1) * hs],
-                &keys[r * stride..],
-                stride,
-                offset,
-                scale,
-                row,
-            );
+            (k.attn_scores)(&q[j * hs..(j + 1) * hs], keys, stride, offset, scale, row);
         }
     }
     for j in 0..heads {
@@ -187,9 +241,10 @@ pub fn attention_heads(
     }
     out.fill(0.0);
     for (first, _, values, r, len) in blocks() {
+        let (values, stride, offset) = f32_rows(k, values, r, len, stride, offset, hs, &mut buf);
         for j in 0..heads {
             let w = &scores[j * cap + first..j * cap + first + len];
-            (k.attn_values)(w, &values[r * stride..], stride, offset, tmp);
+            (k.attn_values)(w, values, stride, offset, tmp);
             add_in_place(&mut out[j * hs..(j + 1) * hs], tmp);
         }
     }

@@ -779,11 +779,12 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         let source = cfg.kv_source(li);
         let slots = cache.slots(source);
         if own_kv {
-            let (keys, values) = cache.layer_mut(li);
             for i in 0..t {
-                let at = (pos + i) % slots * kvd;
-                keys[at..at + kvd].copy_from_slice(&new_k[i * kvd..(i + 1) * kvd]);
-                values[at..at + kvd].copy_from_slice(&new_v[i * kvd..(i + 1) * kvd]);
+                let (k, v) = (
+                    &new_k[i * kvd..(i + 1) * kvd],
+                    &new_v[i * kvd..(i + 1) * kvd],
+                );
+                cache.store(li, (pos + i) % slots, k, v);
             }
         }
         // Parts take whole GQA groups, or equal shares of one where there are fewer KV heads
@@ -827,8 +828,8 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                 let (r1, r2) = slot_ranges(first, p, slots);
                 let span = |r: &core::ops::Range<usize>| r.start * kvd..r.end * kvd;
                 let pieces = [
-                    (&keys[span(&r1)], &values[span(&r1)]),
-                    (&keys[span(&r2)], &values[span(&r2)]),
+                    (keys.slice(span(&r1)), values.slice(span(&r1))),
+                    (keys.slice(span(&r2)), values.slice(span(&r2))),
                 ];
                 let pieces = if r2.is_empty() {
                     &pieces[..1]

@@ -28,6 +28,8 @@ pub struct Args {
     /// Threads (default: all cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub cache: crate::cmd::shared::CacheTypeArgs,
     /// Repetitions; the median is reported.
     #[arg(short = 'r', long, default_value_t = 5)]
     pub reps: usize,

@@ -27,7 +27,13 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
         )
         .into());
     }
-    let mut session = Session::new(&model, capacity)?;
+    let mut session = Session::with_kv_types(
+        &model,
+        capacity,
+        ember_runtime::session::DEFAULT_BATCH,
+        ember_runtime::Logits::Last,
+        args.cache.types(),
+    )?;
     session.set_threads(threads);
     // Deterministic pseudo-random prompt ids, as llama-bench uses random tokens.
     let prompt: Vec<u32> = (0..args.prompt as u32)
