@@ -132,12 +132,15 @@ fn rows_mut(t: KvType, floats: &mut [f32]) -> KvRowsMut<'_> {
     }
 }
 
-/// K and V per layer, (slots, KVH·HS) each, of their [`KvTypes`]; HS is the layer's (local
-/// or global).
+/// K and V per layer, (KVH, slots, HS) each, of their [`KvTypes`]; HS is the layer's (local
+/// or global). Head-major: attention streams one KV head's positions as one contiguous run,
+/// which the hardware prefetcher follows (position-major rows of all heads left it
+/// latency-bound at depth).
 #[derive(Clone, Debug)]
 pub struct KvCache<B> {
     data: B,
     types: KvTypes,
+    kv_heads: usize,
     capacity: usize,
     local_slots: usize,
     /// KVH·HS of local and of global layers.
@@ -257,6 +260,7 @@ impl<B: AsRef<[f32]> + AsMut<[f32]>> KvCache<B> {
         Ok(KvCache {
             data,
             types,
+            kv_heads: cfg.kv_heads,
             capacity,
             local_slots: local_slots(cfg, capacity, batch),
             kv_dim_local: cfg.kv_heads * cfg.head_dim,
@@ -268,7 +272,7 @@ impl<B: AsRef<[f32]> + AsMut<[f32]>> KvCache<B> {
         })
     }
 
-    /// (keys, values) of one layer with a cache of its own, each (slots, KVH·HS).
+    /// (keys, values) of one layer with a cache of its own, each (KVH, slots, HS).
     pub fn layer(&self, layer: usize) -> (KvRows<'_>, KvRows<'_>) {
         debug_assert!(layer < self.layers);
         let (start, kf, vf) = self.layer_span(layer);
@@ -282,10 +286,14 @@ impl<B: AsRef<[f32]> + AsMut<[f32]>> KvCache<B> {
     pub fn store(&mut self, layer: usize, slot: usize, k: &[f32], v: &[f32]) {
         debug_assert!(layer < self.layers);
         let (start, kf, vf) = self.layer_span(layer);
-        let at = slot * self.kv_dim(layer);
+        let (slots, hs) = (self.slots(layer), self.kv_dim(layer) / self.kv_heads);
         let (keys, values) = self.data.as_mut()[start..start + kf + vf].split_at_mut(kf);
-        rows_mut(self.types.k, keys).store(at, k);
-        rows_mut(self.types.v, values).store(at, v);
+        let (mut keys, mut values) = (rows_mut(self.types.k, keys), rows_mut(self.types.v, values));
+        for h in 0..self.kv_heads {
+            let at = (h * slots + slot) * hs;
+            keys.store(at, &k[h * hs..(h + 1) * hs]);
+            values.store(at, &v[h * hs..(h + 1) * hs]);
+        }
     }
 
     /// The state of recurrent layer `layer` (`Config::recurrent_state_floats`).

@@ -803,7 +803,8 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
         let q: &[f32] = s.q;
         let scale = cfg.attention_scale;
         cx.exec.run(cfg.kv_heads * shares, &|part_index| {
-            let kv_off = (part_index / shares) * hs;
+            // KV head part_index / shares: `slots` rows of HS from `base` (head-major cache).
+            let base = (part_index / shares) * slots * hs;
             // This part's heads: h0..h0 + per_part, all of KV head part_index / shares.
             let h0 = part_index * per_part;
             let width = per_part * hs;
@@ -826,7 +827,7 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                 let out = unsafe { att.slice(i * qd + h0 * hs, width) };
                 let qh = &q[i * qd + h0 * hs..i * qd + h0 * hs + width];
                 let (r1, r2) = slot_ranges(first, p, slots);
-                let span = |r: &core::ops::Range<usize>| r.start * kvd..r.end * kvd;
+                let span = |r: &core::ops::Range<usize>| base + r.start * hs..base + r.end * hs;
                 let pieces = [
                     (keys.slice(span(&r1)), values.slice(span(&r1))),
                     (keys.slice(span(&r2)), values.slice(span(&r2))),
@@ -837,7 +838,7 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                     &pieces[..]
                 };
                 k::attention_heads(
-                    cx.kernels, out, tmp, qh, pieces, kvd, kv_off, scale, scores, capacity,
+                    cx.kernels, out, tmp, qh, pieces, hs, 0, scale, scores, capacity,
                 );
             }
         });
