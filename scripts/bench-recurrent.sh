@@ -8,6 +8,8 @@
 #   scripts/bench-recurrent.sh                     # both models, q4_0 and q4_k_m, 1 and 2 threads
 #   MODELS=lfm2-1.2b TYPES=q4_0 THREADS=2 ROUNDS=5 scripts/bench-recurrent.sh
 #   IK_BENCH=none scripts/bench-recurrent.sh       # without ik_llama.cpp
+#   EMBER_CACHE="" scripts/bench-recurrent.sh      # Ember's exact f32 KV cache (default: f16,
+#                                                  # as llama.cpp and ik_llama.cpp cache)
 #   DEPTHS="" scripts/bench-recurrent.sh           # without the depth check
 #
 # Models (.cache/bench/, made once, `scripts/make_recurrent_bench.py` has the shapes and
@@ -23,7 +25,7 @@
 # the .ember; LFM2-1.2B F16 2.3 + 2.3 GB, 4-bit about 0.7 GB each.
 #
 # Each round, per model, type and thread count, runs one after the other:
-#   ember bench MODEL.ember -p PROMPT -n GEN -t T -r 1 --json
+#   ember bench MODEL.ember -p PROMPT -n GEN -t T -r 1 --ctk f16 --ctv f16 --json
 #   llama-bench -m MODEL.gguf -p PROMPT -n GEN -t T -r 1 -o json       (LLAMA_BENCH_ARGS added)
 #   IK llama-bench -m MODEL.gguf -p PROMPT -n GEN -t T -r 1 -o json    (IK_BENCH_ARGS added)
 # PROMPT default 512, GEN 64, ROUNDS 3; the tables show medians over the rounds. llama-bench
@@ -36,7 +38,7 @@
 # Depth check (DEPTHS, default "100 4000"; DEPTH_THREADS default THREADS; DEPTH_ROUNDS
 # default 1): generation tokens/s after a prompt of D tokens, where only the attention layers'
 # KV cache grows and the recurrent state stays the same size:
-#   ember run MODEL.ember --prompt-ids <D ids> -n GEN+1 --temp 0 -t T --json
+#   ember run MODEL.ember --prompt-ids <D ids> -n GEN+1 --temp 0 -t T --ctk f16 --ctv f16 --json
 #       -> timings.predicted_per_second (GEN forward passes after the prompt; `ember bench`
 #          has no depth option)
 #   llama-bench -m MODEL.gguf -p 0 -n GEN -d D -t T -r 1 -o json   (depth D untimed)
@@ -75,6 +77,8 @@ depth_rounds="${DEPTH_ROUNDS:-1}"
 ember="${EMBER:-target/release/ember}"
 py="${PYTHON:-.cache/venv/bin/python}"
 ik_args="${IK_BENCH_ARGS--rtr 1}"
+# Ember's KV cache in f16 as llama.cpp's and ik_llama.cpp's default (EMBER_CACHE="" keeps f32).
+read -r -a ember_cache <<<"${EMBER_CACHE---ctk f16 --ctv f16}"
 work=".cache/bench"
 mkdir -p "$work"
 log() { echo "== $*" >&2; }
@@ -182,7 +186,7 @@ measure() {
         echo "   disturbed (other processes used $frac cores during it): measuring again" >&2
     done
 }
-ember_bench() { "$ember" bench "$@" --json 2>"$work/.ember.err"; }
+ember_bench() { "$ember" bench "$@" ${ember_cache[@]+"${ember_cache[@]}"} --json 2>"$work/.ember.err"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 field() { python3 -c "import json,sys; v = json.load(sys.stdin)['$1']; print(v if v is not None else 'nan')"; }
 # llama-bench -o json: a list of tests. pp: n_prompt > 0, n_gen == 0; tg: n_gen > 0 (with
@@ -200,7 +204,7 @@ print(t[0]['avg_ts'] if t else 'nan')" "$@"
 ember_depth() {  # MODEL.ember DEPTH THREADS
     local ids out
     ids=$(python3 -c "import sys; n = int(sys.argv[1]); print(','.join(str((i * 2654435761 % 2**32 >> 7) % 512) for i in range(n)))" "$2")
-    out=$("$ember" run "$1" --prompt-ids "$ids" -n $((gen + 1)) --temp 0 -t "$3" --json 2>"$work/.ember.err") || {
+    out=$("$ember" run "$1" --prompt-ids "$ids" -n $((gen + 1)) --temp 0 -t "$3" ${ember_cache[@]+"${ember_cache[@]}"} --json 2>"$work/.ember.err") || {
         echo "   ember run (depth $2) failed: $(tail -3 "$work/.ember.err")" >&2; echo nan; return 0; }
     python3 -c "import json,sys; d = json.load(sys.stdin)['timings']
 if d['predicted_passes'] < $gen: print('bench-recurrent: ember run stopped after %d passes' % d['predicted_passes'], file=sys.stderr)
