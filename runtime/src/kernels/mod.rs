@@ -44,8 +44,8 @@ pub type SsmStepFn = fn(&mut [f32], &[f32], &[f32], &[f32], f32, f32, f32, &mut 
 /// o (P)) (recurrent::delta_step).
 pub type DeltaStepFn = fn(&mut [f32], &[f32], &[f32], &[f32], f32, f32, &mut [f32]);
 
-/// f16 rows to f32: (src, stride, offset, hs, dst (rows, hs)) (ops::f16_rows_to_f32).
-pub type F16RowsFn = fn(&[u16], usize, usize, usize, &mut [f32]);
+/// dst ← src's f16 values as f32 (ops::f16_to_f32).
+pub type F16ToF32Fn = fn(&[u16], &mut [f32]);
 /// gate = act(gate) · up, elementwise (SwiGLU, GeGLU).
 pub type GatedFn = fn(&mut [f32], &[f32]);
 /// An in-place elementwise function over a vector (softmax, GELU).
@@ -288,7 +288,7 @@ macro_rules! level_table {
             gelu: $m::gelu_tanh,
             ssm_step: $m::ssm_step,
             delta_step: $m::delta_step,
-            f16_rows_to_f32: $m::f16_rows_to_f32,
+            f16_to_f32: $m::f16_to_f32,
             by_dtype: [$(dtype_kernels!($m, $kind $dtype: $($f),+)),*],
         }
     };
@@ -312,8 +312,8 @@ pub struct Kernels {
     /// The recurrent layers' state steps (recurrent.rs), compiled likewise.
     pub ssm_step: SsmStepFn,
     pub delta_step: DeltaStepFn,
-    /// An f16 KV cache's rows as f32 (ops.rs, compiled likewise; exact).
-    pub f16_rows_to_f32: F16RowsFn,
+    /// An f16 KV cache's values as f32 (ops.rs, compiled likewise; exact).
+    pub f16_to_f32: F16ToF32Fn,
     /// The kernels of `MATMUL_DTYPES[i]`.
     pub by_dtype: [DTypeKernels; MATMUL_DTYPES.len()],
 }
@@ -346,7 +346,7 @@ impl Kernels {
                 dot_q8_0, quantize_q8,
             };
             pub use crate::kernels::group::scalar::*;
-            pub use crate::kernels::ops::{f16_rows_to_f32, geglu, gelu_tanh, softmax, swiglu};
+            pub use crate::kernels::ops::{f16_to_f32, geglu, gelu_tanh, softmax, swiglu};
             pub use crate::kernels::recurrent::{delta_step, ssm_step};
         }
         with_matmul_dtypes!(level_table!(s, Level::Scalar;))
@@ -486,7 +486,7 @@ impl Kernels {
 
 /// Wrappers compiling ops.rs's elementwise functions and recurrent.rs's state steps with
 /// `$features` (the names `level_table!` takes: softmax, swiglu, geglu, gelu_tanh,
-/// ssm_step, delta_step, f16_rows_to_f32).
+/// ssm_step, delta_step, f16_to_f32).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! vectorized_ops {
     ($features:literal) => {
@@ -494,7 +494,7 @@ macro_rules! vectorized_ops {
         vectorized_ops!(@one $features, gelu_tanh, (x: &mut [f32]));
         vectorized_ops!(@one $features, swiglu, (gate: &mut [f32], up: &[f32]));
         vectorized_ops!(@one $features, geglu, (gate: &mut [f32], up: &[f32]));
-        vectorized_ops!(@one $features, f16_rows_to_f32, (src: &[u16], stride: usize, offset: usize, hs: usize, dst: &mut [f32]));
+        vectorized_ops!(@one $features, f16_to_f32, (src: &[u16], dst: &mut [f32]));
         vectorized_ops!(@one $features, recurrent, ssm_step, (s: &mut [f32], x: &[f32], b: &[f32], c: &[f32], decay: f32, dt: f32, d: f32, y: &mut [f32]));
         vectorized_ops!(@one $features, recurrent, delta_step, (s: &mut [f32], q: &[f32], k: &[f32], v: &[f32], decay: f32, beta: f32, o: &mut [f32]));
     };

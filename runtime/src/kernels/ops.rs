@@ -5,6 +5,7 @@ use ember_format::{blocks, rows16, Layout};
 
 use super::Kernels;
 use crate::kv_cache::KvRows;
+use core::ops::Range;
 
 use crate::math::{expf, sincos64, sqrt64, tanhf};
 use crate::model::Matrix;
@@ -132,16 +133,13 @@ pub fn softmax(x: &mut [f32]) {
 /// buffer of this size (a microcontroller choosing f16 needs the 16 KiB of stack).
 const ATTENTION_BLOCK_FLOATS: usize = 4 * 1024;
 
-/// f32 values of rows of f16: dst (rows, hs) ← the rows of `stride` in src, `hs` values at
-/// `offset` in each. Exact, so every level gives the same bits; written to vectorize (no
-/// branch per value).
+/// dst ← src's f16 values as f32 (`dst.len()` of them). Exact, so every level gives the
+/// same bits; written to vectorize (no branch per value).
 #[inline(always)]
-pub fn f16_rows_to_f32(src: &[u16], stride: usize, offset: usize, hs: usize, dst: &mut [f32]) {
-    for (r, out) in dst.chunks_exact_mut(hs).enumerate() {
-        let row = &src[r * stride + offset..r * stride + offset + hs];
-        for (o, &h) in out.iter_mut().zip(row) {
-            *o = f16_to_f32_exact(h);
-        }
+pub fn f16_to_f32(src: &[u16], dst: &mut [f32]) {
+    assert!(src.len() >= dst.len());
+    for (o, &h) in dst.iter_mut().zip(src) {
+        *o = f16_to_f32_exact(h);
     }
 }
 
@@ -165,25 +163,14 @@ fn f16_to_f32_exact(h: u16) -> f32 {
     f32::from_bits(v.to_bits() | sign)
 }
 
-/// Rows r..r + len of cached keys or values as f32: (rows from r, their stride, offset).
-/// f32 rows are read in place; f16 rows are converted into `buf` as (len, HS).
-#[allow(clippy::too_many_arguments)]
-fn f32_rows<'c>(
-    k: &Kernels,
-    from: KvRows<'c>,
-    r: usize,
-    len: usize,
-    stride: usize,
-    offset: usize,
-    hs: usize,
-    buf: &'c mut [f32],
-) -> (&'c [f32], usize, usize) {
+/// Elements `r` of cached keys or values as f32: read in place, or converted into `buf`.
+fn as_f32<'c>(k: &Kernels, from: KvRows<'c>, r: Range<usize>, buf: &'c mut [f32]) -> &'c [f32] {
     match from {
-        KvRows::F32(v) => (&v[r * stride..], stride, offset),
+        KvRows::F32(v) => &v[r],
         KvRows::F16(v) => {
-            let dst = &mut buf[..len * hs];
-            (k.f16_rows_to_f32)(&v[r * stride..], stride, offset, hs, dst);
-            (dst, hs, 0)
+            let dst = &mut buf[..r.len()];
+            (k.f16_to_f32)(&v[r], dst);
+            dst
         }
     }
 }
@@ -191,8 +178,8 @@ fn f32_rows<'c>(
 /// The query heads of one GQA group (G heads sharing a KV head) against n cached keys and
 /// values, with the level's attention kernels (scores · `scale`, softmax, weighted sum of
 /// values). q, out: (G, HS); scores: G rows of `cap` (scratch, cap ≥ n); tmp: (HS) scratch.
-/// Keys and values come in one or two pieces (two where a ring buffer wrapped), rows of
-/// `stride` with this KV head's vector at `offset`, f32 or f16. Both passes walk the rows in
+/// Keys and values come in one or two pieces (two where a ring buffer wrapped), (n, HS)
+/// rows of this KV head (the cache is head-major), f32 or f16. Both passes walk the rows in
 /// blocks that every head uses while the block is in cache, so the group streams its KV head
 /// once, not G times (at depth the KV cache is a large share of a decode step's bytes). A
 /// head's result does not depend on how many heads share the call.
@@ -203,8 +190,6 @@ pub fn attention_heads(
     tmp: &mut [f32],
     q: &[f32],
     pieces: &[(KvRows, KvRows)],
-    stride: usize,
-    offset: usize,
     scale: f32,
     scores: &mut [f32],
     cap: usize,
@@ -213,7 +198,7 @@ pub fn attention_heads(
     let heads = q.len() / hs;
     assert!(hs > 0 && hs <= ATTENTION_BLOCK_FLOATS);
     let block = ATTENTION_BLOCK_FLOATS / hs;
-    let rows = |keys: &KvRows| keys.len() / stride;
+    let rows = |keys: &KvRows| keys.len() / hs;
     let n: usize = pieces.iter().map(|(keys, _)| rows(keys)).sum();
     assert!(q.len() == heads * hs && out.len() == q.len() && n <= cap);
     assert!(scores.len() >= heads * cap);
@@ -230,10 +215,10 @@ pub fn attention_heads(
     };
     let mut buf = [0f32; ATTENTION_BLOCK_FLOATS];
     for (first, keys, _, r, len) in blocks() {
-        let (keys, stride, offset) = f32_rows(k, keys, r, len, stride, offset, hs, &mut buf);
+        let keys = as_f32(k, keys, r * hs..(r + len) * hs, &mut buf);
         for j in 0..heads {
             let row = &mut scores[j * cap + first..j * cap + first + len];
-            (k.attn_scores)(&q[j * hs..(j + 1) * hs], keys, stride, offset, scale, row);
+            (k.attn_scores)(&q[j * hs..(j + 1) * hs], keys, hs, 0, scale, row);
         }
     }
     for j in 0..heads {
@@ -241,10 +226,10 @@ pub fn attention_heads(
     }
     out.fill(0.0);
     for (first, _, values, r, len) in blocks() {
-        let (values, stride, offset) = f32_rows(k, values, r, len, stride, offset, hs, &mut buf);
+        let values = as_f32(k, values, r * hs..(r + len) * hs, &mut buf);
         for j in 0..heads {
             let w = &scores[j * cap + first..j * cap + first + len];
-            (k.attn_values)(w, values, stride, offset, tmp);
+            (k.attn_values)(w, values, hs, 0, tmp);
             add_in_place(&mut out[j * hs..(j + 1) * hs], tmp);
         }
     }

@@ -837,9 +837,7 @@ impl<'a, L: AsRef<[Layer<'a>]>> Model<'a, L> {
                 } else {
                     &pieces[..]
                 };
-                k::attention_heads(
-                    cx.kernels, out, tmp, qh, pieces, hs, 0, scale, scores, capacity,
-                );
+                k::attention_heads(cx.kernels, out, tmp, qh, pieces, scale, scores, capacity);
             }
         });
         if gated {
