@@ -328,6 +328,23 @@ fn llama_cpp_flags() {
     // More threads than cores: a warning, and the run goes on.
     let (_, err) = ok(&["run", m, "-p", "hi", "-n", "1", "-t", "512"]);
     assert!(err.contains("more threads than"), "{err}");
+
+    // -ctk / -ctv: an f16 cache keeps the greedy ids (tiny-llama's margins are wide) and
+    // halves the cache inspect --memory reports.
+    let args = ["run", m, "-p", "hello", "-n", "6", "--temp", "0", "--json"];
+    let f16 = json(&[&args[..], &["--ctk", "f16", "--cache-type-v", "f16"]].concat());
+    assert_eq!(ids(&f16), ids(&greedy));
+    let kv = |extra: &[&str]| {
+        let v = json(&[&["inspect", m, "--memory", "-c", "64", "--json"][..], extra].concat());
+        (v["kv_cache_bytes"].as_u64().unwrap(), v["kv_dtype"].clone())
+    };
+    let (f32_bytes, f32_name) = kv(&[]);
+    assert_eq!(f32_name, "f32");
+    assert_eq!(
+        kv(&["--ctk", "f16", "--ctv", "f16"]),
+        (f32_bytes / 2, "f16".into())
+    );
+    assert_eq!(kv(&["--ctk", "f16"]), (f32_bytes * 3 / 4, "f16/f32".into()));
 }
 
 #[test]
@@ -341,8 +358,13 @@ fn errors_name_the_problem() {
             .map(String::from)
             .collect()
     };
-    let cases: [(&[&str], &str); 11] = [
+    let cases: [(&[&str], &str); 13] = [
         (&["--top-p", "2"], "--top-p must be in [0, 1], got 2"),
+        (
+            &["--ctk", "q8_0"],
+            "'q8_0' for '--cache-type-k <TYPE>': unknown cache type \"q8_0\" (llama.cpp's quantized cache types are not supported yet): one of f32, f16",
+        ),
+        (&["--ctv", "f8"], "'f8' for '--cache-type-v <TYPE>': unknown cache type \"f8\": one of f32, f16"),
         (&["--min-p", "-0.5"], "--min-p must be in [0, 1], got -0.5"),
         (
             &["--repeat-penalty", "0"],

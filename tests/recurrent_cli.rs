@@ -58,8 +58,8 @@ impl Drop for Server {
     }
 }
 
-/// `ember serve MODEL --parallel 2` on a free port.
-fn serve(model: &Path, log: &Path) -> Server {
+/// `ember serve MODEL --parallel 2` (and `extra`) on a free port.
+fn serve(model: &Path, log: &Path, extra: &[&str]) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_ember"))
         .args([
             "serve",
@@ -69,6 +69,7 @@ fn serve(model: &Path, log: &Path) -> Server {
             "--parallel",
             "2",
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
@@ -154,7 +155,7 @@ fn recurrent_models_chat_stop_and_serve_as_run_does() {
         assert_eq!(stopped, &first[..first.find(&cut).unwrap()], "{name}");
 
         // Two slots at once, a reply each, both run's; then a stop string.
-        let server = serve(&model, &dir.join("serve.log"));
+        let server = serve(&model, &dir.join("serve.log"), &[]);
         let port = server.1;
         let (a, b) = std::thread::scope(|s| {
             let a = s.spawn(|| complete(port, "hello there", None));
@@ -167,6 +168,14 @@ fn recurrent_models_chat_stop_and_serve_as_run_does() {
             "{name}"
         );
         assert_eq!(complete(port, "hello there", Some(&cut)), stopped, "{name}");
+        drop(server);
+
+        // The same with an f16 KV cache in the attention layers (the recurrent state stays
+        // f32): the server's slots and `ember run` agree.
+        let f16 = ["--ctk", "f16", "--ctv", "f16"];
+        let server = serve(&model, &dir.join("serve-f16.log"), &f16);
+        let reply = complete(server.1, "hello there", None);
+        assert_eq!(reply, run_chat(&model, "hello there", &f16), "{name} f16");
         drop(server);
         std::fs::remove_dir_all(&dir).unwrap();
     }
