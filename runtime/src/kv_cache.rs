@@ -70,7 +70,7 @@ impl KvTypes {
     }
 }
 
-/// Cached keys or values: rows of KVH·HS elements of one type.
+/// Cached keys or values of one type: a layer's (KVH, slots, HS), or a slice of it.
 #[derive(Clone, Copy, Debug)]
 pub enum KvRows<'a> {
     F32(&'a [f32]),

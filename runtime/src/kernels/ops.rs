@@ -130,8 +130,17 @@ pub fn softmax(x: &mut [f32]) {
 
 /// Floats of keys (or values) per block of [`attention_heads`]: 16 KiB, which stays in L1
 /// while every head of a group reads it. An f16 cache converts each block into a stack
-/// buffer of this size (a microcontroller choosing f16 needs the 16 KiB of stack).
+/// buffer of this size (only then: a microcontroller choosing f16 needs the 16 KiB of
+/// stack, one with an f32 cache does not).
 const ATTENTION_BLOCK_FLOATS: usize = 4 * 1024;
+
+/// Runs `f` with a block buffer on the stack, in a frame of its own (not inlined), so that
+/// callers without f16 rows never reserve it.
+#[inline(never)]
+fn with_block_buffer(f: impl FnOnce(&mut [f32])) {
+    let mut buf = [0f32; ATTENTION_BLOCK_FLOATS];
+    f(&mut buf)
+}
 
 /// dst ← src's f16 values as f32 (`dst.len()` of them). Exact, so every level gives the
 /// same bits; written to vectorize (no branch per value).
@@ -194,6 +203,27 @@ pub fn attention_heads(
     scores: &mut [f32],
     cap: usize,
 ) {
+    let f16 = |r: &KvRows| matches!(r, KvRows::F16(_));
+    if pieces.iter().any(|(k, v)| f16(k) || f16(v)) {
+        with_block_buffer(|buf| attention_blocks(k, out, tmp, q, pieces, scale, scores, cap, buf));
+    } else {
+        attention_blocks(k, out, tmp, q, pieces, scale, scores, cap, &mut []);
+    }
+}
+
+/// [`attention_heads`] with `buf` for f16 blocks (empty where every row is f32).
+#[allow(clippy::too_many_arguments)]
+fn attention_blocks(
+    k: &Kernels,
+    out: &mut [f32],
+    tmp: &mut [f32],
+    q: &[f32],
+    pieces: &[(KvRows, KvRows)],
+    scale: f32,
+    scores: &mut [f32],
+    cap: usize,
+    buf: &mut [f32],
+) {
     let hs = tmp.len();
     let heads = q.len() / hs;
     assert!(hs > 0 && hs <= ATTENTION_BLOCK_FLOATS);
@@ -213,9 +243,8 @@ pub fn attention_heads(
                 .map(move |r| (start + r, keys, values, r, block.min(len - r)))
         })
     };
-    let mut buf = [0f32; ATTENTION_BLOCK_FLOATS];
     for (first, keys, _, r, len) in blocks() {
-        let keys = as_f32(k, keys, r * hs..(r + len) * hs, &mut buf);
+        let keys = as_f32(k, keys, r * hs..(r + len) * hs, buf);
         for j in 0..heads {
             let row = &mut scores[j * cap + first..j * cap + first + len];
             (k.attn_scores)(&q[j * hs..(j + 1) * hs], keys, hs, 0, scale, row);
@@ -226,7 +255,7 @@ pub fn attention_heads(
     }
     out.fill(0.0);
     for (first, _, values, r, len) in blocks() {
-        let values = as_f32(k, values, r * hs..(r + len) * hs, &mut buf);
+        let values = as_f32(k, values, r * hs..(r + len) * hs, buf);
         for j in 0..heads {
             let w = &scores[j * cap + first..j * cap + first + len];
             (k.attn_values)(w, values, hs, 0, tmp);
