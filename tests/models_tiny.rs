@@ -48,29 +48,16 @@ fn worst_logit_error(
     batch: usize,
     expected: &[Vec<f64>],
 ) -> f64 {
-    worst_error_in_session(model, kernels, threads, input, batch, input.len(), expected)
-}
-
-/// As [`worst_logit_error`], in a session of `capacity` positions (LongRoPE picks its table
-/// by the session's capacity).
-fn worst_error_in_session(
-    model: &Model,
-    kernels: Kernels,
-    threads: usize,
-    input: &[u32],
-    batch: usize,
-    capacity: usize,
-    expected: &[Vec<f64>],
-) -> f64 {
-    let kv = KvTypes::default();
-    worst_error_with_cache(
+    let (capacity, kv) = (input.len(), KvTypes::default());
+    worst_error_in_session(
         model, kernels, threads, input, batch, capacity, kv, expected,
     )
 }
 
-/// As [`worst_error_in_session`] with keys and values cached as `kv`.
+/// As [`worst_logit_error`], in a session of `capacity` positions (LongRoPE picks its table
+/// by the session's capacity) with keys and values cached as `kv`.
 #[allow(clippy::too_many_arguments)]
-fn worst_error_with_cache(
+fn worst_error_in_session(
     model: &Model,
     kernels: Kernels,
     threads: usize,
@@ -192,7 +179,7 @@ fn f16_kv_cache_stays_within_rounding_of_transformers() {
             for batch in [input.len(), 1] {
                 let n = input.len();
                 let err =
-                    worst_error_with_cache(&model, kernels, 2, &input, batch, n, kv, &expected);
+                    worst_error_in_session(&model, kernels, 2, &input, batch, n, kv, &expected);
                 eprintln!("{name} {kv:?} batch {batch}: worst relative logit error {err:.2e}");
                 assert!(
                     err <= tol,
@@ -377,8 +364,17 @@ fn longrope_picks_its_factors_by_the_session_length() {
         assert_eq!(model.config.rope_attention_factor, 1.0);
         for (capacity, ok) in [(input.len(), small_ok), (600, large_ok)] {
             let scalar = Kernels::for_level(Level::Scalar).unwrap();
-            let err =
-                worst_error_in_session(&model, scalar, 1, &input, input.len(), capacity, &expected);
+            let kv = KvTypes::default();
+            let err = worst_error_in_session(
+                &model,
+                scalar,
+                1,
+                &input,
+                input.len(),
+                capacity,
+                kv,
+                &expected,
+            );
             assert_eq!(
                 err <= 1e-4,
                 ok,

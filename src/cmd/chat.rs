@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use ember_runtime::generate::{Finish, Generator};
 use ember_runtime::tokenizer::Tokenizer;
-use ember_runtime::{Model, Session};
+use ember_runtime::Model;
 
 use super::run::{parse_n_predict, SamplingArgs};
 use super::shared::{describe_kernels, explicit_ctx, fault_in, threads, ModelArg};
@@ -131,13 +131,7 @@ pub fn run(args: Args) -> CmdResult {
     let context = model.config.context_length;
     let capacity = explicit_ctx(args.ctx, context)?.unwrap_or(context.min(2048));
     let threads = threads(args.threads);
-    let mut session = Session::with_kv_types(
-        &model,
-        capacity,
-        ember_runtime::session::DEFAULT_BATCH,
-        ember_runtime::Logits::Last,
-        args.cache.types(),
-    )?;
+    let mut session = args.cache.session(&model, capacity)?;
     session.set_threads(threads);
     if args.verbose {
         eprintln!("kernels: {}", describe_kernels(session.kernels(), &file));

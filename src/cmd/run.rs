@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use ember_runtime::generate::{Finish, Generator};
 use ember_runtime::tokenizer::Tokenizer;
-use ember_runtime::{Model, SamplerConfig, Session};
+use ember_runtime::{Model, SamplerConfig};
 use serde_json::json;
 
 use super::shared::{describe_kernels, explicit_ctx, fault_in, read_text, threads, ModelArg};
@@ -209,13 +209,7 @@ pub fn run(args: Args) -> CmdResult {
         return Err(format!("the prompt is {} tokens but {why}", prompt_ids.len()).into());
     }
     let threads = threads(args.threads);
-    let mut session = Session::with_kv_types(
-        &model,
-        capacity,
-        ember_runtime::session::DEFAULT_BATCH,
-        ember_runtime::Logits::Last,
-        args.cache.types(),
-    )?;
+    let mut session = args.cache.session(&model, capacity)?;
     session.set_threads(threads);
     let kernels = *session.kernels();
     if args.verbose {

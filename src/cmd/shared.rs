@@ -134,6 +134,22 @@ impl CacheTypeArgs {
             v: self.v,
         }
     }
+
+    /// A generation session (the default prefill batch, last-position logits) with this
+    /// cache: what run, chat and bench open.
+    pub fn session<'m, 'a>(
+        &self,
+        model: &'m ember_runtime::Model<'a>,
+        capacity: usize,
+    ) -> Result<ember_runtime::HeapSession<'m, 'a>, ember_runtime::Error> {
+        ember_runtime::HeapSession::with_kv_types(
+            model,
+            capacity,
+            ember_runtime::session::DEFAULT_BATCH,
+            ember_runtime::Logits::Last,
+            self.types(),
+        )
+    }
 }
 
 fn parse_kv_type(s: &str) -> Result<ember_runtime::kv_cache::KvType, String> {

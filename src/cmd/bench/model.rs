@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use ember_runtime::{Model, Session};
+use ember_runtime::Model;
 use serde_json::json;
 
 use super::roofline::BandwidthProbe;
@@ -27,13 +27,7 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
         )
         .into());
     }
-    let mut session = Session::with_kv_types(
-        &model,
-        capacity,
-        ember_runtime::session::DEFAULT_BATCH,
-        ember_runtime::Logits::Last,
-        args.cache.types(),
-    )?;
+    let mut session = args.cache.session(&model, capacity)?;
     session.set_threads(threads);
     // Deterministic pseudo-random prompt ids, as llama-bench uses random tokens.
     let prompt: Vec<u32> = (0..args.prompt as u32)
