@@ -147,10 +147,12 @@ pub fn run(args: Args) -> CmdResult {
     let listener = TcpListener::bind(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
     eprintln!(
-        "ember serve: {model_id}: {} slot{} of {capacity} positions, {:.1} MiB of KV cache and scratch each ({:.1} MiB in all), {per_slot} thread{} each",
+        "ember serve: {model_id}: {} slot{} of {capacity} positions, {:.1} MiB of KV cache (keys {}, values {}) and scratch each ({:.1} MiB in all), {per_slot} thread{} each",
         args.parallel,
         if args.parallel == 1 { "" } else { "s" },
         mib(bytes),
+        kv_types.k.name(),
+        kv_types.v.name(),
         mib(bytes * args.parallel),
         if per_slot == 1 { "" } else { "s" },
     );
