@@ -39,8 +39,8 @@
 # default 1): generation tokens/s after a prompt of D tokens, where only the attention layers'
 # KV cache grows and the recurrent state stays the same size:
 #   ember run MODEL.ember --prompt-ids <D ids> -n GEN+1 --temp 0 -t T --ctk f16 --ctv f16 --json
-#       -> timings.predicted_per_second (GEN forward passes after the prompt; `ember bench`
-#          has no depth option)
+#       -> timings.predicted_per_second (GEN forward passes after the prompt: one prefill
+#          of D, where `ember bench -d D` feeds D before its warm-up and each repetition)
 #   llama-bench -m MODEL.gguf -p 0 -n GEN -d D -t T -r 1 -o json   (depth D untimed)
 #   IK llama-bench -m MODEL.gguf -gp D,GEN -p 0 -n 0 -t T -r 1 -o json   (its spelling: prompt D
 #          untimed, then GEN generated; ik's llama-bench has no -d)

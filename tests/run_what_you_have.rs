@@ -221,6 +221,21 @@ fn chat_bench_and_eval_take_a_gguf() {
     assert!(stdout.contains("tg"), "{stdout}");
     assert_eq!(conversion_lines(&stderr), 1, "{stderr}");
 
+    // At a depth (llama-bench's -d), with an f16 cache; a depth past the context is an error.
+    let out = ember_in(
+        &root,
+        &[
+            "bench", g, "-p", "4", "-n", "4", "-d", "40", "--ctk", "f16", "-r", "1", "--json",
+        ],
+    );
+    let (stdout, _) = ok(&out);
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["n_depth"], 40, "{stdout}");
+    assert!(v["tg_tok_s"].as_f64().unwrap() > 0.0, "{stdout}");
+    let out = ember_in(&root, &["bench", g, "-n", "4", "-d", "1000000", "-r", "1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-d + the larger of them"));
+
     let text = root.join("text.txt");
     std::fs::write(
         &text,

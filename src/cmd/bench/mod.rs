@@ -13,7 +13,7 @@ use crate::model_source::SourceArgs;
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  ember bench                       # kernels vs. memory bandwidth and peak compute\n  ember bench --json\n  ember bench smollm2.ember -p 128 -n 64 -t 2 -r 5\n  ember bench SmolLM2-135M-Instruct.Q4_1.gguf   # converted once, cached in ~/.cache/ember\n  ember bench --dtypes q4_k,q6_k -r 3        # some kernels only\n  EMBER_KERNELS=avx2 ember bench smollm2.ember --json"
+    after_help = "Examples:\n  ember bench                       # kernels vs. memory bandwidth and peak compute\n  ember bench --json\n  ember bench smollm2.ember -p 128 -n 64 -t 2 -r 5\n  ember bench smollm2.ember -p 0 -n 64 -d 4000 --ctk f16 --ctv f16   # generation at depth 4000\n  ember bench SmolLM2-135M-Instruct.Q4_1.gguf   # converted once, cached in ~/.cache/ember\n  ember bench --dtypes q4_k,q6_k -r 3        # some kernels only\n  EMBER_KERNELS=avx2 ember bench smollm2.ember --json"
 )]
 pub struct Args {
     /// A model to benchmark (a .ember file, or a GGUF file or Hugging Face directory,
@@ -25,6 +25,10 @@ pub struct Args {
     /// Tokens to generate (model benchmark).
     #[arg(short = 'n', long = "n-gen", default_value_t = 64)]
     pub gen: usize,
+    /// Positions already in the context before each test, fed untimed (llama-bench's -d):
+    /// prompt and generation speed at that depth.
+    #[arg(short = 'd', long = "n-depth", default_value_t = 0)]
+    pub depth: usize,
     /// Threads (default: all cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,

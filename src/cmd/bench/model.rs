@@ -1,5 +1,6 @@
 //! Model throughput: prompt processing (pp) and token generation (tg), as llama-bench
-//! measures them: pp = p tokens in one prefill; tg = n single-token steps.
+//! measures them: pp = p tokens in one prefill; tg = n single-token steps; each after `-d`
+//! positions fed untimed.
 
 use std::path::Path;
 use std::time::Instant;
@@ -19,10 +20,11 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
     let model = Model::load(&file)?;
     let load_s = start.elapsed().as_secs_f64();
     let v = model.config.vocab_size as u32;
-    let capacity = args.prompt + args.gen;
-    if capacity == 0 || capacity > model.config.context_length {
+    let capacity = args.depth + args.prompt.max(args.gen);
+    if args.prompt + args.gen == 0 || capacity > model.config.context_length {
         return Err(format!(
-            "-p + -n must be between 1 and the model's context length {}",
+            "-p and -n must not both be 0, and -d + the larger of them must be at most the \
+             model's context length {}",
             model.config.context_length
         )
         .into());
@@ -30,9 +32,21 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
     let mut session = args.cache.session(&model, capacity)?;
     session.set_threads(threads);
     // Deterministic pseudo-random prompt ids, as llama-bench uses random tokens.
-    let prompt: Vec<u32> = (0..args.prompt as u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) % v)
-        .collect();
+    let ids = |from: usize, n: usize| -> Vec<u32> {
+        (from as u32..(from + n) as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) % v)
+            .collect()
+    };
+    let depth = ids(0, args.depth);
+    let prompt = ids(args.depth, args.prompt);
+    // The context each test starts from: empty, or `depth` positions fed untimed.
+    let fill = |session: &mut ember_runtime::HeapSession| -> Result<(), ember_runtime::Error> {
+        session.reset();
+        if !depth.is_empty() {
+            session.prefill(&depth)?;
+        }
+        Ok(())
+    };
 
     let (mut pp, mut tg) = (Vec::new(), Vec::new());
     // Generation streams these bytes per token; a bandwidth round before each repetition
@@ -41,8 +55,8 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
     let mut probe = (args.gen > 0).then(|| BandwidthProbe::new(threads));
     // One warm-up repetition pages the weights in.
     for rep in 0..=args.reps {
-        session.reset();
         if !prompt.is_empty() {
+            fill(&mut session)?;
             let t = Instant::now();
             session.prefill(&prompt)?;
             if rep > 0 {
@@ -53,7 +67,7 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
             if let (Some(probe), true) = (probe.as_mut(), rep > 0) {
                 probe.measure();
             }
-            session.reset();
+            fill(&mut session)?;
             let mut next = prompt.first().copied().unwrap_or(1);
             let t = Instant::now();
             for _ in 0..args.gen {
@@ -80,6 +94,7 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
             "kernels": kernels,
             "n_prompt": args.prompt,
             "n_gen": args.gen,
+            "n_depth": args.depth,
             "reps": args.reps,
             "pp_tok_s": pp_tok_s,
             "tg_tok_s": tg_tok_s,
@@ -100,17 +115,27 @@ pub fn run(path: &Path, args: &Args, threads: usize) -> CmdResult {
             loaded.bytes().len() as f64 / 1e6,
             args.reps
         );
+        let at = if args.depth > 0 {
+            format!(" @ d{}", args.depth)
+        } else {
+            String::new()
+        };
         if args.prompt > 0 {
-            println!("  pp{:<5} {:>9.1} tok/s", args.prompt, pp_tok_s);
+            println!("  pp{:<5} {:>9.1} tok/s{at}", args.prompt, pp_tok_s);
         }
         if args.gen > 0 {
-            println!("  tg{:<5} {:>9.1} tok/s", args.gen, tg_tok_s);
+            println!("  tg{:<5} {:>9.1} tok/s{at}", args.gen, tg_tok_s);
         }
         if let Some((gbs, bw, lo, hi, pct)) = bandwidth {
             println!(
-                "  generation streams {:.1} MB/token: {gbs:.1} GB/s, {pct:.0}% of the read \
+                "  generation streams {:.1} MB/token{}: {gbs:.1} GB/s, {pct:.0}% of the read \
                  bandwidth measured between repetitions ({bw:.1} GB/s median, {lo:.1}-{hi:.1})",
-                bytes_per_token as f64 / 1e6
+                bytes_per_token as f64 / 1e6,
+                if args.depth > 0 {
+                    " of weights (the KV cache's reads come on top)"
+                } else {
+                    ""
+                }
             );
         }
     }
