@@ -52,7 +52,7 @@ pub use read::{checksum, BytesArray, EmberFile, Header, TensorInfo, Value};
 #[cfg(all(feature = "write", feature = "std"))]
 pub use write::temp_path;
 #[cfg(feature = "write")]
-pub use write::{OwnedValue, Writer};
+pub use write::{OwnedValue, Writer, ROW_MAJOR_Q6K_HEAD_COLS};
 
 /// How a tensor's blocks are arranged. New kernel-friendly arrangements (rows interleaved
 /// for SIMD) get new ids; a reader rejects ids it does not know.

@@ -97,6 +97,9 @@ fn pad_to(out: &mut Vec<u8>, align: usize) {
     }
 }
 
+/// Columns from which a Q6_K head stays row-major ([`Writer::use_rows16`]).
+pub const ROW_MAJOR_Q6K_HEAD_COLS: usize = 2048;
+
 struct TensorEntry {
     dtype: DType,
     layout: Layout,
@@ -229,8 +232,22 @@ impl Writer {
     /// with a multiple of 16 rows) into it; returns how many. Experts stacked by rows
     /// (`*_exps`, `model.expert_count` of them) take it only where each expert's rows are
     /// whole groups, so that one expert's rows can be read alone. Convolution kernels
-    /// (read as f32 rows, never multiplied) stay row-major.
+    /// (read as f32 rows, never multiplied) stay row-major, and so does a Q6_K head of
+    /// [`ROW_MAJOR_Q6K_HEAD_COLS`] columns or more: generation multiplies it by one token,
+    /// where the Q6_K row dot outstreams the rows16 kernel on long rows and trails it on
+    /// short ones (Zen 4, tokens/s alternating: a 151,936 x 2048 head, the Qwen3-30B-A3B
+    /// shape, 36.8-37.2 row-major against 32.7-32.9 rows16 at 1 thread, 56.5-58.3 against
+    /// 50.0-50.9 at 2; a 248,320 x 1024 head, Qwen3.5-0.8B's, 27-32 against 39-41 at 1).
     pub fn use_rows16(&mut self) -> usize {
+        // The head: output.weight, or the token embedding where they are tied.
+        let tied = matches!(
+            self.meta.get(crate::schema::keys::TIED_EMBEDDINGS),
+            Some(OwnedValue::U8(v)) if v.first() == Some(&1)
+        );
+        let long_q6k_head = |name: &str, t: &TensorEntry| {
+            let head = name == crate::schema::OUTPUT || (tied && name == crate::schema::TOKEN_EMBD);
+            head && t.dtype == DType::Q6K && t.shape[1] >= ROW_MAJOR_Q6K_HEAD_COLS
+        };
         let experts = match self.meta.get(crate::schema::keys::EXPERT_COUNT) {
             Some(OwnedValue::U32(v)) => v.first().copied().unwrap_or(1).max(1) as usize,
             _ => 1,
@@ -244,6 +261,7 @@ impl Writer {
                 crate::schema::Role::of_tensor(name).is_some_and(crate::schema::Role::keeps_f32);
             if t.layout == Layout::RowMajor
                 && !kernel
+                && !long_q6k_head(name, t)
                 && crate::rows16::supports(t.dtype, &t.shape)
                 && whole_experts
             {
