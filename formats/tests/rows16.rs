@@ -138,42 +138,13 @@ fn writer_and_reader_check_where_the_layout_applies() {
 }
 
 /// `use_rows16` interleaves block-quantized matrices, but not a Q6_K head (output.weight,
-/// or token_embd.weight where tied) nor a convolution kernel.
+/// or token_embd.weight where tied) of `ROW_MAJOR_Q6K_HEAD_COLS` columns or more, nor a
+/// convolution kernel.
 #[test]
 fn the_writer_keeps_long_q6_k_heads_and_kernels_row_major() {
     let mut rng = Rng::new(9);
-    for tied in [false, true] {
-        let mut w = Writer::new();
-        w.set_bool("model.tied_embeddings", tied);
-        for name in [
-            "output.weight",
-            "token_embd.weight",
-            "blk.0.ffn_down.weight",
-        ] {
-            let data = random_tensor(&mut rng, DType::Q6K, &[32, 256]);
-            w.add_tensor(name, DType::Q6K, &[32, 256], data).unwrap();
-        }
-        let q4 = random_tensor(&mut rng, DType::Q4_0, &[32, 64]);
-        w.add_tensor("output_q4", DType::Q4_0, &[32, 64], q4)
-            .unwrap();
-        w.add_tensor_f32("blk.0.shortconv.conv.weight", &[16, 3], &[0.5; 48])
-            .unwrap();
-        w.use_rows16();
-        let buf = AlignedBytes::from(w.to_vec());
-        let file = EmberFile::parse(&buf).unwrap();
-        let layout = |n: &str| file.tensor(n).unwrap().layout;
-        // A short-row Q6_K head goes to rows16, tied or not (its kernel outstreams the row
-        // dot there).
-        assert_eq!(layout("output.weight"), Layout::Rows16);
-        assert_eq!(layout("token_embd.weight"), Layout::Rows16, "tied {tied}");
-        assert_eq!(layout("blk.0.ffn_down.weight"), Layout::Rows16);
-        assert_eq!(layout("output_q4"), Layout::Rows16);
-        assert_eq!(layout("blk.0.shortconv.conv.weight"), Layout::RowMajor);
-    }
-    // One of ROW_MAJOR_Q6K_HEAD_COLS columns stays row-major (the row dot is the faster
-    // there), as the head or as the tied embedding; another matrix that wide does not.
-    let cols = ember_format::ROW_MAJOR_Q6K_HEAD_COLS;
-    for tied in [false, true] {
+    let long = ember_format::ROW_MAJOR_Q6K_HEAD_COLS;
+    for (tied, cols) in [(false, 256), (true, 256), (false, long), (true, long)] {
         let mut w = Writer::new();
         w.set_bool("model.tied_embeddings", tied);
         for name in [
@@ -184,17 +155,29 @@ fn the_writer_keeps_long_q6_k_heads_and_kernels_row_major() {
             let data = random_tensor(&mut rng, DType::Q6K, &[16, cols]);
             w.add_tensor(name, DType::Q6K, &[16, cols], data).unwrap();
         }
+        let q4 = random_tensor(&mut rng, DType::Q4_0, &[32, 64]);
+        w.add_tensor("output_q4", DType::Q4_0, &[32, 64], q4)
+            .unwrap();
+        w.add_tensor_f32("blk.0.shortconv.conv.weight", &[16, 3], &[0.5; 48])
+            .unwrap();
         w.use_rows16();
         let buf = AlignedBytes::from(w.to_vec());
         let file = EmberFile::parse(&buf).unwrap();
         let layout = |n: &str| file.tensor(n).unwrap().layout;
-        assert_eq!(layout("output.weight"), Layout::RowMajor);
-        let embd = if tied {
+        // A long-row Q6_K head stays row-major (the row dot is the faster there), as the
+        // head or as the tied embedding; a short-row one goes to rows16 (its kernel
+        // outstreams the row dot there), and so does any other matrix.
+        let head = if cols >= long {
             Layout::RowMajor
         } else {
             Layout::Rows16
         };
-        assert_eq!(layout("token_embd.weight"), embd, "tied {tied}");
-        assert_eq!(layout("blk.0.ffn_down.weight"), Layout::Rows16);
+        let embd = if tied { head } else { Layout::Rows16 };
+        let what = format!("tied {tied}, {cols} columns");
+        assert_eq!(layout("output.weight"), head, "{what}");
+        assert_eq!(layout("token_embd.weight"), embd, "{what}");
+        assert_eq!(layout("blk.0.ffn_down.weight"), Layout::Rows16, "{what}");
+        assert_eq!(layout("output_q4"), Layout::Rows16);
+        assert_eq!(layout("blk.0.shortconv.conv.weight"), Layout::RowMajor);
     }
 }
