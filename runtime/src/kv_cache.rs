@@ -148,7 +148,8 @@ pub struct KvCache<B> {
     kv_dim_global: usize,
     kinds: LayerKinds,
     layers: usize,
-    /// Floats of the keys and values; each recurrent layer's state follows.
+    /// f32 elements of buffer the keys and values take (f16 ones two per element); each
+    /// recurrent layer's state follows.
     kv_floats: usize,
     state_floats: usize,
 }
